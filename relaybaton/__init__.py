@@ -1,0 +1,1 @@
+"""relaybaton: an asyncio actor runtime for multi-agent, multi-model LLM work."""

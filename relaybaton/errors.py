@@ -1,0 +1,390 @@
+"""Every exception relaybaton raises, under one base.
+
+The tree::
+
+    RelaybatonError
+    ├── ActorError
+    │   ├── ActorStoppedError            a send to an actor whose mailbox is closed
+    │   ├── MailboxFullError             a non-blocking send to a full bounded mailbox
+    │   ├── AskTimeoutError              (also TimeoutError) no reply before the deadline
+    │   ├── CalleeFailedError            the callee raised while handling the request
+    │   └── EscalationError              a supervisor gave up: restart intensity exceeded
+    ├── OwnershipError                   a baton rule (DESIGN.md invariants 1-4, 6, 9) refused
+    │   ├── NotOwnerError                the actor acted for a conversation it does not own
+    │   ├── StaleEpochError              the write carried an epoch older than the current one
+    │   ├── UndeclaredHandoffError       a handoff to an agent not listed in the sender's edges
+    │   └── DuplicateConversationError   a conversation id that already exists was created
+    ├── LimitExceededError               invariant 7: a bound was hit
+    │   ├── MaxTurnsExceededError
+    │   ├── MaxHandoffsExceededError
+    │   └── RecursiveCallError           an agent-as-tool call would wait on itself
+    ├── ToolError                        a tool call the model can recover from
+    │   ├── UnknownToolError
+    │   └── ToolArgumentsError           the arguments fail the tool's schema
+    ├── ModelError                       a model call failed; ``retryable`` says what to do
+    │   ├── RateLimitedError             429; ``retry_after`` in seconds when the provider said
+    │   ├── ModelOverloadedError         Anthropic 529, OpenAI 503
+    │   ├── ModelTimeoutError            (also TimeoutError) connect, first byte or total
+    │   ├── ModelConnectionError         (also ConnectionError)
+    │   ├── AuthenticationError          401/403: the key is wrong or lacks access
+    │   ├── BadRequestError              400: the request itself is wrong
+    │   │   └── ContextLengthExceededError
+    │   ├── ContentFilteredError         the provider refused the content
+    │   ├── MalformedResponseError       the provider answered something we cannot read
+    │   └── StreamInterruptedError       a stream ended before its end marker
+    └── ConfigError                      a flow file, a model id or an environment variable
+        ├── FlowError                    one or more problems in a flow file, with paths
+        └── MissingCredentialsError      an API key variable is not set
+
+Classes are named by condition, carry their context as attributes, and subclass a builtin
+where the meaning matches, so ``except TimeoutError`` catches an ask that timed out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ActorError",
+    "ActorStoppedError",
+    "AskTimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CalleeFailedError",
+    "ConfigError",
+    "ContentFilteredError",
+    "ContextLengthExceededError",
+    "DuplicateConversationError",
+    "EscalationError",
+    "FlowError",
+    "FlowProblem",
+    "LimitExceededError",
+    "MailboxFullError",
+    "MalformedResponseError",
+    "MaxHandoffsExceededError",
+    "MaxTurnsExceededError",
+    "MissingCredentialsError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelOverloadedError",
+    "ModelTimeoutError",
+    "NotOwnerError",
+    "OwnershipError",
+    "RateLimitedError",
+    "RecursiveCallError",
+    "RelaybatonError",
+    "StaleEpochError",
+    "StreamInterruptedError",
+    "ToolArgumentsError",
+    "ToolError",
+    "UndeclaredHandoffError",
+    "UnknownToolError",
+]
+
+
+class RelaybatonError(Exception):
+    """Base of every error raised by relaybaton."""
+
+
+# --- actors -------------------------------------------------------------------------------
+
+
+class ActorError(RelaybatonError):
+    """A message could not be delivered to, or handled by, an actor."""
+
+
+class ActorStoppedError(ActorError):
+    """The actor's mailbox is closed: it was stopped and will never run again."""
+
+    def __init__(self, actor: str) -> None:
+        super().__init__(
+            f"actor {actor!r} is stopped and takes no more messages; "
+            "send to the ref its supervisor or activation table gives you now"
+        )
+        self.actor = actor
+
+
+class MailboxFullError(ActorError):
+    """A non-blocking send found the bounded mailbox full (backpressure)."""
+
+    def __init__(self, actor: str, capacity: int) -> None:
+        super().__init__(
+            f"mailbox of actor {actor!r} is full ({capacity} messages); "
+            "retry later or use the awaiting send"
+        )
+        self.actor = actor
+        self.capacity = capacity
+
+
+class AskTimeoutError(ActorError, TimeoutError):
+    """No reply came before the ask's deadline."""
+
+    def __init__(self, actor: str, timeout: float) -> None:
+        super().__init__(f"actor {actor!r} did not reply within {timeout:g} s")
+        self.actor = actor
+        self.timeout = timeout
+
+
+class CalleeFailedError(ActorError):
+    """The callee raised while handling the request; the cause is ``__cause__``."""
+
+    def __init__(self, actor: str, error: BaseException) -> None:
+        super().__init__(f"actor {actor!r} failed: {type(error).__name__}: {error}")
+        self.actor = actor
+        self.error = error
+
+
+class EscalationError(ActorError):
+    """A supervisor exceeded its restart intensity and escalated to its parent."""
+
+    def __init__(self, supervisor: str, restarts: int, period: float) -> None:
+        super().__init__(
+            f"supervisor {supervisor!r} gave up after {restarts} restarts within {period:g} s"
+        )
+        self.supervisor = supervisor
+        self.restarts = restarts
+        self.period = period
+
+
+# --- ownership ----------------------------------------------------------------------------
+
+
+class OwnershipError(RelaybatonError):
+    """A conversation rule refused the operation; the conversation is unchanged."""
+
+    def __init__(self, message: str, *, conversation_id: str) -> None:
+        super().__init__(message)
+        self.conversation_id = conversation_id
+
+
+class NotOwnerError(OwnershipError):
+    """The actor acted for a conversation that another agent (or a handoff) holds."""
+
+    def __init__(self, conversation_id: str, actor: str, owner: str | None) -> None:
+        holder = f"agent {owner!r}" if owner is not None else "a handoff in flight"
+        super().__init__(
+            f"conversation {conversation_id!r} is held by {holder}, not by {actor!r}",
+            conversation_id=conversation_id,
+        )
+        self.actor = actor
+        self.owner = owner
+
+
+class StaleEpochError(OwnershipError):
+    """The write carried an epoch older than the conversation's current one (fencing)."""
+
+    def __init__(self, conversation_id: str, epoch: int, current: int) -> None:
+        super().__init__(
+            f"conversation {conversation_id!r}: epoch {epoch} is stale, current is {current}",
+            conversation_id=conversation_id,
+        )
+        self.epoch = epoch
+        self.current = current
+
+
+class UndeclaredHandoffError(OwnershipError):
+    """The sender does not list the target among its handoffs."""
+
+    def __init__(
+        self, conversation_id: str, sender: str, target: str, allowed: Sequence[str]
+    ) -> None:
+        names = ", ".join(repr(a) for a in sorted(allowed)) or "none"
+        super().__init__(
+            f"agent {sender!r} may not hand off to {target!r}; its declared handoffs: {names}",
+            conversation_id=conversation_id,
+        )
+        self.sender = sender
+        self.target = target
+        self.allowed = tuple(allowed)
+
+
+class DuplicateConversationError(OwnershipError):
+    """A conversation with this id exists already."""
+
+
+# --- limits -------------------------------------------------------------------------------
+
+
+class LimitExceededError(RelaybatonError):
+    """A bound of DESIGN.md invariant 7 was reached; the turn ends with this error."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class MaxTurnsExceededError(LimitExceededError):
+    """More model turns for one user message than ``max_turns`` allows."""
+
+
+class MaxHandoffsExceededError(LimitExceededError):
+    """More handoffs for one user message than ``max_handoffs`` allows."""
+
+
+class RecursiveCallError(LimitExceededError):
+    """An agent-as-tool call would ask an agent already waiting up the call chain."""
+
+
+# --- tools --------------------------------------------------------------------------------
+
+
+class ToolError(RelaybatonError):
+    """A tool call went wrong in a way the model is told about and can recover from."""
+
+    def __init__(self, message: str, *, tool: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+
+
+class UnknownToolError(ToolError):
+    """The model called a tool the agent does not have."""
+
+
+class ToolArgumentsError(ToolError, ValueError):
+    """The arguments do not match the tool's schema (the message names the field)."""
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+class ModelError(RelaybatonError):
+    """A model call failed.
+
+    Attributes:
+        retryable: whether the same request may succeed if sent again.
+        provider: the provider that failed (``openai``, ``simulated``, ...).
+        status: the HTTP status when there was one.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class RateLimitedError(ModelError):
+    """The provider rate-limited the call (429)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.retry_after = retry_after
+
+
+class ModelOverloadedError(ModelError):
+    """The provider is overloaded (Anthropic 529, OpenAI 503)."""
+
+    retryable = True
+
+
+class ModelTimeoutError(ModelError, TimeoutError):
+    """The call timed out; ``phase`` is ``connect``, ``first_byte`` or ``total``."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, provider: str = "", phase: str = "total") -> None:
+        super().__init__(message, provider=provider)
+        self.phase = phase
+
+
+class ModelConnectionError(ModelError, ConnectionError):
+    """The connection to the provider failed or broke."""
+
+    retryable = True
+
+
+class AuthenticationError(ModelError):
+    """The provider refused the credentials (401/403)."""
+
+
+class BadRequestError(ModelError):
+    """The provider refused the request as malformed (400)."""
+
+
+class ContextLengthExceededError(BadRequestError):
+    """The request is longer than the model's context window."""
+
+
+class ContentFilteredError(ModelError):
+    """The provider refused to produce or accept the content."""
+
+
+class MalformedResponseError(ModelError):
+    """The provider's answer could not be decoded."""
+
+    retryable = True
+
+
+class StreamInterruptedError(ModelError):
+    """A stream ended before its end marker.
+
+    Retryable only when nothing was emitted yet: text already shown to a user must never
+    be silently produced a second time.
+    """
+
+    def __init__(self, message: str, *, provider: str = "", emitted: bool = False) -> None:
+        super().__init__(message, provider=provider, retryable=not emitted)
+        self.emitted = emitted
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+class ConfigError(RelaybatonError):
+    """Configuration is wrong; nothing was started."""
+
+
+class FlowProblem:
+    """One problem in a flow file: where it is and what to do."""
+
+    __slots__ = ("message", "path")
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    def __repr__(self) -> str:
+        return f"FlowProblem({self.path!r}, {self.message!r})"
+
+
+class FlowError(ConfigError):
+    """A flow file has one or more problems; ``problems`` lists them all."""
+
+    def __init__(self, source: str, problems: Sequence[FlowProblem]) -> None:
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in the flow\n{lines}")
+        self.source = source
+        self.problems = tuple(problems)
+
+
+class MissingCredentialsError(ConfigError):
+    """A model needs a key from an environment variable that is not set."""
+
+    def __init__(self, variable: str, model: str) -> None:
+        super().__init__(
+            f"model {model!r} needs an API key: set the environment variable {variable}"
+        )
+        self.variable = variable
+        self.model = model
