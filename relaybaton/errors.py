@@ -42,7 +42,7 @@ where the meaning matches, so ``except TimeoutError`` catches an ask that timed 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 __all__ = [
     "ActorError",
@@ -186,7 +186,7 @@ class UndeclaredHandoffError(OwnershipError):
     """The sender does not list the target among its handoffs."""
 
     def __init__(
-        self, conversation_id: str, sender: str, target: str, allowed: Sequence[str]
+        self, conversation_id: str, sender: str, target: str, allowed: Collection[str]
     ) -> None:
         names = ", ".join(repr(a) for a in sorted(allowed)) or "none"
         super().__init__(
@@ -195,7 +195,7 @@ class UndeclaredHandoffError(OwnershipError):
         )
         self.sender = sender
         self.target = target
-        self.allowed = tuple(allowed)
+        self.allowed = tuple(sorted(allowed))
 
 
 class DuplicateConversationError(OwnershipError):

@@ -51,20 +51,14 @@ class Mailbox(Generic[T]):
         """Whether ``close`` was called."""
         return self._closed
 
-    def put_nowait(self, item: T) -> None:
-        """Queue ``item`` or raise at once if the mailbox is closed or full."""
+    def put_nowait(self, item: T, *, bounded: bool = True) -> None:
+        """Queue ``item`` or raise at once if the mailbox is closed or (if bounded) full."""
         if self._closed:
             raise ActorStoppedError(self.owner)
-        if len(self._items) >= self.capacity:
+        if bounded and len(self._items) >= self.capacity:
             raise MailboxFullError(self.owner, self.capacity)
         self._items.append(item)
         self._wake(self._getters)
-
-    def put_front(self, items: list[T]) -> None:
-        """Requeue ``items`` ahead of everything else (a restart hands them back)."""
-        self._items.extendleft(reversed(items))
-        if items:
-            self._wake(self._getters)
 
     async def put(self, item: T) -> None:
         """Queue ``item``, waiting while the mailbox is full.

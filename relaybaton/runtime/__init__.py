@@ -1,0 +1,59 @@
+"""The actor kernel: actors, refs, mailboxes, supervision, activations and the baton.
+
+It knows no LLM: agents are built on it in ``relaybaton.actors``.
+"""
+
+from relaybaton.runtime._activations import ActivationTable
+from relaybaton.runtime._actor import Actor, ActorContext, ActorRef
+from relaybaton.runtime._clock import Clock, FakeClock, MonotonicClock, TimerHandle
+from relaybaton.runtime._conversation import (
+    Conversation,
+    ConversationStatus,
+    LedgerEntry,
+    Lease,
+    OwnershipRecord,
+    Reply,
+    Turn,
+    TurnResult,
+)
+from relaybaton.runtime._conversation_actor import ConversationActor, OwnerHandle, ToolScope
+from relaybaton.runtime._deadletters import DeadLetter, DeadLetters
+from relaybaton.runtime._envelope import Envelope
+from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
+from relaybaton.runtime._ownership import AgentTable, Conversations
+from relaybaton.runtime._supervision import Strategy, SupervisionEvent, Supervisor
+from relaybaton.runtime._system import ActorSystem, open_system
+
+__all__ = [
+    "ActivationTable",
+    "Actor",
+    "ActorContext",
+    "ActorRef",
+    "ActorSystem",
+    "AgentTable",
+    "Clock",
+    "Conversation",
+    "ConversationActor",
+    "ConversationStatus",
+    "Conversations",
+    "DeadLetter",
+    "DeadLetters",
+    "Envelope",
+    "FakeClock",
+    "LedgerEntry",
+    "Lease",
+    "Mailbox",
+    "MailboxClosed",
+    "MonotonicClock",
+    "OwnerHandle",
+    "OwnershipRecord",
+    "Reply",
+    "Strategy",
+    "SupervisionEvent",
+    "Supervisor",
+    "TimerHandle",
+    "ToolScope",
+    "Turn",
+    "TurnResult",
+    "open_system",
+]

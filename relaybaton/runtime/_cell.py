@@ -1,0 +1,286 @@
+"""The actor cell: one mailbox, the current instance, and the task that drains the mailbox.
+
+A cell holds no task while its mailbox is empty: a message to an idle cell starts one drain
+task, which handles messages until the mailbox is empty and then ends. So an idle actor
+costs its mailbox and instance only, and a burst of messages costs one task, not one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, final
+
+from relaybaton.errors import ActorStoppedError, CalleeFailedError
+from relaybaton.runtime._actor import Actor, ActorContext, ActorRef
+from relaybaton.runtime._envelope import Envelope
+from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
+
+if TYPE_CHECKING:
+    from relaybaton.runtime._system import ActorSystem
+
+__all__ = ["ActorCell", "Parent"]
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+class Parent(Protocol):
+    """What a cell reports to: a supervisor or an activation table."""
+
+    def child_failed(self, child: ActorCell[object, object], error: Exception) -> None:
+        """Decide what to do about a crashed child (restart, or escalate)."""
+        ...
+
+    def child_stopped(self, child: ActorCell[object, object]) -> None:
+        """Forget a child that stopped for good."""
+        ...
+
+
+@final
+class ActorCell(Generic[M, R]):
+    """Runs one actor: mailbox, instance, drain task, stop and restart."""
+
+    __slots__ = (
+        "_abort",
+        "_drain_gen",
+        "_started",
+        "_stop_waiters",
+        "context",
+        "current",
+        "factory",
+        "instance",
+        "is_stopped",
+        "key",
+        "mailbox",
+        "name",
+        "on_idle",
+        "parent",
+        "ref",
+        "restarts",
+        "system",
+        "task",
+    )
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        name: str,
+        factory: Callable[[], Actor[M, R]],
+        *,
+        parent: Parent,
+        capacity: int = 1000,
+        key: str | None = None,
+        on_idle: Callable[[ActorCell[M, R]], None] | None = None,
+    ) -> None:
+        self.system = system
+        self.name = name
+        self.key = key
+        self.factory = factory
+        self.parent = parent
+        self.on_idle = on_idle
+        self.mailbox: Mailbox[Envelope[M]] = Mailbox(name, capacity)
+        self.ref: ActorRef[M, R] = ActorRef(name, self)
+        self.context: ActorContext[M, R] = ActorContext(system, name, key, self.ref)
+        self.instance = self._new_instance()
+        self.task: asyncio.Task[None] | None = None
+        self.current: Envelope[M] | None = None
+        self.is_stopped = False
+        self.restarts = 0
+        self._started = False
+        self._drain_gen = 0
+        self._abort: tuple[Exception, str] = (ActorStoppedError(name), "shutdown")
+        self._stop_waiters: list[asyncio.Future[None]] = []
+
+    def __repr__(self) -> str:
+        return f"ActorCell({self.name!r})"
+
+    # --- the _Target protocol of ActorRef -------------------------------------------------
+
+    def cell(self) -> ActorCell[M, R]:
+        return self
+
+    def enqueue(self, envelope: Envelope[M], *, bounded: bool = True) -> None:
+        """Queue an envelope and make sure a drain task will handle it.
+
+        ``bounded=False`` is for the kernel's own messages (batons, dispatched turns), whose
+        number is bounded elsewhere; refusing one would strand a conversation.
+        """
+        try:
+            self.mailbox.put_nowait(envelope, bounded=bounded)
+        except ActorStoppedError:
+            self.system.dead_letters.record(
+                self.name, envelope.message, "stopped", self.system.clock.now()
+            )
+            raise
+        if self.task is None:
+            self._start_drain()
+
+    async def enqueue_wait(self, envelope: Envelope[M]) -> None:
+        """Queue an envelope, waiting for room; then make sure it will be handled."""
+        await self.mailbox.put(envelope)
+        if self.task is None:
+            self._start_drain()
+
+    async def stop(self) -> None:
+        """Close the mailbox, let queued messages be handled, run ``on_stop``. Idempotent."""
+        if self.is_stopped:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._stop_waiters.append(waiter)
+        self.close()
+        await waiter
+
+    def close(self) -> None:
+        """Refuse new messages; the queued ones are still handled, then the actor stops."""
+        if not self.mailbox.closed:
+            self.mailbox.close()
+            if self.task is None:
+                self._start_drain()
+
+    # --- supervision ----------------------------------------------------------------------
+
+    def restart(self, reason: str) -> None:
+        """Replace the instance with a fresh one on the same mailbox.
+
+        Called by the parent. If another task is draining (a sibling's failure restarts
+        this cell), that task is cancelled: its message in progress fails with
+        ``CalleeFailedError`` or becomes a ``restarted`` dead letter. Queued messages stay.
+        """
+        if self.is_stopped:
+            return  # a stopped actor is never revived
+        self.restarts += 1
+        task = self.task
+        if task is not None and task is not asyncio.current_task():
+            self._cancel_drain(
+                task, CalleeFailedError(self.name, RuntimeError(f"restarted: {reason}")), "restarted"
+            )
+        self.instance = self._new_instance()
+        self._started = False
+        if self.task is None and (len(self.mailbox) or self.mailbox.closed):
+            self._start_drain()
+
+    def terminate(self, reason: str) -> None:
+        """Stop at once without handling the queue: queued messages become dead letters."""
+        if self.is_stopped:
+            return
+        self.mailbox.close()
+        now = self.system.clock.now()
+        for envelope in self.mailbox.drain():
+            self._fail_envelope(envelope, ActorStoppedError(self.name), reason, now)
+        task = self.task
+        if task is not None and task is not asyncio.current_task():
+            self._cancel_drain(task, ActorStoppedError(self.name), reason)
+        self._mark_stopped()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _new_instance(self) -> Actor[M, R]:
+        instance = self.factory()
+        instance.context = self.context
+        return instance
+
+    def _cancel_drain(self, task: asyncio.Task[None], error: Exception, reason: str) -> None:
+        self._abort = (error, reason)
+        self._drain_gen += 1
+        self.task = None
+        task.cancel(reason)
+
+    def _start_drain(self) -> None:
+        self._drain_gen += 1
+        self.task = self.system.start_task(self._drain(self._drain_gen), self.name)
+
+    async def _drain(self, gen: int) -> None:
+        try:
+            await self._drain_loop(gen)
+        finally:
+            if self._drain_gen == gen:
+                self.task = None
+        if self._drain_gen == gen and not self.is_stopped and self.on_idle is not None:
+            self.on_idle(self)
+
+    async def _drain_loop(self, gen: int) -> None:
+        mailbox = self.mailbox
+        context = self.context
+        while self._drain_gen == gen:
+            instance = self.instance
+            if not self._started:
+                self._started = True
+                if type(instance).on_start is not Actor.on_start:
+                    try:
+                        await instance.on_start()
+                    except Exception as exc:
+                        await self._crashed(exc, None)
+                        continue
+            try:
+                envelope = mailbox.get_nowait()
+            except IndexError:
+                return
+            except MailboxClosed:
+                await self._finish_stop(instance)
+                return
+            self.current = envelope
+            context.envelope = envelope
+            try:
+                result = await instance.receive(envelope.message)
+            except asyncio.CancelledError:
+                # Our parent restarted or terminated us (it set _abort), or the system is
+                # shutting down; either way the asker must hear about it.
+                error, reason = self._abort
+                self._fail_envelope(envelope, error, reason, self.system.clock.now())
+                raise
+            except Exception as exc:
+                self.current = None
+                context.envelope = None
+                await self._crashed(exc, envelope)
+                continue
+            self.current = None
+            context.envelope = None
+            reply = envelope.reply
+            if reply is not None:
+                if reply.done():
+                    self.system.dead_letters.record(
+                        self.name, result, "orphan_reply", self.system.clock.now()
+                    )
+                else:
+                    reply.set_result(result)
+
+    async def _crashed(self, error: Exception, envelope: Envelope[M] | None) -> None:
+        now = self.system.clock.now()
+        if envelope is not None:
+            self._fail_envelope(envelope, CalleeFailedError(self.name, error), "crashed", now)
+        try:
+            await self.instance.on_failure(error, envelope)
+        except Exception as hook_error:  # a broken hook must not hide the original crash
+            self.system.log.error(
+                "on_failure_hook_failed", actor=self.name, error=repr(hook_error)
+            )
+        self.system.log.warning("actor_crashed", actor=self.name, error=repr(error))
+        self.parent.child_failed(self, error)  # type: ignore[arg-type]
+
+    def _fail_envelope(
+        self, envelope: Envelope[M], error: Exception, reason: str, now: float
+    ) -> None:
+        reply = envelope.reply
+        if reply is not None and not reply.done():
+            if isinstance(error, CalleeFailedError):
+                error.__cause__ = error.error
+            reply.set_exception(error)
+        else:
+            self.system.dead_letters.record(self.name, envelope.message, reason, now)
+
+    async def _finish_stop(self, instance: Actor[M, R]) -> None:
+        if self._started and type(instance).on_stop is not Actor.on_stop:
+            try:
+                await instance.on_stop()
+            except Exception as exc:
+                self.system.log.error("on_stop_failed", actor=self.name, error=repr(exc))
+        self._mark_stopped()
+
+    def _mark_stopped(self) -> None:
+        self.is_stopped = True
+        self.parent.child_stopped(self)  # type: ignore[arg-type]
+        for waiter in self._stop_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._stop_waiters.clear()

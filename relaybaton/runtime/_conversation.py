@@ -1,0 +1,139 @@
+"""A conversation's state: owner, epoch, transcript, turns, leases and usage ledger.
+
+The fields are written only by ``Conversations`` (``_ownership.py``), which checks the
+baton rules first; everything else reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import final
+
+import msgspec
+
+from relaybaton.runtime.messages import BatonPass
+
+__all__ = [
+    "Conversation",
+    "ConversationStatus",
+    "LedgerEntry",
+    "Lease",
+    "OwnershipRecord",
+    "Reply",
+    "Turn",
+    "TurnResult",
+]
+
+
+class ConversationStatus(StrEnum):
+    """Where a conversation stands."""
+
+    ACTIVE = "active"
+    AWAITING_APPROVAL = "awaiting_approval"
+    CLOSED = "closed"
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """One answer to the user."""
+
+    agent: str
+    text: str
+
+
+class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one accepted user message came to: the replies, or the error that ended it."""
+
+    conversation_id: str
+    message_id: str
+    replies: tuple[Reply, ...]
+    owner: str | None
+    epoch: int
+    error: str | None = None
+
+    @property
+    def text(self) -> str:
+        """All reply texts, one per line."""
+        return "\n".join(r.text for r in self.replies)
+
+
+class OwnershipRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Who owned the conversation from which epoch on (None: a handoff in flight)."""
+
+    owner: str | None
+    epoch: int
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    """Usage charged to one (agent, model) pair."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@final
+@dataclass(slots=True)
+class Lease:
+    """A return address: after ``turns_left`` finished turns the baton goes to ``return_to``."""
+
+    return_to: str
+    turns_left: int
+
+
+@final
+@dataclass(slots=True, eq=False)
+class Turn:
+    """One accepted user message, from acceptance to its one result."""
+
+    message_id: str
+    payload: msgspec.Struct
+    future: asyncio.Future[TurnResult]
+    replies: list[Reply] = field(default_factory=list)
+    handoffs: int = 0
+    model_turns: int = 0
+
+
+@final
+@dataclass(slots=True, eq=False)
+class Conversation:
+    """The state of one conversation. Read freely; write only through ``Conversations``."""
+
+    id: str
+    owner: str | None
+    epoch: int = 0
+    status: ConversationStatus = ConversationStatus.ACTIVE
+    in_flight: BatonPass | None = None
+    transcript: list[msgspec.Struct] = field(default_factory=list)
+    events: list[msgspec.Struct] | None = None
+    ownership: list[OwnershipRecord] = field(default_factory=list)
+    ledger: dict[tuple[str, str], LedgerEntry] = field(default_factory=dict)
+    inbox: deque[Turn] = field(default_factory=deque)
+    active: Turn | None = None
+    seen: dict[str, Turn] = field(default_factory=dict)
+    leases: list[Lease] = field(default_factory=list)
+
+    def usage_by_agent(self) -> dict[str, LedgerEntry]:
+        """The ledger summed per agent."""
+        totals: dict[str, LedgerEntry] = {}
+        for (agent, _model), entry in self.ledger.items():
+            total = totals.setdefault(agent, LedgerEntry())
+            total.calls += entry.calls
+            total.input_tokens += entry.input_tokens
+            total.output_tokens += entry.output_tokens
+            total.cost_usd += entry.cost_usd
+        return totals
+
+    def usage_total(self) -> LedgerEntry:
+        """The whole ledger summed."""
+        total = LedgerEntry()
+        for entry in self.ledger.values():
+            total.calls += entry.calls
+            total.input_tokens += entry.input_tokens
+            total.output_tokens += entry.output_tokens
+            total.cost_usd += entry.cost_usd
+        return total

@@ -1,0 +1,84 @@
+"""The kernel's wire types: what actors send each other about conversations.
+
+Frozen, keyword-only, tagged ``msgspec.Struct`` values gathered in ``KernelMessage``. They are
+passed by reference in-process and encoded with msgspec only at a boundary; decoding is
+typed, so nothing read from a journal or a broker can build an arbitrary type.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "BatonPass",
+    "HandoffEvent",
+    "KernelMessage",
+    "ReplyEvent",
+    "ToolRequest",
+    "TraceEvent",
+    "UserTurn",
+]
+
+
+class UserTurn(msgspec.Struct, frozen=True, kw_only=True, tag="user_turn"):
+    """To the owner: handle the conversation's active user message (the turn ``message_id``)."""
+
+    conversation_id: str
+    message_id: str
+
+
+class BatonPass(msgspec.Struct, frozen=True, kw_only=True, tag="baton_pass"):
+    """A handoff in flight: while this message travels, it *is* the conversation's owner.
+
+    ``epoch`` is the epoch the receiver will own the conversation under; ``return_to`` is
+    the agent the baton goes back to after ``lease_turns`` finished turns, if any.
+    """
+
+    conversation_id: str
+    sender: str
+    target: str
+    epoch: int
+    message_id: str
+    return_to: str | None = None
+    lease_turns: int = 1
+    note: str = ""
+
+
+class ToolRequest(msgspec.Struct, frozen=True, kw_only=True, tag="tool_request"):
+    """An agent used as a tool: one request, answered by exactly one reply or typed error.
+
+    ``chain`` lists the agents waiting up the call chain (caller first), so a request that
+    would wait on itself is refused before it is sent.
+    """
+
+    conversation_id: str
+    caller: str
+    call_id: str
+    input: str
+    chain: tuple[str, ...] = ()
+
+
+KernelMessage = UserTurn | BatonPass | ToolRequest
+
+
+class HandoffEvent(msgspec.Struct, frozen=True, kw_only=True, tag="handoff"):
+    """Ownership moved: ``kind`` is ``handoff`` (sent), ``accept`` or ``return``."""
+
+    kind: str
+    sender: str
+    target: str
+    epoch: int
+    at: float
+
+
+class ReplyEvent(msgspec.Struct, frozen=True, kw_only=True, tag="reply"):
+    """The owner answered the user (``error`` set when the turn failed instead)."""
+
+    agent: str
+    text: str
+    epoch: int
+    at: float
+    error: str | None = None
+
+
+TraceEvent = HandoffEvent | ReplyEvent
