@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-class ImagePart(msgspec.Struct, frozen=True, kw_only=True):
+class ImagePart(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An image in a user message: inline base64 data, or a URL the provider fetches."""
 
     media_type: str = "image/png"
@@ -38,7 +38,7 @@ class ImagePart(msgspec.Struct, frozen=True, kw_only=True):
     url: str = ""
 
 
-class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A tool call as the model produced it; ``arguments`` is the model's JSON text."""
 
     id: str
@@ -46,7 +46,7 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
     arguments: str = "{}"
 
 
-class UserMessage(msgspec.Struct, frozen=True, kw_only=True, tag="user"):
+class UserMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="user"):
     """A user's turn. ``message_id`` is the producer's id, the key of exactly-once."""
 
     text: str
@@ -54,7 +54,7 @@ class UserMessage(msgspec.Struct, frozen=True, kw_only=True, tag="user"):
     images: tuple[ImagePart, ...] = ()
 
 
-class AssistantMessage(msgspec.Struct, frozen=True, kw_only=True, tag="assistant"):
+class AssistantMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="assistant"):
     """A model's answer: text, tool calls, or both. ``agent`` is who produced it."""
 
     text: str = ""
@@ -62,7 +62,7 @@ class AssistantMessage(msgspec.Struct, frozen=True, kw_only=True, tag="assistant
     agent: str = ""
 
 
-class ToolResultMessage(msgspec.Struct, frozen=True, kw_only=True, tag="tool_result"):
+class ToolResultMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="tool_result"):
     """The result of one tool call, recorded right after the call that asked for it."""
 
     call_id: str
@@ -74,7 +74,7 @@ class ToolResultMessage(msgspec.Struct, frozen=True, kw_only=True, tag="tool_res
 ChatMessage = UserMessage | AssistantMessage | ToolResultMessage
 
 
-class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
+class ToolSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A tool as a model sees it: ``parameters`` is a JSON Schema object."""
 
     name: str
@@ -84,7 +84,7 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     )
 
 
-class Usage(msgspec.Struct, frozen=True, kw_only=True):
+class Usage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Tokens and dollars of one call, or a sum of calls."""
 
     input_tokens: int = 0
@@ -103,14 +103,14 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class RequestMetadata(msgspec.Struct, frozen=True, kw_only=True):
+class RequestMetadata(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Who is asking: used for routing, simulation and metrics, never sent to a provider."""
 
     agent: str = ""
     conversation_id: str = ""
 
 
-class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
+class ModelRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One call to a model.
 
     ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or a tool name.
@@ -128,7 +128,7 @@ class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
     metadata: RequestMetadata = RequestMetadata()
 
 
-class ModelResponse(msgspec.Struct, frozen=True, kw_only=True):
+class ModelResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A whole answer with its usage; ``model`` is the model that actually answered."""
 
     message: AssistantMessage
@@ -137,13 +137,13 @@ class ModelResponse(msgspec.Struct, frozen=True, kw_only=True):
     finish_reason: Literal["stop", "tool_calls", "length", "content_filter"] = "stop"
 
 
-class TextDelta(msgspec.Struct, frozen=True, kw_only=True, tag="text_delta"):
+class TextDelta(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="text_delta"):
     """A piece of answer text, in order."""
 
     text: str
 
 
-class ToolCallDelta(msgspec.Struct, frozen=True, kw_only=True, tag="tool_call_delta"):
+class ToolCallDelta(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="tool_call_delta"):
     """A piece of a tool call; ``index`` orders the calls of one answer."""
 
     index: int
@@ -152,7 +152,7 @@ class ToolCallDelta(msgspec.Struct, frozen=True, kw_only=True, tag="tool_call_de
     arguments: str = ""
 
 
-class StreamDone(msgspec.Struct, frozen=True, kw_only=True, tag="done"):
+class StreamDone(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="done"):
     """The last event of every stream: the whole answer, assembled."""
 
     response: ModelResponse

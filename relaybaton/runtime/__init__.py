@@ -9,8 +9,8 @@ from relaybaton.runtime._clock import Clock, FakeClock, MonotonicClock, TimerHan
 from relaybaton.runtime._conversation import (
     Conversation,
     ConversationStatus,
-    LedgerEntry,
     Lease,
+    LedgerEntry,
     OwnershipRecord,
     Reply,
     Turn,

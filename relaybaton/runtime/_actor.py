@@ -6,10 +6,8 @@ runtime creates, restarts and stops instances behind a ref.
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast, final
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, final
 
-from relaybaton.errors import AskTimeoutError
 from relaybaton.runtime._envelope import Envelope
 
 if TYPE_CHECKING:
@@ -48,20 +46,26 @@ class Actor(Generic[M, R]):
         """Run when ``receive`` (or ``on_start``, with no envelope) raised ``error``."""
 
 
-@final
-class ActorContext(Generic[M, R]):
-    """What an actor instance knows about itself: its ref, key, system and current message."""
+class ActorContext(Protocol[M, R]):
+    """What an actor instance knows about itself: its ref, key, system and current message.
 
-    __slots__ = ("envelope", "key", "name", "ref", "system")
+    The actor's cell plays this part itself, so an activation costs no extra object.
+    """
 
-    def __init__(
-        self, system: ActorSystem, name: str, key: str | None, ref: ActorRef[M, R]
-    ) -> None:
-        self.system = system
-        self.name = name
-        self.key = key
-        self.ref = ref
-        self.envelope: Envelope[M] | None = None
+    @property
+    def system(self) -> ActorSystem: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key(self) -> str | None: ...
+
+    @property
+    def ref(self) -> ActorRef[M, R]: ...
+
+    @property
+    def envelope(self) -> Envelope[M] | None: ...
 
 
 class _Target(Protocol[M, R]):
@@ -142,31 +146,14 @@ class ActorRef(Generic[M, R]):
             ActorStoppedError: the actor is stopped, or stopped before handling it.
             MailboxFullError: the mailbox is full.
         """
-        cell = self._target.cell()
-        reply: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        cell.enqueue(
-            Envelope(
-                message=message,
-                sender=sender,
-                reply=reply,
-                conversation_id=conversation_id,
-                epoch=epoch,
-                trace_id=trace_id,
-            )
+        return await self._target.cell().ask(
+            message,
+            timeout=timeout,
+            sender=sender,
+            conversation_id=conversation_id,
+            epoch=epoch,
+            trace_id=trace_id,
         )
-        if timeout is None:
-            return cast(R, await reply)
-        name = self.name
-
-        def expire() -> None:
-            if not reply.done():
-                reply.set_exception(AskTimeoutError(name, timeout))
-
-        handle = cell.system.clock.call_later(timeout, expire)
-        try:
-            return cast(R, await reply)
-        finally:
-            handle.cancel()
 
     async def stop(self) -> None:
         """Stop the actor: queued messages are still handled, later sends fail.

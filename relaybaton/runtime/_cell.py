@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, final
 
-from relaybaton.errors import ActorStoppedError, CalleeFailedError
-from relaybaton.runtime._actor import Actor, ActorContext, ActorRef
+from relaybaton.errors import ActorStoppedError, AskTimeoutError, CalleeFailedError
+from relaybaton.runtime._actor import Actor, ActorRef
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
 
@@ -44,10 +44,11 @@ class ActorCell(Generic[M, R]):
     __slots__ = (
         "_abort",
         "_drain_gen",
+        "_ref",
         "_started",
         "_stop_waiters",
-        "context",
         "current",
+        "envelope",
         "factory",
         "instance",
         "is_stopped",
@@ -56,7 +57,6 @@ class ActorCell(Generic[M, R]):
         "name",
         "on_idle",
         "parent",
-        "ref",
         "restarts",
         "system",
         "task",
@@ -80,8 +80,8 @@ class ActorCell(Generic[M, R]):
         self.parent = parent
         self.on_idle = on_idle
         self.mailbox: Mailbox[Envelope[M]] = Mailbox(name, capacity)
-        self.ref: ActorRef[M, R] = ActorRef(name, self)
-        self.context: ActorContext[M, R] = ActorContext(system, name, key, self.ref)
+        self._ref: ActorRef[M, R] | None = None
+        self.envelope: Envelope[M] | None = None  # the message being handled, for the actor
         self.instance = self._new_instance()
         self.task: asyncio.Task[None] | None = None
         self.current: Envelope[M] | None = None
@@ -89,11 +89,18 @@ class ActorCell(Generic[M, R]):
         self.restarts = 0
         self._started = False
         self._drain_gen = 0
-        self._abort: tuple[Exception, str] = (ActorStoppedError(name), "shutdown")
-        self._stop_waiters: list[asyncio.Future[None]] = []
+        self._abort: tuple[Exception, str] | None = None
+        self._stop_waiters: list[asyncio.Future[None]] | None = None
 
     def __repr__(self) -> str:
         return f"ActorCell({self.name!r})"
+
+    @property
+    def ref(self) -> ActorRef[M, R]:
+        """This actor's ref (made on first use: most activations never need one)."""
+        if self._ref is None:
+            self._ref = ActorRef(self.name, self)
+        return self._ref
 
     # --- the _Target protocol of ActorRef -------------------------------------------------
 
@@ -116,6 +123,36 @@ class ActorCell(Generic[M, R]):
         if self.task is None:
             self._start_drain()
 
+    async def ask(
+        self,
+        message: M,
+        *,
+        timeout: float | None = None,
+        sender: str | None = None,
+        conversation_id: str | None = None,
+        epoch: int = 0,
+        trace_id: str | None = None,
+    ) -> R:
+        """Queue a request and wait for its reply; see ``ActorRef.ask``."""
+        reply: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.enqueue(
+            Envelope(
+                message=message,
+                sender=sender,
+                reply=reply,
+                conversation_id=conversation_id,
+                epoch=epoch,
+                trace_id=trace_id,
+            )
+        )
+        if timeout is None:
+            return await reply  # type: ignore[return-value]
+        handle = self.system.clock.call_later(timeout, _expire, reply, self.name, timeout)
+        try:
+            return await reply  # type: ignore[return-value]
+        finally:
+            handle.cancel()
+
     async def enqueue_wait(self, envelope: Envelope[M]) -> None:
         """Queue an envelope, waiting for room; then make sure it will be handled."""
         await self.mailbox.put(envelope)
@@ -127,6 +164,8 @@ class ActorCell(Generic[M, R]):
         if self.is_stopped:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._stop_waiters is None:
+            self._stop_waiters = []
         self._stop_waiters.append(waiter)
         self.close()
         await waiter
@@ -153,7 +192,9 @@ class ActorCell(Generic[M, R]):
         task = self.task
         if task is not None and task is not asyncio.current_task():
             self._cancel_drain(
-                task, CalleeFailedError(self.name, RuntimeError(f"restarted: {reason}")), "restarted"
+                task,
+                CalleeFailedError(self.name, RuntimeError(f"restarted: {reason}")),
+                "restarted",
             )
         self.instance = self._new_instance()
         self._started = False
@@ -177,7 +218,7 @@ class ActorCell(Generic[M, R]):
 
     def _new_instance(self) -> Actor[M, R]:
         instance = self.factory()
-        instance.context = self.context
+        instance.context = self
         return instance
 
     def _cancel_drain(self, task: asyncio.Task[None], error: Exception, reason: str) -> None:
@@ -188,62 +229,67 @@ class ActorCell(Generic[M, R]):
 
     def _start_drain(self) -> None:
         self._drain_gen += 1
-        self.task = self.system.start_task(self._drain(self._drain_gen), self.name)
+        self.task = self.system.start_task(self._drain(self._drain_gen))
 
     async def _drain(self, gen: int) -> None:
+        # One coroutine for the whole drain (no helper frames): every frame of a parked
+        # conversation is an object the garbage collector walks.
+        system = self.system
         try:
-            await self._drain_loop(gen)
+            mailbox = self.mailbox
+            while self._drain_gen == gen:
+                instance = self.instance
+                if not self._started:
+                    self._started = True
+                    if type(instance).on_start is not Actor.on_start:
+                        try:
+                            await instance.on_start()
+                        except Exception as exc:
+                            await self._crashed(exc, None)
+                            continue
+                try:
+                    envelope = mailbox.get_nowait()
+                except IndexError:
+                    break
+                except MailboxClosed:
+                    await self._finish_stop(instance)
+                    break
+                self.current = envelope
+                self.envelope = envelope
+                try:
+                    result = await instance.receive(envelope.message)
+                except asyncio.CancelledError:
+                    # Our parent restarted or terminated us (it set _abort), or the system is
+                    # shutting down; either way the asker must hear about it.
+                    error, reason = self._abort or (ActorStoppedError(self.name), "shutdown")
+                    self._fail_envelope(envelope, error, reason, self.system.clock.now())
+                    raise
+                except Exception as exc:
+                    self.current = None
+                    self.envelope = None
+                    await self._crashed(exc, envelope)
+                    continue
+                self.current = None
+                self.envelope = None
+                reply = envelope.reply
+                if reply is not None:
+                    if reply.done():
+                        self.system.dead_letters.record(
+                            self.name, result, "orphan_reply", self.system.clock.now()
+                        )
+                    else:
+                        reply.set_result(result)
+        except Exception as error:
+            # Actor errors are handled in the loop; anything reaching here is a bug in the
+            # kernel itself, and the only safe answer is to stop everything loudly.
+            system.log.error("runtime_task_failed", actor=self.name, error=repr(error))
+            system.fail(error)
         finally:
+            system.task_finished()
             if self._drain_gen == gen:
                 self.task = None
         if self._drain_gen == gen and not self.is_stopped and self.on_idle is not None:
             self.on_idle(self)
-
-    async def _drain_loop(self, gen: int) -> None:
-        mailbox = self.mailbox
-        context = self.context
-        while self._drain_gen == gen:
-            instance = self.instance
-            if not self._started:
-                self._started = True
-                if type(instance).on_start is not Actor.on_start:
-                    try:
-                        await instance.on_start()
-                    except Exception as exc:
-                        await self._crashed(exc, None)
-                        continue
-            try:
-                envelope = mailbox.get_nowait()
-            except IndexError:
-                return
-            except MailboxClosed:
-                await self._finish_stop(instance)
-                return
-            self.current = envelope
-            context.envelope = envelope
-            try:
-                result = await instance.receive(envelope.message)
-            except asyncio.CancelledError:
-                # Our parent restarted or terminated us (it set _abort), or the system is
-                # shutting down; either way the asker must hear about it.
-                error, reason = self._abort
-                self._fail_envelope(envelope, error, reason, self.system.clock.now())
-                raise
-            except Exception as exc:
-                self.current = None
-                context.envelope = None
-                await self._crashed(exc, envelope)
-                continue
-            self.current = None
-            context.envelope = None
-            reply = envelope.reply
-            if reply is not None:
-                if reply.done():
-                    self.system.dead_letters.record(
-                        self.name, result, "orphan_reply", self.system.clock.now()
-                    )
-                else:
-                    reply.set_result(result)
 
     async def _crashed(self, error: Exception, envelope: Envelope[M] | None) -> None:
         now = self.system.clock.now()
@@ -252,9 +298,7 @@ class ActorCell(Generic[M, R]):
         try:
             await self.instance.on_failure(error, envelope)
         except Exception as hook_error:  # a broken hook must not hide the original crash
-            self.system.log.error(
-                "on_failure_hook_failed", actor=self.name, error=repr(hook_error)
-            )
+            self.system.log.error("on_failure_hook_failed", actor=self.name, error=repr(hook_error))
         self.system.log.warning("actor_crashed", actor=self.name, error=repr(error))
         self.parent.child_failed(self, error)  # type: ignore[arg-type]
 
@@ -280,7 +324,13 @@ class ActorCell(Generic[M, R]):
     def _mark_stopped(self) -> None:
         self.is_stopped = True
         self.parent.child_stopped(self)  # type: ignore[arg-type]
-        for waiter in self._stop_waiters:
+        for waiter in self._stop_waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
-        self._stop_waiters.clear()
+        self._stop_waiters = None
+
+
+def _expire(reply: asyncio.Future[object], actor: str, timeout: float) -> None:
+    # A module function with arguments, not a closure: no cell objects per ask.
+    if not reply.done():
+        reply.set_exception(AskTimeoutError(actor, timeout))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable
-from typing import Protocol, final
+from typing import Protocol, TypeVarTuple, Unpack, final
 
 __all__ = ["Clock", "FakeClock", "MonotonicClock", "TimerHandle"]
+
+Ts = TypeVarTuple("Ts")
 
 
 class TimerHandle(Protocol):
@@ -34,33 +37,40 @@ class Clock(Protocol):
         """Wait ``seconds``; cancellable like any await."""
         ...
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        """Run ``callback`` once ``delay`` seconds from now, in the event loop's thread."""
+    def call_later(
+        self, delay: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+    ) -> TimerHandle:
+        """Run ``callback(*args)`` once, ``delay`` seconds from now, on the event loop."""
         ...
 
 
 @final
 class MonotonicClock:
-    """The running event loop's monotonic clock."""
+    """The running event loop's monotonic clock (asyncio's loop.time() is time.monotonic)."""
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        return asyncio.get_running_loop().call_later(delay, callback)
+    def call_later(
+        self, delay: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+    ) -> TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
 
 
 @final
 class _FakeTimer:
-    __slots__ = ("callback", "cancelled", "deadline", "seq")
+    __slots__ = ("args", "callback", "cancelled", "deadline", "seq")
 
-    def __init__(self, deadline: float, seq: int, callback: Callable[[], None]) -> None:
+    def __init__(
+        self, deadline: float, seq: int, callback: Callable[..., object], args: tuple[object, ...]
+    ) -> None:
         self.deadline = deadline
         self.seq = seq
         self.callback = callback
+        self.args = args
         self.cancelled = False
 
     def __lt__(self, other: _FakeTimer) -> bool:
@@ -86,8 +96,10 @@ class FakeClock:
     def now(self) -> float:
         return self._now
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        timer = _FakeTimer(self._now + max(delay, 0.0), next(self._seq), callback)
+    def call_later(
+        self, delay: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+    ) -> TimerHandle:
+        timer = _FakeTimer(self._now + max(delay, 0.0), next(self._seq), callback, args)
         heapq.heappush(self._timers, timer)
         return timer
 
@@ -125,7 +137,7 @@ class FakeClock:
                 break
             timer = heapq.heappop(self._timers)
             self._now = max(self._now, timer.deadline)
-            timer.callback()
+            timer.callback(*timer.args)
             await _settle()
         self._now = max(self._now, target)
         await _settle()

@@ -36,14 +36,14 @@ class ConversationStatus(StrEnum):
     CLOSED = "closed"
 
 
-class Reply(msgspec.Struct, frozen=True, kw_only=True):
+class Reply(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One answer to the user."""
 
     agent: str
     text: str
 
 
-class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
+class TurnResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What one accepted user message came to: the replies, or the error that ended it."""
 
     conversation_id: str
@@ -59,7 +59,7 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
         return "\n".join(r.text for r in self.replies)
 
 
-class OwnershipRecord(msgspec.Struct, frozen=True, kw_only=True):
+class OwnershipRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Who owned the conversation from which epoch on (None: a handoff in flight)."""
 
     owner: str | None
@@ -88,14 +88,28 @@ class Lease:
 @final
 @dataclass(slots=True, eq=False)
 class Turn:
-    """One accepted user message, from acceptance to its one result."""
+    """One accepted user message, from acceptance to its one result.
+
+    Each submitter of the message gets its own waiter future, so one caller that cancels
+    its wait cancels neither the turn nor another caller's wait.
+    """
 
     message_id: str
     payload: msgspec.Struct
-    future: asyncio.Future[TurnResult]
+    waiters: list[asyncio.Future[TurnResult]] = field(default_factory=list)
+    result: TurnResult | None = None
     replies: list[Reply] = field(default_factory=list)
     handoffs: int = 0
     model_turns: int = 0
+
+    def waiter(self) -> asyncio.Future[TurnResult]:
+        """A new future of this turn's result (done already if the turn ended)."""
+        future: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
+        if self.result is not None:
+            future.set_result(self.result)
+        else:
+            self.waiters.append(future)
+        return future
 
 
 @final

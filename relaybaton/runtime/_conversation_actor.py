@@ -86,9 +86,15 @@ class OwnerHandle:
         self._conversations.count_model_turn(self.conversation.id, self.agent, self.epoch)
 
     def handoff(
-        self, target: str, *, return_to_sender: bool = False, lease_turns: int = 1, note: str = ""
+        self,
+        target: str,
+        *,
+        return_to_sender: bool = False,
+        lease_turns: int = 1,
+        note: str = "",
+        record: msgspec.Struct | None = None,
     ) -> BatonPass:
-        """Pass the baton; this handle is stale afterwards."""
+        """Pass the baton; this handle is stale afterwards. See ``Conversations.handoff``."""
         return self._conversations.handoff(
             self.conversation.id,
             self.agent,
@@ -97,6 +103,7 @@ class OwnerHandle:
             return_to_sender=return_to_sender,
             lease_turns=lease_turns,
             note=note,
+            record=record,
         )
 
     def reply(self, text: str) -> None:
@@ -185,9 +192,7 @@ class ConversationActor(Actor[KernelMessage, object]):
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unexpected message {type(message).__name__}")
         if handle.holds:
-            handle.fail(
-                f"agent {self.agent_name!r} ended its turn without replying or handing off"
-            )
+            handle.fail(f"agent {self.agent_name!r} ended its turn without replying or handing off")
         return None
 
     def _stale(self, message: KernelMessage) -> None:

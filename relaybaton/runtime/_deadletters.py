@@ -44,10 +44,6 @@ class DeadLetters:
     def record(self, actor: str, message: object, reason: str, at: float) -> None:
         """Count one dead letter and log it at warning level."""
         self.counts[reason] += 1
-        letter = DeadLetter(
-            actor=actor, reason=reason, message_type=type(message).__name__, at=at
-        )
+        letter = DeadLetter(actor=actor, reason=reason, message_type=type(message).__name__, at=at)
         self.recent.append(letter)
-        _log.warning(
-            "dead_letter", actor=actor, reason=reason, message_type=letter.message_type
-        )
+        _log.warning("dead_letter", actor=actor, reason=reason, message_type=letter.message_type)

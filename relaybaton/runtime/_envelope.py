@@ -12,7 +12,7 @@ __all__ = ["Envelope"]
 M = TypeVar("M")
 
 
-class Envelope(msgspec.Struct, Generic[M], frozen=True, kw_only=True):
+class Envelope(msgspec.Struct, Generic[M], frozen=True, kw_only=True, gc=False):
     """A message on its way to one actor.
 
     ``reply`` is the in-process return address of an ``ask`` (None for ``tell``); it is

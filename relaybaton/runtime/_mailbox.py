@@ -23,6 +23,9 @@ __all__ = ["Mailbox", "MailboxClosed"]
 T = TypeVar("T")
 
 
+_NO_WAITERS: deque[asyncio.Future[None]] = deque(maxlen=0)  # never appended to
+
+
 class MailboxClosed(Exception):  # noqa: N818 - an end-of-stream signal, like StopIteration
     """Raised by a receive on a closed mailbox that has nothing left."""
 
@@ -40,8 +43,10 @@ class Mailbox(Generic[T]):
         self.capacity = capacity
         self._items: deque[T] = deque()
         self._closed = False
-        self._getters: deque[asyncio.Future[None]] = deque()
-        self._putters: deque[asyncio.Future[None]] = deque()
+        # Waiter queues are shared empty sentinels until someone waits: most mailboxes
+        # (activations drained by their own task) never block, and this keeps them small.
+        self._getters: deque[asyncio.Future[None]] = _NO_WAITERS
+        self._putters: deque[asyncio.Future[None]] = _NO_WAITERS
 
     def __len__(self) -> int:
         return len(self._items)
@@ -68,6 +73,8 @@ class Mailbox(Generic[T]):
         """
         while not self._closed and len(self._items) >= self.capacity:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._putters is _NO_WAITERS:
+                self._putters = deque()
             self._putters.append(waiter)
             try:
                 await waiter
@@ -94,6 +101,8 @@ class Mailbox(Generic[T]):
         """Take the oldest item, waiting for one; raise ``MailboxClosed`` when done."""
         while not self._items and not self._closed:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._getters is _NO_WAITERS:
+                self._getters = deque()
             self._getters.append(waiter)
             try:
                 await waiter

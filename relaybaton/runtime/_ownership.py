@@ -23,7 +23,7 @@ event loop, and they take no locks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import final
 
 import msgspec
@@ -42,8 +42,8 @@ from relaybaton.runtime._activations import ActivationTable
 from relaybaton.runtime._conversation import (
     Conversation,
     ConversationStatus,
-    LedgerEntry,
     Lease,
+    LedgerEntry,
     OwnershipRecord,
     Reply,
     Turn,
@@ -119,23 +119,24 @@ class Conversations:
     def submit(
         self, conversation_id: str, message_id: str, payload: msgspec.Struct
     ) -> asyncio.Future[TurnResult]:
-        """Accept a user message once; return the future of its one result.
+        """Accept a user message once; return a future of its one result.
 
-        A repeated ``message_id`` returns the first acceptance's future and queues nothing.
+        A repeated ``message_id`` queues nothing: its future gets the first one's result.
+        Cancelling the returned future does not cancel the turn.
         Raises ``OwnershipError`` if the conversation is closed.
         """
         conversation = self.open(conversation_id)
         seen = conversation.seen.get(message_id)
         if seen is not None:
             self.duplicates += 1
-            return seen.future
+            return seen.waiter()
         if conversation.status is ConversationStatus.CLOSED:
             raise OwnershipError(
                 f"conversation {conversation_id!r} is closed; start a new one",
                 conversation_id=conversation_id,
             )
-        future: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
-        turn = Turn(message_id=message_id, payload=payload, future=future)
+        turn = Turn(message_id=message_id, payload=payload)
+        future = turn.waiter()
         conversation.seen[message_id] = turn
         conversation.inbox.append(turn)
         self.turns_accepted += 1
@@ -149,7 +150,7 @@ class Conversations:
             conversation.active = turn
             conversation.transcript.append(turn.payload)
             owner = conversation.owner
-            assert owner is not None  # a turn ends only with the baton held  # noqa: S101
+            assert owner is not None  # a turn ends only with the baton held
             message = UserTurn(conversation_id=conversation.id, message_id=turn.message_id)
             self._deliver(conversation, owner, message, conversation.epoch)
 
@@ -235,8 +236,12 @@ class Conversations:
         return_to_sender: bool = False,
         lease_turns: int = 1,
         note: str = "",
+        record: msgspec.Struct | None = None,
     ) -> BatonPass:
         """Pass the baton to ``target``; the conversation's epoch grows by one.
+
+        ``record`` is appended to the transcript if, and only if, the handoff happens (the
+        sender's tool result for its handoff call, written while it still owns it).
 
         Raises:
             NotOwnerError, StaleEpochError: ``sender`` does not hold the baton at ``epoch``.
@@ -255,6 +260,8 @@ class Conversations:
                 limit=self.max_handoffs,
             )
         turn.handoffs += 1
+        if record is not None:
+            conversation.transcript.append(record)
         conversation.epoch += 1
         baton = BatonPass(
             conversation_id=conversation_id,
@@ -378,17 +385,18 @@ class Conversations:
             if lease.turns_left <= 0:
                 conversation.leases.pop()
                 self._return_baton(conversation, agent, lease.return_to)
-        if not turn.future.done():
-            turn.future.set_result(
-                TurnResult(
-                    conversation_id=conversation.id,
-                    message_id=turn.message_id,
-                    replies=tuple(turn.replies),
-                    owner=conversation.owner,
-                    epoch=conversation.epoch,
-                    error=error,
-                )
-            )
+        turn.result = result = TurnResult(
+            conversation_id=conversation.id,
+            message_id=turn.message_id,
+            replies=tuple(turn.replies),
+            owner=conversation.owner,
+            epoch=conversation.epoch,
+            error=error,
+        )
+        for waiter in turn.waiters:
+            if not waiter.done():
+                waiter.set_result(result)
+        turn.waiters.clear()
         self._dispatch_next(conversation)
 
     def _return_baton(self, conversation: Conversation, sender: str, target: str) -> None:
@@ -439,8 +447,8 @@ class Conversations:
             input=text,
             chain=full_chain,
         )
-        ref = self.agents[callee].ref(conversation_id)
-        result = await ref.ask(
+        cell = self.agents[callee].cell_for(conversation_id)
+        result = await cell.ask(
             request, timeout=timeout, sender=caller, conversation_id=conversation_id
         )
         return str(result)

@@ -119,7 +119,7 @@ class Supervisor:
         )
         if type(cell.instance).on_start is not Actor.on_start:
             await cell.instance.on_start()
-        cell._started = True  # noqa: SLF001 - the cell's own start flag, set by its creator
+        cell._started = True
         self.children.append(cell)
         return cell.ref
 

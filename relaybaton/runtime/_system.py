@@ -14,6 +14,7 @@ and waits for every one of them before it exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -97,20 +98,21 @@ class ActorSystem:
 
     # --- tasks and failure ------------------------------------------------------------------
 
-    def start_task(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Start a task the system owns; an exception escaping it fails the system."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Start a task the system owns; it must call ``task_finished`` as it ends.
+
+        The bookkeeping runs inside the task rather than in a done callback: a callback
+        costs one more trip through the event loop per task, on the hot path.
+        """
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            # Actor errors are handled inside the cell; anything reaching here is a bug in
-            # the kernel itself, and the only safe answer is to stop everything loudly.
-            self.log.error("runtime_task_failed", task=task.get_name(), error=repr(error))
-            self.fail(error)
+    def task_finished(self) -> None:
+        """Forget the current task (called by the task itself in its ``finally``)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)
 
     def fail(self, error: BaseException) -> None:
         """Fail the system: the ``open_system`` block is cancelled and raises ``error``."""
@@ -163,21 +165,34 @@ async def open_system(
     max_restarts: int = 3,
     within: float = 5.0,
     shutdown_grace: float = 5.0,
+    gc_young_threshold: int | None = None,
 ) -> AsyncIterator[ActorSystem]:
     """Open an actor system for the duration of the block.
 
     On exit, queued messages drain for up to ``shutdown_grace`` seconds and the rest is
     cancelled (dead letters are counted). If the root supervisor escalates, the block is
     cancelled and ``EscalationError`` is raised from it.
+
+    ``gc_young_threshold`` sets CPython's young-generation threshold while the system is
+    open (restored on exit). CPython walks every live object at each full collection and,
+    at its default of 700, runs one every ~70,000 allocations; with thousands of
+    conversations in flight that makes a burst of n conversations cost O(n²). 10,000, as
+    long-running servers commonly use, keeps the cost linear (``benchmarks/overhead.py``).
+    It is a process-wide setting, so it is off unless the embedding process asks.
     """
     system = ActorSystem(
         clock=clock or MonotonicClock(), name=name, max_restarts=max_restarts, within=within
     )
+    saved_threshold = gc.get_threshold()
+    if gc_young_threshold is not None:
+        gc.set_threshold(gc_young_threshold, *saved_threshold[1:])
     try:
         with anyio.CancelScope() as scope:
-            system._scope = scope  # noqa: SLF001 - the system's own scope, set by its opener
+            system._scope = scope
             yield system
     finally:
         await system.aclose(shutdown_grace)
+        if gc_young_threshold is not None:
+            gc.set_threshold(*saved_threshold)
     if system.failure is not None:
         raise system.failure

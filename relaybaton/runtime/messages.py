@@ -20,14 +20,14 @@ __all__ = [
 ]
 
 
-class UserTurn(msgspec.Struct, frozen=True, kw_only=True, tag="user_turn"):
+class UserTurn(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="user_turn"):
     """To the owner: handle the conversation's active user message (the turn ``message_id``)."""
 
     conversation_id: str
     message_id: str
 
 
-class BatonPass(msgspec.Struct, frozen=True, kw_only=True, tag="baton_pass"):
+class BatonPass(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="baton_pass"):
     """A handoff in flight: while this message travels, it *is* the conversation's owner.
 
     ``epoch`` is the epoch the receiver will own the conversation under; ``return_to`` is
@@ -44,7 +44,7 @@ class BatonPass(msgspec.Struct, frozen=True, kw_only=True, tag="baton_pass"):
     note: str = ""
 
 
-class ToolRequest(msgspec.Struct, frozen=True, kw_only=True, tag="tool_request"):
+class ToolRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="tool_request"):
     """An agent used as a tool: one request, answered by exactly one reply or typed error.
 
     ``chain`` lists the agents waiting up the call chain (caller first), so a request that
@@ -61,7 +61,7 @@ class ToolRequest(msgspec.Struct, frozen=True, kw_only=True, tag="tool_request")
 KernelMessage = UserTurn | BatonPass | ToolRequest
 
 
-class HandoffEvent(msgspec.Struct, frozen=True, kw_only=True, tag="handoff"):
+class HandoffEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="handoff"):
     """Ownership moved: ``kind`` is ``handoff`` (sent), ``accept`` or ``return``."""
 
     kind: str
@@ -71,7 +71,7 @@ class HandoffEvent(msgspec.Struct, frozen=True, kw_only=True, tag="handoff"):
     at: float
 
 
-class ReplyEvent(msgspec.Struct, frozen=True, kw_only=True, tag="reply"):
+class ReplyEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="reply"):
     """The owner answered the user (``error`` set when the turn failed instead)."""
 
     agent: str

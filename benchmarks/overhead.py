@@ -1,0 +1,357 @@
+"""What does the kernel cost next to the plainest asyncio program doing the same work?
+
+Workload "handoff-tool": a user message enters triage, whose model hands off to a refund
+expert; the expert's model calls a policy agent as a tool (a fixed text), then answers. One
+handoff, one agent-as-tool call, four model calls per conversation; models are scripted and
+answer at once, so what is measured is the runtime, not a model.
+
+The floor runs the same message pattern with bare asyncio: one ``asyncio.Queue`` mailbox
+and one task per (agent, conversation), and a future for each request/reply. It has none
+of relaybaton's guarantees (ownership, fencing, dedup, supervision, bounded mailboxes), so
+it is a floor, not a competitor.
+
+Figures, each for relaybaton (tracing off), relaybaton with tracing events on, and the floor:
+
+- ``us_per_conv_seq``: µs per conversation, one at a time (median of the repetitions);
+- ``conv_per_s_concurrent``: conversations per second with 1,000 in flight;
+- ``conv_per_s_10k``: the same with 10,000 in flight;
+- ``mb_per_10k_live``: RSS growth with 10,000 conversations parked inside the policy
+  agent's model call (each system measured in a fresh process).
+
+Both programs run with CPython's young-generation GC threshold at 10,000, the setting the
+relaybaton CLI uses for a long-running process (see ``open_system``); the row
+``relaybaton_gc_default`` repeats relaybaton at the interpreter's default (700), to show what
+that setting buys at 10,000 conversations in flight.
+
+Read the ratios, not the absolute times: these machines are shared and noisy, and every
+figure here comes from the same run. Usage: ``python benchmarks/overhead.py [--json]
+[--repeat N] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from relaybaton.actors import Agent, handoff, open_runtime
+from relaybaton.adapters import (
+    AssistantMessage,
+    ChatMessage,
+    ModelRequest,
+    RequestMetadata,
+    ToolResultMessage,
+    ToolSpec,
+    UserMessage,
+)
+from relaybaton.adapters._scripted import ScriptedModel, tool_call
+
+# --- relaybaton ---------------------------------------------------------------------------
+
+
+def _scripts(gate: asyncio.Event | None = None) -> dict[str, ScriptedModel]:
+    def triage(_: ModelRequest) -> AssistantMessage:
+        return AssistantMessage(tool_calls=(tool_call("transfer_to_refund", "h1"),))
+
+    def refund(request: ModelRequest) -> AssistantMessage:
+        if (
+            isinstance(request.messages[-1], ToolResultMessage)
+            and request.messages[-1].name == "policy"
+        ):
+            return AssistantMessage(text="Your refund is approved under the 30-day policy.")
+        return AssistantMessage(tool_calls=(tool_call("policy", "t1", input="refund rules?"),))
+
+    def policy(_: ModelRequest) -> AssistantMessage:
+        return AssistantMessage(text="Refunds are allowed within 30 days of delivery.")
+
+    return {
+        "triage": ScriptedModel(triage, keep_requests=False),
+        "refund": ScriptedModel(refund, keep_requests=False),
+        "policy": ScriptedModel(policy, keep_requests=False, gate=gate),
+    }
+
+
+def _agents() -> Agent:
+    policy = Agent(name="policy", model="policy", description="Refund policy")
+    refund = Agent(name="refund", model="refund", tools=(policy.as_tool("policy"),))
+    return Agent(name="triage", model="triage", handoffs=(handoff(refund),))
+
+
+@dataclass
+class System:
+    """``start_one`` submits one conversation and returns the future of its end."""
+
+    name: str
+    start_one: Callable[[str], asyncio.Future[object]]
+
+    async def run_one(self, conversation_id: str) -> object:
+        return await self.start_one(conversation_id)
+
+    async def run_many(self, prefix: str, n: int) -> None:
+        # Futures, not a task per conversation: the driver should cost next to nothing.
+        futures = [self.start_one(f"{prefix}-{i}") for i in range(n)]
+        await asyncio.gather(*futures)
+        futures.clear()
+
+
+async def _measure(system: System, repeat: int, seq_n: int, quick: bool) -> dict[str, float]:
+    for i in range(200):  # warm up
+        await system.run_one(f"warm-{i}")
+    seq = []
+    for r in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        for i in range(seq_n):
+            await system.run_one(f"s{r}-{i}")
+        seq.append((time.perf_counter() - start) / seq_n * 1e6)
+    conc = []
+    for r in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        await system.run_many(f"c{r}", 1000)
+        conc.append(1000 / (time.perf_counter() - start))
+    big = []
+    for r in range(max(1, repeat // 2) if quick else max(3, repeat // 2)):
+        gc.collect()
+        start = time.perf_counter()
+        await system.run_many(f"k{r}", 10_000)
+        big.append(10_000 / (time.perf_counter() - start))
+    return {
+        "us_per_conv_seq": round(statistics.median(seq), 2),
+        "conv_per_s_concurrent": round(statistics.median(conc), 1),
+        "conv_per_s_10k": round(statistics.median(big), 1),
+    }
+
+
+GC_YOUNG = 10_000  # what the CLI sets for a long-running process; see open_system
+
+
+async def _bench_relaybaton(
+    tracing: bool, repeat: int, seq_n: int, quick: bool, gc_young: int | None = GC_YOUNG
+) -> dict[str, float]:
+    async with open_runtime(
+        _agents(), models=_scripts(), tracing=tracing, gc_young_threshold=gc_young
+    ) as runtime:
+        conversations = runtime.conversations
+
+        def start_one(conversation_id: str) -> asyncio.Future[object]:
+            future = runtime.submit(conversation_id, "I want my money back")
+            # Finished conversations leave the registry, as a store-backed runtime would
+            # passivate them; otherwise the benchmark measures its own leftovers.
+            future.add_done_callback(lambda _: conversations.by_id.pop(conversation_id))
+            return future  # type: ignore[return-value]
+
+        return await _measure(System("relaybaton", start_one), repeat, seq_n, quick)
+
+
+# --- the asyncio floor ---------------------------------------------------------------------
+
+
+class _FloorRuntime:
+    """One queue and one task per (agent, conversation); futures for request/reply.
+
+    It calls the same scripted models with the same requests (instructions, the history,
+    the tools), as a hand-written asyncio agent program would, so that the difference
+    between the two is the runtime and nothing else.
+    """
+
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.queues: dict[tuple[str, str], asyncio.Queue[tuple[object, ...]]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.models = _scripts(gate)
+        self.tools = {
+            "triage": (ToolSpec(name="transfer_to_refund", description="refunds"),),
+            "refund": (ToolSpec(name="policy", description="policy"),),
+            "policy": (),
+        }
+
+    async def model(self, agent: str, history: list[ChatMessage], conv: str) -> AssistantMessage:
+        request = ModelRequest(
+            instructions="",
+            messages=tuple(history),
+            tools=self.tools[agent],
+            metadata=RequestMetadata(agent=agent, conversation_id=conv),
+        )
+        return (await self.models[agent].complete(request)).message
+
+    def mailbox(self, agent: str, conv: str) -> asyncio.Queue[tuple[object, ...]]:
+        queue = self.queues.get((agent, conv))
+        if queue is None:
+            queue = self.queues[(agent, conv)] = asyncio.Queue()
+            task = asyncio.get_running_loop().create_task(self.loop(agent, conv, queue))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return queue
+
+    async def loop(self, agent: str, conv: str, queue: asyncio.Queue[tuple[object, ...]]) -> None:
+        while True:
+            kind, history, reply = await queue.get()
+            if kind == "stop":
+                return
+            assert isinstance(reply, asyncio.Future) and isinstance(history, list)
+            if agent == "triage":
+                answer = await self.model(agent, history, conv)
+                history.append(answer)
+                call = answer.tool_calls[0]
+                history.append(ToolResultMessage(call_id=call.id, name=call.name, content="ok"))
+                self.mailbox("refund", conv).put_nowait(("handoff", history, reply))
+            elif agent == "refund":
+                answer = await self.model(agent, history, conv)
+                history.append(answer)
+                call = answer.tool_calls[0]
+                future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+                request = [UserMessage(text="refund rules?")]
+                self.mailbox("policy", conv).put_nowait(("ask", request, future))
+                result = await future
+                history.append(
+                    ToolResultMessage(call_id=call.id, name=call.name, content=str(result))
+                )
+                answer = await self.model(agent, history, conv)
+                history.append(answer)
+                reply.set_result(answer.text)
+            else:
+                reply.set_result((await self.model(agent, history, conv)).text)
+
+    def start_one(self, conv: str) -> asyncio.Future[object]:
+        reply: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        history: list[ChatMessage] = [UserMessage(text="I want my money back")]
+        self.mailbox("triage", conv).put_nowait(("user", history, reply))
+        reply.add_done_callback(lambda _: self.stop(conv))
+        return reply
+
+    def stop(self, conv: str) -> None:
+        for agent in ("triage", "refund", "policy"):
+            self.queues.pop((agent, conv)).put_nowait(("stop", None, None))
+
+
+async def _bench_floor(repeat: int, seq_n: int, quick: bool) -> dict[str, float]:
+    # The floor gets the same process-wide collector setting as relaybaton, so that the
+    # comparison is of the two programs and not of two garbage collector settings.
+    saved = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, *saved[1:])
+    try:
+        floor = _FloorRuntime()
+        return await _measure(System("floor", floor.start_one), repeat, seq_n, quick)
+    finally:
+        gc.set_threshold(*saved)
+
+
+# --- memory, each in its own process -------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def _memory_child(which: str, live: int) -> float:
+    gate = asyncio.Event()
+    gc.collect()
+    if which == "floor":
+        floor = _FloorRuntime(gate)
+        before = _rss_mb()
+        futures = [floor.start_one(f"m{i}") for i in range(live)]
+        while len(floor.queues) < 3 * live:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        gc.collect()
+        grown = _rss_mb() - before
+        gate.set()
+        await asyncio.gather(*futures)
+        return grown
+    async with open_runtime(_agents(), models=_scripts(gate), tracing=False) as runtime:
+        before = _rss_mb()
+        futures = [runtime.submit(f"m{i}", "I want my money back") for i in range(live)]
+        policy = runtime.system.root.children
+        while sum(getattr(t, "live", {}).__len__() for t in policy if hasattr(t, "live")) < live:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        gc.collect()
+        grown = _rss_mb() - before
+        gate.set()
+        await asyncio.gather(*futures)
+        return grown
+
+
+def _memory(which: str, live: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", which, "--live", str(live)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions (median is kept)")
+    parser.add_argument("--quick", action="store_true", help="fewer conversations (CI smoke)")
+    parser.add_argument("--memory-child", choices=["floor", "relaybaton"])
+    parser.add_argument("--live", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.memory_child:
+        print(asyncio.run(_memory_child(args.memory_child, args.live)))
+        return
+    seq_n = 300 if args.quick else 2000
+    repeat = max(1, args.repeat)
+    results: dict[str, dict[str, float]] = {
+        "relaybaton": asyncio.run(_bench_relaybaton(False, repeat, seq_n, args.quick)),
+        "relaybaton_tracing": asyncio.run(_bench_relaybaton(True, repeat, seq_n, args.quick)),
+        "floor": asyncio.run(_bench_floor(repeat, seq_n, args.quick)),
+        "relaybaton_gc_default": asyncio.run(
+            _bench_relaybaton(False, repeat, seq_n, args.quick, gc_young=None)
+        ),
+    }
+    live = 2000 if args.quick else 10_000
+    for name in ("relaybaton", "floor"):
+        results[name]["mb_per_10k_live"] = round(_memory(name, live) * 10_000 / live, 1)
+    for name in ("relaybaton_tracing", "relaybaton_gc_default"):
+        results[name]["mb_per_10k_live"] = results["relaybaton"]["mb_per_10k_live"]
+    rb, tr, fl = results["relaybaton"], results["relaybaton_tracing"], results["floor"]
+    ratios = {
+        "seq_time_vs_floor": round(rb["us_per_conv_seq"] / fl["us_per_conv_seq"], 2),
+        "concurrent_throughput_vs_floor": round(
+            rb["conv_per_s_concurrent"] / fl["conv_per_s_concurrent"], 2
+        ),
+        "throughput_10k_vs_1k": round(rb["conv_per_s_10k"] / rb["conv_per_s_concurrent"], 2),
+        "memory_vs_floor": round(rb["mb_per_10k_live"] / fl["mb_per_10k_live"], 2),
+        "tracing_time_vs_off": round(tr["us_per_conv_seq"] / rb["us_per_conv_seq"], 2),
+    }
+    if args.json:
+        print(json.dumps({**results, "ratios": ratios}))
+        return
+    print(
+        f"{'system':<20}{'us/conv seq':>14}{'conv/s @1k':>14}{'conv/s @10k':>14}{'MB/10k live':>14}"
+    )
+    for name, row in results.items():
+        print(
+            f"{name:<20}{row['us_per_conv_seq']:>14}{row['conv_per_s_concurrent']:>14}"
+            f"{row['conv_per_s_10k']:>14}{row['mb_per_10k_live']:>14}"
+        )
+    print()
+    targets = {
+        "seq_time_vs_floor": "<= 2.0",
+        "concurrent_throughput_vs_floor": ">= 0.5",
+        "throughput_10k_vs_1k": ">= 0.8",
+        "memory_vs_floor": "<= 1.0",
+        "tracing_time_vs_off": "<= 1.3",
+    }
+    for key, value in ratios.items():
+        print(f"{key:<34}{value:>8}   target {targets[key]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,371 @@
+"""The agent actor: the turn loop of DESIGN.md, run for one (agent, conversation).
+
+A turn: build the model request from the transcript, call the model through the agent's
+slot, and for each tool call run the tool (a function, or another agent asked over
+request/reply, concurrently when the model asked for several), record the results, and
+loop, until the model answers, hands off, or a limit ends the turn with a clear error.
+
+A tool call recorded in the transcript always gets its result recorded next to it (also
+the calls a handoff cut short), so no provider is ever sent a history it rejects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, final
+
+import anyio
+import msgspec
+
+from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
+from relaybaton.actors._events import ModelCallEvent, ToolCallEvent
+from relaybaton.actors._slot import ModelSlot
+from relaybaton.actors._tools import FunctionTool, ToolContext
+from relaybaton.adapters import (
+    AssistantMessage,
+    ChatMessage,
+    ModelRequest,
+    RequestMetadata,
+    ToolCall,
+    ToolResultMessage,
+    ToolSpec,
+    UserMessage,
+)
+from relaybaton.errors import (
+    ActorError,
+    LimitExceededError,
+    MaxTurnsExceededError,
+    ModelError,
+    OwnershipError,
+    ToolArgumentsError,
+    ToolError,
+    UnknownToolError,
+)
+from relaybaton.runtime import (
+    Clock,
+    ConversationActor,
+    Conversations,
+    OwnerHandle,
+    ToolScope,
+)
+from relaybaton.runtime.messages import BatonPass, ToolRequest
+
+__all__ = ["AgentActor", "CompiledAgent", "FlowContext"]
+
+
+class _AgentToolInput(msgspec.Struct, forbid_unknown_fields=True):
+    input: str
+
+
+_agent_tool_input = msgspec.json.Decoder(_AgentToolInput)
+
+
+@final
+@dataclass(slots=True)
+class FlowContext:
+    """What the agent actors of one runtime share."""
+
+    conversations: Conversations
+    slots: dict[str, ModelSlot]
+    clock: Clock
+    agents: dict[str, CompiledAgent] = field(default_factory=dict)
+
+
+@final
+class CompiledAgent:
+    """An ``Agent`` prepared once: its tool specs and lookup tables."""
+
+    __slots__ = (
+        "agent",
+        "agent_tools",
+        "function_tools",
+        "handoffs",
+        "handoffs_by_target",
+        "owner_specs",
+        "slot",
+        "tool_specs",
+    )
+
+    def __init__(self, agent: Agent, slot: ModelSlot) -> None:
+        self.agent = agent
+        self.slot = slot  # the slot object is stable; a swap changes what it holds
+        self.function_tools: dict[str, FunctionTool] = {}
+        self.agent_tools: dict[str, AgentTool] = {}
+        for tool in agent.tools:
+            if isinstance(tool, FunctionTool):
+                self.function_tools[tool.name] = tool
+            else:
+                self.agent_tools[tool.name] = tool
+        edges = agent.handoff_edges
+        self.handoffs: dict[str, Handoff] = {h.tool_name: h for h in edges}
+        self.handoffs_by_target: dict[str, Handoff] = {h.agent.name: h for h in edges}
+        self.tool_specs: tuple[ToolSpec, ...] = tuple(t.spec for t in agent.tools)
+        self.owner_specs: tuple[ToolSpec, ...] = self.tool_specs + tuple(h.spec for h in edges)
+
+
+class _Sink(Protocol):
+    def charge(
+        self, agent: str, model: str, *, input_tokens: int, output_tokens: int, cost_usd: float
+    ) -> None: ...
+
+    def record(self, event: msgspec.Struct) -> None: ...
+
+
+class AgentActor(ConversationActor):
+    """Runs one agent for one conversation: as the owner, or as a tool of another agent."""
+
+    def __init__(self, compiled: CompiledAgent, flow: FlowContext) -> None:
+        self.compiled = compiled
+        self.flow = flow
+        self.agent_name = compiled.agent.name
+        self.conversations = flow.conversations
+
+    # --- as the owner -----------------------------------------------------------------------
+
+    async def on_user_turn(self, owner: OwnerHandle) -> None:
+        await self._run_owner(owner, None)
+
+    async def on_handoff(self, owner: OwnerHandle, baton: BatonPass) -> None:
+        sender = self.flow.agents.get(baton.sender)
+        edge = sender.handoffs_by_target.get(self.agent_name) if sender else None
+        await self._run_owner(owner, edge.input_filter if edge else None)
+
+    async def _run_owner(self, owner: OwnerHandle, history_filter: HistoryFilter | None) -> None:
+        compiled = self.compiled
+        agent = compiled.agent
+        handoffs = compiled.handoffs
+        transcript = owner.conversation.transcript
+        metadata = RequestMetadata(agent=agent.name, conversation_id=owner.conversation_id)
+        for _ in range(agent.max_turns):
+            try:
+                owner.count_model_turn()
+            except LimitExceededError as exc:
+                owner.fail(str(exc))
+                return
+            history: Sequence[msgspec.Struct] = (
+                transcript if history_filter is None else history_filter(transcript)  # type: ignore[arg-type]
+            )
+            request = ModelRequest(
+                instructions=agent.instructions,
+                messages=tuple(history),  # type: ignore[arg-type]
+                tools=compiled.owner_specs,
+                metadata=metadata,
+            )
+            try:
+                message = await self._call_model(request, owner)
+            except ModelError as exc:
+                owner.fail(f"the model of agent {agent.name!r} failed: {exc}")
+                return
+            owner.append(message)
+            if not message.tool_calls:
+                owner.reply(message.text)
+                return
+            handoff_call = None
+            if handoffs:
+                for call in message.tool_calls:
+                    if call.name in handoffs:
+                        handoff_call = call
+                        break
+            if handoff_call is not None:
+                if self._hand_off(owner, message.tool_calls, handoff_call):
+                    return
+                continue
+            for result in await self._run_tools(
+                message.tool_calls, owner.conversation_id, (), owner
+            ):
+                owner.append(result)
+        owner.fail(
+            f"agent {agent.name!r} used its {agent.max_turns} model turns for one user message "
+            "without answering; raise its max_turns if this is expected"
+        )
+
+    def _hand_off(self, owner: OwnerHandle, calls: Sequence[ToolCall], chosen: ToolCall) -> bool:
+        """Pass the baton as ``chosen`` asks; False if refused and the loop should go on."""
+        edge = self.compiled.handoffs[chosen.name]
+        target = edge.agent.name
+        for call in calls:
+            if call is not chosen:
+                owner.append(
+                    ToolResultMessage(
+                        call_id=call.id,
+                        name=call.name,
+                        content=f"not run: the conversation was handed off to {target}",
+                        is_error=True,
+                    )
+                )
+        try:
+            owner.handoff(
+                target,
+                return_to_sender=edge.return_to_sender,
+                lease_turns=edge.lease_turns,
+                record=ToolResultMessage(
+                    call_id=chosen.id, name=chosen.name, content=f"Transferred to {target}."
+                ),
+            )
+        except LimitExceededError as exc:
+            owner.append(
+                ToolResultMessage(
+                    call_id=chosen.id, name=chosen.name, content=str(exc), is_error=True
+                )
+            )
+            owner.fail(str(exc))
+            return True
+        except OwnershipError as exc:
+            owner.append(
+                ToolResultMessage(
+                    call_id=chosen.id, name=chosen.name, content=str(exc), is_error=True
+                )
+            )
+            return False
+        return True
+
+    # --- as a tool of another agent ---------------------------------------------------------
+
+    async def on_tool_request(self, scope: ToolScope, request: ToolRequest) -> str:
+        agent = self.compiled.agent
+        messages: list[ChatMessage] = [UserMessage(text=request.input)]
+        for _ in range(agent.max_turns):
+            model_request = ModelRequest(
+                instructions=agent.instructions,
+                messages=tuple(messages),
+                tools=self.compiled.tool_specs,  # no handoffs: a callee holds no baton
+                metadata=RequestMetadata(agent=agent.name, conversation_id=scope.conversation_id),
+            )
+            message = await self._call_model(model_request, scope)
+            messages.append(message)
+            if not message.tool_calls:
+                return message.text
+            messages.extend(
+                await self._run_tools(message.tool_calls, scope.conversation_id, scope.chain, scope)
+            )
+        raise MaxTurnsExceededError(
+            f"agent {agent.name!r} used its {agent.max_turns} model turns as a tool without "
+            "answering",
+            limit=agent.max_turns,
+        )
+
+    # --- shared -----------------------------------------------------------------------------
+
+    async def _call_model(self, request: ModelRequest, sink: _Sink) -> AssistantMessage:
+        agent = self.agent_name
+        slot = self.compiled.slot
+        clock = self.flow.clock
+        tracing = self.conversations.tracing
+        started = clock.now() if tracing else 0.0
+        response = await slot.call(request, agent=agent)
+        usage = response.usage
+        model = response.model or slot.adapter.name
+        sink.charge(
+            agent,
+            model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=usage.cost_usd,
+        )
+        if tracing:
+            sink.record(
+                ModelCallEvent(
+                    agent=agent,
+                    slot=slot.name,
+                    model=model,
+                    latency_s=clock.now() - started,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=usage.cost_usd,
+                    conversation_id=request.metadata.conversation_id,
+                    at=started,
+                )
+            )
+        message = response.message
+        if message.agent != agent:
+            message = msgspec.structs.replace(message, agent=agent)
+        return message
+
+    async def _run_tools(
+        self,
+        calls: Sequence[ToolCall],
+        conversation_id: str,
+        chain: tuple[str, ...],
+        sink: _Sink,
+    ) -> list[ToolResultMessage]:
+        if len(calls) == 1:
+            return [await self._run_tool(calls[0], conversation_id, chain, sink)]
+        results: list[ToolResultMessage | None] = [None] * len(calls)
+
+        async def run(index: int, call: ToolCall) -> None:
+            results[index] = await self._run_tool(call, conversation_id, chain, sink)
+
+        async with anyio.create_task_group() as group:
+            for index, call in enumerate(calls):
+                group.start_soon(run, index, call)
+        return [r for r in results if r is not None]
+
+    async def _run_tool(
+        self, call: ToolCall, conversation_id: str, chain: tuple[str, ...], sink: _Sink
+    ) -> ToolResultMessage:
+        clock = self.flow.clock
+        tracing = self.conversations.tracing
+        started = clock.now() if tracing else 0.0
+        kind = "function"
+        try:
+            content = await self._invoke(call, conversation_id, chain)
+            is_error = False
+        except ToolError as exc:
+            content, is_error = str(exc), True
+        except (ActorError, LimitExceededError) as exc:
+            kind = "agent"
+            content, is_error = f"agent tool {call.name!r} failed: {exc}", True
+        except Exception as exc:  # a tool is user code: its failure is news for the model
+            content, is_error = f"tool {call.name!r} raised {type(exc).__name__}: {exc}", True
+        if call.name in self.compiled.agent_tools:
+            kind = "agent"
+        if tracing:
+            sink.record(
+                ToolCallEvent(
+                    agent=self.agent_name,
+                    tool=call.name,
+                    call_id=call.id,
+                    kind=kind,
+                    latency_s=clock.now() - started,
+                    is_error=is_error,
+                    arguments=call.arguments[:500],
+                    result=content[:500],
+                    at=started,
+                )
+            )
+        return ToolResultMessage(
+            call_id=call.id, name=call.name, content=content, is_error=is_error
+        )
+
+    async def _invoke(self, call: ToolCall, conversation_id: str, chain: tuple[str, ...]) -> str:
+        function = self.compiled.function_tools.get(call.name)
+        if function is not None:
+            context = ToolContext(
+                conversation_id=conversation_id, agent=self.agent_name, call_id=call.id
+            )
+            return await function.invoke(call.arguments, context)
+        agent_tool = self.compiled.agent_tools.get(call.name)
+        if agent_tool is None:
+            names = sorted([*self.compiled.function_tools, *self.compiled.agent_tools])
+            raise UnknownToolError(
+                f"unknown tool {call.name!r}; this agent's tools are: {', '.join(names) or 'none'}",
+                tool=call.name,
+            )
+        try:
+            text = _agent_tool_input.decode(call.arguments or "{}").input
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise ToolArgumentsError(
+                f"invalid arguments for agent tool {call.name!r}: {exc}; "
+                'send {"input": "<the request>"}',
+                tool=call.name,
+            ) from exc
+        return await self.conversations.ask_agent(
+            conversation_id,
+            self.agent_name,
+            agent_tool.agent.name,
+            call.id,
+            text,
+            chain=chain,
+            timeout=agent_tool.timeout,
+        )

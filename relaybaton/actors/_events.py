@@ -1,0 +1,44 @@
+"""Trace events of the agent layer (the kernel's own are in ``runtime.messages``)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
+
+__all__ = ["AgentEvent", "ModelCallEvent", "ToolCallEvent"]
+
+
+class ModelCallEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="model_call"):
+    """One model call: who asked, which model answered, how long, how many tokens, how much.
+
+    ``outcome`` is ``ok`` or the error class name; ``slot`` is the slot that routed it.
+    """
+
+    agent: str
+    slot: str
+    model: str
+    latency_s: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    outcome: str = "ok"
+    conversation_id: str = ""
+    at: float = 0.0
+
+
+class ToolCallEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="tool_call"):
+    """One tool call; ``kind`` is ``function`` or ``agent`` (an agent used as a tool)."""
+
+    agent: str
+    tool: str
+    call_id: str
+    kind: str
+    latency_s: float
+    is_error: bool = False
+    arguments: str = ""
+    result: str = ""
+    at: float = 0.0
+
+
+AgentEvent = ModelCallEvent | ToolCallEvent | HandoffEvent | ReplyEvent

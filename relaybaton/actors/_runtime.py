@@ -1,0 +1,178 @@
+"""The library edge: ``open_runtime`` deploys agents, ``Runtime.send`` talks to them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import final
+
+from relaybaton.actors._agent import Agent, AgentTool
+from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
+from relaybaton.actors._slot import ModelSlot
+from relaybaton.adapters import ImagePart, ModelAdapter, UserMessage
+from relaybaton.errors import ConfigError
+from relaybaton.runtime import (
+    ActorSystem,
+    AgentTable,
+    Clock,
+    Conversation,
+    Conversations,
+    MonotonicClock,
+    TurnResult,
+    open_system,
+)
+
+__all__ = ["Runtime", "collect_agents", "open_runtime"]
+
+
+def collect_agents(entry: Agent) -> dict[str, Agent]:
+    """Every agent reachable from ``entry`` by handoffs and agent tools, by name.
+
+    Raises ``ConfigError`` if two different agents share a name.
+    """
+    found: dict[str, Agent] = {}
+    stack = [entry]
+    while stack:
+        agent = stack.pop()
+        known = found.get(agent.name)
+        if known is not None:
+            if known is not agent:
+                raise ConfigError(
+                    f"two different agents are named {agent.name!r}; agent names must be "
+                    "unique in a flow"
+                )
+            continue
+        found[agent.name] = agent
+        stack.extend(h.agent for h in agent.handoff_edges)
+        stack.extend(t.agent for t in agent.tools if isinstance(t, AgentTool))
+    return found
+
+
+@final
+class Runtime:
+    """A deployed flow: send user messages, read conversations. Get one from ``open_runtime``."""
+
+    def __init__(
+        self, system: ActorSystem, conversations: Conversations, flow: FlowContext
+    ) -> None:
+        self.system = system
+        self.conversations = conversations
+        self.flow = flow
+        self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(4)
+
+    @property
+    def slots(self) -> Mapping[str, ModelSlot]:
+        """The model slots by name (swap an adapter with ``slots[name].swap(...)``)."""
+        return self.flow.slots
+
+    @property
+    def agents(self) -> Mapping[str, Agent]:
+        """The deployed agents by name."""
+        return {name: c.agent for name, c in self.flow.agents.items()}
+
+    def submit(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        images: Sequence[ImagePart] = (),
+    ) -> asyncio.Future[TurnResult]:
+        """Accept a user message and return the future of its result without waiting.
+
+        A repeated ``message_id`` is processed once: the repeat gets the first one's future.
+        """
+        if message_id is None:
+            message_id = f"{self._prefix}-{next(self._ids)}"
+        payload = UserMessage(text=text, message_id=message_id, images=tuple(images))
+        return self.conversations.submit(conversation_id, message_id, payload)
+
+    async def send(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        images: Sequence[ImagePart] = (),
+    ) -> TurnResult:
+        """Send a user message and wait for the turn's result.
+
+        Cancelling the wait does not cancel the turn: it runs to its end, and its result is
+        kept (a repeat of the same ``message_id`` gets it).
+        """
+        # The future is this caller's own waiter: cancelling it leaves the turn running.
+        return await self.submit(conversation_id, text, message_id=message_id, images=images)
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation's live state, or None."""
+        return self.conversations.get(conversation_id)
+
+
+@asynccontextmanager
+async def open_runtime(
+    entry: Agent,
+    *,
+    models: Mapping[str, ModelAdapter] | ModelAdapter,
+    clock: Clock | None = None,
+    tracing: bool = True,
+    max_turns: int = 10,
+    max_handoffs: int = 5,
+    mailbox_capacity: int = 1000,
+    model_attempts: int = 3,
+    gc_young_threshold: int | None = None,
+) -> AsyncIterator[Runtime]:
+    """Deploy ``entry`` and every agent it reaches, and run them for the block.
+
+    Args:
+        entry: the agent that owns new conversations.
+        models: an adapter per slot name, or one adapter for every slot.
+        clock: the clock for timeouts and backoff (a ``FakeClock`` in tests).
+        tracing: keep trace events per conversation.
+        max_turns: model turns per user message, over all agents.
+        max_handoffs: handoffs per user message.
+        mailbox_capacity: bound of each activation's mailbox.
+        model_attempts: tries per model call for retryable errors.
+        gc_young_threshold: see ``open_system`` (the CLI sets 10,000).
+
+    On exit, turns in progress get a short grace to finish, then are cancelled.
+    """
+    agents = collect_agents(entry)
+    clock = clock or MonotonicClock()
+    slot_names = sorted({a.model for a in agents.values()})
+    if isinstance(models, Mapping):
+        missing = [s for s in slot_names if s not in models]
+        if missing:
+            raise ConfigError(
+                f"no model for slot(s) {', '.join(map(repr, missing))}; pass one in `models`"
+            )
+        adapters = dict(models)
+    else:
+        adapters = dict.fromkeys(slot_names, models)
+    async with open_system(clock=clock, gc_young_threshold=gc_young_threshold) as system:
+        conversations = Conversations(
+            system,
+            entry=entry.name,
+            max_turns=max_turns,
+            max_handoffs=max_handoffs,
+            tracing=tracing,
+        )
+        slots = {
+            name: ModelSlot(name, adapter, clock=clock, attempts=model_attempts)
+            for name, adapter in adapters.items()
+        }
+        flow = FlowContext(conversations=conversations, slots=slots, clock=clock)
+        for name, agent in agents.items():
+            compiled = CompiledAgent(agent, slots[agent.model])
+            flow.agents[name] = compiled
+            table: AgentTable = system.activations(
+                name, partial(AgentActor, compiled, flow), capacity=mailbox_capacity
+            )
+            conversations.add_agent(
+                name, table, handoffs=[h.agent.name for h in agent.handoff_edges]
+            )
+        yield Runtime(system, conversations, flow)

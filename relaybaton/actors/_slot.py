@@ -1,0 +1,118 @@
+"""Model slots: the name an agent binds to, and the adapter behind it right now.
+
+A slot is the seam of hot-swap (DESIGN.md invariant 8): ``call`` reads the adapter once, at
+the start of an attempt, so a call begun on the old adapter finishes there while calls that
+start after ``swap`` go to the new one; nothing is dropped or sent twice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import final
+
+from relaybaton.actors._events import ModelCallEvent
+from relaybaton.adapters import ModelAdapter, ModelRequest, ModelResponse
+from relaybaton.errors import ModelError, RateLimitedError
+from relaybaton.runtime import Clock
+
+__all__ = ["ModelSlot"]
+
+
+@final
+class ModelSlot:
+    """A named place for a model adapter, with retries of retryable failures.
+
+    Retries: up to ``attempts`` tries, sleeping ``backoff * 2**n`` seconds with full jitter
+    between them (or the provider's ``Retry-After`` when it gave one), on the injected
+    clock. A retry reads the slot again, so it goes to a swapped-in adapter if there is one.
+    Every attempt is published to ``listeners`` (the metrics stream).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        adapter: ModelAdapter,
+        *,
+        clock: Clock,
+        attempts: int = 3,
+        backoff: float = 0.25,
+        max_backoff: float = 8.0,
+        seed: int | None = None,
+    ) -> None:
+        self.name = name
+        self.adapter = adapter
+        self.clock = clock
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.in_flight: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self.listeners: list[Callable[[ModelCallEvent], None]] = []
+        self._random = random.Random(seed)
+
+    def __repr__(self) -> str:
+        return f"ModelSlot({self.name!r}, {self.adapter.name!r})"
+
+    def swap(self, adapter: ModelAdapter) -> ModelAdapter:
+        """Put ``adapter`` in the slot for every call that starts from now; return the old one."""
+        previous, self.adapter = self.adapter, adapter
+        return previous
+
+    async def call(self, request: ModelRequest, *, agent: str = "") -> ModelResponse:
+        """Call the slot's model, retrying retryable errors; raise the last ``ModelError``."""
+        attempt = 0
+        while True:
+            adapter = self.adapter
+            name = adapter.name
+            started = self.clock.now() if self.listeners else 0.0
+            in_flight = self.in_flight
+            in_flight[name] = in_flight.get(name, 0) + 1
+            self.calls[name] = self.calls.get(name, 0) + 1
+            try:
+                response = await adapter.complete(request)
+            except ModelError as exc:
+                self._publish(request, agent, name, started, None, type(exc).__name__)
+                attempt += 1
+                if not exc.retryable or attempt >= self.attempts:
+                    raise
+                await self.clock.sleep(self._delay(exc, attempt))
+                continue
+            finally:
+                in_flight[name] -= 1
+            if self.listeners:
+                self._publish(request, agent, name, started, response, "ok")
+            return response
+
+    def _delay(self, error: ModelError, attempt: int) -> float:
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            return min(error.retry_after, self.max_backoff * 4)
+        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return self._random.uniform(0, ceiling)
+
+    def _publish(
+        self,
+        request: ModelRequest,
+        agent: str,
+        model: str,
+        started: float,
+        response: ModelResponse | None,
+        outcome: str,
+    ) -> None:
+        if not self.listeners:
+            return
+        usage = response.usage if response is not None else None
+        event = ModelCallEvent(
+            agent=agent,
+            slot=self.name,
+            model=model,
+            latency_s=self.clock.now() - started,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cost_usd=usage.cost_usd if usage else 0.0,
+            outcome=outcome,
+            conversation_id=request.metadata.conversation_id,
+            at=started,
+        )
+        for listener in self.listeners:
+            listener(event)
