@@ -196,7 +196,8 @@ class _FloorRuntime:
             kind, history, reply = await queue.get()
             if kind == "stop":
                 return
-            assert isinstance(reply, asyncio.Future) and isinstance(history, list)
+            assert isinstance(reply, asyncio.Future)
+            assert isinstance(history, list)
             if agent == "triage":
                 answer = await self.model(agent, history, conv)
                 history.append(answer)
@@ -259,7 +260,7 @@ async def _memory_child(which: str, live: int) -> float:
         floor = _FloorRuntime(gate)
         before = _rss_mb()
         futures = [floor.start_one(f"m{i}") for i in range(live)]
-        while len(floor.queues) < 3 * live:
+        while len(floor.queues) < 3 * live:  # noqa: ASYNC110 - polling a benchmark's own state
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
         gc.collect()
@@ -271,7 +272,7 @@ async def _memory_child(which: str, live: int) -> float:
         before = _rss_mb()
         futures = [runtime.submit(f"m{i}", "I want my money back") for i in range(live)]
         policy = runtime.system.root.children
-        while sum(getattr(t, "live", {}).__len__() for t in policy if hasattr(t, "live")) < live:
+        while sum(len(getattr(t, "live", ())) for t in policy) < live:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
         gc.collect()

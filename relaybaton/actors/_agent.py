@@ -51,14 +51,23 @@ def keep_last_user_message(history: Sequence[ChatMessage]) -> Sequence[ChatMessa
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Handoff:
-    """A declared edge: the owner may pass the baton to ``agent`` with this tool."""
+    """A declared edge: the owner may pass the baton to ``agent`` with this tool.
 
-    agent: Agent
+    ``agent`` is the receiving ``Agent``, or its name when the flow has cycles (an expert
+    that can hand back to triage); names are resolved when the runtime opens.
+    """
+
+    agent: Agent | str
     tool_name: str
     tool_description: str
     return_to_sender: bool = False
     lease_turns: int = 1
     input_filter: HistoryFilter | None = None
+
+    @property
+    def target(self) -> str:
+        """The receiving agent's name."""
+        return self.agent if isinstance(self.agent, str) else self.agent.name
 
     @property
     def spec(self) -> ToolSpec:
@@ -79,7 +88,7 @@ class Handoff:
 
 
 def handoff(
-    agent: Agent,
+    agent: Agent | str,
     *,
     tool_name: str | None = None,
     tool_description: str | None = None,
@@ -90,19 +99,21 @@ def handoff(
     """Declare a handoff to ``agent``.
 
     Args:
-        agent: the receiver.
+        agent: the receiver, or its name.
         tool_name: the tool the model calls (default ``transfer_to_<name>``).
         tool_description: what the model reads to decide (default: the agent's description).
         return_to_sender: give the receiver a lease; the baton comes back after it.
         lease_turns: how many finished user turns the lease lasts.
         input_filter: what part of the history the receiver's model sees.
     """
+    name = agent if isinstance(agent, str) else agent.name
+    described = "" if isinstance(agent, str) else agent.description
     return Handoff(
         agent=agent,
-        tool_name=tool_name or f"transfer_to_{agent.name}",
+        tool_name=tool_name or f"transfer_to_{name}",
         tool_description=tool_description
-        or agent.description
-        or f"Hand the conversation to the {agent.name} agent.",
+        or described
+        or f"Hand the conversation to the {name} agent.",
         return_to_sender=return_to_sender,
         lease_turns=lease_turns,
         input_filter=input_filter,
@@ -114,10 +125,15 @@ def handoff(
 class AgentTool:
     """Another agent called as a tool: request/reply, the caller keeps the baton."""
 
-    agent: Agent
+    agent: Agent | str
     name: str
     description: str
     timeout: float | None = 300.0
+
+    @property
+    def target(self) -> str:
+        """The called agent's name."""
+        return self.agent if isinstance(self.agent, str) else self.agent.name
 
     @property
     def spec(self) -> ToolSpec:
@@ -149,7 +165,8 @@ class Agent:
         model: the name of the model slot the agent calls.
         description: what other agents (and handoff tools) are told about it.
         tools: function tools and agents-as-tools.
-        handoffs: the agents this one may pass the baton to (``Agent`` or ``handoff()``).
+        handoffs: the agents this one may pass the baton to (``Agent``, name, or
+            ``handoff()``).
         max_turns: model turns this agent may take for one user message.
     """
 
@@ -158,7 +175,7 @@ class Agent:
     model: str = "default"
     description: str = ""
     tools: tuple[Tool, ...] = ()
-    handoffs: tuple[Handoff | Agent, ...] = field(default=())
+    handoffs: tuple[Handoff | Agent | str, ...] = field(default=())
     max_turns: int = 10
 
     def __post_init__(self) -> None:

@@ -99,7 +99,7 @@ class CompiledAgent:
                 self.agent_tools[tool.name] = tool
         edges = agent.handoff_edges
         self.handoffs: dict[str, Handoff] = {h.tool_name: h for h in edges}
-        self.handoffs_by_target: dict[str, Handoff] = {h.agent.name: h for h in edges}
+        self.handoffs_by_target: dict[str, Handoff] = {h.target: h for h in edges}
         self.tool_specs: tuple[ToolSpec, ...] = tuple(t.spec for t in agent.tools)
         self.owner_specs: tuple[ToolSpec, ...] = self.tool_specs + tuple(h.spec for h in edges)
 
@@ -183,7 +183,7 @@ class AgentActor(ConversationActor):
     def _hand_off(self, owner: OwnerHandle, calls: Sequence[ToolCall], chosen: ToolCall) -> bool:
         """Pass the baton as ``chosen`` asks; False if refused and the loop should go on."""
         edge = self.compiled.handoffs[chosen.name]
-        target = edge.agent.name
+        target = edge.target
         for call in calls:
             if call is not chosen:
                 owner.append(
@@ -326,7 +326,7 @@ class AgentActor(ConversationActor):
                     agent=self.agent_name,
                     tool=call.name,
                     call_id=call.id,
-                    kind=kind,
+                    tool_kind=kind,
                     latency_s=clock.now() - started,
                     is_error=is_error,
                     arguments=call.arguments[:500],
@@ -363,7 +363,7 @@ class AgentActor(ConversationActor):
         return await self.conversations.ask_agent(
             conversation_id,
             self.agent_name,
-            agent_tool.agent.name,
+            agent_tool.target,
             call.id,
             text,
             chain=chain,

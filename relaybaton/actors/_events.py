@@ -9,7 +9,9 @@ from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
 __all__ = ["AgentEvent", "ModelCallEvent", "ToolCallEvent"]
 
 
-class ModelCallEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="model_call"):
+class ModelCallEvent(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="model_call"
+):
     """One model call: who asked, which model answered, how long, how many tokens, how much.
 
     ``outcome`` is ``ok`` or the error class name; ``slot`` is the slot that routed it.
@@ -27,13 +29,15 @@ class ModelCallEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="m
     at: float = 0.0
 
 
-class ToolCallEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="tool_call"):
-    """One tool call; ``kind`` is ``function`` or ``agent`` (an agent used as a tool)."""
+class ToolCallEvent(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="tool_call"
+):
+    """One tool call; ``tool_kind`` is ``function`` or ``agent`` (an agent used as a tool)."""
 
     agent: str
     tool: str
     call_id: str
-    kind: str
+    tool_kind: str
     latency_s: float
     is_error: bool = False
     arguments: str = ""

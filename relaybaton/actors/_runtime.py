@@ -29,13 +29,17 @@ from relaybaton.runtime import (
 __all__ = ["Runtime", "collect_agents", "open_runtime"]
 
 
-def collect_agents(entry: Agent) -> dict[str, Agent]:
+def collect_agents(entry: Agent, others: Sequence[Agent] = ()) -> dict[str, Agent]:
     """Every agent reachable from ``entry`` by handoffs and agent tools, by name.
 
-    Raises ``ConfigError`` if two different agents share a name.
+    References by name are looked up among the agents found and ``others``.
+
+    Raises:
+        ConfigError: two different agents share a name, or a name refers to no agent.
     """
     found: dict[str, Agent] = {}
-    stack = [entry]
+    named = {a.name: a for a in others}
+    stack: list[Agent] = [entry, *others]
     while stack:
         agent = stack.pop()
         known = found.get(agent.name)
@@ -47,8 +51,19 @@ def collect_agents(entry: Agent) -> dict[str, Agent]:
                 )
             continue
         found[agent.name] = agent
-        stack.extend(h.agent for h in agent.handoff_edges)
-        stack.extend(t.agent for t in agent.tools if isinstance(t, AgentTool))
+        for reference in (
+            *(h.agent for h in agent.handoff_edges),
+            *(t.agent for t in agent.tools if isinstance(t, AgentTool)),
+        ):
+            if isinstance(reference, Agent):
+                stack.append(reference)
+            elif reference in named:
+                stack.append(named[reference])
+            elif reference not in found:
+                raise ConfigError(
+                    f"agent {agent.name!r} refers to an agent named {reference!r} that the "
+                    "runtime was not given; pass it in `agents`"
+                )
     return found
 
 
@@ -118,6 +133,7 @@ async def open_runtime(
     entry: Agent,
     *,
     models: Mapping[str, ModelAdapter] | ModelAdapter,
+    agents: Sequence[Agent] = (),
     clock: Clock | None = None,
     tracing: bool = True,
     max_turns: int = 10,
@@ -130,6 +146,7 @@ async def open_runtime(
 
     Args:
         entry: the agent that owns new conversations.
+        agents: further agents, for references by name (cycles of handoffs).
         models: an adapter per slot name, or one adapter for every slot.
         clock: the clock for timeouts and backoff (a ``FakeClock`` in tests).
         tracing: keep trace events per conversation.
@@ -141,9 +158,9 @@ async def open_runtime(
 
     On exit, turns in progress get a short grace to finish, then are cancelled.
     """
-    agents = collect_agents(entry)
+    deployed = collect_agents(entry, agents)
     clock = clock or MonotonicClock()
-    slot_names = sorted({a.model for a in agents.values()})
+    slot_names = sorted({a.model for a in deployed.values()})
     if isinstance(models, Mapping):
         missing = [s for s in slot_names if s not in models]
         if missing:
@@ -166,13 +183,11 @@ async def open_runtime(
             for name, adapter in adapters.items()
         }
         flow = FlowContext(conversations=conversations, slots=slots, clock=clock)
-        for name, agent in agents.items():
+        for name, agent in deployed.items():
             compiled = CompiledAgent(agent, slots[agent.model])
             flow.agents[name] = compiled
             table: AgentTable = system.activations(
                 name, partial(AgentActor, compiled, flow), capacity=mailbox_capacity
             )
-            conversations.add_agent(
-                name, table, handoffs=[h.agent.name for h in agent.handoff_edges]
-            )
+            conversations.add_agent(name, table, handoffs=[h.target for h in agent.handoff_edges])
         yield Runtime(system, conversations, flow)

@@ -90,7 +90,7 @@ class ModelSlot:
         ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         return self._random.uniform(0, ceiling)
 
-    def _publish(
+    def _publish(  # noqa: PLR0917 - private, and every caller passes all six
         self,
         request: ModelRequest,
         agent: str,

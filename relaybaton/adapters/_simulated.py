@@ -46,7 +46,8 @@ from relaybaton.runtime import Clock, MonotonicClock
 __all__ = ["SimulatedModel"]
 
 _WORD = re.compile(r"[a-z][a-z0-9]+")
-_NUMBER = re.compile(r"\$?\s?(\d+(?:[.,]\d+)?)")
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)")
+_DOLLARS = re.compile(r"\$\s?(\d+(?:[.,]\d+)?)")
 _ORDER_ID = re.compile(r"\b([A-Z]{1,4}-?\d{3,})\b")
 _STOP = frozenset(
     [
@@ -242,7 +243,7 @@ class SimulatedModel:
     def _answer(instructions: str, user_text: str, results: Sequence[ToolResultMessage]) -> str:
         done = [r for r in results if not r.is_error and not r.content.startswith("Transferred")]
         if done:
-            return " ".join(f"{r.name.replace('_', ' ')}: {r.content}" for r in done)
+            return " ".join(f"[{r.name.replace('_', ' ')}] {r.content}" for r in done)
         knowledge = [
             line.split(":", 1)[1].strip()
             for line in instructions.splitlines()
@@ -271,8 +272,11 @@ def _arguments(tool: ToolSpec, user_text: str, purpose: str) -> dict[str, object
     required = required_value if isinstance(required_value, list) else []
     if not isinstance(properties, Mapping):
         return {}
-    numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(user_text)]
     order_ids = _ORDER_ID.findall(user_text)
+    # Amounts first ($42), then other numbers; digits inside an order id are not amounts.
+    rest = _ORDER_ID.sub(" ", user_text)
+    dollars = [float(n.replace(",", "")) for n in _DOLLARS.findall(rest)]
+    numbers = dollars or [float(n.replace(",", "")) for n in _NUMBER.findall(rest)]
     arguments: dict[str, object] = {}
     for name, schema in properties.items():
         if not isinstance(schema, Mapping):

@@ -11,7 +11,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVarTuple, Unpack, final
+from typing import Protocol, TypeVarTuple, final
 
 __all__ = ["Clock", "FakeClock", "MonotonicClock", "TimerHandle"]
 
@@ -38,7 +38,7 @@ class Clock(Protocol):
         ...
 
     def call_later(
-        self, delay: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+        self, delay: float, callback: Callable[[*Ts], object], *args: *Ts
     ) -> TimerHandle:
         """Run ``callback(*args)`` once, ``delay`` seconds from now, on the event loop."""
         ...
@@ -55,7 +55,7 @@ class MonotonicClock:
         await asyncio.sleep(seconds)
 
     def call_later(
-        self, delay: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+        self, delay: float, callback: Callable[[*Ts], object], *args: *Ts
     ) -> TimerHandle:
         return asyncio.get_running_loop().call_later(delay, callback, *args)
 
@@ -97,7 +97,7 @@ class FakeClock:
         return self._now
 
     def call_later(
-        self, delay: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+        self, delay: float, callback: Callable[[*Ts], object], *args: *Ts
     ) -> TimerHandle:
         timer = _FakeTimer(self._now + max(delay, 0.0), next(self._seq), callback, args)
         heapq.heappush(self._timers, timer)

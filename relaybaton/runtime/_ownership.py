@@ -279,7 +279,7 @@ class Conversations:
         if conversation.events is not None:
             conversation.events.append(
                 HandoffEvent(
-                    kind="handoff",
+                    action="handoff",
                     sender=sender,
                     target=target,
                     epoch=conversation.epoch,
@@ -307,7 +307,7 @@ class Conversations:
         if conversation.events is not None:
             conversation.events.append(
                 HandoffEvent(
-                    kind="accept",
+                    action="accept",
                     sender=baton.sender,
                     target=agent,
                     epoch=baton.epoch,
@@ -336,10 +336,10 @@ class Conversations:
         conversation = self.by_id.get(conversation_id)
         if conversation is None or conversation.active is None:
             return False
-        if conversation.in_flight is not None and conversation.in_flight.target == agent:
+        baton = conversation.in_flight
+        if baton is not None and baton.target == agent and baton.epoch == epoch:
             # The baton was addressed to this agent and it failed before taking it.
-            if conversation.in_flight.epoch == epoch:
-                self.accept(conversation.in_flight, agent)
+            self.accept(baton, agent)
         if conversation.owner != agent or conversation.epoch != epoch:
             return False
         if conversation.events is not None:
@@ -406,7 +406,7 @@ class Conversations:
         if conversation.events is not None:
             conversation.events.append(
                 HandoffEvent(
-                    kind="return",
+                    action="return",
                     sender=sender,
                     target=target,
                     epoch=conversation.epoch,

@@ -61,17 +61,21 @@ class ToolRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="tool
 KernelMessage = UserTurn | BatonPass | ToolRequest
 
 
-class HandoffEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="handoff"):
-    """Ownership moved: ``kind`` is ``handoff`` (sent), ``accept`` or ``return``."""
+class HandoffEvent(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="handoff"
+):
+    """Ownership moved: ``action`` is ``handoff`` (sent), ``accept`` or ``return``."""
 
-    kind: str
+    action: str
     sender: str
     target: str
     epoch: int
     at: float
 
 
-class ReplyEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="reply"):
+class ReplyEvent(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="reply"
+):
     """The owner answered the user (``error`` set when the turn failed instead)."""
 
     agent: str

@@ -1,0 +1,202 @@
+"""The ``relaybaton`` command.
+
+- ``relaybaton run FLOW --message TEXT [...]``: run one conversation in-process and print
+  the replies and a compact trace (``--json`` for one JSON object);
+- ``relaybaton validate FLOW``: check a flow file.
+
+Bad input (a missing file, a malformed flow, a bad option) is a message on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+import msgspec
+
+from relaybaton._flowfile import FlowFile, load_flow
+from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.app import build_agents, open_flow, parse_model_overrides
+from relaybaton.errors import ConfigError, FlowError
+from relaybaton.runtime import Conversation, TurnResult
+from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
+
+__all__ = ["main"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relaybaton",
+        description="An asyncio actor runtime for multi-agent, multi-model LLM work.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a conversation through a flow, in-process")
+    run.add_argument("flow", help="the flow file (TOML)")
+    run.add_argument(
+        "--message", "-m", action="append", required=True, help="a user message (repeatable)"
+    )
+    run.add_argument("--conversation", help="the conversation id (default: a new one)")
+    run.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="SLOT=PROVIDER:MODEL",
+        help="use another model for a slot for this run ('*=...' for every slot)",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(func=_run)
+
+    validate = commands.add_parser("validate", help="check a flow file and list its problems")
+    validate.add_argument("flow", help="the flow file (TOML)")
+    validate.set_defaults(func=_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except FlowError as exc:
+        print(f"relaybaton: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"relaybaton: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _validate(args: argparse.Namespace) -> int:
+    flow = load_flow(args.flow)
+    build_agents(flow)
+    print(
+        f"{args.flow}: ok — flow {flow.flow.name!r}, {len(flow.agents)} agents, "
+        f"{len(flow.models)} model slots, entry {flow.entry!r}"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    flow = load_flow(args.flow)
+    overrides = parse_model_overrides(args.model, sorted(flow.models))
+    conversation_id = args.conversation or f"c-{secrets.token_hex(4)}"
+    results, conversation = asyncio.run(_converse(flow, overrides, conversation_id, args.message))
+    if args.json:
+        sys.stdout.write(_json_report(conversation, results) + "\n")
+    else:
+        _print_report(conversation, results, args.message, sys.stdout)
+    return 1 if any(r.error for r in results) else 0
+
+
+async def _converse(
+    flow: FlowFile, overrides: dict[str, str], conversation_id: str, messages: list[str]
+) -> tuple[list[TurnResult], Conversation]:
+    async with open_flow(flow, model_overrides=overrides) as runtime:
+        results = [await runtime.send(conversation_id, text) for text in messages]
+        conversation = _conversation(runtime, conversation_id)
+    return results, conversation
+
+
+def _conversation(runtime: Runtime, conversation_id: str) -> Conversation:
+    conversation = runtime.conversation(conversation_id)
+    if conversation is None:  # pragma: no cover - send() always opens it
+        raise ConfigError(f"conversation {conversation_id!r} was not opened")
+    return conversation
+
+
+def _usage(conversation: Conversation) -> dict[str, object]:
+    total = conversation.usage_total()
+    return {
+        "input_tokens": total.input_tokens,
+        "output_tokens": total.output_tokens,
+        "cost_usd": round(total.cost_usd, 8),
+        "by_agent": {
+            agent: {
+                "calls": entry.calls,
+                "input_tokens": entry.input_tokens,
+                "output_tokens": entry.output_tokens,
+                "cost_usd": round(entry.cost_usd, 8),
+            }
+            for agent, entry in conversation.usage_by_agent().items()
+        },
+    }
+
+
+def _json_report(conversation: Conversation, results: list[TurnResult]) -> str:
+    replies: list[dict[str, object]] = []
+    for result in results:
+        replies.extend({"agent": r.agent, "text": r.text} for r in result.replies)
+        if result.error:
+            replies.append({"agent": result.owner, "text": "", "error": result.error})
+    report = {
+        "conversation_id": conversation.id,
+        "owner": conversation.owner,
+        "epoch": conversation.epoch,
+        "replies": replies,
+        "events": conversation.events or [],
+        "ownership": conversation.ownership,
+        "usage": _usage(conversation),
+    }
+    return _encoder.encode(report).decode()
+
+
+def _print_report(
+    conversation: Conversation, results: list[TurnResult], messages: list[str], out: TextIO
+) -> None:
+    epoch = 0
+    owner = conversation.ownership[0].owner if conversation.ownership else None
+    out.write(f"conversation {conversation.id}\n")
+    out.write(f"  user: {messages[0]}\n")
+    turn = 0
+    for event in conversation.events or []:
+        if isinstance(event, ModelCallEvent):
+            usage = f"{event.input_tokens}→{event.output_tokens} tok"
+            out.write(
+                f"  [e{epoch} {owner}] model  {event.agent:<12} {event.model:<22} "
+                f"{event.latency_s * 1000:7.1f} ms  {usage:<14} ${event.cost_usd:.6f}\n"
+            )
+        elif isinstance(event, ToolCallEvent):
+            mark = "✗" if event.is_error else "✓"
+            kind = "agent-tool" if event.tool_kind == "agent" else "tool"
+            out.write(
+                f"  [e{epoch} {owner}] {kind:<6} {event.agent} → {event.tool}"
+                f"({event.arguments[:60]}) {mark} {event.result[:70]}\n"
+            )
+        elif isinstance(event, HandoffEvent):
+            if event.action == "handoff":
+                out.write(
+                    f"  [e{epoch} {owner}] handoff {event.sender} → {event.target} "
+                    f"(epoch {event.epoch})\n"
+                )
+            elif event.action == "return":
+                out.write(
+                    f"  [e{event.epoch} {event.target}] baton returned {event.sender} → "
+                    f"{event.target}\n"
+                )
+            epoch, owner = event.epoch, event.target
+        elif isinstance(event, ReplyEvent):
+            if event.error:
+                out.write(f"  ! {event.agent} failed: {event.error}\n")
+            else:
+                out.write(f"  {event.agent}: {event.text}\n")
+            turn += 1
+            if turn < len(messages):
+                out.write(f"  user: {messages[turn]}\n")
+    total = conversation.usage_total()
+    out.write(
+        f"owner {conversation.owner} at epoch {conversation.epoch} · {total.calls} model calls · "
+        f"{total.input_tokens} in / {total.output_tokens} out tokens · ${total.cost_usd:.6f}\n"
+    )
+    for result in results:
+        if result.error:
+            out.write(f"error in turn {result.message_id}: {result.error}\n")
