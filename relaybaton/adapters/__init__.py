@@ -1,5 +1,6 @@
 """Everything that touches the outside world: model providers, stores, transports."""
 
+from relaybaton.adapters._anthropic import AnthropicAdapter
 from relaybaton.adapters._chat import (
     AssistantMessage,
     ChatMessage,
@@ -18,6 +19,7 @@ from relaybaton.adapters._chat import (
     UserMessage,
 )
 from relaybaton.adapters._credentials import Secret
+from relaybaton.adapters._gemini import GeminiAdapter
 from relaybaton.adapters._http import Timeouts
 from relaybaton.adapters._openai import OpenAIChatAdapter
 from relaybaton.adapters._pricing import ModelPrice, PriceTable
@@ -26,9 +28,11 @@ from relaybaton.adapters._redact import redact_processor, redact_text
 from relaybaton.adapters._retry import RetryPolicy
 
 __all__ = [
+    "AnthropicAdapter",
     "AssistantMessage",
     "Capabilities",
     "ChatMessage",
+    "GeminiAdapter",
     "ImagePart",
     "ModelAdapter",
     "ModelPrice",

@@ -2,7 +2,7 @@
 
 ``HttpClient`` owns one ``aiohttp.ClientSession`` per adapter, created lazily inside the
 running loop (a session made outside a loop binds to the wrong one) and closed by
-``aclose``. ``iter_sse`` turns a response body into ``(event, data)`` pairs. ``model_error``
+``aclose``. ``model_error``
 is the one choke point where aiohttp exceptions, HTTP statuses and the three providers'
 error bodies become ``relaybaton.errors``; nothing else in the adapters builds a
 ``ModelError`` from a foreign error.
@@ -11,7 +11,7 @@ error bodies become ``relaybaton.errors``; nothing else in the adapters builds a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import final
 
@@ -25,6 +25,7 @@ from relaybaton.adapters._errorbody import (
     retry_after_of,
 )
 from relaybaton.adapters._redact import redact_text
+from relaybaton.adapters._sse import iter_sse
 from relaybaton.errors import (
     AuthenticationError,
     BadRequestError,
@@ -390,37 +391,3 @@ class HttpClient:
 
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "application/json", "accept": "text/event-stream"}
-
-
-async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[tuple[str, str]]:
-    """Yield ``(event, data)`` for every event of a server-sent event stream.
-
-    Follows the WHATWG framing: lines end in LF, CRLF or CR (also when a CRLF is split
-    across two chunks); ``:`` starts a comment; several ``data:`` lines join with LF; an
-    event is dispatched at a blank line, and an event left unterminated at the end of the
-    body is dropped. ``event`` is ``"message"`` when the server named none.
-    """
-    pending = b""
-    event = ""
-    data: list[str] = []
-    async for chunk in chunks:
-        pending += chunk
-        lines = pending.splitlines(keepends=True)
-        # The last piece is incomplete unless it ends in LF; a trailing CR may be half of CRLF.
-        pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-        for raw in lines:
-            line = raw.rstrip(b"\r\n").decode()
-            if not line:
-                if data:
-                    yield (event or "message", "\n".join(data))
-                event, data = "", []
-                continue
-            if line[0] == ":":
-                continue
-            name, sep, value = line.partition(":")
-            if sep and value.startswith(" "):
-                value = value[1:]
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                event = value

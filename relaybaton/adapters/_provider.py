@@ -186,11 +186,11 @@ class ProviderAdapter:
         async with self._http.open_stream(url, body) as response:
             try:
                 async for name, data in iter_sse(response.content.iter_any()):
+                    # Read to the end even after the end marker: Gemini has none and may send
+                    # its final usage after the chunk carrying the finish reason.
                     for event in assembler.feed(name, data):
                         emitted = True
                         yield event
-                    if assembler.done:
-                        break
                 if not assembler.done:
                     raise ProviderReply("truncated", "the body ended before the end marker")
             except _WIRE_ERRORS as exc:
