@@ -19,27 +19,35 @@ from relaybaton.adapters._chat import (
     UserMessage,
 )
 from relaybaton.adapters._credentials import Secret
+from relaybaton.adapters._factory import create_model_adapter
 from relaybaton.adapters._gemini import GeminiAdapter
 from relaybaton.adapters._http import Timeouts
+from relaybaton.adapters._metrics import MeteredAdapter, MetricsSink, ModelCallRecord
 from relaybaton.adapters._openai import OpenAIChatAdapter
 from relaybaton.adapters._pricing import ModelPrice, PriceTable
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
+from relaybaton.adapters._provider import ProviderAdapter
 from relaybaton.adapters._redact import redact_processor, redact_text
-from relaybaton.adapters._retry import RetryPolicy
+from relaybaton.adapters._retry import ClockLike, RetryPolicy
 
 __all__ = [
     "AnthropicAdapter",
     "AssistantMessage",
     "Capabilities",
     "ChatMessage",
+    "ClockLike",
     "GeminiAdapter",
     "ImagePart",
+    "MeteredAdapter",
+    "MetricsSink",
     "ModelAdapter",
+    "ModelCallRecord",
     "ModelPrice",
     "ModelRequest",
     "ModelResponse",
     "OpenAIChatAdapter",
     "PriceTable",
+    "ProviderAdapter",
     "RequestMetadata",
     "RetryPolicy",
     "Secret",
@@ -53,6 +61,7 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "UserMessage",
+    "create_model_adapter",
     "redact_processor",
     "redact_text",
 ]

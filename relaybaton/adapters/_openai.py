@@ -29,7 +29,11 @@ from relaybaton.adapters._chat import (
 )
 from relaybaton.adapters._credentials import Secret
 from relaybaton.adapters._errorbody import ProviderReply
+from relaybaton.adapters._http import Timeouts
+from relaybaton.adapters._pricing import PriceTable
+from relaybaton.adapters._protocol import Capabilities
 from relaybaton.adapters._provider import ProviderAdapter, StreamAssembler
+from relaybaton.adapters._retry import ClockLike, RetryPolicy
 
 __all__ = [
     "OpenAIChatAdapter",
@@ -361,13 +365,30 @@ class OpenAIChatAdapter(ProviderAdapter):
         self,
         model: str,
         *,
+        api_key: Secret | None,
+        base_url: str,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        prices: PriceTable | None = None,
+        clock: ClockLike | None = None,
+        capabilities: Capabilities | None = None,
+        provider_name: str | None = None,
         instructions_role: str = "system",
         max_tokens_field: str = "max_completion_tokens",
-        **kwargs: Any,
     ) -> None:
         self._instructions_role = instructions_role
         self._max_tokens_field = max_tokens_field
-        super().__init__(model, **kwargs)
+        super().__init__(
+            model,
+            api_key=api_key,
+            base_url=base_url,
+            timeouts=timeouts,
+            retry=retry,
+            prices=prices,
+            clock=clock,
+            capabilities=capabilities,
+            provider_name=provider_name,
+        )
 
     def _headers(self, api_key: Secret | None) -> Mapping[str, str]:
         return {"authorization": f"Bearer {api_key.reveal()}"} if api_key else {}
