@@ -1,5 +1,6 @@
 """Everything that touches the outside world: model providers, stores, transports."""
 
+from relaybaton.adapters._anthropic import AnthropicAdapter
 from relaybaton.adapters._chat import (
     AssistantMessage,
     ChatMessage,
@@ -17,24 +18,50 @@ from relaybaton.adapters._chat import (
     Usage,
     UserMessage,
 )
+from relaybaton.adapters._credentials import Secret
+from relaybaton.adapters._factory import create_model_adapter
+from relaybaton.adapters._gemini import GeminiAdapter
+from relaybaton.adapters._http import Timeouts
+from relaybaton.adapters._metrics import MeteredAdapter, MetricsSink, ModelCallRecord
+from relaybaton.adapters._openai import OpenAIChatAdapter
+from relaybaton.adapters._pricing import ModelPrice, PriceTable
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
+from relaybaton.adapters._provider import ProviderAdapter
+from relaybaton.adapters._redact import redact_processor, redact_text
+from relaybaton.adapters._retry import ClockLike, RetryPolicy
 
 __all__ = [
+    "AnthropicAdapter",
     "AssistantMessage",
     "Capabilities",
     "ChatMessage",
+    "ClockLike",
+    "GeminiAdapter",
     "ImagePart",
+    "MeteredAdapter",
+    "MetricsSink",
     "ModelAdapter",
+    "ModelCallRecord",
+    "ModelPrice",
     "ModelRequest",
     "ModelResponse",
+    "OpenAIChatAdapter",
+    "PriceTable",
+    "ProviderAdapter",
     "RequestMetadata",
+    "RetryPolicy",
+    "Secret",
     "StreamDone",
     "StreamEvent",
     "TextDelta",
+    "Timeouts",
     "ToolCall",
     "ToolCallDelta",
     "ToolResultMessage",
     "ToolSpec",
     "Usage",
     "UserMessage",
+    "create_model_adapter",
+    "redact_processor",
+    "redact_text",
 ]

@@ -39,11 +39,16 @@ class ImagePart(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class ToolCall(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A tool call as the model produced it; ``arguments`` is the model's JSON text."""
+    """A tool call as the model produced it; ``arguments`` is the model's JSON text.
+
+    ``signature`` is an opaque token some providers attach to a call (Gemini's
+    ``thoughtSignature``) and require back, unchanged, when the history is sent again.
+    """
 
     id: str
     name: str
     arguments: str = "{}"
+    signature: str = ""
 
 
 class UserMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="user"):
