@@ -108,6 +108,7 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
     tools: dict[str, ToolConfig] = msgspec.field(default_factory=dict)
     agents: list[AgentConfig] = msgspec.field(default_factory=list)
+    prices: dict[str, dict[str, dict[str, float]]] = msgspec.field(default_factory=dict)
     source: str = ""
 
     @property

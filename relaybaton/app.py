@@ -21,7 +21,7 @@ from relaybaton.actors import (
     open_runtime,
     strip_tool_calls,
 )
-from relaybaton.adapters import Capabilities, ModelAdapter
+from relaybaton.adapters import Capabilities, ModelAdapter, RetryPolicy, create_model_adapter
 from relaybaton.adapters._simulated import SimulatedModel
 from relaybaton.errors import ConfigError
 from relaybaton.runtime import Clock, MonotonicClock
@@ -92,10 +92,24 @@ def create_adapters(
                 clock=clock,
             )
         else:
-            raise ConfigError(
-                f"models.{slot}: provider {provider!r} ({name}) needs its adapter, which is "
-                "not part of this build; use simulated:<name>"
-            )
+            capabilities = None
+            if config.vision is not None or config.context_tokens is not None:
+                capabilities = Capabilities(
+                    vision=bool(config.vision), context_tokens=config.context_tokens or 128_000
+                )
+            try:
+                adapters[slot] = create_model_adapter(
+                    model_id,
+                    base_url=config.base_url,
+                    api_key_env=config.api_key_env,
+                    prices=flow.prices or None,
+                    # The slot retries every adapter the same way, on the runtime's clock.
+                    retry=RetryPolicy(attempts=1),
+                    capabilities=capabilities,
+                    clock=clock,
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"models.{slot} ({name}): {exc}") from exc
     return adapters
 
 

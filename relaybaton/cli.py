@@ -20,6 +20,7 @@ from typing import TextIO
 import msgspec
 
 from relaybaton._flowfile import FlowFile, load_flow
+from relaybaton._logging import configure_logging
 from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.app import build_agents, open_flow, parse_model_overrides
 from relaybaton.errors import ConfigError, FlowError
@@ -35,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relaybaton",
         description="An asyncio actor runtime for multi-agent, multi-model LLM work.",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="log level on stderr (default: warning)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -63,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    configure_logging(args.log_level)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

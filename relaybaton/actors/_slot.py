@@ -11,8 +11,7 @@ import random
 from collections.abc import Callable
 from typing import final
 
-from relaybaton.actors._events import ModelCallEvent
-from relaybaton.adapters import ModelAdapter, ModelRequest, ModelResponse
+from relaybaton.adapters import ModelAdapter, ModelCallRecord, ModelRequest, ModelResponse, Usage
 from relaybaton.errors import ModelError, RateLimitedError
 from relaybaton.runtime import Clock
 
@@ -26,7 +25,8 @@ class ModelSlot:
     Retries: up to ``attempts`` tries, sleeping ``backoff * 2**n`` seconds with full jitter
     between them (or the provider's ``Retry-After`` when it gave one), on the injected
     clock. A retry reads the slot again, so it goes to a swapped-in adapter if there is one.
-    Every attempt is published to ``listeners`` (the metrics stream).
+    Every attempt is published to ``listeners`` (the metrics stream) as a
+    ``ModelCallRecord``; ``retries`` counts the attempts before it.
     """
 
     def __init__(
@@ -48,7 +48,7 @@ class ModelSlot:
         self.max_backoff = max_backoff
         self.in_flight: dict[str, int] = {}
         self.calls: dict[str, int] = {}
-        self.listeners: list[Callable[[ModelCallEvent], None]] = []
+        self.listeners: list[Callable[[ModelCallRecord], None]] = []
         self._random = random.Random(seed)
 
     def __repr__(self) -> str:
@@ -72,7 +72,7 @@ class ModelSlot:
             try:
                 response = await adapter.complete(request)
             except ModelError as exc:
-                self._publish(request, agent, name, started, None, type(exc).__name__)
+                self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
                 attempt += 1
                 if not exc.retryable or attempt >= self.attempts:
                     raise
@@ -81,7 +81,7 @@ class ModelSlot:
             finally:
                 in_flight[name] -= 1
             if self.listeners:
-                self._publish(request, agent, name, started, response, "ok")
+                self._publish(request, agent, name, started, response, "ok", attempt)
             return response
 
     def _delay(self, error: ModelError, attempt: int) -> float:
@@ -90,29 +90,29 @@ class ModelSlot:
         ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         return self._random.uniform(0, ceiling)
 
-    def _publish(  # noqa: PLR0917 - private, and every caller passes all six
+    def _publish(  # noqa: PLR0917 - private, and every caller passes all of them
         self,
         request: ModelRequest,
         agent: str,
-        model: str,
+        adapter: str,
         started: float,
         response: ModelResponse | None,
         outcome: str,
+        retries: int,
     ) -> None:
         if not self.listeners:
             return
-        usage = response.usage if response is not None else None
-        event = ModelCallEvent(
+        record = ModelCallRecord(
+            adapter=adapter,
+            model=(response.model if response is not None else "") or adapter,
             agent=agent,
-            slot=self.name,
-            model=model,
-            latency_s=self.clock.now() - started,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            cost_usd=usage.cost_usd if usage else 0.0,
-            outcome=outcome,
             conversation_id=request.metadata.conversation_id,
-            at=started,
+            started_at=started,
+            latency_s=self.clock.now() - started,
+            ttft_s=None,
+            outcome=outcome,
+            usage=response.usage if response is not None else Usage(),
+            retries=retries,
         )
         for listener in self.listeners:
-            listener(event)
+            listener(record)
