@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from relaybaton.adapters._graph_store import GraphStore, GraphTransaction, entity_from_row
 from relaybaton.adapters._graph_types import Entity, Provenance, Relation
 from relaybaton.errors import GraphError, GraphFileError
@@ -161,7 +163,7 @@ async def import_memory_file(
         GraphError: the namespace holds a graph already and ``replace`` is false.
     """
     source = str(path)
-    raw = Path(path).read_bytes()
+    raw = await anyio.Path(path).read_bytes()
     entities, relations = loads_memory_file(raw.decode("utf-8", errors="replace"), source=source)
     unknown = Provenance()
 
