@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -377,14 +378,33 @@ class SqliteGraphStore:
             self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
         )
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._prepare(busy_timeout)
         # The limiter keeps one operation in flight per store, so queued callers wait in
         # the event loop, not as blocked threads; the lock guards direct synchronous use.
         self._limiter = anyio.CapacityLimiter(1)
         self._lock = threading.Lock()
         self._closed = False
+
+    def _prepare(self, busy_timeout: float) -> None:
+        # Switching to WAL fails at once with "database is locked" while another process
+        # opens the same new file (the busy handler is not consulted for it), so retry
+        # within the busy timeout instead of failing the second process.
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                # One script: executescript would commit a transaction begun outside it.
+                self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            except sqlite3.OperationalError as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    self._conn.close()
+                    raise
+                time.sleep(0.01)
+            else:
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                return
 
     async def run(
         self,

@@ -10,7 +10,7 @@ never change under the graph that returned it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -25,6 +25,7 @@ __all__ = [
     "ObservationDeletion",
     "Provenance",
     "Relation",
+    "to_wire",
 ]
 
 
@@ -112,3 +113,16 @@ class EntityRow(NamedTuple):
     id: int
     name: str
     entity_type: str
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
+def to_wire(value: object) -> Any:
+    """Return ``value`` as the reference server's JSON shape: dicts, lists and strings."""
+    return _lists(msgspec.to_builtins(value))

@@ -14,14 +14,13 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-import msgspec
-
 from relaybaton.actors._knowledge_graph import KnowledgeGraph
 from relaybaton.adapters._graph_types import (
     Entity,
     ObservationAddition,
     ObservationDeletion,
     Relation,
+    to_wire,
 )
 from relaybaton.errors import GraphError
 
@@ -269,12 +268,12 @@ def js_json(value: object, *, indent: int | None = None) -> str:
 
 
 def _answer(key: str, value: object) -> ToolOutcome:
-    builtins = msgspec.to_builtins(value)
+    builtins = to_wire(value)
     return ToolOutcome({key: builtins}, js_json(builtins, indent=2), is_error=False)
 
 
 def _graph(value: object) -> ToolOutcome:
-    builtins = msgspec.to_builtins(value)
+    builtins = to_wire(value)
     return ToolOutcome(builtins, js_json(builtins, indent=2), is_error=False)
 
 
