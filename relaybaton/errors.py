@@ -32,9 +32,12 @@ The tree::
     │   ├── ContentFilteredError         the provider refused the content
     │   ├── MalformedResponseError       the provider answered something we cannot read
     │   └── StreamInterruptedError       a stream ended before its end marker
-    └── ConfigError                      a flow file, a model id or an environment variable
-        ├── FlowError                    one or more problems in a flow file, with paths
-        └── MissingCredentialsError      an API key variable is not set
+    ├── ConfigError                      a flow file, a model id or an environment variable
+    │   ├── FlowError                    one or more problems in a flow file, with paths
+    │   └── MissingCredentialsError      an API key variable is not set
+    └── GraphError                       the knowledge graph refused an operation; nothing changed
+        ├── EntityNotFoundError          (also LookupError) an operation named a missing entity
+        └── GraphFileError               (also ValueError) a memory JSONL file cannot be read
 
 Classes are named by condition, carry their context as attributes, and subclass a builtin
 where the meaning matches, so ``except TimeoutError`` catches an ask that timed out.
@@ -55,9 +58,12 @@ __all__ = [
     "ContentFilteredError",
     "ContextLengthExceededError",
     "DuplicateConversationError",
+    "EntityNotFoundError",
     "EscalationError",
     "FlowError",
     "FlowProblem",
+    "GraphError",
+    "GraphFileError",
     "LimitExceededError",
     "MailboxFullError",
     "MalformedResponseError",
@@ -388,3 +394,32 @@ class MissingCredentialsError(ConfigError):
         )
         self.variable = variable
         self.model = model
+
+
+# --- knowledge graph ----------------------------------------------------------------------
+
+
+class GraphError(RelaybatonError):
+    """The knowledge graph refused an operation; the graph is unchanged."""
+
+
+class EntityNotFoundError(GraphError, LookupError):
+    """An operation named an entity that does not exist in the graph's namespace.
+
+    The message is exactly the MCP memory server's (``Entity with name X not found``),
+    because MCP clients and the models behind them already know that text.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Entity with name {name} not found")
+        self.name = name
+
+
+class GraphFileError(GraphError, ValueError):
+    """A line of a memory JSONL file is not an entity or a relation the graph can hold."""
+
+    def __init__(self, source: str, line: int, problem: str) -> None:
+        super().__init__(f"{source}:{line}: {problem}")
+        self.source = source
+        self.line = line
+        self.problem = problem
