@@ -2,7 +2,9 @@
 
 - ``relaybaton run FLOW --message TEXT [...]``: run one conversation in-process and print
   the replies and a compact trace (``--json`` for one JSON object);
-- ``relaybaton validate FLOW``: check a flow file.
+- ``relaybaton validate FLOW``: check a flow file;
+- ``relaybaton memory import|export`` and ``relaybaton mcp memory``: the long-term memory
+  graph, its reference JSONL file, and an MCP stdio server for it.
 
 Bad input (a missing file, a malformed flow, a bad option) is a message on stderr and exit
 status 2, never a traceback.
@@ -21,6 +23,7 @@ import msgspec
 
 from relaybaton._flowfile import FlowFile, load_flow
 from relaybaton._logging import configure_logging
+from relaybaton._memory_cli import add_memory_commands
 from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.app import build_agents, open_flow, parse_model_overrides
 from relaybaton.errors import ConfigError, FlowError
@@ -64,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a flow file and list its problems")
     validate.add_argument("flow", help="the flow file (TOML)")
     validate.set_defaults(func=_validate)
+    add_memory_commands(commands)
     return parser
 
 

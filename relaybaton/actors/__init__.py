@@ -12,6 +12,7 @@ from relaybaton.actors._agent import (
 )
 from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
 from relaybaton.actors._events import AgentEvent, ModelCallEvent, ToolCallEvent
+from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
 from relaybaton.actors._runtime import Runtime, collect_agents, open_runtime
 from relaybaton.actors._slot import ModelSlot
 from relaybaton.actors._tools import FunctionTool, ToolContext, function_tool
@@ -21,11 +22,13 @@ __all__ = [
     "AgentActor",
     "AgentEvent",
     "AgentTool",
+    "Compat",
     "CompiledAgent",
     "FlowContext",
     "FunctionTool",
     "Handoff",
     "HistoryFilter",
+    "KnowledgeGraph",
     "ModelCallEvent",
     "ModelSlot",
     "Runtime",

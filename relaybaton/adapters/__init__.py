@@ -21,6 +21,21 @@ from relaybaton.adapters._chat import (
 from relaybaton.adapters._credentials import Secret
 from relaybaton.adapters._factory import create_model_adapter
 from relaybaton.adapters._gemini import GeminiAdapter
+from relaybaton.adapters._graph_jsonl import export_memory_file, import_memory_file
+from relaybaton.adapters._graph_sqlite import SqliteGraphStore, open_sqlite_graph_store
+from relaybaton.adapters._graph_store import GraphStore, GraphTransaction
+from relaybaton.adapters._graph_types import (
+    AddedObservations,
+    Entity,
+    GraphPage,
+    GraphView,
+    Observation,
+    ObservationAddition,
+    ObservationDeletion,
+    Provenance,
+    Relation,
+    to_wire,
+)
 from relaybaton.adapters._http import Timeouts
 from relaybaton.adapters._metrics import MeteredAdapter, MetricsSink, ModelCallRecord
 from relaybaton.adapters._openai import OpenAIChatAdapter
@@ -29,14 +44,22 @@ from relaybaton.adapters._protocol import Capabilities, ModelAdapter
 from relaybaton.adapters._provider import ProviderAdapter
 from relaybaton.adapters._redact import redact_processor, redact_text
 from relaybaton.adapters._retry import ClockLike, RetryPolicy
+from relaybaton.adapters._scripted import ScriptedModel, ScriptItem, tool_call
+from relaybaton.adapters._simulated import SimulatedModel
 
 __all__ = [
+    "AddedObservations",
     "AnthropicAdapter",
     "AssistantMessage",
     "Capabilities",
     "ChatMessage",
     "ClockLike",
+    "Entity",
     "GeminiAdapter",
+    "GraphPage",
+    "GraphStore",
+    "GraphTransaction",
+    "GraphView",
     "ImagePart",
     "MeteredAdapter",
     "MetricsSink",
@@ -45,12 +68,21 @@ __all__ = [
     "ModelPrice",
     "ModelRequest",
     "ModelResponse",
+    "Observation",
+    "ObservationAddition",
+    "ObservationDeletion",
     "OpenAIChatAdapter",
     "PriceTable",
+    "Provenance",
     "ProviderAdapter",
+    "Relation",
     "RequestMetadata",
     "RetryPolicy",
+    "ScriptItem",
+    "ScriptedModel",
     "Secret",
+    "SimulatedModel",
+    "SqliteGraphStore",
     "StreamDone",
     "StreamEvent",
     "TextDelta",
@@ -62,6 +94,11 @@ __all__ = [
     "Usage",
     "UserMessage",
     "create_model_adapter",
+    "export_memory_file",
+    "import_memory_file",
+    "open_sqlite_graph_store",
     "redact_processor",
     "redact_text",
+    "to_wire",
+    "tool_call",
 ]
