@@ -251,7 +251,7 @@ class AgentActor(ConversationActor):
         agent = self.agent_name
         slot = self.compiled.slot
         clock = self.flow.clock
-        tracing = self.conversations.tracing
+        tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
         response = await slot.call(request, agent=agent)
         usage = response.usage
@@ -305,7 +305,7 @@ class AgentActor(ConversationActor):
         self, call: ToolCall, conversation_id: str, chain: tuple[str, ...], sink: _Sink
     ) -> ToolResultMessage:
         clock = self.flow.clock
-        tracing = self.conversations.tracing
+        tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
         kind = "function"
         try:

@@ -90,6 +90,14 @@ def loads_memory_file(
             item = json.loads(line, parse_constant=_refuse_constant)
         except ValueError as exc:
             raise GraphFileError(source, number, f"not JSON: {exc}") from exc
+        if "\\ud" in line.lower() and _LONE_SURROGATE.search(json.dumps(item, ensure_ascii=False)):
+            # JSON may escape half of a UTF-16 pair on its own; no database stores that text.
+            raise GraphFileError(
+                source,
+                number,
+                "a string holds a lone UTF-16 surrogate (an escaped \\ud800-\\udfff with no "
+                "pair), which cannot be stored; remove or pair it",
+            )
         if not isinstance(item, dict):
             continue
         kind = item.get("type")

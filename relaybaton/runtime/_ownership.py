@@ -23,7 +23,7 @@ event loop, and they take no locks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import final
 
 import msgspec
@@ -86,6 +86,7 @@ class Conversations:
         self.agents: dict[str, AgentTable] = {}
         self.edges: dict[str, frozenset[str]] = {}
         self.by_id: dict[str, Conversation] = {}
+        self.listeners: list[Callable[[str, msgspec.Struct], None]] = []
         self.turns_accepted = 0
         self.turns_finished = 0
         self.duplicates = 0
@@ -94,6 +95,36 @@ class Conversations:
         """Register an agent's activation table and its declared handoff targets."""
         self.agents[name] = table
         self.edges[name] = frozenset(handoffs)
+
+    # --- observing --------------------------------------------------------------------------
+
+    @property
+    def observed(self) -> bool:
+        """Whether events are wanted: tracing is on, or someone subscribed."""
+        return self.tracing or bool(self.listeners)
+
+    def subscribe(self, listener: Callable[[str, msgspec.Struct], None]) -> Callable[[], None]:
+        """Call ``listener(conversation_id, event)`` for every event; return the unsubscribe.
+
+        Listeners run synchronously in the emitting task: keep them short and non-blocking
+        (put the event in a bounded queue, say). An exception in one is logged and dropped.
+        """
+        self.listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self.listeners:
+                self.listeners.remove(listener)
+
+        return unsubscribe
+
+    def _emit(self, conversation: Conversation, event: msgspec.Struct) -> None:
+        if conversation.events is not None:
+            conversation.events.append(event)
+        for listener in self.listeners:
+            try:
+                listener(conversation.id, event)
+            except Exception as exc:  # a broken subscriber must not break a conversation
+                self.system.log.error("event_listener_failed", error=repr(exc))
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -190,8 +221,8 @@ class Conversations:
     def record(self, conversation_id: str, event: msgspec.Struct) -> None:
         """Keep a trace event when tracing is on (anyone may trace; it changes no state)."""
         conversation = self.by_id.get(conversation_id)
-        if conversation is not None and conversation.events is not None:
-            conversation.events.append(event)
+        if conversation is not None:
+            self._emit(conversation, event)
 
     def charge(
         self,
@@ -276,15 +307,16 @@ class Conversations:
         conversation.owner = None
         conversation.in_flight = baton
         conversation.ownership.append(OwnershipRecord(owner=None, epoch=conversation.epoch))
-        if conversation.events is not None:
-            conversation.events.append(
+        if self.observed:
+            self._emit(
+                conversation,
                 HandoffEvent(
                     action="handoff",
                     sender=sender,
                     target=target,
                     epoch=conversation.epoch,
                     at=self.system.clock.now(),
-                )
+                ),
             )
         self._deliver(conversation, target, baton, conversation.epoch)
         return baton
@@ -304,15 +336,16 @@ class Conversations:
             conversation.leases.append(
                 Lease(return_to=baton.return_to, turns_left=baton.lease_turns)
             )
-        if conversation.events is not None:
-            conversation.events.append(
+        if self.observed:
+            self._emit(
+                conversation,
                 HandoffEvent(
                     action="accept",
                     sender=baton.sender,
                     target=agent,
                     epoch=baton.epoch,
                     at=self.system.clock.now(),
-                )
+                ),
             )
         return conversation
 
@@ -321,9 +354,10 @@ class Conversations:
         conversation = self.check(conversation_id, agent, epoch)
         turn = self._active(conversation)
         turn.replies.append(Reply(agent=agent, text=text))
-        if conversation.events is not None:
-            conversation.events.append(
-                ReplyEvent(agent=agent, text=text, epoch=epoch, at=self.system.clock.now())
+        if self.observed:
+            self._emit(
+                conversation,
+                ReplyEvent(agent=agent, text=text, epoch=epoch, at=self.system.clock.now()),
             )
         self._finish(conversation, agent)
 
@@ -342,11 +376,12 @@ class Conversations:
             self.accept(baton, agent)
         if conversation.owner != agent or conversation.epoch != epoch:
             return False
-        if conversation.events is not None:
-            conversation.events.append(
+        if self.observed:
+            self._emit(
+                conversation,
                 ReplyEvent(
                     agent=agent, text="", epoch=epoch, at=self.system.clock.now(), error=error
-                )
+                ),
             )
         self._finish(conversation, agent, error=error)
         return True
@@ -403,15 +438,16 @@ class Conversations:
         conversation.epoch += 1
         conversation.owner = target
         conversation.ownership.append(OwnershipRecord(owner=target, epoch=conversation.epoch))
-        if conversation.events is not None:
-            conversation.events.append(
+        if self.observed:
+            self._emit(
+                conversation,
                 HandoffEvent(
                     action="return",
                     sender=sender,
                     target=target,
                     epoch=conversation.epoch,
                     at=self.system.clock.now(),
-                )
+                ),
             )
 
     # --- agents as tools (invariant 6) ------------------------------------------------------
