@@ -14,6 +14,7 @@ from typing import final
 
 import msgspec
 
+from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested
 from relaybaton.runtime.messages import BatonPass
 
 __all__ = [
@@ -130,6 +131,21 @@ class Conversation:
     active: Turn | None = None
     seen: dict[str, Turn] = field(default_factory=dict)
     leases: list[Lease] = field(default_factory=list)
+    # Journal position and the durable-only parts (empty unless a journal is attached):
+    seq: int = 0
+    approvals: dict[str, ApprovalRequested] = field(default_factory=dict)
+    decisions: dict[str, ApprovalDecided] = field(default_factory=dict)
+    tools_started: set[str] = field(default_factory=set)
+
+    @property
+    def pending_approvals(self) -> list[ApprovalRequested]:
+        """Approval requests still waiting for a decision."""
+        return [a for a in self.approvals.values() if a.approval_id not in self.decisions]
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether a turn is active or queued (what a restart must finish)."""
+        return self.active is not None or bool(self.inbox) or self.in_flight is not None
 
     def usage_by_agent(self) -> dict[str, LedgerEntry]:
         """The ledger summed per agent."""

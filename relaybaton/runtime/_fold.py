@@ -1,0 +1,270 @@
+"""Rebuilding a conversation from its journal: the fold, and snapshots.
+
+``apply`` does to a ``Conversation`` exactly what the live registry did when it wrote the
+event, so that a conversation restored after a crash is the one that was running (a
+property test compares the two on random runs). Snapshots carry the whole state, so the
+fold starts from the newest one and older records can be pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from relaybaton.runtime._conversation import (
+    Conversation,
+    ConversationStatus,
+    LedgerEntry,
+    Lease,
+    OwnershipRecord,
+    Reply,
+    Turn,
+    TurnResult,
+)
+from relaybaton.runtime._journal_events import (
+    Accepted,
+    Appended,
+    ApprovalDecided,
+    ApprovalRequested,
+    BatonAccepted,
+    Charged,
+    ClosedEvent,
+    ConversationState,
+    HandedOff,
+    JournalRecord,
+    LedgerRow,
+    ModelSwapped,
+    Replied,
+    Snapshot,
+    ToolStarted,
+    TurnFailed,
+    TurnStarted,
+    TurnState,
+)
+from relaybaton.runtime.messages import BatonPass
+
+__all__ = ["apply", "finish_turn", "replay", "restore", "snapshot_state"]
+
+
+def replay(
+    conversation_id: str, records: Iterable[JournalRecord[Any]], *, entry: str
+) -> Conversation:
+    """Fold records (oldest first; a snapshot may lead) into a conversation."""
+    conversation = Conversation(id=conversation_id, owner=entry)
+    conversation.ownership.append(OwnershipRecord(owner=entry, epoch=0))
+    for record in records:
+        if isinstance(record.event, Snapshot):
+            conversation = restore(conversation_id, record.event.state)
+            conversation.seq = record.seq
+            continue
+        apply(conversation, record)
+    return conversation
+
+
+def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
+    """Apply one record to the conversation, as the live registry did."""
+    conversation.seq = record.seq
+    event = record.event
+    match event:
+        case Accepted():
+            turn = Turn(message_id=event.message_id, payload=event.item)
+            conversation.seen[event.message_id] = turn
+            conversation.inbox.append(turn)
+        case TurnStarted():
+            turn = conversation.inbox.popleft()
+            conversation.active = turn
+            conversation.transcript.append(turn.payload)
+        case Appended():
+            conversation.transcript.append(event.item)
+        case ToolStarted():
+            conversation.tools_started.add(event.call_id)
+        case HandedOff():
+            if conversation.active is not None:
+                conversation.active.handoffs += 1
+            conversation.epoch = event.epoch
+            conversation.owner = None
+            conversation.in_flight = BatonPass(
+                conversation_id=conversation.id,
+                sender=event.sender,
+                target=event.target,
+                epoch=event.epoch,
+                message_id=event.message_id,
+                return_to=event.return_to,
+                lease_turns=event.lease_turns,
+                note=event.note,
+            )
+            conversation.ownership.append(OwnershipRecord(owner=None, epoch=event.epoch))
+        case BatonAccepted():
+            baton = conversation.in_flight
+            conversation.in_flight = None
+            conversation.owner = event.agent
+            conversation.ownership[-1] = OwnershipRecord(owner=event.agent, epoch=event.epoch)
+            if baton is not None and baton.return_to is not None:
+                conversation.leases.append(
+                    Lease(return_to=baton.return_to, turns_left=baton.lease_turns)
+                )
+        case Replied():
+            if conversation.active is not None:
+                conversation.active.replies.append(Reply(agent=event.agent, text=event.text))
+            finish_turn(conversation, event.agent, None)
+        case TurnFailed():
+            finish_turn(conversation, event.agent, event.error)
+        case Charged():
+            entry = conversation.ledger.setdefault((event.agent, event.model), LedgerEntry())
+            entry.calls += 1
+            entry.input_tokens += event.input_tokens
+            entry.output_tokens += event.output_tokens
+            entry.cost_usd += event.cost_usd
+        case ApprovalRequested():
+            conversation.approvals[event.approval_id] = event
+            conversation.status = ConversationStatus.AWAITING_APPROVAL
+        case ApprovalDecided():
+            conversation.decisions[event.approval_id] = event
+            if not conversation.pending_approvals:
+                conversation.status = ConversationStatus.ACTIVE
+        case ClosedEvent():
+            conversation.status = ConversationStatus.CLOSED
+        case ModelSwapped():
+            pass  # recorded for the history; it changes no conversation state
+
+
+def finish_turn(conversation: Conversation, agent: str | None, error: str | None) -> Turn | None:
+    """End the active turn: keep its result, count down a lease (maybe return the baton).
+
+    Shared by the live registry and the fold, so that both end turns the same way.
+    """
+    turn = conversation.active
+    if turn is None:
+        return None
+    conversation.active = None
+    if conversation.leases and agent is not None:
+        lease = conversation.leases[-1]
+        lease.turns_left -= 1
+        if lease.turns_left <= 0:
+            conversation.leases.pop()
+            conversation.epoch += 1
+            conversation.owner = lease.return_to
+            conversation.ownership.append(
+                OwnershipRecord(owner=lease.return_to, epoch=conversation.epoch)
+            )
+    turn.result = TurnResult(
+        conversation_id=conversation.id,
+        message_id=turn.message_id,
+        replies=tuple(turn.replies),
+        owner=conversation.owner,
+        epoch=conversation.epoch,
+        error=error,
+    )
+    return turn
+
+
+def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Struct]:
+    """The conversation's whole state, for a snapshot record."""
+
+    def turn_state(turn: Turn) -> TurnState[msgspec.Struct]:
+        return TurnState(
+            message_id=turn.message_id,
+            item=turn.payload,
+            replies=[(r.agent, r.text) for r in turn.replies],
+            handoffs=turn.handoffs,
+        )
+
+    baton = conversation.in_flight
+    return ConversationState(
+        owner=conversation.owner,
+        epoch=conversation.epoch,
+        status=conversation.status.value,
+        in_flight=None
+        if baton is None
+        else HandedOff(
+            sender=baton.sender,
+            target=baton.target,
+            epoch=baton.epoch,
+            message_id=baton.message_id,
+            return_to=baton.return_to,
+            lease_turns=baton.lease_turns,
+            note=baton.note,
+        ),
+        transcript=list(conversation.transcript),
+        ownership=[(r.owner, r.epoch) for r in conversation.ownership],
+        ledger=[
+            LedgerRow(
+                agent=agent,
+                model=model,
+                calls=e.calls,
+                input_tokens=e.input_tokens,
+                output_tokens=e.output_tokens,
+                cost_usd=e.cost_usd,
+            )
+            for (agent, model), e in conversation.ledger.items()
+        ],
+        inbox=[turn_state(t) for t in conversation.inbox],
+        active=turn_state(conversation.active) if conversation.active else None,
+        finished={
+            mid: ([(r.agent, r.text) for r in t.result.replies], t.result.error)
+            for mid, t in conversation.seen.items()
+            if t.result is not None
+        },
+        leases=[(lease.return_to, lease.turns_left) for lease in conversation.leases],
+        approvals=list(conversation.approvals.values()),
+        decisions=list(conversation.decisions.values()),
+        tools_started=sorted(conversation.tools_started),
+    )
+
+
+def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation:
+    """A conversation from a snapshot's state."""
+    conversation = Conversation(
+        id=conversation_id,
+        owner=state.owner,
+        epoch=state.epoch,
+        status=ConversationStatus(state.status),
+    )
+    if state.in_flight is not None:
+        h = state.in_flight
+        conversation.in_flight = BatonPass(
+            conversation_id=conversation_id,
+            sender=h.sender,
+            target=h.target,
+            epoch=h.epoch,
+            message_id=h.message_id,
+            return_to=h.return_to,
+            lease_turns=h.lease_turns,
+            note=h.note,
+        )
+    conversation.transcript = list(state.transcript)
+    conversation.ownership = [OwnershipRecord(owner=o, epoch=e) for o, e in state.ownership]
+    for row in state.ledger:
+        conversation.ledger[(row.agent, row.model)] = LedgerEntry(
+            calls=row.calls,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cost_usd=row.cost_usd,
+        )
+
+    def turn_of(ts: TurnState[Any]) -> Turn:
+        turn = Turn(message_id=ts.message_id, payload=ts.item, handoffs=ts.handoffs)
+        turn.replies = [Reply(agent=a, text=t) for a, t in ts.replies]
+        conversation.seen[ts.message_id] = turn
+        return turn
+
+    for mid, (replies, error) in state.finished.items():
+        turn = Turn(message_id=mid, payload=msgspec.Struct())
+        turn.result = TurnResult(
+            conversation_id=conversation_id,
+            message_id=mid,
+            replies=tuple(Reply(agent=a, text=t) for a, t in replies),
+            owner=state.owner,
+            epoch=state.epoch,
+            error=error,
+        )
+        conversation.seen[mid] = turn
+    conversation.inbox.extend(turn_of(t) for t in state.inbox)
+    conversation.active = turn_of(state.active) if state.active is not None else None
+    conversation.leases = [Lease(return_to=r, turns_left=n) for r, n in state.leases]
+    conversation.approvals = {a.approval_id: a for a in state.approvals}
+    conversation.decisions = {d.approval_id: d for d in state.decisions}
+    conversation.tools_started = set(state.tools_started)
+    return conversation
