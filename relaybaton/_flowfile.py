@@ -124,13 +124,6 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 HISTORY_FILTERS = ("full", "no_tools", "last_user_message")
 _PROVIDERS = ("simulated", "openai", "openai-compatible", "anthropic", "gemini")
-_STRUCTS: dict[str, type[msgspec.Struct]] = {
-    "flow": FlowConfig,
-    "models": ModelConfig,
-    "tools": ToolConfig,
-    "agents": AgentConfig,
-    "handoffs": HandoffConfig,
-}
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str:
@@ -138,18 +131,50 @@ def _suggest(name: str, choices: Iterable[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def _from_validation_error(error: msgspec.ValidationError) -> FlowProblem:
+# The struct decoded at each path shape (indices and dict keys written as ``[]``).
+_STRUCT_AT: dict[str, type[msgspec.Struct]] = {
+    "": FlowFile,
+    "flow": FlowConfig,
+    "models[]": ModelConfig,
+    "tools[]": ToolConfig,
+    "agents[]": AgentConfig,
+    "agents[].handoffs[]": HandoffConfig,
+    "agents[].tools[]": AgentToolConfig,
+}
+
+
+def _name_table(path: str, raw: object, message: str) -> str:
+    """Replace msgspec's ``models[...]`` (a dict key it does not name) with the table's name."""
+    match = re.match(r"(models|tools)\[\.\.\.\](.*)", path)
+    tables = raw.get(match.group(1)) if match and isinstance(raw, dict) else None
+    if match is None or not isinstance(tables, dict):
+        return path
+    section, rest = match.groups()
+    unknown = re.match(r"Object contains unknown field `(.+)`", message)
+    missing = re.match(r"Object missing required field `(.+)`", message)
+    key = rest.lstrip(".").split(".")[0].split("[")[0]
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            continue
+        if (
+            (unknown and unknown.group(1) in table)
+            or (missing and missing.group(1) not in table)
+            or (not unknown and not missing and (not key or key in table))
+        ):
+            return f"{section}.{name}{rest}"
+    return path
+
+
+def _from_validation_error(error: msgspec.ValidationError, raw: object = None) -> FlowProblem:
     text = str(error)
     match = re.search(r" - at `\$(.*)`$", text)
     path = match.group(1).lstrip(".") if match else ""
     message = text[: match.start()] if match else text
+    struct = _STRUCT_AT.get(re.sub(r"\[[^\]]*\]", "[]", path))
+    path = _name_table(path, raw, message)
     unknown = re.match(r"Object contains unknown field `(.+)`", message)
     if unknown:
         field = unknown.group(1)
-        section = re.sub(r"\[\d+\]", "", path).split(".")[-1] if path else ""
-        if section == "models" or path.startswith("models."):
-            section = "models"
-        struct = _STRUCTS.get(section) or (FlowFile if not path else None)
         known = struct.__struct_fields__ if struct is not None else ()
         fix = _suggest(field, known)
         listing = f"; allowed: {', '.join(f for f in known if f != 'source')}" if known else ""
@@ -166,7 +191,7 @@ def parse_flow(text: str, source: str = "<flow>") -> FlowFile:
     try:
         flow = msgspec.convert(raw, FlowFile)
     except msgspec.ValidationError as exc:
-        raise FlowError(source, [_from_validation_error(exc)]) from None
+        raise FlowError(source, [_from_validation_error(exc, raw)]) from None
     flow.source = source
     problems = check_flow(flow)
     if problems:

@@ -152,7 +152,7 @@ class ActorSystem:
             with anyio.move_on_after(grace):
                 while self._tasks:
                     await asyncio.wait(set(self._tasks))
-            self.root.terminate("system closed")
+            self.root.terminate("shutdown")
             if self._tasks:
                 await asyncio.wait(set(self._tasks))
 

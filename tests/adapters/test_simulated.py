@@ -1,0 +1,199 @@
+"""The simulated model: routes, calls tools with fitting arguments, answers, all seeded."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+
+from relaybaton.adapters import (
+    AssistantMessage,
+    ModelRequest,
+    RequestMetadata,
+    ToolCall,
+    ToolResultMessage,
+    ToolSpec,
+    UserMessage,
+)
+from relaybaton.adapters._simulated import SimulatedModel
+from relaybaton.errors import ModelOverloadedError
+from relaybaton.runtime import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+REASON = {"type": "object", "properties": {"reason": {"type": "string"}}}
+HANDOFFS = (
+    ToolSpec(
+        name="transfer_to_refund",
+        description="Refunds and returns: money back for an order that arrived damaged or late.",
+        parameters=REASON,
+    ),
+    ToolSpec(
+        name="transfer_to_billing",
+        description="Billing: invoices, charges, double charges, payment methods and receipts.",
+        parameters=REASON,
+    ),
+)
+ISSUE_REFUND = ToolSpec(
+    name="issue_refund",
+    description="Issue a refund of an amount of money for an order.",
+    parameters={
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}, "amount": {"type": "number"}},
+        "required": ["order_id", "amount"],
+    },
+)
+WEATHER = ToolSpec(name="weather_forecast", description="Tomorrow's weather in a city.")
+
+
+def ask(
+    text: str,
+    *,
+    tools: tuple[ToolSpec, ...] = (),
+    agent: str = "triage",
+    instructions: str = "",
+    after: tuple[AssistantMessage | ToolResultMessage, ...] = (),
+) -> ModelRequest:
+    return ModelRequest(
+        instructions=instructions,
+        messages=(UserMessage(text=text), *after),
+        tools=tools,
+        metadata=RequestMetadata(agent=agent, conversation_id="c1"),
+    )
+
+
+def quick(**options: object) -> SimulatedModel:
+    return SimulatedModel(latency_p50_s=0.0, **options)  # type: ignore[arg-type]
+
+
+async def test_a_refund_question_is_handed_to_the_refund_agent() -> None:
+    response = await quick().complete(
+        ask("My order arrived damaged and I want a refund", tools=HANDOFFS)
+    )
+    [call] = response.message.tool_calls
+    assert call.name == "transfer_to_refund"
+    assert json.loads(call.arguments)["reason"].startswith("the customer asks: My order")
+    assert response.finish_reason == "tool_calls"
+
+
+async def test_a_billing_question_is_handed_to_billing() -> None:
+    response = await quick().complete(
+        ask("Why is there a double charge on my invoice?", tools=HANDOFFS)
+    )
+    assert [c.name for c in response.message.tool_calls] == ["transfer_to_billing"]
+
+
+async def test_relevant_tools_are_called_with_arguments_that_fit_their_schema() -> None:
+    response = await quick().complete(
+        ask("Please refund $42 for order AB-1234", tools=(ISSUE_REFUND, WEATHER))
+    )
+    [call] = response.message.tool_calls
+    assert call.name == "issue_refund"
+    assert json.loads(call.arguments) == {"order_id": "AB-1234", "amount": 42.0}
+
+
+async def test_integer_and_boolean_parameters_are_filled_by_type() -> None:
+    tool = ToolSpec(
+        name="refund_items",
+        description="Refund some items.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "express": {"type": "boolean"},
+                "mode": {"type": "string", "enum": ["full", "partial"]},
+            },
+        },
+    )
+    response = await quick().complete(ask("refund 3 items", tools=(tool,)))
+    assert json.loads(response.message.tool_calls[0].arguments) == {
+        "count": 3,
+        "express": True,
+        "mode": "full",
+    }
+
+
+async def test_it_answers_from_the_tool_results_once_its_tools_answered() -> None:
+    call = ToolCall(id="c1", name="issue_refund", arguments="{}")
+    response = await quick().complete(
+        ask(
+            "Please refund $42 for order AB-1234",
+            tools=(ISSUE_REFUND,),
+            agent="refund",
+            after=(
+                AssistantMessage(tool_calls=(call,), agent="refund"),
+                ToolResultMessage(call_id="c1", name="issue_refund", content="refunded $42.00"),
+            ),
+        )
+    )
+    assert response.message.text == "[issue refund] refunded $42.00"
+    assert response.message.tool_calls == ()
+
+
+async def test_it_answers_from_the_best_matching_knowledge_line() -> None:
+    instructions = (
+        "Answer billing questions.\n"
+        "Knowledge: Duplicate card charges drop off within 3 business days.\n"
+        "Knowledge: Invoices are emailed on the first of the month.\n"
+    )
+    response = await quick().complete(ask("When are invoices emailed?", instructions=instructions))
+    assert response.message.text == "Invoices are emailed on the first of the month."
+
+
+async def test_without_tools_or_knowledge_it_acknowledges_the_message() -> None:
+    response = await quick().complete(ask("hello there"))
+    assert response.message.text == (
+        "Thanks for your message ('hello there'); I have looked into it and can help."
+    )
+
+
+async def test_the_same_seed_gives_the_same_answers_and_another_seed_differs() -> None:
+    async def run(seed: int) -> list[str]:
+        model = SimulatedModel(latency_p50_s=0.0, seed=seed)
+        request = ask("refund $42 for AB-1234", tools=(ISSUE_REFUND,))
+        return [(await model.complete(request)).message.tool_calls[0].id for _ in range(3)]
+
+    assert await run(7) == await run(7)
+    assert await run(7) != await run(8)
+
+
+async def test_usage_is_priced_per_thousand_tokens() -> None:
+    model = quick(price_in_per_1k=1.0, price_out_per_1k=2.0)
+    response = await model.complete(ask("x" * 400))
+    usage = response.usage
+    assert usage.input_tokens == 100
+    assert usage.cost_usd == pytest.approx((100 * 1.0 + usage.output_tokens * 2.0) / 1000)
+    assert response.model == "simulated:general"
+
+
+async def test_an_error_rate_raises_a_retryable_overload_error() -> None:
+    model = quick(error_rate=1.0, name="flaky")
+    with pytest.raises(ModelOverloadedError) as caught:
+        await model.complete(ask("hi"))
+    assert str(caught.value) == "simulated:flaky is overloaded (simulated, error rate 100.0%)"
+    assert caught.value.retryable
+    assert (caught.value.status, caught.value.provider) == (503, "simulated")
+
+
+def test_an_error_rate_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"error_rate must be within \[0, 1\], got 1.5"):
+        SimulatedModel(error_rate=1.5)
+
+
+async def test_latency_is_slept_on_the_injected_clock() -> None:
+    clock = FakeClock()
+    model = SimulatedModel(latency_p50_s=1.0, latency_sigma=0.0, clock=clock)
+    answers: list[str] = []
+
+    async def call() -> None:
+        answers.append((await model.complete(ask("hi"))).message.text)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        await anyio.wait_all_tasks_blocked()
+        await clock.advance(0.999)
+        assert answers == []
+        await clock.advance(0.001)
+    assert len(answers) == 1
+    assert model.calls == 1

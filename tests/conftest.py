@@ -1,0 +1,56 @@
+"""Fixtures shared by every test: the anyio backend, and a guard against leaving the machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+
+class NonLoopbackConnectionError(AssertionError):
+    """A test tried to open a connection to a host other than this machine."""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _is_loopback(address: object) -> bool:
+    if not isinstance(address, tuple) or not address:
+        return True  # AF_UNIX paths and other local families never leave the machine
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it would be resolved and reached, so refuse it
+
+
+@pytest.fixture(autouse=True)
+def _refuse_non_loopback_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # asyncio's create_connection and every client library end in socket.connect (or
+    # connect_ex for non-blocking sockets), so guarding both covers them all.
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def check(address: object) -> None:
+        if not _is_loopback(address):
+            raise NonLoopbackConnectionError(
+                f"test tried to connect to {address!r}; tests may only reach 127.0.0.1 or ::1"
+            )
+
+    def connect(self: socket.socket, address: object) -> None:
+        check(address)
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        check(address)
+        return real_connect_ex(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    return
