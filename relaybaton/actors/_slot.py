@@ -113,6 +113,7 @@ class ModelSlot:
             outcome=outcome,
             usage=response.usage if response is not None else Usage(),
             retries=retries,
+            slot=self.name,
         )
         for listener in self.listeners:
             listener(record)

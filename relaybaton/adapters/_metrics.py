@@ -43,6 +43,7 @@ class ModelCallRecord(msgspec.Struct, frozen=True, kw_only=True, tag="model_call
         usage: tokens and dollars; empty when the call failed.
         retries: how many times the call was sent again.
         utility: a quality score set later by an evaluator; ``None`` here.
+        slot: the model slot that routed the call, when a slot made it.
     """
 
     adapter: str
@@ -56,6 +57,7 @@ class ModelCallRecord(msgspec.Struct, frozen=True, kw_only=True, tag="model_call
     usage: Usage
     retries: int
     utility: float | None = None
+    slot: str = ""
 
 
 MetricsSink = Callable[[ModelCallRecord], None]

@@ -16,8 +16,8 @@ import msgspec
 from relaybaton.runtime._conversation import (
     Conversation,
     ConversationStatus,
-    LedgerEntry,
     Lease,
+    LedgerEntry,
     OwnershipRecord,
     Reply,
     Turn,

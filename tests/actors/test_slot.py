@@ -7,8 +7,8 @@ from functools import partial
 import anyio
 import pytest
 
-from relaybaton.actors import ModelCallEvent, ModelSlot
-from relaybaton.adapters import ModelRequest, ModelResponse, RequestMetadata
+from relaybaton.actors import ModelSlot
+from relaybaton.adapters import ModelCallRecord, ModelRequest, ModelResponse, RequestMetadata
 from relaybaton.adapters._scripted import ScriptedModel
 from relaybaton.errors import AuthenticationError, ModelOverloadedError, RateLimitedError
 from relaybaton.runtime import FakeClock
@@ -65,18 +65,20 @@ async def test_listeners_get_one_model_call_event_per_attempt() -> None:
     clock = FakeClock()
     model = ScriptedModel([ModelOverloadedError("busy"), "ok"], name="scripted", cost_per_call=0.1)
     slot = ModelSlot("general", model, clock=clock, seed=3)
-    events: list[ModelCallEvent] = []
+    events: list[ModelCallRecord] = []
     slot.listeners.append(events.append)
     async with anyio.create_task_group() as tg:
         tg.start_soon(partial(slot.call, REQUEST, agent="triage"))
         await anyio.wait_all_tasks_blocked()
         await clock.advance(0.25)
-    assert [(e.outcome, e.model, e.slot, e.agent, e.conversation_id) for e in events] == [
-        ("ModelOverloadedError", "scripted", "general", "triage", "c1"),
-        ("ok", "scripted", "general", "triage", "c1"),
+    assert [
+        (e.outcome, e.model, e.slot, e.agent, e.conversation_id, e.retries) for e in events
+    ] == [
+        ("ModelOverloadedError", "scripted", "general", "triage", "c1", 0),
+        ("ok", "scripted", "general", "triage", "c1", 1),
     ]
-    assert events[1].cost_usd == 0.1
-    assert events[1].output_tokens > 0
+    assert events[1].usage.cost_usd == 0.1
+    assert events[1].usage.output_tokens > 0
 
 
 async def test_a_non_retryable_error_is_raised_at_once() -> None:
