@@ -53,7 +53,7 @@ handoffs = ["refnd"]
     [
         (
             "agnets = []\n" + MODELS,
-            'unknown field `agnets` (did you mean "agents"?); allowed: flow, models, tools, agents',
+            'unknown field `agnets` (did you mean "agents"?); allowed: flow, models, tools, agents, prices',
         ),
         (
             '[flow]\nentri = "a"\n',
