@@ -145,7 +145,8 @@ class EscalationError(ActorError):
 
     def __init__(self, supervisor: str, restarts: int, period: float) -> None:
         super().__init__(
-            f"supervisor {supervisor!r} gave up after {restarts} restarts within {period:g} s"
+            f"supervisor {supervisor!r} gave up: more than {restarts} "
+            f"restart{'s' if restarts != 1 else ''} within {period:g} s"
         )
         self.supervisor = supervisor
         self.restarts = restarts

@@ -53,7 +53,8 @@ handoffs = ["refnd"]
     [
         (
             "agnets = []\n" + MODELS,
-            'unknown field `agnets` (did you mean "agents"?); allowed: flow, models, tools, agents, prices',
+            'unknown field `agnets` (did you mean "agents"?); '
+            "allowed: flow, models, tools, agents, prices",
         ),
         (
             '[flow]\nentri = "a"\n',

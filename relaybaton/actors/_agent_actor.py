@@ -314,7 +314,6 @@ class AgentActor(ConversationActor):
         except ToolError as exc:
             content, is_error = str(exc), True
         except (ActorError, LimitExceededError) as exc:
-            kind = "agent"
             content, is_error = f"agent tool {call.name!r} failed: {exc}", True
         except Exception as exc:  # a tool is user code: its failure is news for the model
             content, is_error = f"tool {call.name!r} raised {type(exc).__name__}: {exc}", True

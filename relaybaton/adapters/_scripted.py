@@ -124,8 +124,8 @@ class ScriptedModel:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         response = await self.complete(request)
-        for word in response.message.text.split(" "):
-            yield TextDelta(text=word + " ")
+        for index, word in enumerate(response.message.text.split(" ")):
+            yield TextDelta(text=word if index == 0 else f" {word}")
         yield StreamDone(response=response)
 
     async def aclose(self) -> None:

@@ -120,10 +120,24 @@ class ActorRef(Generic[M, R]):
             )
         )
 
-    async def send(self, message: M, *, sender: str | None = None, epoch: int = 0) -> None:
+    async def send(
+        self,
+        message: M,
+        *,
+        sender: str | None = None,
+        conversation_id: str | None = None,
+        epoch: int = 0,
+        trace_id: str | None = None,
+    ) -> None:
         """Queue ``message``, waiting while the mailbox is full. On cancel nothing is queued."""
         await self._target.cell().enqueue_wait(
-            Envelope(message=message, sender=sender, epoch=epoch)
+            Envelope(
+                message=message,
+                sender=sender,
+                conversation_id=conversation_id,
+                epoch=epoch,
+                trace_id=trace_id,
+            )
         )
 
     async def ask(

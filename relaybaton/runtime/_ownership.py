@@ -326,6 +326,12 @@ class Conversations:
         conversation = self.by_id.get(baton.conversation_id)
         if conversation is None or conversation.in_flight != baton:
             current = conversation.epoch if conversation else 0
+            if current == baton.epoch:
+                raise OwnershipError(
+                    f"conversation {baton.conversation_id!r}: the baton of epoch {baton.epoch} "
+                    "was taken already",
+                    conversation_id=baton.conversation_id,
+                )
             raise StaleEpochError(baton.conversation_id, baton.epoch, current)
         if baton.target != agent:
             raise NotOwnerError(baton.conversation_id, agent, None)

@@ -117,6 +117,6 @@ async def test_the_gate_holds_a_call_in_flight_until_it_is_set() -> None:
 async def test_stream_yields_the_words_then_the_whole_answer() -> None:
     model = ScriptedModel(["two words"])
     events = [event async for event in model.stream(request())]
-    assert events[:2] == [TextDelta(text="two "), TextDelta(text="words ")]
+    assert events[:2] == [TextDelta(text="two"), TextDelta(text=" words")]
     assert isinstance(events[-1], StreamDone)
     assert events[-1].response.message.text == "two words"

@@ -452,7 +452,7 @@ async def test_a_baton_that_was_taken_cannot_be_taken_again() -> None:
         stale = BatonPass(
             conversation_id="c1", sender="triage", target="refund", epoch=1, message_id="m1"
         )
-        with pytest.raises(StaleEpochError, match="epoch 1 is stale, current is 1"):
+        with pytest.raises(OwnershipError, match="the baton of epoch 1 was taken already"):
             flow.conversations.accept(stale, "refund")
 
 
