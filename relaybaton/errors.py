@@ -14,6 +14,7 @@ The tree::
     │   ├── StaleEpochError              the write carried an epoch older than the current one
     │   ├── UndeclaredHandoffError       a handoff to an agent not listed in the sender's edges
     │   └── DuplicateConversationError   a conversation id that already exists was created
+    ├── ApprovalError                    a decision that cannot be taken (unknown, stale, ...)
     ├── LimitExceededError               invariant 7: a bound was hit
     │   ├── MaxTurnsExceededError
     │   ├── MaxHandoffsExceededError
@@ -50,6 +51,7 @@ from collections.abc import Collection, Sequence
 __all__ = [
     "ActorError",
     "ActorStoppedError",
+    "ApprovalError",
     "AskTimeoutError",
     "AuthenticationError",
     "BadRequestError",
@@ -207,6 +209,14 @@ class UndeclaredHandoffError(OwnershipError):
 
 class DuplicateConversationError(OwnershipError):
     """A conversation with this id exists already."""
+
+
+class ApprovalError(RelaybatonError):
+    """A decision was refused: unknown or expired request, other arguments, decided already."""
+
+    def __init__(self, message: str, *, approval_id: str) -> None:
+        super().__init__(message)
+        self.approval_id = approval_id
 
 
 # --- limits -------------------------------------------------------------------------------

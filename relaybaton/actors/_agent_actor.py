@@ -19,6 +19,7 @@ import anyio
 import msgspec
 
 from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
+from relaybaton.actors._approval import approval_gate
 from relaybaton.actors._events import ModelCallEvent, ToolCallEvent
 from relaybaton.actors._slot import ModelSlot
 from relaybaton.actors._tools import FunctionTool, ToolContext
@@ -48,6 +49,7 @@ from relaybaton.runtime import (
     Conversations,
     OwnerHandle,
     ToolScope,
+    failpoint,
 )
 from relaybaton.runtime.messages import BatonPass, ToolRequest
 
@@ -132,12 +134,40 @@ class AgentActor(ConversationActor):
         await self._run_owner(owner, edge.input_filter if edge else None)
 
     async def _run_owner(self, owner: OwnerHandle, history_filter: HistoryFilter | None) -> None:
-        compiled = self.compiled
-        agent = compiled.agent
-        handoffs = compiled.handoffs
+        """Drive the active turn from wherever its transcript stands.
+
+        The transcript says what comes next: an answer whose reply was not recorded yet is
+        replied; tool calls without results are run (or wait for a person's decision);
+        otherwise the model is asked. So the same loop starts a fresh turn and finishes one
+        a crash interrupted, without asking a model or running a tool twice for a recorded
+        result.
+        """
+        agent = self.compiled.agent
         transcript = owner.conversation.transcript
         metadata = RequestMetadata(agent=agent.name, conversation_id=owner.conversation_id)
-        for _ in range(agent.max_turns):
+        turns = 0
+        while True:
+            step = _next_step(transcript, self.agent_name)
+            if isinstance(step, str):
+                failpoint("before_reply")
+                owner.reply(step)
+                return
+            if step:
+                chosen = next((c for c in step if c.name in self.compiled.handoffs), None)
+                if chosen is not None:
+                    if self._hand_off(owner, step, chosen):
+                        return
+                    continue
+                if await self._run_owned_tools(owner, step):
+                    return  # waiting for a person: the turn stays open, paused
+                continue
+            if turns >= agent.max_turns:
+                owner.fail(
+                    f"agent {agent.name!r} used its {agent.max_turns} model turns for one user "
+                    "message without answering; raise its max_turns if this is expected"
+                )
+                return
+            turns += 1
             try:
                 owner.count_model_turn()
             except LimitExceededError as exc:
@@ -149,7 +179,7 @@ class AgentActor(ConversationActor):
             request = ModelRequest(
                 instructions=agent.instructions,
                 messages=tuple(history),  # type: ignore[arg-type]
-                tools=compiled.owner_specs,
+                tools=self.compiled.owner_specs,
                 metadata=metadata,
             )
             try:
@@ -157,28 +187,53 @@ class AgentActor(ConversationActor):
             except ModelError as exc:
                 owner.fail(f"the model of agent {agent.name!r} failed: {exc}")
                 return
+            failpoint("after_model_result")
             owner.append(message)
-            if not message.tool_calls:
-                owner.reply(message.text)
-                return
-            handoff_call = None
-            if handoffs:
-                for call in message.tool_calls:
-                    if call.name in handoffs:
-                        handoff_call = call
-                        break
-            if handoff_call is not None:
-                if self._hand_off(owner, message.tool_calls, handoff_call):
-                    return
-                continue
-            for result in await self._run_tools(
-                message.tool_calls, owner.conversation_id, (), owner
-            ):
+            await owner.flushed()
+
+    async def _run_owned_tools(self, owner: OwnerHandle, calls: Sequence[ToolCall]) -> bool:
+        """Run the calls the owner's model asked for; True if some wait for a person."""
+        conversation = owner.conversation
+        runnable: list[tuple[ToolCall, str]] = []
+        results: dict[str, ToolResultMessage] = {}
+        waiting = False
+        for call in calls:
+            tool = self.compiled.function_tools.get(call.name)
+            gate = approval_gate(conversation, call, tool)
+            if gate.kind == "run":
+                runnable.append((call, gate.arguments))
+            elif gate.kind == "result":
+                results[call.id] = ToolResultMessage(
+                    call_id=call.id, name=call.name, content=gate.text, is_error=True
+                )
+            else:
+                waiting = True
+                if gate.kind == "ask" and tool is not None and tool.approval_rule is not None:
+                    owner.request_approval(
+                        call_id=call.id,
+                        tool=call.name,
+                        arguments=gate.arguments,
+                        rule=tool.approval_rule.text,
+                        timeout=tool.approval_timeout,
+                    )
+        if runnable:
+            await owner.flushed()  # decisions and starts are on disk before effects happen
+            ran = await self._run_tools(
+                [c for c, _ in runnable],
+                owner.conversation_id,
+                (),
+                owner,
+                arguments=[a for _, a in runnable],
+                owner=owner,
+            )
+            results.update((r.call_id, r) for r in ran)
+        for call in calls:
+            result = results.get(call.id)
+            if result is not None:
+                failpoint("after_tool_effect")
                 owner.append(result)
-        owner.fail(
-            f"agent {agent.name!r} used its {agent.max_turns} model turns for one user message "
-            "without answering; raise its max_turns if this is expected"
-        )
+        await owner.flushed()
+        return waiting
 
     def _hand_off(self, owner: OwnerHandle, calls: Sequence[ToolCall], chosen: ToolCall) -> bool:
         """Pass the baton as ``chosen`` asks; False if refused and the loop should go on."""
@@ -288,28 +343,40 @@ class AgentActor(ConversationActor):
         conversation_id: str,
         chain: tuple[str, ...],
         sink: _Sink,
+        *,
+        arguments: Sequence[str] | None = None,
+        owner: OwnerHandle | None = None,
     ) -> list[ToolResultMessage]:
+        args = list(arguments) if arguments is not None else [c.arguments for c in calls]
         if len(calls) == 1:
-            return [await self._run_tool(calls[0], conversation_id, chain, sink)]
+            return [await self._run_tool(calls[0], conversation_id, chain, sink, args[0], owner)]
         results: list[ToolResultMessage | None] = [None] * len(calls)
 
         async def run(index: int, call: ToolCall) -> None:
-            results[index] = await self._run_tool(call, conversation_id, chain, sink)
+            results[index] = await self._run_tool(
+                call, conversation_id, chain, sink, args[index], owner
+            )
 
         async with anyio.create_task_group() as group:
             for index, call in enumerate(calls):
                 group.start_soon(run, index, call)
         return [r for r in results if r is not None]
 
-    async def _run_tool(
-        self, call: ToolCall, conversation_id: str, chain: tuple[str, ...], sink: _Sink
+    async def _run_tool(  # noqa: PLR0917 - private; the two call sites pass them all
+        self,
+        call: ToolCall,
+        conversation_id: str,
+        chain: tuple[str, ...],
+        sink: _Sink,
+        arguments: str,
+        owner: OwnerHandle | None,
     ) -> ToolResultMessage:
         clock = self.flow.clock
         tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
         kind = "function"
         try:
-            content = await self._invoke(call, conversation_id, chain)
+            content = await self._invoke(call, arguments, conversation_id, chain, owner)
             is_error = False
         except ToolError as exc:
             content, is_error = str(exc), True
@@ -337,13 +404,25 @@ class AgentActor(ConversationActor):
             call_id=call.id, name=call.name, content=content, is_error=is_error
         )
 
-    async def _invoke(self, call: ToolCall, conversation_id: str, chain: tuple[str, ...]) -> str:
+    async def _invoke(
+        self,
+        call: ToolCall,
+        arguments: str,
+        conversation_id: str,
+        chain: tuple[str, ...],
+        owner: OwnerHandle | None,
+    ) -> str:
         function = self.compiled.function_tools.get(call.name)
         if function is not None:
             context = ToolContext(
                 conversation_id=conversation_id, agent=self.agent_name, call_id=call.id
             )
-            return await function.invoke(call.arguments, context)
+            if owner is not None:
+                function.parse(arguments)  # refuse bad arguments before recording a start
+                owner.tool_started(call.id, call.name)
+                await owner.flushed()
+                failpoint("after_tool_started")
+            return await function.invoke(arguments, context)
         agent_tool = self.compiled.agent_tools.get(call.name)
         if agent_tool is None:
             names = sorted([*self.compiled.function_tools, *self.compiled.agent_tools])
@@ -352,7 +431,7 @@ class AgentActor(ConversationActor):
                 tool=call.name,
             )
         try:
-            text = _agent_tool_input.decode(call.arguments or "{}").input
+            text = _agent_tool_input.decode(arguments or "{}").input
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ToolArgumentsError(
                 f"invalid arguments for agent tool {call.name!r}: {exc}; "
@@ -368,3 +447,23 @@ class AgentActor(ConversationActor):
             chain=chain,
             timeout=agent_tool.timeout,
         )
+
+
+def _next_step(transcript: Sequence[msgspec.Struct], agent: str) -> str | list[ToolCall]:
+    """What the owner does next: reply (the text), run calls (the list), or ask ([]).
+
+    Read from the end of the transcript: this agent's last answer with calls that have no
+    result yet means run them; its last answer without calls, not yet replied, means
+    reply it; anything else (a user message, tool results all in) means ask the model.
+    """
+    answered: set[str] = set()
+    for item in reversed(transcript):
+        if isinstance(item, ToolResultMessage):
+            answered.add(item.call_id)
+            continue
+        if isinstance(item, AssistantMessage) and item.agent == agent:
+            if not item.tool_calls:
+                return item.text if not answered else []
+            return [c for c in item.tool_calls if c.id not in answered]
+        break
+    return []

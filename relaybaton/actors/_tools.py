@@ -15,6 +15,7 @@ from typing import Any, final, get_type_hints, overload
 
 import msgspec
 
+from relaybaton.actors._approval import ApprovalRule
 from relaybaton.adapters import ToolSpec
 from relaybaton.errors import ToolArgumentsError
 
@@ -82,7 +83,18 @@ def _inline_schema(struct_type: type[msgspec.Struct]) -> dict[str, object]:
 class FunctionTool:
     """A tool backed by a Python function (sync or async)."""
 
-    __slots__ = ("_args_type", "_context_param", "_decoder", "description", "fn", "name", "spec")
+    __slots__ = (
+        "_args_type",
+        "_context_param",
+        "_decoder",
+        "approval_rule",
+        "approval_timeout",
+        "description",
+        "fn",
+        "name",
+        "retry_safe",
+        "spec",
+    )
 
     def __init__(
         self,
@@ -90,7 +102,22 @@ class FunctionTool:
         *,
         name: str | None = None,
         description: str | None = None,
+        needs_approval: bool | str = False,
+        approval_timeout: float | None = None,
+        retry_safe: bool = True,
     ) -> None:
+        """Wrap ``fn``.
+
+        Args:
+            fn: the function (sync or async); its type hints give the schema.
+            name: the tool's name (default: the function's).
+            description: what the model reads (default: the docstring's summary).
+            needs_approval: ``True``, or a rule on the arguments (``"amount > 100"``):
+                matching calls wait for a person's decision.
+            approval_timeout: seconds after which an undecided request is rejected.
+            retry_safe: whether a call interrupted by a crash may run again (with the same
+                idempotency key); if not, it gets an error result instead.
+        """
         self.fn = fn
         self.name = name or fn.__name__
         summary, param_docs = _describe(fn)
@@ -123,6 +150,13 @@ class FunctionTool:
             description=self.description,
             parameters=_inline_schema(self._args_type),
         )
+        self.approval_rule: ApprovalRule | None = None
+        if needs_approval:
+            rule = ApprovalRule(needs_approval)
+            rule.check_names(self._args_type.__struct_fields__)
+            self.approval_rule = rule
+        self.approval_timeout = approval_timeout
+        self.retry_safe = retry_safe
 
     def __repr__(self) -> str:
         return f"FunctionTool({self.name!r})"
@@ -163,7 +197,12 @@ def function_tool(fn: Callable[..., object], /) -> FunctionTool: ...
 
 @overload
 def function_tool(
-    *, name: str | None = None, description: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    needs_approval: bool | str = False,
+    approval_timeout: float | None = None,
+    retry_safe: bool = True,
 ) -> Callable[[Callable[..., object]], FunctionTool]: ...
 
 
@@ -173,12 +212,23 @@ def function_tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    needs_approval: bool | str = False,
+    approval_timeout: float | None = None,
+    retry_safe: bool = True,
 ) -> FunctionTool | Callable[[Callable[..., object]], FunctionTool]:
-    """Make a tool of a function; use bare (``@function_tool``) or with options."""
-    if fn is not None:
-        return FunctionTool(fn, name=name, description=description)
+    """Make a tool of a function; use bare (``@function_tool``) or with options.
+
+    See ``FunctionTool`` for the options.
+    """
 
     def wrap(inner: Callable[..., object]) -> FunctionTool:
-        return FunctionTool(inner, name=name, description=description)
+        return FunctionTool(
+            inner,
+            name=name,
+            description=description,
+            needs_approval=needs_approval,
+            approval_timeout=approval_timeout,
+            retry_safe=retry_safe,
+        )
 
-    return wrap
+    return wrap(fn) if fn is not None else wrap

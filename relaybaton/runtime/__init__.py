@@ -19,8 +19,19 @@ from relaybaton.runtime._conversation import (
 from relaybaton.runtime._conversation_actor import ConversationActor, OwnerHandle, ToolScope
 from relaybaton.runtime._deadletters import DeadLetter, DeadLetters
 from relaybaton.runtime._envelope import Envelope
+from relaybaton.runtime._failpoints import FAILPOINTS, failpoint
+from relaybaton.runtime._journal import Journal
 from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
 from relaybaton.runtime._ownership import AgentTable, Conversations
+from relaybaton.runtime._store import (
+    ApprovalRow,
+    Durability,
+    EncodedRecord,
+    Head,
+    MemoryStore,
+    Store,
+    WriteBatch,
+)
 from relaybaton.runtime._supervision import Strategy, SupervisionEvent, Supervisor
 from relaybaton.runtime._system import ActorSystem, open_system
 
@@ -31,6 +42,7 @@ __all__ = [
     "ActorRef",
     "ActorSystem",
     "AgentTable",
+    "ApprovalRow",
     "Clock",
     "Conversation",
     "ConversationActor",
@@ -38,16 +50,23 @@ __all__ = [
     "Conversations",
     "DeadLetter",
     "DeadLetters",
+    "Durability",
+    "EncodedRecord",
     "Envelope",
+    "FAILPOINTS",
     "FakeClock",
+    "Head",
+    "Journal",
     "Lease",
     "LedgerEntry",
     "Mailbox",
     "MailboxClosed",
+    "MemoryStore",
     "MonotonicClock",
     "OwnerHandle",
     "OwnershipRecord",
     "Reply",
+    "Store",
     "Strategy",
     "SupervisionEvent",
     "Supervisor",
@@ -55,5 +74,7 @@ __all__ = [
     "ToolScope",
     "Turn",
     "TurnResult",
+    "WriteBatch",
+    "failpoint",
     "open_system",
 ]

@@ -20,8 +20,9 @@ import msgspec
 
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime._actor import Actor
-from relaybaton.runtime._conversation import Conversation
+from relaybaton.runtime._conversation import Conversation, ConversationStatus
 from relaybaton.runtime._envelope import Envelope
+from relaybaton.runtime._journal_events import ApprovalRequested
 from relaybaton.runtime._ownership import Conversations
 from relaybaton.runtime.messages import BatonPass, KernelMessage, ToolRequest, UserTurn
 
@@ -105,6 +106,33 @@ class OwnerHandle:
             note=note,
             record=record,
         )
+
+    def tool_started(self, call_id: str, tool: str) -> None:
+        """Record that a tool with side effects is about to run."""
+        self._conversations.tool_started(
+            self.conversation.id, self.agent, self.epoch, call_id, tool
+        )
+
+    def request_approval(
+        self, *, call_id: str, tool: str, arguments: str, rule: str, timeout: float | None
+    ) -> ApprovalRequested:
+        """Pause the conversation until a person decides on this call."""
+        return self._conversations.request_approval(
+            self.conversation.id,
+            self.agent,
+            self.epoch,
+            call_id=call_id,
+            tool=tool,
+            arguments=arguments,
+            rule=rule,
+            timeout=timeout,
+        )
+
+    async def flushed(self) -> None:
+        """In sync durability, wait until what was recorded so far is committed."""
+        journal = self._conversations.journal
+        if journal is not None:
+            await journal.flushed()
 
     def reply(self, text: str) -> None:
         """Answer the user and end the turn."""
@@ -191,7 +219,7 @@ class ConversationActor(Actor[KernelMessage, object]):
             await self.on_handoff(handle, message)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unexpected message {type(message).__name__}")
-        if handle.holds:
+        if handle.holds and handle.conversation.status is not ConversationStatus.AWAITING_APPROVAL:
             handle.fail(f"agent {self.agent_name!r} ended its turn without replying or handing off")
         return None
 

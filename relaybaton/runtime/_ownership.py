@@ -23,13 +23,16 @@ event loop, and they take no locks.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Callable, Collection
-from typing import final
+from typing import Any, final
 
 import msgspec
 
 from relaybaton.errors import (
     ActorStoppedError,
+    ApprovalError,
     MaxHandoffsExceededError,
     MaxTurnsExceededError,
     NotOwnerError,
@@ -50,6 +53,22 @@ from relaybaton.runtime._conversation import (
     TurnResult,
 )
 from relaybaton.runtime._envelope import Envelope
+from relaybaton.runtime._failpoints import failpoint
+from relaybaton.runtime._fold import finish_turn
+from relaybaton.runtime._journal import Journal
+from relaybaton.runtime._journal_events import (
+    Accepted,
+    Appended,
+    ApprovalDecided,
+    ApprovalRequested,
+    BatonAccepted,
+    Charged,
+    HandedOff,
+    Replied,
+    ToolStarted,
+    TurnFailed,
+    TurnStarted,
+)
 from relaybaton.runtime._system import ActorSystem
 from relaybaton.runtime.messages import (
     BatonPass,
@@ -77,12 +96,15 @@ class Conversations:
         max_turns: int = 10,
         max_handoffs: int = 5,
         tracing: bool = True,
+        journal: Journal[Any] | None = None,
     ) -> None:
         self.system = system
         self.entry = entry
         self.max_turns = max_turns
         self.max_handoffs = max_handoffs
         self.tracing = tracing
+        self.journal = journal
+        self.approval_index: dict[str, str] = {}
         self.agents: dict[str, AgentTable] = {}
         self.edges: dict[str, frozenset[str]] = {}
         self.by_id: dict[str, Conversation] = {}
@@ -171,6 +193,8 @@ class Conversations:
         conversation.seen[message_id] = turn
         conversation.inbox.append(turn)
         self.turns_accepted += 1
+        if self.journal is not None:
+            self.journal.record(conversation, Accepted(message_id=message_id, item=payload))
         if conversation.active is None:
             self._dispatch_next(conversation)
         return future
@@ -180,6 +204,8 @@ class Conversations:
             turn = conversation.inbox.popleft()
             conversation.active = turn
             conversation.transcript.append(turn.payload)
+            if self.journal is not None:
+                self.journal.record(conversation, TurnStarted(message_id=turn.message_id))
             owner = conversation.owner
             assert owner is not None  # a turn ends only with the baton held
             message = UserTurn(conversation_id=conversation.id, message_id=turn.message_id)
@@ -216,7 +242,10 @@ class Conversations:
 
     def append(self, conversation_id: str, agent: str, epoch: int, item: msgspec.Struct) -> None:
         """Append to the transcript, as the owner at the current epoch."""
-        self.check(conversation_id, agent, epoch).transcript.append(item)
+        conversation = self.check(conversation_id, agent, epoch)
+        conversation.transcript.append(item)
+        if self.journal is not None:
+            self.journal.record(conversation, Appended(agent=agent, item=item))
 
     def record(self, conversation_id: str, event: msgspec.Struct) -> None:
         """Keep a trace event when tracing is on (anyone may trace; it changes no state)."""
@@ -245,6 +274,17 @@ class Conversations:
         entry.input_tokens += input_tokens
         entry.output_tokens += output_tokens
         entry.cost_usd += cost_usd
+        if self.journal is not None:
+            self.journal.record(
+                conversation,
+                Charged(
+                    agent=agent,
+                    model=model,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    cost_usd=cost_usd,
+                ),
+            )
 
     def count_model_turn(self, conversation_id: str, agent: str, epoch: int) -> None:
         """Count one model turn of the active user message; raise past ``max_turns``."""
@@ -293,6 +333,8 @@ class Conversations:
         turn.handoffs += 1
         if record is not None:
             conversation.transcript.append(record)
+            if self.journal is not None:
+                self.journal.record(conversation, Appended(agent=sender, item=record))
         conversation.epoch += 1
         baton = BatonPass(
             conversation_id=conversation_id,
@@ -307,6 +349,20 @@ class Conversations:
         conversation.owner = None
         conversation.in_flight = baton
         conversation.ownership.append(OwnershipRecord(owner=None, epoch=conversation.epoch))
+        if self.journal is not None:
+            self.journal.record(
+                conversation,
+                HandedOff(
+                    sender=sender,
+                    target=target,
+                    epoch=baton.epoch,
+                    message_id=baton.message_id,
+                    return_to=baton.return_to,
+                    lease_turns=baton.lease_turns,
+                    note=note,
+                ),
+            )
+        failpoint("mid_handoff")
         if self.observed:
             self._emit(
                 conversation,
@@ -342,6 +398,8 @@ class Conversations:
             conversation.leases.append(
                 Lease(return_to=baton.return_to, turns_left=baton.lease_turns)
             )
+        if self.journal is not None:
+            self.journal.record(conversation, BatonAccepted(agent=agent, epoch=baton.epoch))
         if self.observed:
             self._emit(
                 conversation,
@@ -360,12 +418,13 @@ class Conversations:
         conversation = self.check(conversation_id, agent, epoch)
         turn = self._active(conversation)
         turn.replies.append(Reply(agent=agent, text=text))
+        journal_event: msgspec.Struct = Replied(agent=agent, text=text)
         if self.observed:
             self._emit(
                 conversation,
                 ReplyEvent(agent=agent, text=text, epoch=epoch, at=self.system.clock.now()),
             )
-        self._finish(conversation, agent)
+        self._finish(conversation, agent, event=journal_event)
 
     def fail_turn(self, conversation_id: str, agent: str, epoch: int, error: str) -> bool:
         """End the active turn with an error reply, if ``agent`` still holds it at ``epoch``.
@@ -389,7 +448,7 @@ class Conversations:
                     agent=agent, text="", epoch=epoch, at=self.system.clock.now(), error=error
                 ),
             )
-        self._finish(conversation, agent, error=error)
+        self._finish(conversation, agent, error=error, event=TurnFailed(agent=agent, error=error))
         return True
 
     def holds_turn(self, conversation_id: str, agent: str, epoch: int, message_id: str) -> bool:
@@ -413,48 +472,246 @@ class Conversations:
         return turn
 
     def _finish(
-        self, conversation: Conversation, agent: str | None, error: str | None = None
+        self,
+        conversation: Conversation,
+        agent: str | None,
+        error: str | None = None,
+        event: msgspec.Struct | None = None,
     ) -> None:
-        turn = conversation.active
+        epoch = conversation.epoch
+        turn = finish_turn(conversation, agent, error)
         if turn is None:
             return
-        conversation.active = None
         self.turns_finished += 1
-        if conversation.leases and agent is not None:
-            lease = conversation.leases[-1]
-            lease.turns_left -= 1
-            if lease.turns_left <= 0:
-                conversation.leases.pop()
-                self._return_baton(conversation, agent, lease.return_to)
-        turn.result = result = TurnResult(
-            conversation_id=conversation.id,
-            message_id=turn.message_id,
-            replies=tuple(turn.replies),
-            owner=conversation.owner,
-            epoch=conversation.epoch,
-            error=error,
-        )
-        for waiter in turn.waiters:
-            if not waiter.done():
-                waiter.set_result(result)
-        turn.waiters.clear()
-        self._dispatch_next(conversation)
-
-    def _return_baton(self, conversation: Conversation, sender: str, target: str) -> None:
-        conversation.epoch += 1
-        conversation.owner = target
-        conversation.ownership.append(OwnershipRecord(owner=target, epoch=conversation.epoch))
-        if self.observed:
+        if self.journal is not None:
+            self.journal.record(
+                conversation, event or TurnFailed(agent=agent or "", error=error or "")
+            )
+        if conversation.epoch != epoch and self.observed:  # a lease ended: baton returned
             self._emit(
                 conversation,
                 HandoffEvent(
                     action="return",
-                    sender=sender,
-                    target=target,
+                    sender=agent or "",
+                    target=conversation.owner or "",
                     epoch=conversation.epoch,
                     at=self.system.clock.now(),
                 ),
             )
+        result, waiters = turn.result, list(turn.waiters)
+        turn.waiters.clear()
+
+        def deliver() -> None:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(result)  # type: ignore[arg-type]
+
+        if self.journal is not None:
+            # In sync mode the user hears back only once the reply is on disk.
+            self.journal.after_commit(deliver)
+        else:
+            deliver()
+        self._dispatch_next(conversation)
+
+    # --- durable execution: effects, approvals, reloading ----------------------------------
+
+    def tool_started(
+        self, conversation_id: str, agent: str, epoch: int, call_id: str, tool: str
+    ) -> None:
+        """Record that a tool with side effects is about to run (owner only)."""
+        conversation = self.check(conversation_id, agent, epoch)
+        conversation.tools_started.add(call_id)
+        if self.journal is not None:
+            self.journal.record(conversation, ToolStarted(agent=agent, call_id=call_id, tool=tool))
+
+    def request_approval(
+        self,
+        conversation_id: str,
+        agent: str,
+        epoch: int,
+        *,
+        call_id: str,
+        tool: str,
+        arguments: str,
+        rule: str,
+        timeout: float | None = None,
+    ) -> ApprovalRequested:
+        """Pause the conversation until a person decides on this exact call.
+
+        The request is bound to a hash of ``arguments``; it expires (a rejection) after
+        ``timeout`` seconds on the runtime's clock, if given.
+        """
+        conversation = self.check(conversation_id, agent, epoch)
+        nth = sum(1 for a in conversation.approvals.values() if a.call_id == call_id) + 1
+        now = self.system.clock.now()
+        request = ApprovalRequested(
+            approval_id=approval_id_for(conversation_id, call_id, nth),
+            agent=agent,
+            call_id=call_id,
+            tool=tool,
+            arguments=arguments,
+            arguments_hash=arguments_hash(arguments),
+            rule=rule,
+            requested_at=now,
+            expires_at=None if timeout is None else now + timeout,
+        )
+        conversation.approvals[request.approval_id] = request
+        conversation.status = ConversationStatus.AWAITING_APPROVAL
+        self.approval_index[request.approval_id] = conversation_id
+        if self.journal is not None:
+            self.journal.record(conversation, request)
+        if self.observed:
+            self._emit(conversation, request)
+        if timeout is not None:
+            self._schedule_expiry(request)
+        return request
+
+    def _schedule_expiry(self, request: ApprovalRequested) -> None:
+        if request.expires_at is None:
+            return
+        delay = max(0.0, request.expires_at - self.system.clock.now())
+        self.system.clock.call_later(delay, self._expire, request.approval_id)
+
+    def _expire(self, approval_id: str) -> None:
+        conversation = self.by_id.get(self.approval_index.get(approval_id, ""))
+        if conversation is None or approval_id in conversation.decisions:
+            return
+        request = conversation.approvals[approval_id]
+        self._decide(
+            conversation, request, "expire", None, note="no decision in time", by="timeout"
+        )
+
+    def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        arguments_hash: str,
+        arguments: str | None = None,
+        note: str = "",
+        by: str = "",
+    ) -> ApprovalDecided:
+        """Take a decision (``approve``, ``reject`` or ``edit``) on a pending request.
+
+        Decisions are single-use and bound to the arguments' hash; repeating the same
+        decision returns the first one and changes nothing.
+
+        Raises:
+            ApprovalError: unknown or expired request, another decision taken already, a
+                hash that does not match the request, or an edit without arguments.
+        """
+        conversation = self.by_id.get(self.approval_index.get(approval_id, ""))
+        if conversation is None or approval_id not in conversation.approvals:
+            raise ApprovalError(
+                f"no approval request {approval_id!r}; list the pending ones with "
+                "`relaybaton approvals list`",
+                approval_id=approval_id,
+            )
+        request = conversation.approvals[approval_id]
+        taken = conversation.decisions.get(approval_id)
+        if taken is not None:
+            if taken.decision == decision and taken.arguments == arguments:
+                return taken
+            raise ApprovalError(
+                f"approval {approval_id!r} was decided already ({taken.decision}); "
+                "a decision is single-use",
+                approval_id=approval_id,
+            )
+        if arguments_hash != request.arguments_hash:
+            raise ApprovalError(
+                f"approval {approval_id!r} is for arguments with hash "
+                f"{request.arguments_hash}, not {arguments_hash}: the request changed; "
+                "read it again before deciding",
+                approval_id=approval_id,
+            )
+        if request.expires_at is not None and self.system.clock.now() > request.expires_at:
+            self._expire(approval_id)
+            raise ApprovalError(
+                f"approval {approval_id!r} expired and was rejected", approval_id=approval_id
+            )
+        if decision not in ("approve", "reject", "edit"):
+            raise ApprovalError(
+                f"decision {decision!r} is not one of approve, reject, edit",
+                approval_id=approval_id,
+            )
+        if decision == "edit" and not arguments:
+            raise ApprovalError(
+                "an edit needs the new arguments (a JSON object)", approval_id=approval_id
+            )
+        return self._decide(conversation, request, decision, arguments, note=note, by=by)
+
+    def _decide(
+        self,
+        conversation: Conversation,
+        request: ApprovalRequested,
+        decision: str,
+        arguments: str | None,
+        *,
+        note: str,
+        by: str,
+    ) -> ApprovalDecided:
+        decided = ApprovalDecided(
+            approval_id=request.approval_id,
+            decision=decision,
+            arguments_hash=request.arguments_hash,
+            arguments=arguments,
+            note=note,
+            by=by,
+        )
+        conversation.decisions[request.approval_id] = decided
+        if not conversation.pending_approvals:
+            conversation.status = ConversationStatus.ACTIVE
+        if self.journal is not None:
+            self.journal.record(conversation, decided)
+        if self.observed:
+            self._emit(conversation, decided)
+        self._resume_turn(conversation)
+        return decided
+
+    def _resume_turn(self, conversation: Conversation) -> None:
+        """Hand the active turn back to whoever holds it (after a decision or a restart)."""
+        if conversation.status is ConversationStatus.AWAITING_APPROVAL:
+            return
+        baton = conversation.in_flight
+        if baton is not None:
+            self._deliver(conversation, baton.target, baton, baton.epoch)
+        elif conversation.active is not None and conversation.owner is not None:
+            message = UserTurn(
+                conversation_id=conversation.id, message_id=conversation.active.message_id
+            )
+            self._deliver(conversation, conversation.owner, message, conversation.epoch)
+        else:
+            self._dispatch_next(conversation)
+
+    def restore(self, conversation: Conversation) -> None:
+        """Adopt a conversation rebuilt from its journal and continue its unfinished work."""
+        if self.tracing and conversation.events is None:
+            conversation.events = []
+        self.by_id[conversation.id] = conversation
+        for request in conversation.approvals.values():
+            self.approval_index[request.approval_id] = conversation.id
+        for request in conversation.pending_approvals:
+            self._schedule_expiry(request)
+        self._resume_turn(conversation)
+
+    async def load(self, conversation_id: str) -> Conversation | None:
+        """The conversation, loaded from the journal if it is not in memory (None if new)."""
+        conversation = self.by_id.get(conversation_id)
+        if conversation is None and self.journal is not None:
+            conversation = await self.journal.load(conversation_id, entry=self.entry)
+            if conversation is not None and conversation_id not in self.by_id:
+                self.restore(conversation)
+            conversation = self.by_id.get(conversation_id)
+        return conversation
+
+    async def resume_all(self) -> int:
+        """Load and continue every conversation a previous run left unfinished."""
+        if self.journal is None:
+            return 0
+        heads = await self.journal.store.heads(unfinished_only=True)
+        for head in heads:
+            await self.load(head.conversation_id)
+        return len(heads)
 
     # --- agents as tools (invariant 6) ------------------------------------------------------
 
@@ -494,3 +751,18 @@ class Conversations:
             request, timeout=timeout, sender=caller, conversation_id=conversation_id
         )
         return str(result)
+
+
+def arguments_hash(arguments: str) -> str:
+    """The hash a decision is bound to: the canonical JSON of the arguments."""
+    try:
+        canonical = json.dumps(json.loads(arguments), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = arguments
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def approval_id_for(conversation_id: str, call_id: str, nth: int) -> str:
+    """A short, stable id: the same request gets the same id after a restart."""
+    digest = hashlib.sha256(f"{conversation_id}\x00{call_id}\x00{nth}".encode()).hexdigest()
+    return f"ap-{digest[:12]}"

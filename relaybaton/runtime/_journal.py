@@ -1,0 +1,269 @@
+"""The journal: records every state change of every conversation and commits them in groups.
+
+The registry calls ``record`` right after each change (synchronously, on the event loop: a
+record is a small frozen struct put on a list). One writer task encodes what accumulated
+and commits it to the store in one transaction (group commit: many conversations' records
+per transaction). ``Durability`` decides who waits for that commit:
+
+- ``sync``: ``flushed()`` waits for it, so a step goes on only once what came before is on
+  disk; replies reach the user only after their record is committed;
+- ``batched``: nobody waits; the writer collects for up to ``max_delay`` seconds first;
+- ``off``: nobody waits, and the store is asked not to flush to disk.
+
+Every ``snapshot_every`` records a conversation also gets a snapshot record (its whole
+state); with ``retention`` on, the records the snapshot covers are pruned in the same
+transaction, so a conversation's journal stays short however long it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, final
+
+import anyio
+import msgspec
+import structlog
+
+from relaybaton.runtime._clock import Clock
+from relaybaton.runtime._conversation import Conversation
+from relaybaton.runtime._fold import replay, snapshot_state
+from relaybaton.runtime._journal_events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    JournalRecord,
+    Snapshot,
+)
+from relaybaton.runtime._store import (
+    ApprovalRow,
+    Durability,
+    EncodedRecord,
+    Head,
+    Store,
+    WriteBatch,
+)
+
+__all__ = ["Journal"]
+
+T = TypeVar("T")
+
+_log = structlog.get_logger("relaybaton.journal")
+
+
+@final
+class Journal(Generic[T]):
+    """Records conversations' events and commits them to a store in groups."""
+
+    def __init__(
+        self,
+        store: Store,
+        item_type: Any,
+        *,
+        clock: Clock,
+        durability: Durability = Durability.BATCHED,
+        max_delay: float = 0.005,
+        max_batch: int = 5000,
+        snapshot_every: int = 200,
+        retention: bool = True,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.durability = Durability(durability)
+        self.max_delay = max_delay
+        self.max_batch = max_batch
+        self.snapshot_every = snapshot_every
+        self.retention = retention
+        self.item_type = item_type
+        self._encoder = msgspec.json.Encoder()
+        self._decoder: msgspec.json.Decoder[JournalRecord[Any]] = msgspec.json.Decoder(
+            JournalRecord[item_type]
+        )
+        self._pending: list[tuple[JournalRecord[Any], Head]] = []
+        self._recorded = 0
+        self._committed = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._callbacks: list[tuple[int, Callable[[], None]]] = []
+        self._last_snapshot: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.failure: BaseException | None = None
+        self.transactions = 0
+        self.bytes_written = 0
+
+    # --- recording (hot path, synchronous) ------------------------------------------------
+
+    def record(self, conversation: Conversation, event: msgspec.Struct) -> None:
+        """Journal ``event``, already applied to ``conversation``."""
+        conversation.seq += 1
+        now = self.clock.now()
+        record: JournalRecord[Any] = JournalRecord(
+            conversation_id=conversation.id,
+            seq=conversation.seq,
+            epoch=conversation.epoch,
+            at=now,
+            event=event,  # type: ignore[arg-type]
+        )
+        self._pending.append((record, self._head(conversation, now)))
+        self._recorded += 1
+        last = self._last_snapshot.get(conversation.id, 0)
+        if conversation.seq - last >= self.snapshot_every:
+            self._snapshot(conversation, now)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _snapshot(self, conversation: Conversation, now: float) -> None:
+        conversation.seq += 1
+        record: JournalRecord[Any] = JournalRecord(
+            conversation_id=conversation.id,
+            seq=conversation.seq,
+            epoch=conversation.epoch,
+            at=now,
+            event=Snapshot(state=snapshot_state(conversation)),
+        )
+        self._pending.append((record, self._head(conversation, now)))
+        self._recorded += 1
+        self._last_snapshot[conversation.id] = conversation.seq
+
+    @staticmethod
+    def _head(conversation: Conversation, now: float) -> Head:
+        return Head(
+            conversation_id=conversation.id,
+            seq=conversation.seq,
+            epoch=conversation.epoch,
+            owner=conversation.owner,
+            status=conversation.status.value,
+            unfinished=conversation.unfinished,
+            updated_at=now,
+        )
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once what was recorded so far is committed (at once unless sync)."""
+        if self.durability is not Durability.SYNC or self._committed >= self._recorded:
+            callback()
+        else:
+            self._callbacks.append((self._recorded, callback))
+
+    async def flushed(self) -> None:
+        """In sync mode, wait until everything recorded so far is committed."""
+        if self.durability is not Durability.SYNC or self._committed >= self._recorded:
+            return
+        await self._wait_for(self._recorded)
+
+    async def flush(self) -> None:
+        """Wait until everything recorded so far is committed, whatever the mode."""
+        if self._committed < self._recorded:
+            await self._wait_for(self._recorded)
+
+    async def _wait_for(self, mark: int) -> None:
+        if self.failure is not None:
+            raise self.failure
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((mark, future))
+        self._wake.set()
+        await future
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def decode(self, body: bytes) -> JournalRecord[Any]:
+        """One record from its stored bytes (typed; fails closed)."""
+        return self._decoder.decode(body)
+
+    async def load(self, conversation_id: str, *, entry: str) -> Conversation | None:
+        """The conversation rebuilt from its stored journal, or None if it has none."""
+        bodies = await self.store.read(conversation_id)
+        if not bodies:
+            return None
+        records = [self.decode(body) for body in bodies]
+        conversation = replay(conversation_id, records, entry=entry)
+        snapshots = [r.seq for r in records if isinstance(r.event, Snapshot)]
+        self._last_snapshot[conversation_id] = snapshots[-1] if snapshots else 0
+        return conversation
+
+    # --- the writer -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Commit what accumulates until ``aclose``; run it in a task group you own."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.durability is Durability.BATCHED and not self._closed and not self._waiters:
+                await anyio.sleep(self.max_delay)  # let a group gather (real time: I/O batching)
+            while self._pending:
+                await self._commit_some()
+            if self._closed:
+                return
+
+    async def _commit_some(self) -> None:
+        taken = self._pending[: self.max_batch]
+        del self._pending[: len(taken)]
+        batch = WriteBatch()
+        encode = self._encoder.encode
+        for record, head in taken:
+            body = encode(record)
+            self.bytes_written += len(body)
+            event = record.event
+            batch.records.append(
+                EncodedRecord(
+                    conversation_id=record.conversation_id,
+                    seq=record.seq,
+                    epoch=record.epoch,
+                    kind=str(type(event).__struct_config__.tag or ""),
+                    body=body,
+                )
+            )
+            batch.heads[record.conversation_id] = head
+            if isinstance(event, ApprovalRequested):
+                batch.approvals.append(
+                    ApprovalRow(
+                        approval_id=event.approval_id,
+                        conversation_id=record.conversation_id,
+                        request=encode(event),
+                    )
+                )
+            elif isinstance(event, ApprovalDecided):
+                batch.approvals.append(
+                    ApprovalRow(
+                        approval_id=event.approval_id,
+                        conversation_id=record.conversation_id,
+                        request=b"",
+                        decision=event.decision,
+                    )
+                )
+            elif isinstance(event, Snapshot) and self.retention:
+                batch.prune[record.conversation_id] = record.seq
+        try:
+            await self.store.write(batch)
+        except Exception as exc:
+            # A journal that cannot write must stop the runtime loudly, not drop records.
+            self.failure = exc
+            _log.error("journal_write_failed", error=repr(exc))
+            for _, future in self._waiters:
+                if not future.done():
+                    future.set_exception(exc)
+            self._waiters.clear()
+            raise
+        self.transactions += 1
+        self._committed += len(taken)
+        self._release()
+
+    def _release(self) -> None:
+        committed = self._committed
+        if self._waiters:
+            keep = []
+            for mark, future in self._waiters:
+                if mark <= committed:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    keep.append((mark, future))
+            self._waiters = keep
+        if self._callbacks:
+            due = [cb for mark, cb in self._callbacks if mark <= committed]
+            self._callbacks = [(m, cb) for m, cb in self._callbacks if m > committed]
+            for callback in due:
+                callback()
+
+    async def aclose(self) -> None:
+        """Commit what is pending and stop the writer. Idempotent."""
+        self._closed = True
+        self._wake.set()
