@@ -38,7 +38,7 @@ def collect_agents(entry: Agent, others: Sequence[Agent] = ()) -> dict[str, Agen
         ConfigError: two different agents share a name, or a name refers to no agent.
     """
     found: dict[str, Agent] = {}
-    named = {a.name: a for a in others}
+    named = {a.name: a for a in (entry, *others)}
     stack: list[Agent] = [entry, *others]
     while stack:
         agent = stack.pop()

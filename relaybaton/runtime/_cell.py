@@ -226,6 +226,10 @@ class ActorCell(Generic[M, R]):
         self._drain_gen += 1
         self.task = None
         task.cancel(reason)
+        # A task cancelled before its first step never enters `_drain`, so its `finally`
+        # (which tells the system it ended) never runs; forget it when it is done instead.
+        # Only this rare path pays for the callback.
+        task.add_done_callback(self.system.forget_task)
 
     def _start_drain(self) -> None:
         self._drain_gen += 1

@@ -223,6 +223,12 @@ class Conversations:
                 bounded=False,
             )
         except ActorStoppedError as exc:
+            if type(message) is BatonPass and conversation.in_flight is message:
+                # The baton cannot reach its target (its activation is stopping): it goes
+                # back to the sender under a new epoch, so the conversation keeps exactly one
+                # owner and the next user message can be dispatched.
+                conversation.in_flight = None
+                self._return_baton(conversation, message.target, message.sender)
             self._finish(conversation, None, error=str(exc))
 
     # --- owner operations (invariants 1-4, 7, 9) --------------------------------------------

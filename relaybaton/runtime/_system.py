@@ -114,6 +114,10 @@ class ActorSystem:
         if task is not None:
             self._tasks.discard(task)
 
+    def forget_task(self, task: asyncio.Task[None]) -> None:
+        """Forget ``task`` (for a task that may end without running ``task_finished``)."""
+        self._tasks.discard(task)
+
     def fail(self, error: BaseException) -> None:
         """Fail the system: the ``open_system`` block is cancelled and raises ``error``."""
         if self.failure is None:
