@@ -29,6 +29,7 @@ from relaybaton.runtime._journal_events import (
     ApprovalDecided,
     ApprovalRequested,
     BatonAccepted,
+    BatonReturned,
     Charged,
     ClosedEvent,
     ConversationState,
@@ -105,6 +106,11 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
                 conversation.leases.append(
                     Lease(return_to=baton.return_to, turns_left=baton.lease_turns)
                 )
+        case BatonReturned():
+            conversation.in_flight = None
+            conversation.epoch = event.epoch
+            conversation.owner = event.target
+            conversation.ownership.append(OwnershipRecord(owner=event.target, epoch=event.epoch))
         case Replied():
             if conversation.active is not None:
                 conversation.active.replies.append(Reply(agent=event.agent, text=event.text))

@@ -18,6 +18,7 @@ __all__ = [
     "ApprovalDecided",
     "ApprovalRequested",
     "BatonAccepted",
+    "BatonReturned",
     "Charged",
     "ClosedEvent",
     "ConversationState",
@@ -81,6 +82,14 @@ class BatonAccepted(msgspec.Struct, tag="baton_accepted", frozen=True, kw_only=T
     """The target took the baton out of its message."""
 
     agent: str
+    epoch: int
+
+
+class BatonReturned(msgspec.Struct, tag="baton_returned", frozen=True, kw_only=True, gc=False):
+    """A baton that could not be delivered went back to its sender under a new epoch."""
+
+    sender: str
+    target: str
     epoch: int
 
 
@@ -200,6 +209,7 @@ JournalEvent = (
     | ToolStarted
     | HandedOff
     | BatonAccepted
+    | BatonReturned
     | Replied
     | TurnFailed
     | Charged

@@ -62,6 +62,7 @@ from relaybaton.runtime._journal_events import (
     ApprovalDecided,
     ApprovalRequested,
     BatonAccepted,
+    BatonReturned,
     Charged,
     HandedOff,
     Replied,
@@ -228,7 +229,20 @@ class Conversations:
                 # back to the sender under a new epoch, so the conversation keeps exactly one
                 # owner and the next user message can be dispatched.
                 conversation.in_flight = None
-                self._return_baton(conversation, message.target, message.sender)
+                conversation.epoch += 1
+                conversation.owner = message.sender
+                conversation.ownership.append(
+                    OwnershipRecord(owner=message.sender, epoch=conversation.epoch)
+                )
+                if self.journal is not None:
+                    self.journal.record(
+                        conversation,
+                        BatonReturned(
+                            sender=message.target,
+                            target=message.sender,
+                            epoch=conversation.epoch,
+                        ),
+                    )
             self._finish(conversation, None, error=str(exc))
 
     # --- owner operations (invariants 1-4, 7, 9) --------------------------------------------
