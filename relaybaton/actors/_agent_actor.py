@@ -11,7 +11,7 @@ the calls a handoff cut short), so no provider is ever sent a history it rejects
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, final
 
@@ -19,7 +19,7 @@ import anyio
 import msgspec
 
 from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
-from relaybaton.actors._events import ModelCallEvent, ToolCallEvent
+from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
 from relaybaton.actors._slot import ModelSlot
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.adapters import (
@@ -110,6 +110,15 @@ class _Sink(Protocol):
     ) -> None: ...
 
     def record(self, event: msgspec.Struct) -> None: ...
+
+
+def _deltas(owner: OwnerHandle, agent: str, clock: Clock) -> Callable[[str], None]:
+    epoch = owner.epoch
+
+    def publish(text: str) -> None:
+        owner.record(ReplyDeltaEvent(agent=agent, text=text, epoch=epoch, at=clock.now()))
+
+    return publish
 
 
 class AgentActor(ConversationActor):
@@ -253,7 +262,12 @@ class AgentActor(ConversationActor):
         clock = self.flow.clock
         tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
-        response = await slot.call(request, agent=agent)
+        if isinstance(sink, OwnerHandle) and self.conversations.listeners:
+            # Someone listens (the HTTP service): stream, so the user sees the answer as it
+            # comes. Only the owner's text is the user's; an agent used as a tool stays whole.
+            response = await slot.stream(request, agent=agent, on_text=_deltas(sink, agent, clock))
+        else:
+            response = await slot.call(request, agent=agent)
         usage = response.usage
         model = response.model or slot.adapter.name
         sink.charge(

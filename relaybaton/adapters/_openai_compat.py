@@ -25,6 +25,7 @@ import msgspec
 from aiohttp import web
 
 from relaybaton.actors import ModelCallEvent, ReplyDeltaEvent
+from relaybaton.adapters._service_auth import current_token
 from relaybaton.adapters._service_errors import ApiError, error_json
 from relaybaton.adapters._service_limits import read_body
 from relaybaton.adapters._sse_stream import EventLog, LoggedEvent
@@ -106,7 +107,7 @@ class OpenAICompat:
 
     def _model_ids(self, request: web.Request) -> list[str]:
         service = self.service
-        token = request.get("token")
+        token = current_token.get()
         if token is not None and token.flows is not None and service.flow_name not in token.flows:
             return []
         return [service.flow_name, *(f"{service.flow_name}:{a}" for a in service.runtime.agents)]
@@ -134,7 +135,7 @@ class OpenAICompat:
                 code="model_not_found",
                 param="model",
             )
-        service.tokens.check_flow(request.get("token"), flow)
+        service.tokens.check_flow(current_token.get(), flow)
         if len(chat.messages) > limits.max_messages:
             raise ApiError(
                 400,

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from relaybaton.actors import Runtime
 from relaybaton.adapters._prom import ServiceMetrics
-from relaybaton.adapters._service_auth import ApiToken, TokenTable
+from relaybaton.adapters._service_auth import TokenTable, current_token
 from relaybaton.adapters._service_errors import ApiError, error_json
 from relaybaton.adapters._service_limits import (
     ServiceLimits,
@@ -293,7 +293,7 @@ class Service:
                 token = self.tokens.authenticate(
                     request.headers.get("Authorization"), request.remote
                 )
-                request["token"] = token
+                current_token.set(token)
                 label = token.label if token is not None else "loopback"
                 self.limiter.enter(label)
                 principal = label  # set only once a slot is held, so finally gives it back
@@ -362,8 +362,7 @@ class Service:
     # --- the native API ---------------------------------------------------------------------
 
     def _check_flow(self, request: web.Request) -> None:
-        token: ApiToken | None = request.get("token")
-        self.tokens.check_flow(token, self.flow_name)
+        self.tokens.check_flow(current_token.get(), self.flow_name)
 
     async def _post_message(self, request: web.Request) -> web.Response:
         self._check_flow(request)

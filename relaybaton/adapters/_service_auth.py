@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import final
 
@@ -20,7 +21,7 @@ import msgspec
 from relaybaton.adapters._service_errors import ApiError
 from relaybaton.errors import ConfigError
 
-__all__ = ["ApiToken", "TokenTable", "is_loopback"]
+__all__ = ["ApiToken", "TokenTable", "current_token", "is_loopback"]
 
 TOKENS_ENV = "RELAYBATON_API_TOKENS"
 TOKENS_FILE_ENV = "RELAYBATON_API_TOKENS_FILE"
@@ -35,6 +36,10 @@ class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:  # the secret never reaches a repr, a log or a trace
         return f"ApiToken(label={self.label!r}, flows={self.flows!r})"
+
+
+current_token: ContextVar[ApiToken | None] = ContextVar("current_token", default=None)
+"""The token of the request being handled (set by the service's middleware)."""
 
 
 def _parse_entry(entry: str, where: str) -> ApiToken:
