@@ -69,9 +69,7 @@ async def test_wait_false_answers_202_and_the_conversation_shows_owner_epoch_and
         assert view["status"] == "active"
         assert [m["type"] for m in view["transcript"]][0] == "user"
         assert set(view["usage"]["by_agent"]) == {"triage", "billing"}
-        assert {row["model"] for row in view["usage"]["by_agent_and_model"]} == {
-            "scripted:general"
-        }
+        assert {row["model"] for row in view["usage"]["by_agent_and_model"]} == {"scripted:general"}
 
 
 async def test_unknown_conversation_and_bad_ids_get_404_and_400_in_the_error_shape() -> None:
