@@ -110,7 +110,10 @@ class OpenAICompat:
         token = current_token.get()
         if token is not None and token.flows is not None and service.flow_name not in token.flows:
             return []
-        return [service.flow_name, *(f"{service.flow_name}:{a}" for a in service.runtime.agents)]
+        return [
+            service.flow_name,
+            *(f"{service.flow_name}:{a}" for a in sorted(service.runtime.agents)),
+        ]
 
     async def list_models(self, request: web.Request) -> web.Response:
         data = [
