@@ -246,7 +246,7 @@ class Tracer:
             self._close(turn.agent, at, error)
         self._close(turn.workflow, at, error)
         self._turns.pop(turn.workflow.conversation_id, None)
-        self.log.info(
+        self.log.debug(
             "turn_finished",
             conversation_id=turn.workflow.conversation_id,
             message_id=turn.message_id,
