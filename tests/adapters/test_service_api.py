@@ -67,7 +67,7 @@ async def test_wait_false_answers_202_and_the_conversation_shows_owner_epoch_and
         assert view["owner"] == "triage"  # the baton came back after billing's answer
         assert view["epoch"] == 2
         assert view["status"] == "active"
-        assert [m["type"] for m in view["transcript"]][0] == "user"
+        assert view["transcript"][0]["type"] == "user"
         assert set(view["usage"]["by_agent"]) == {"triage", "billing"}
         assert {row["model"] for row in view["usage"]["by_agent_and_model"]} == {"scripted:general"}
 

@@ -30,7 +30,8 @@ async def test_non_streamed_completion_keeps_the_conversation_server_side() -> N
             assert first.object == "chat.completion"
             assert first.choices[0].message.content == "triage heard: hello"
             assert first.choices[0].finish_reason == "stop"
-            assert first.usage is not None and first.usage.total_tokens > 0
+            assert first.usage is not None
+            assert first.usage.total_tokens > 0
             history = [
                 {"role": "user", "content": "hello"},
                 {"role": "assistant", "content": "triage heard: hello"},
@@ -72,7 +73,8 @@ async def test_streamed_completion_sends_chunks_usage_and_done() -> None:
         finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
         assert finishes[-1] == "stop"
         assert chunks[-1].choices == []
-        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+        assert chunks[-1].usage is not None
+        assert chunks[-1].usage.completion_tokens > 0
         assert served.runtime.conversation("s1") is not None
 
 
@@ -89,34 +91,37 @@ async def test_models_lists_the_flow_and_its_agents_and_flow_agent_starts_there(
 async def test_refusals_raise_the_clients_error_classes() -> None:
     tokens = TokenTable.from_environment({"RELAYBATON_API_TOKENS": TOKEN})
     limits = ServiceLimits(max_body_bytes=4096, rate_per_s=0.01, burst=6)
-    async with serving(tokens=tokens, limits=limits) as served:
-        async with _client(served) as client, _client(served, "sk-wrong-" + "d" * 20) as bad:
-            with pytest.raises(openai.AuthenticationError):
-                await bad.chat.completions.create(
-                    model="support", messages=[{"role": "user", "content": "hi"}]
-                )
-            with pytest.raises(openai.NotFoundError, match="model_not_found|does not exist"):
-                await client.chat.completions.create(
-                    model="nope", messages=[{"role": "user", "content": "hi"}]
-                )
-            with pytest.raises(openai.BadRequestError, match="role 'user'"):
-                await client.chat.completions.create(
-                    model="support", messages=[{"role": "system", "content": "only system"}]
-                )
-            with pytest.raises(openai.APIStatusError) as too_large:
-                await client.chat.completions.create(
-                    model="support", messages=[{"role": "user", "content": "z" * 10_000}]
-                )
-            assert too_large.value.status_code == 413
-            results = await asyncio.gather(
-                *(
-                    client.chat.completions.create(
-                        model="support", messages=[{"role": "user", "content": f"m{i}"}]
-                    )
-                    for i in range(4)
-                ),
-                return_exceptions=True,
+    async with (
+        serving(tokens=tokens, limits=limits) as served,
+        _client(served) as client,
+        _client(served, "sk-wrong-" + "d" * 20) as bad,
+    ):
+        with pytest.raises(openai.AuthenticationError):
+            await bad.chat.completions.create(
+                model="support", messages=[{"role": "user", "content": "hi"}]
             )
-            limited = [r for r in results if isinstance(r, openai.RateLimitError)]
-            assert limited
-            assert limited[0].response.headers["Retry-After"]
+        with pytest.raises(openai.NotFoundError, match=r"does not exist"):
+            await client.chat.completions.create(
+                model="nope", messages=[{"role": "user", "content": "hi"}]
+            )
+        with pytest.raises(openai.BadRequestError, match="role 'user'"):
+            await client.chat.completions.create(
+                model="support", messages=[{"role": "system", "content": "only system"}]
+            )
+        with pytest.raises(openai.APIStatusError) as too_large:
+            await client.chat.completions.create(
+                model="support", messages=[{"role": "user", "content": "z" * 10_000}]
+            )
+        assert too_large.value.status_code == 413
+        results = await asyncio.gather(
+            *(
+                client.chat.completions.create(
+                    model="support", messages=[{"role": "user", "content": f"m{i}"}]
+                )
+                for i in range(4)
+            ),
+            return_exceptions=True,
+        )
+        limited = [r for r in results if isinstance(r, openai.RateLimitError)]
+        assert limited
+        assert limited[0].response.headers["Retry-After"]
