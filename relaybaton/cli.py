@@ -3,6 +3,7 @@
 - ``relaybaton run FLOW --message TEXT [...]``: run one conversation in-process and print
   the replies and a compact trace (``--json`` for one JSON object);
 - ``relaybaton validate FLOW``: check a flow file;
+- ``relaybaton serve FLOW``: serve a flow over HTTP until SIGTERM, then drain;
 - ``relaybaton memory import|export`` and ``relaybaton mcp memory``: the long-term memory
   graph, its reference JSONL file, and an MCP stdio server for it.
 
@@ -24,6 +25,7 @@ import msgspec
 from relaybaton._flowfile import FlowFile, load_flow
 from relaybaton._logging import configure_logging
 from relaybaton._memory_cli import add_memory_commands
+from relaybaton._serve_cli import add_serve_command
 from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.app import build_agents, open_flow, parse_model_overrides
 from relaybaton.errors import ConfigError, FlowError
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("flow", help="the flow file (TOML)")
     validate.set_defaults(func=_validate)
     add_memory_commands(commands)
+    add_serve_command(commands)
     return parser
 
 

@@ -11,7 +11,7 @@ from relaybaton.actors._agent import (
     strip_tool_calls,
 )
 from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
-from relaybaton.actors._events import AgentEvent, ModelCallEvent, ToolCallEvent
+from relaybaton.actors._events import AgentEvent, ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
 from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
 from relaybaton.actors._runtime import Runtime, collect_agents, open_runtime
 from relaybaton.actors._slot import ModelSlot
@@ -31,6 +31,7 @@ __all__ = [
     "KnowledgeGraph",
     "ModelCallEvent",
     "ModelSlot",
+    "ReplyDeltaEvent",
     "Runtime",
     "Tool",
     "ToolCallEvent",

@@ -11,7 +11,7 @@ the calls a handoff cut short), so no provider is ever sent a history it rejects
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, final
 
@@ -20,7 +20,7 @@ import msgspec
 
 from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
 from relaybaton.actors._approval import approval_gate
-from relaybaton.actors._events import ModelCallEvent, ToolCallEvent
+from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
 from relaybaton.actors._slot import ModelSlot
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.adapters import (
@@ -112,6 +112,15 @@ class _Sink(Protocol):
     ) -> None: ...
 
     def record(self, event: msgspec.Struct) -> None: ...
+
+
+def _deltas(owner: OwnerHandle, agent: str, clock: Clock) -> Callable[[str], None]:
+    epoch = owner.epoch
+
+    def publish(text: str) -> None:
+        owner.record(ReplyDeltaEvent(agent=agent, text=text, epoch=epoch, at=clock.now()))
+
+    return publish
 
 
 class AgentActor(ConversationActor):
@@ -308,7 +317,12 @@ class AgentActor(ConversationActor):
         clock = self.flow.clock
         tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
-        response = await slot.call(request, agent=agent)
+        if isinstance(sink, OwnerHandle) and self.conversations.listeners:
+            # Someone listens (the HTTP service): stream, so the user sees the answer as it
+            # comes. Only the owner's text is the user's; an agent used as a tool stays whole.
+            response = await slot.stream(request, agent=agent, on_text=_deltas(sink, agent, clock))
+        else:
+            response = await slot.call(request, agent=agent)
         usage = response.usage
         model = response.model or slot.adapter.name
         sink.charge(

@@ -6,7 +6,7 @@ import msgspec
 
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
 
-__all__ = ["AgentEvent", "ModelCallEvent", "ToolCallEvent"]
+__all__ = ["AgentEvent", "ModelCallEvent", "ReplyDeltaEvent", "ToolCallEvent"]
 
 
 class ModelCallEvent(
@@ -45,4 +45,19 @@ class ToolCallEvent(
     at: float = 0.0
 
 
-AgentEvent = ModelCallEvent | ToolCallEvent | HandoffEvent | ReplyEvent
+class ReplyDeltaEvent(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="reply_delta"
+):
+    """A piece of an owner's answer as the model streams it, before the ``reply`` event.
+
+    Deltas are provisional: text a model streams before it decides to call a tool is
+    streamed too. The ``reply`` event that ends the turn holds the answer.
+    """
+
+    agent: str
+    text: str
+    epoch: int
+    at: float = 0.0
+
+
+AgentEvent = ModelCallEvent | ToolCallEvent | HandoffEvent | ReplyEvent | ReplyDeltaEvent

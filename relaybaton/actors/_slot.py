@@ -11,8 +11,16 @@ import random
 from collections.abc import Callable
 from typing import final
 
-from relaybaton.adapters import ModelAdapter, ModelCallRecord, ModelRequest, ModelResponse, Usage
-from relaybaton.errors import ModelError, RateLimitedError
+from relaybaton.adapters import (
+    ModelAdapter,
+    ModelCallRecord,
+    ModelRequest,
+    ModelResponse,
+    StreamDone,
+    TextDelta,
+    Usage,
+)
+from relaybaton.errors import ModelError, RateLimitedError, StreamInterruptedError
 from relaybaton.runtime import Clock
 
 __all__ = ["ModelSlot"]
@@ -117,3 +125,48 @@ class ModelSlot:
         )
         for listener in self.listeners:
             listener(record)
+
+    async def stream(
+        self, request: ModelRequest, *, agent: str = "", on_text: Callable[[str], None]
+    ) -> ModelResponse:
+        """Call the slot's model streaming; ``on_text`` gets each text delta as it arrives.
+
+        Retries like ``call``, but only before the first delta: once text has gone to
+        ``on_text``, a failure is raised, since sending the request again would show the
+        user the same text twice. Returns the assembled answer of the stream's end.
+        """
+        attempt = 0
+        while True:
+            adapter = self.adapter
+            name = adapter.name
+            started = self.clock.now() if self.listeners else 0.0
+            in_flight = self.in_flight
+            in_flight[name] = in_flight.get(name, 0) + 1
+            self.calls[name] = self.calls.get(name, 0) + 1
+            emitted = False
+            response: ModelResponse | None = None
+            try:
+                async for event in adapter.stream(request):
+                    if isinstance(event, TextDelta):
+                        if event.text:
+                            emitted = True
+                            on_text(event.text)
+                    elif isinstance(event, StreamDone):
+                        response = event.response
+                if response is None:
+                    raise StreamInterruptedError(
+                        f"the stream of {name!r} ended without its final answer",
+                        emitted=emitted,
+                    )
+            except ModelError as exc:
+                self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
+                attempt += 1
+                if emitted or not exc.retryable or attempt >= self.attempts:
+                    raise
+                await self.clock.sleep(self._delay(exc, attempt))
+                continue
+            finally:
+                in_flight[name] -= 1
+            if self.listeners:
+                self._publish(request, agent, name, started, response, "ok", attempt)
+            return response

@@ -155,16 +155,25 @@ class Conversations:
         """The conversation, or None if it was never opened."""
         return self.by_id.get(conversation_id)
 
-    def open(self, conversation_id: str) -> Conversation:
-        """The conversation, created (owned by the entry agent at epoch 0) if it is new."""
+    def open(self, conversation_id: str, *, owner: str | None = None) -> Conversation:
+        """The conversation, created (owned at epoch 0 by ``owner``, by default the entry
+        agent) if it is new; an existing one is returned unchanged.
+        """
         conversation = self.by_id.get(conversation_id)
         if conversation is None:
+            first = owner or self.entry
+            if owner is not None and owner not in self.agents:
+                raise OwnershipError(
+                    f"cannot open conversation {conversation_id!r} at agent {first!r}: no "
+                    f"such agent; the flow's agents: {', '.join(sorted(self.agents))}",
+                    conversation_id=conversation_id,
+                )
             conversation = Conversation(
                 id=conversation_id,
-                owner=self.entry,
+                owner=first,
                 events=[] if self.tracing else None,
             )
-            conversation.ownership.append(OwnershipRecord(owner=self.entry, epoch=0))
+            conversation.ownership.append(OwnershipRecord(owner=first, epoch=0))
             self.by_id[conversation_id] = conversation
         return conversation
 

@@ -1,0 +1,206 @@
+"""What does the HTTP edge cost per request, next to an aiohttp handler that does nothing?
+
+Workload: ``POST /v1/conversations/{id}/messages`` with ``{"text": "Hello"}`` on the
+customer-service flow (examples/customer_service.toml) whose models are scripted to answer
+at once, so a request is: auth and limits, body read and validation, one turn through the
+runtime (triage answers), the JSON answer, metrics, spans and the event log. Every client
+talks in its own conversation, one request after another.
+
+The baseline, in the same run and the same process, is a bare aiohttp application with the
+same route whose handler reads the body and answers ``{}``.
+
+Load comes from a separate process on loopback (this file run with ``--client``): N
+aiohttp clients, each with its own connection, for a fixed number of requests. Figures, for
+100 and 1,000 concurrent clients, medians of ``--repeat`` runs:
+
+- ``rps``: requests per second;
+- ``p50_ms``, ``p99_ms``: request latency as the client saw it;
+- ``cost_ratio``: the edge's per-request cost (1/rps) over the bare handler's
+  (target: ≤ 2);
+- ``p99_ratio``: the edge's p99 over the bare handler's p99 at the same concurrency
+  (target at 1,000 clients: ≤ 3).
+
+Read the ratios, not the absolute figures: the machine is shared and noisy, and on a small
+one the client process competes with the server for CPU. Usage:
+``python benchmarks/http_edge.py [--json] [--repeat N] [--requests N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from relaybaton._flowfile import load_flow  # noqa: E402
+from relaybaton._logging import configure_logging  # noqa: E402
+from relaybaton.actors import open_runtime  # noqa: E402
+from relaybaton.adapters import ScriptedModel  # noqa: E402
+from relaybaton.adapters._service import create_service  # noqa: E402
+from relaybaton.adapters._service_limits import ServiceLimits  # noqa: E402
+from relaybaton.app import build_agents  # noqa: E402
+
+BODY = b'{"text": "Hello"}'
+
+
+# --- the client process ---------------------------------------------------------------------
+
+
+async def _client(url: str, concurrency: int, requests: int) -> dict[str, float]:
+    latencies: list[float] = []
+    per_client = max(1, requests // concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+
+        async def one(n: int) -> None:
+            target = f"{url}/v1/conversations/bench-{n}-{time.monotonic_ns()}/messages"
+            for _ in range(per_client):
+                started = time.perf_counter()
+                async with http.post(
+                    target, data=BODY, headers={"Content-Type": "application/json"}
+                ) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        raise RuntimeError(f"status {answer.status}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "requests": len(latencies),
+    }
+
+
+async def _load(url: str, concurrency: int, requests: int) -> dict[str, float]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--client", url,
+        "--concurrency", str(concurrency), "--requests", str(requests),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"load client failed with status {process.returncode}")
+    figures: dict[str, float] = json.loads(out)
+    return figures
+
+
+# --- the servers ----------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _serve(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def _bare_app() -> web.Application:
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b"{}", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/conversations/{conversation_id}/messages", handler)
+    return app
+
+
+@asynccontextmanager
+async def _edge() -> AsyncIterator[str]:
+    flow = load_flow(ROOT / "examples" / "customer_service.toml")
+    agents = build_agents(flow)
+    model = ScriptedModel(lambda _request: "Hello! How can I help?", keep_requests=False)
+    async with open_runtime(
+        agents[flow.entry],
+        agents=list(agents.values()),
+        models=model,
+        tracing=False,
+        gc_young_threshold=10_000,
+    ) as runtime:
+        # One client principal sends all the load: lift the rate limit, keep the others.
+        limits = ServiceLimits(rate_per_s=1e9, burst=1_000_000_000, max_concurrent=100_000)
+        service = create_service(runtime, flow_name=flow.flow.name, limits=limits)
+        try:
+            async with _serve(service.app) as url:
+                yield url
+        finally:
+            service.close()
+
+
+async def _measure(repeat: int, requests: int) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    for concurrency in (100, 1000):
+        runs: dict[str, list[dict[str, float]]] = {"bare": [], "edge": []}
+        for _ in range(repeat):
+            async with _serve(_bare_app()) as url:
+                await _load(url, concurrency, concurrency)  # warm-up
+                runs["bare"].append(await _load(url, concurrency, requests))
+            async with _edge() as url:
+                await _load(url, concurrency, concurrency)
+                runs["edge"].append(await _load(url, concurrency, requests))
+        for name, results in runs.items():
+            rows[f"{name}_{concurrency}"] = {
+                key: statistics.median(r[key] for r in results)
+                for key in ("rps", "p50_ms", "p99_ms")
+            }
+        bare, edge = rows[f"bare_{concurrency}"], rows[f"edge_{concurrency}"]
+        rows[f"ratio_{concurrency}"] = {
+            "cost_ratio": bare["rps"] / edge["rps"],
+            "p50_ratio": edge["p50_ms"] / bare["p50_ms"],
+            "p99_ratio": edge["p99_ms"] / bare["p99_ms"],
+        }
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=20_000, help="requests per run")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=100, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(asyncio.run(_client(args.client, args.concurrency, args.requests))))
+        return
+    configure_logging("warning")  # as `relaybaton serve` runs by default
+    rows = asyncio.run(_measure(args.repeat, args.requests))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'row':<12} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, row in rows.items():
+        if name.startswith("ratio"):
+            print(
+                f"{name:<12} cost x{row['cost_ratio']:.2f} (target ≤ 2)  "
+                f"p50 x{row['p50_ratio']:.2f}  p99 x{row['p99_ratio']:.2f}"
+                + ("  (target ≤ 3)" if name.endswith("1000") else "")
+            )
+        else:
+            print(f"{name:<12} {row['rps']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Prometheus metrics of the service, on its own registry, in base units.
+
+Names start with ``relaybaton_``; labels are bounded by the flow (agents, tools, models,
+routes, reasons), never a conversation or message id. Counts that the runtime already keeps
+(turns accepted, duplicates, queued messages) are read at scrape time rather than
+duplicated on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import final
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.adapters._metrics import ModelCallRecord
+from relaybaton.runtime import SupervisionEvent
+from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
+
+__all__ = ["ServiceMetrics"]
+
+# Model calls last from a few milliseconds (cached, local) to minutes (long reasoning).
+_MODEL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60)
+
+
+@final
+class _RuntimeCollector(Collector):
+    """Reads the runtime's own counters when scraped."""
+
+    def __init__(self, runtime: Runtime, pending_approvals: Callable[[], int]) -> None:
+        self.runtime = runtime
+        self.pending_approvals = pending_approvals
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        conversations = self.runtime.conversations
+        yield CounterMetricFamily(
+            "relaybaton_turns_accepted",
+            "User messages accepted for processing (duplicates excluded).",
+            value=conversations.turns_accepted,
+        )
+        yield CounterMetricFamily(
+            "relaybaton_turns_finished",
+            "User messages whose turn ended, with replies or an error.",
+            value=conversations.turns_finished,
+        )
+        yield CounterMetricFamily(
+            "relaybaton_messages_duplicate",
+            "User messages refused as repeats of an accepted message id.",
+            value=conversations.duplicates,
+        )
+        yield GaugeMetricFamily(
+            "relaybaton_turns_in_flight",
+            "Accepted user messages not finished yet (queued or running).",
+            value=conversations.turns_accepted - conversations.turns_finished,
+        )
+        # Summed at scrape time: O(conversations), against a counter update per message.
+        depth = sum(len(c.inbox) for c in conversations.by_id.values())
+        yield GaugeMetricFamily(
+            "relaybaton_mailbox_depth",
+            "User messages waiting behind their conversation's active turn.",
+            value=depth,
+        )
+        yield GaugeMetricFamily(
+            "relaybaton_conversations",
+            "Conversations the runtime holds in memory.",
+            value=len(conversations.by_id),
+        )
+        yield GaugeMetricFamily(
+            "relaybaton_approvals_pending",
+            "Tool calls or handoffs waiting for a decision.",
+            value=self.pending_approvals(),
+        )
+
+
+@final
+class ServiceMetrics:
+    """Every metric of one service; subscribes to the runtime until ``close``."""
+
+    def __init__(
+        self, runtime: Runtime, *, pending_approvals: Callable[[], int] = lambda: 0
+    ) -> None:
+        self.runtime = runtime
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        registry.register(_RuntimeCollector(runtime, pending_approvals))
+        self.messages_received = Counter(
+            "relaybaton_messages_received",
+            "User messages received at the edge, before deduplication.",
+            ["api"],
+            registry=registry,
+        )
+        self.handoffs = Counter(
+            "relaybaton_handoffs", "Ownership changes, by action.", ["action"], registry=registry
+        )
+        self.replies = Counter(
+            "relaybaton_replies", "Turns ended, by outcome.", ["outcome"], registry=registry
+        )
+        self.tool_calls = Counter(
+            "relaybaton_tool_calls",
+            "Tool calls, by agent, tool, kind and outcome.",
+            ["agent", "tool", "tool_kind", "outcome"],
+            registry=registry,
+        )
+        self.model_duration = Histogram(
+            "relaybaton_model_request_duration_seconds",
+            "Model call attempts, from request to whole answer or error.",
+            ["provider", "model", "outcome"],
+            buckets=_MODEL_BUCKETS,
+            registry=registry,
+        )
+        self.model_tokens = Counter(
+            "relaybaton_model_tokens",
+            "Tokens of model calls, by direction.",
+            ["provider", "model", "outcome", "direction"],
+            registry=registry,
+        )
+        self.model_cost = Counter(
+            "relaybaton_model_cost_dollars",
+            "Priced cost of model calls in US dollars.",
+            ["provider", "model", "outcome"],
+            registry=registry,
+        )
+        self.swaps = Counter(
+            "relaybaton_model_swaps",
+            "Adapter changes seen in a model slot.",
+            ["slot"],
+            registry=registry,
+        )
+        self.restarts = Counter(
+            "relaybaton_supervisor_actions",
+            "Supervisor decisions on crashed actors (restart, escalate), by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "relaybaton_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "relaybaton_http_request_duration_seconds",
+            "Time to answer an HTTP request (to the first byte for event streams).",
+            ["route"],
+            buckets=_HTTP_BUCKETS,
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "relaybaton_http_refusals",
+            "Requests refused at the edge, by reason (auth, limits, backpressure, draining).",
+            ["reason"],
+            registry=registry,
+        )
+        self.event_streams = Gauge(
+            "relaybaton_event_streams",
+            "Server-sent event streams open.",
+            registry=registry,
+        )
+        self._adapters = {name: slot.adapter.name for name, slot in runtime.slots.items()}
+        self._detach: list[Callable[[], None]] = [runtime.conversations.subscribe(self._on_event)]
+        for name, slot in runtime.slots.items():
+            listener = self._model_listener(name)
+            slot.listeners.append(listener)
+            self._detach.append(_remover(slot.listeners, listener))
+        runtime.system.supervision_listeners.append(self._on_supervision)
+        self._detach.append(_remover(runtime.system.supervision_listeners, self._on_supervision))
+
+    def close(self) -> None:
+        """Stop listening to the runtime."""
+        for detach in self._detach:
+            detach()
+        self._detach.clear()
+
+    def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
+        if isinstance(event, ToolCallEvent):
+            self.tool_calls.labels(
+                event.agent, event.tool, event.tool_kind, "error" if event.is_error else "ok"
+            ).inc()
+        elif isinstance(event, HandoffEvent):
+            self.handoffs.labels(event.action).inc()
+        elif isinstance(event, ReplyEvent):
+            self.replies.labels("error" if event.error else "ok").inc()
+        elif isinstance(event, ModelCallEvent):
+            pass  # counted per attempt from the slots' records, retries included
+
+    def _model_listener(self, slot_name: str) -> Callable[[ModelCallRecord], None]:
+        slot = self.runtime.slots[slot_name]
+
+        def on_record(record: ModelCallRecord) -> None:
+            current = slot.adapter.name
+            if self._adapters.get(slot_name) != current:
+                self._adapters[slot_name] = current
+                self.swaps.labels(slot_name).inc()
+            provider = record.adapter.partition(":")[0] if ":" in record.adapter else "custom"
+            labels = (provider, record.model, record.outcome)
+            self.model_duration.labels(*labels).observe(record.latency_s)
+            usage = record.usage
+            if usage.input_tokens:
+                self.model_tokens.labels(*labels, "input").inc(usage.input_tokens)
+            if usage.output_tokens:
+                self.model_tokens.labels(*labels, "output").inc(usage.output_tokens)
+            if usage.cost_usd:
+                self.model_cost.labels(*labels).inc(usage.cost_usd)
+
+        return on_record
+
+    def _on_supervision(self, event: SupervisionEvent) -> None:
+        self.restarts.labels(event.kind).inc()
+
+
+def _remover(items: list[Callable[..., None]], item: Callable[..., None]) -> Callable[[], None]:
+    def remove() -> None:
+        if item in items:
+            items.remove(item)
+
+    return remove

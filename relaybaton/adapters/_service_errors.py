@@ -1,0 +1,92 @@
+"""Refusals of the HTTP service, and the one JSON shape every error answer has.
+
+Every error answer is ``{"error": {"message", "type", "param", "code"}}`` with the status
+that says what happened, the shape OpenAI's API uses, so the official client raises its own
+error classes (``BadRequestError`` for 400, ``RateLimitError`` for 429, ...) against the
+native API and the OpenAI-compatible endpoint alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import final
+
+import msgspec
+
+from relaybaton.errors import RelaybatonError
+
+__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_json"]
+
+# The ``type`` for each status, as OpenAI names them, so clients that switch on it work.
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "server_error",
+    503: "server_error",
+    504: "server_error",
+}
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """What went wrong: a sentence, its class, the field at fault, a stable code."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+_encoder = msgspec.json.Encoder()
+
+
+@final
+class ApiError(RelaybatonError):
+    """A request the service refuses; the middleware turns it into an error answer.
+
+    It never leaves the service: handlers raise it, the middleware answers it and counts
+    it by ``code``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = dict(headers or {})
+
+    def body(self) -> bytes:
+        """The JSON error answer."""
+        return error_json(self.status, self.message, code=self.code, param=self.param)
+
+
+def error_json(status: int, message: str, *, code: str, param: str | None = None) -> bytes:
+    """Encode an error answer for ``status``."""
+    detail = ErrorDetail(
+        message=message,
+        type=_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+        param=param,
+        code=code,
+    )
+    return _encoder.encode(ErrorBody(error=detail))
