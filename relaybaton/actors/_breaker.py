@@ -202,7 +202,7 @@ class Breaker:
                 age = now - self.in_flight[probe]
                 if age > self._probe_limit():
                     self.in_flight.pop(probe, None)
-                    return self._probe_done(now, ok=False, latency=age)
+                    return self._probe_done(now, ok=True, latency=age)
             return None
         reason = self.trip_reason(now)
         if reason is None:
