@@ -23,8 +23,12 @@ __all__ = ["LearnedRouter", "bucket_of"]
 
 
 def bucket_of(features: TaskFeatures) -> tuple[str, int]:
-    """The bucket a call's grade is kept in: its domain and a complexity band."""
-    return features.domain, min(features.complexity, 10) // 2
+    """The bucket a call's grade is kept in: its domain and a size band.
+
+    The band is the bit length of the expected tokens (each band twice the last), which on
+    graded data separated easy from hard prompts better than the heuristic complexity.
+    """
+    return features.domain, min(12, features.expected_tokens.bit_length())
 
 
 @final
