@@ -189,7 +189,7 @@ class Envoy(Gate):
     def route(self, now: float) -> tuple[bool, bool]:
         if self.ejected_until is not None:
             sweep = math.ceil(now / 10.0) * 10.0 if now > self.ejected_until else None
-            if sweep is not None and now >= sweep - 1e-9 or (
+            if (sweep is not None and now >= sweep - 1e-9) or (
                 sweep is not None and now - self.ejected_until >= 10.0
             ):
                 self.ejected_until = None
@@ -368,7 +368,7 @@ def simulate(
             error, factor, hangs, token = BASE_ERRORS, 1.2, False, -1
         latency = P50 * factor * rng.lognormvariate(0.0, SIGMA)
         fails = rng.random() < error
-        if fails and error >= 0.99 or (fails and scenario != "healthy" and error > 0.5):
+        if (fails and error >= 0.99) or (fails and scenario != "healthy" and error > 0.5):
             latency = 0.05  # a fast failure
         deadline = start_of[req] + DEADLINE
         finish = math.inf if hangs else now + latency
@@ -390,7 +390,9 @@ def simulate(
             attempt(int(data[0]), now, 0, False)  # type: ignore[call-overload]
             continue
         req, aid, to_primary, token, ok, tried = data
-        assert isinstance(req, int) and isinstance(tried, int) and isinstance(token, int)
+        assert isinstance(req, int)
+        assert isinstance(tried, int)
+        assert isinstance(token, int)
         if to_primary:
             gate.finished(token, now, bool(ok))
         if live.get(req) != aid:
@@ -488,7 +490,9 @@ def canary(times: list[float], seeds: int = 20) -> dict[str, float | None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import random
 import sys
@@ -55,9 +56,11 @@ def _contaminated(path: Path) -> set[str]:
 def load(data: Path, dataset: str) -> list[Row]:
     base = data / "routellm" / "routellm" / "evals" / dataset
     drop = _contaminated(base / "contaminated_prompts.jsonl")
-    files = sorted((base / "responses").glob("*.csv")) if dataset == "mmlu" else [
-        base / "gsm8k_responses.csv"
-    ]
+    files = (
+        sorted((base / "responses").glob("*.csv"))
+        if dataset == "mmlu"
+        else [base / "gsm8k_responses.csv"]
+    )
     rows: list[Row] = []
     for file in files:
         domain = file.stem.removeprefix("mmlu_") if dataset == "mmlu" else "math"
@@ -120,7 +123,7 @@ def metrics(rows: list[Row], scores: list[float], index: list[int]) -> dict[str,
     weak, strong = points[0][1], points[-1][1]
     gap = strong - weak or 1e-12
     apgr = 0.0
-    for (x0, q0), (x1, q1) in zip(points, points[1:], strict=False):
+    for (x0, q0), (x1, q1) in itertools.pairwise(points):
         apgr += (x1 - x0) * ((q0 + q1) / 2 - weak) / gap  # linear within a tie group
     return {
         "apgr": apgr,
@@ -130,7 +133,7 @@ def metrics(rows: list[Row], scores: list[float], index: list[int]) -> dict[str,
 
 
 def _share_for(points: list[tuple[float, float]], target: float) -> float:
-    for (x0, q0), (x1, q1) in zip(points, points[1:], strict=False):
+    for (x0, q0), (x1, q1) in itertools.pairwise(points):
         if q1 >= target:
             return x0 if q0 >= target else x0 + (x1 - x0) * (target - q0) / (q1 - q0)
     return 1.0

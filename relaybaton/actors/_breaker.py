@@ -177,7 +177,7 @@ class Breaker:
         if stuck >= policy.stuck_calls:
             base = self.normal_p95 or 0.0
             return (
-                f"{stuck} calls in flight longer than {policy.stuck_multiple:g} × normal p95 "
+                f"{stuck} calls in flight longer than {policy.stuck_multiple:g} x normal p95 "
                 f"({policy.stuck_multiple * base:.2f} s)"
             )
         if window.successes >= policy.min_calls:
@@ -187,7 +187,7 @@ class Breaker:
             normal = self.normal_p95
             if policy.p95_ratio is not None and normal and p95 > policy.p95_ratio * normal:
                 return (
-                    f"p95 {p95:.3f} s > {policy.p95_ratio:g} × normal {normal:.3f} s over "
+                    f"p95 {p95:.3f} s > {policy.p95_ratio:g} x normal {normal:.3f} s over "
                     f"{window.successes} calls"
                 )
         return None

@@ -21,6 +21,7 @@ through ``ModelSlot.swap``, so a call begun on the old adapter finishes there (i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import final
@@ -227,7 +228,7 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
             action=action,
         )
         self.state.swaps.append(event)
-        _log.warning(
+        _log.info(
             "model swap", slot=slot.name, source=previous.name, target=adapter.name,
             reason=reason, action=action,
         )  # fmt: skip
@@ -278,10 +279,8 @@ async def open_model_supervisor(
     def tell(message: SupervisorMessage) -> None:
         # A full or stopped mailbox drops the metric: the call path must never wait or fail
         # for the supervisor's sake.
-        try:
+        with contextlib.suppress(MailboxFullError, ActorStoppedError):
             ref.tell(message)
-        except (MailboxFullError, ActorStoppedError):
-            pass
 
     for slot in slots.values():
         slot.listeners.append(tell)

@@ -155,7 +155,7 @@ class Rollout:
         if new.successes >= policy.min_calls and old.successes >= policy.min_calls:
             p_new, p_old = new.quantile(0.95) or 0.0, old.quantile(0.95) or 0.0
             if p_old and p_new > policy.p95_margin * p_old:
-                return f"p95 {p_new:.2f} s > {policy.p95_margin:g} × incumbent {p_old:.2f} s"
+                return f"p95 {p_new:.2f} s > {policy.p95_margin:g} x incumbent {p_old:.2f} s"
         if new.graded >= policy.min_calls and old.graded >= policy.min_calls:
             q_new, q_old = new.utility or 0.0, old.utility or 0.0
             if q_new < q_old - policy.quality_margin:

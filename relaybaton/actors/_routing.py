@@ -189,9 +189,10 @@ class Router:
         worst, label = 0.0, ""
         conv = self._conversations.get(conversation_id)
         by_agent = self._agents.get(agent)
+        where = f"conversation {conversation_id}"
         checks = (
-            (conv.usd if conv else 0.0, budgets.conversation_usd, f"conversation {conversation_id} $"),
-            (conv.tokens if conv else 0, budgets.conversation_tokens, f"conversation {conversation_id} tokens"),
+            (conv.usd if conv else 0.0, budgets.conversation_usd, f"{where} $"),
+            (conv.tokens if conv else 0, budgets.conversation_tokens, f"{where} tokens"),
             (by_agent.usd if by_agent else 0.0, budgets.agent_usd, f"agent {agent} $"),
             (by_agent.tokens if by_agent else 0, budgets.agent_tokens, f"agent {agent} tokens"),
         )  # fmt: skip
@@ -273,15 +274,12 @@ class Router:
     def _pick(self, features: TaskFeatures, pool: list[Candidate]) -> tuple[Candidate, str]:
         allowed = {c.name for c in pool}
         for rule in self.rules:
-            if rule.matches(features):
-                if rule.use in allowed:
-                    return self.by_name[rule.use], f"rule {rule.label}"
-                # The rule's model cannot take it (capability or health): try later rules.
+            # A rule whose model cannot take the call (capability, health) falls through.
+            if rule.matches(features) and rule.use in allowed:
+                return self.by_name[rule.use], f"rule {rule.label}"
         by_price = sorted(pool, key=lambda c: (c.price(), -c.tier, self._latency(c)))
         if self.learned is not None:
-            name = self.learned.choose(
-                features, [c.name for c in by_price], self.quality_target
-            )
+            name = self.learned.choose(features, [c.name for c in by_price], self.quality_target)
             return self.by_name[name], "learned: cheapest expected to meet the quality target"
         need = self.required_tier(features)
         for candidate in by_price:

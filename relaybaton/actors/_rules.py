@@ -208,7 +208,7 @@ def _cells(region: _Region, rules: Sequence[Rule]) -> Iterator[dict[str, object]
     for feature, pieces in dims.items():
         lo, hi = region.ranges.get(feature, (-_INF, _INF))
         inside = [p for p in pieces if p[0] >= lo and p[1] <= hi]
-        axes.append((feature, [p for p in inside]))
+        axes.append((feature, list(inside)))
     for name in FLAGS.values():
         if any(name in r.region.flags for r in rules):
             wanted = region.flags.get(name)
@@ -286,13 +286,10 @@ def check_rules(rules: Sequence[Rule], *, max_cells: int = 200_000) -> list[Rule
         earlier = [
             r
             for r in order[:position]
-            if not r.region.empty()
-            and (not explicit or (r.priority or 0) > (rule.priority or 0))
+            if not r.region.empty() and (not explicit or (r.priority or 0) > (rule.priority or 0))
         ]
         cells = list(itertools.islice(_cells(rule.region, rules), max_cells))
-        covering = [
-            [r for r in earlier if _contains(r.region, cell)] for cell in cells
-        ]
+        covering = [[r for r in earlier if _contains(r.region, cell)] for cell in cells]
         if cells and all(covering):
             problems.append(RuleProblem(rule.index, _dead_message(rule, earlier, cells)))
             continue
@@ -300,9 +297,7 @@ def check_rules(rules: Sequence[Rule], *, max_cells: int = 200_000) -> list[Rule
             for other in order[:position]:
                 if other.priority != rule.priority or other.use == rule.use:
                     continue
-                shared = next(
-                    (c for c in cells if _contains(other.region, c)), None
-                )
+                shared = next((c for c in cells if _contains(other.region, c)), None)
                 if shared is not None:
                     problems.append(
                         RuleProblem(

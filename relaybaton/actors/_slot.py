@@ -66,7 +66,7 @@ class ModelSlot:
         self.router = router
         self.classifier = classifier
         self.board = board
-        # With a retry left, an attempt slower than this × the adapter's normal p95 is
+        # With a retry left, an attempt slower than this x the adapter's normal p95 is
         # abandoned and retried elsewhere: a hung provider then costs seconds, not the deadline.
         self.attempt_timeout_multiple = attempt_timeout_multiple
         self.decision_listeners: list[Callable[[str, str, Decision], None]] = []
@@ -245,7 +245,7 @@ class ModelSlot:
             finally:
                 timer.cancel()
         raise ModelTimeoutError(
-            f"{adapter.name} took longer than {limit:.2f} s ({multiple:g} × its normal p95); "
+            f"{adapter.name} took longer than {limit:.2f} s ({multiple:g} x its normal p95); "
             "retrying on another model",
             provider=adapter.name.partition(":")[0],
         )

@@ -30,11 +30,11 @@ def test_calls_stuck_in_flight_trip_before_any_of_them_ends() -> None:
     breaker = Breaker("a", POLICY)
     for i in range(3):
         breaker.started(float(i))
-    assert breaker.evaluate(5.0) is None  # 5 - 2 = 3 s old at most: under 2 × 2 s
+    assert breaker.evaluate(5.0) is None  # 5 - 2 = 3 s old at most: under 2 x 2 s
     transition = breaker.evaluate(6.5)
     assert transition is not None
     assert transition.target is BreakerState.OPEN
-    assert transition.reason.startswith("3 calls in flight longer than 2 × normal p95 (4.00 s)")
+    assert transition.reason.startswith("3 calls in flight longer than 2 x normal p95 (4.00 s)")
 
 
 def test_half_open_probes_close_it_and_failed_probes_back_off() -> None:

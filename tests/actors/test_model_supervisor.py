@@ -75,7 +75,7 @@ async def _traffic(clock: FakeClock, slot: ModelSlot, start: int, seconds: int) 
 async def test_a_blackholed_adapter_is_swapped_out_and_restored_without_losing_calls() -> None:
     clock = FakeClock()
     primary, fallback, slot, board = await _setup(clock)
-    async with open_system(clock=clock) as system:
+    async with open_system(clock=clock) as system:  # noqa: SIM117 - the supervisor needs the system
         async with open_model_supervisor(system, {"general": slot}, board) as supervisor:
             assert all(await _traffic(clock, slot, 0, 5))
             primary.blackhole()
@@ -87,7 +87,7 @@ async def test_a_blackholed_adapter_is_swapped_out_and_restored_without_losing_c
             assert (first.slot, first.source, first.target, first.action) == (
                 "general", "simulated:primary", "simulated:fallback", "failover",
             )  # fmt: skip
-            # Hung attempts are abandoned at 2 × normal p95 and count as failures.
+            # Hung attempts are abandoned at 2 x normal p95 and count as failures.
             assert first.reason == "breaker open: 3 failures in a row; open for 2 s"
             assert first.at - hung_at <= 3.0
             primary.heal()
@@ -107,8 +107,8 @@ async def test_a_blackholed_adapter_is_swapped_out_and_restored_without_losing_c
 
 async def test_a_fast_failing_adapter_trips_in_a_second() -> None:
     clock = FakeClock()
-    primary, fallback, slot, board = await _setup(clock)
-    async with open_system(clock=clock) as system:
+    primary, _fallback, slot, board = await _setup(clock)
+    async with open_system(clock=clock) as system:  # noqa: SIM117 - the supervisor needs the system
         async with open_model_supervisor(system, {"general": slot}, board) as supervisor:
             await _traffic(clock, slot, 0, 3)
             primary.fail()

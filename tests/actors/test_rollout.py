@@ -46,7 +46,7 @@ def test_worse_latency_or_quality_rolls_back() -> None:
     for i in range(60):
         slow.record("old", i, 1.0, ok=True)
         slow.record("new", i, 2.0, ok=True)
-    assert slow.reason == "p95 2.00 s > 1.5 × incumbent 1.00 s"
+    assert slow.reason == "p95 2.00 s > 1.5 x incumbent 1.00 s"
     worse = Rollout("old", "new", policy=RolloutPolicy(min_calls=20), stages=(0.5, 1.0))
     for i in range(60):
         worse.record("old", i, 1.0, ok=True, utility=0.9)

@@ -60,7 +60,11 @@ requests = st.builds(
 
 
 @settings(max_examples=300, deadline=None)
-@given(request=requests, rules=st.booleans(), healthy=st.sets(st.sampled_from([c.adapter.name for c in CANDIDATES])))
+@given(
+    request=requests,
+    rules=st.booleans(),
+    healthy=st.sets(st.sampled_from([c.adapter.name for c in CANDIDATES])),
+)
 def test_no_call_ever_goes_to_a_model_that_lacks_what_it_needs(
     request: ModelRequest, rules: bool, healthy: set[str]
 ) -> None:
@@ -74,9 +78,8 @@ def test_no_call_ever_goes_to_a_model_that_lacks_what_it_needs(
     features = HeuristicClassifier().classify(request)
     try:
         decision = router.choose(features)
-    except NoCapableModelError as exc:
+    except NoCapableModelError:
         assert all(violates(c, features) for c in CANDIDATES)
-        assert "no candidate can take this call" in str(exc)
         return
     assert violates(router.by_name[decision.candidate], features) is None
 
