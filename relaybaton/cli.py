@@ -4,6 +4,7 @@
   the replies and a compact trace (``--json`` for one JSON object);
 - ``relaybaton validate FLOW``: check a flow file;
 - ``relaybaton serve FLOW``: serve a flow over HTTP until SIGTERM, then drain;
+- ``relaybaton demo``: the customer-service flow under load, a fault, and the supervisor;
 - ``relaybaton memory import|export`` and ``relaybaton mcp memory``: the long-term memory
   graph, its reference JSONL file, and an MCP stdio server for it.
 
@@ -22,6 +23,7 @@ from typing import TextIO
 
 import msgspec
 
+from relaybaton._demo import add_demo_command
 from relaybaton._flowfile import FlowFile, load_flow
 from relaybaton._logging import configure_logging
 from relaybaton._memory_cli import add_memory_commands
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_validate)
     add_memory_commands(commands)
     add_serve_command(commands)
+    add_demo_command(commands)
     return parser
 
 

@@ -18,7 +18,8 @@ The tree::
     ├── LimitExceededError               invariant 7: a bound was hit
     │   ├── MaxTurnsExceededError
     │   ├── MaxHandoffsExceededError
-    │   └── RecursiveCallError           an agent-as-tool call would wait on itself
+    │   ├── RecursiveCallError           an agent-as-tool call would wait on itself
+    │   └── BudgetExceededError          a conversation's or agent's model budget is spent
     ├── ToolError                        a tool call the model can recover from
     │   ├── UnknownToolError
     │   └── ToolArgumentsError           the arguments fail the tool's schema
@@ -32,7 +33,8 @@ The tree::
     │   │   └── ContextLengthExceededError
     │   ├── ContentFilteredError         the provider refused the content
     │   ├── MalformedResponseError       the provider answered something we cannot read
-    │   └── StreamInterruptedError       a stream ended before its end marker
+    │   ├── StreamInterruptedError       a stream ended before its end marker
+    │   └── NoCapableModelError          no candidate of the slot has what the call needs
     ├── ConfigError                      a flow file, a model id or an environment variable
     │   ├── FlowError                    one or more problems in a flow file, with paths
     │   └── MissingCredentialsError      an API key variable is not set
@@ -55,6 +57,7 @@ __all__ = [
     "AskTimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "CalleeFailedError",
     "ConfigError",
     "ContentFilteredError",
@@ -76,6 +79,7 @@ __all__ = [
     "ModelError",
     "ModelOverloadedError",
     "ModelTimeoutError",
+    "NoCapableModelError",
     "NotOwnerError",
     "OwnershipError",
     "RateLimitedError",
@@ -242,6 +246,17 @@ class RecursiveCallError(LimitExceededError):
     """An agent-as-tool call would ask an agent already waiting up the call chain."""
 
 
+class BudgetExceededError(LimitExceededError):
+    """A model budget (dollars or tokens, per conversation or agent) is used up.
+
+    ``budget`` says which one and how much was spent.
+    """
+
+    def __init__(self, message: str, *, budget: str) -> None:
+        super().__init__(message, limit=0)
+        self.budget = budget
+
+
 # --- tools --------------------------------------------------------------------------------
 
 
@@ -361,6 +376,14 @@ class StreamInterruptedError(ModelError):
     def __init__(self, message: str, *, provider: str = "", emitted: bool = False) -> None:
         super().__init__(message, provider=provider, retryable=not emitted)
         self.emitted = emitted
+
+
+class NoCapableModelError(ModelError):
+    """No candidate of a slot can take the call; ``needs`` lists what was missing."""
+
+    def __init__(self, message: str, *, needs: tuple[str, ...] = ()) -> None:
+        super().__init__(message, provider="router", retryable=False)
+        self.needs = needs
 
 
 # --- configuration ------------------------------------------------------------------------

@@ -132,7 +132,7 @@ class Runtime:
 async def open_runtime(
     entry: Agent,
     *,
-    models: Mapping[str, ModelAdapter] | ModelAdapter,
+    models: Mapping[str, ModelAdapter | ModelSlot] | ModelAdapter,
     agents: Sequence[Agent] = (),
     clock: Clock | None = None,
     tracing: bool = True,
@@ -147,7 +147,8 @@ async def open_runtime(
     Args:
         entry: the agent that owns new conversations.
         agents: further agents, for references by name (cycles of handoffs).
-        models: an adapter per slot name, or one adapter for every slot.
+        models: an adapter (or a ready ``ModelSlot``, with candidates and a router) per
+            slot name, or one adapter for every slot.
         clock: the clock for timeouts and backoff (a ``FakeClock`` in tests).
         tracing: keep trace events per conversation.
         max_turns: model turns per user message, over all agents.
@@ -179,7 +180,9 @@ async def open_runtime(
             tracing=tracing,
         )
         slots = {
-            name: ModelSlot(name, adapter, clock=clock, attempts=model_attempts)
+            name: adapter
+            if isinstance(adapter, ModelSlot)
+            else ModelSlot(name, adapter, clock=clock, attempts=model_attempts)
             for name, adapter in adapters.items()
         }
         flow = FlowContext(conversations=conversations, slots=slots, clock=clock)
