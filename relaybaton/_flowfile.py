@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from relaybaton.actors._tools import FunctionTool
 from relaybaton.errors import FlowError, FlowProblem
 
 __all__ = [
@@ -63,10 +64,18 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ToolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A ``[tools.<name>]`` table: the Python function behind the tool."""
+    """A ``[tools.<name>]`` table: the Python function behind the tool, and its approval rule.
+
+    ``needs_approval`` is ``true`` or a rule on the arguments (``"amount > 100"``);
+    ``approval_timeout_s`` rejects an undecided request; ``retry_safe = false`` gives a call
+    interrupted by a crash an error result instead of running it again.
+    """
 
     function: str
     description: str | None = None
+    needs_approval: bool | str = False
+    approval_timeout_s: float | None = None
+    retry_safe: bool = True
 
 
 class HandoffConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -244,9 +253,15 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
             add(FlowProblem(f"models.{slot}.error_rate", "must be within [0, 1]"))
     for name, tool in flow.tools.items():
         try:
-            resolve_function(tool.function, flow.base_dir)
+            function = resolve_function(tool.function, flow.base_dir)
         except ValueError as exc:
             add(FlowProblem(f"tools.{name}.function", str(exc)))
+            continue
+        try:
+            FunctionTool(function, name=name, needs_approval=tool.needs_approval)
+        except (TypeError, ValueError) as exc:
+            field = "needs_approval" if "approval rule" in str(exc) else "function"
+            add(FlowProblem(f"tools.{name}.{field}", str(exc)))
     seen: set[str] = set()
     for index, agent in enumerate(flow.agents):
         at = f"agents[{index}]"

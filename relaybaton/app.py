@@ -134,6 +134,9 @@ def build_agents(flow: FlowFile) -> dict[str, Agent]:
             resolve_function(tool.function, flow.base_dir),
             name=name,
             description=tool.description,
+            needs_approval=tool.needs_approval,
+            approval_timeout=tool.approval_timeout_s,
+            retry_safe=tool.retry_safe,
         )
         for name, tool in flow.tools.items()
     }

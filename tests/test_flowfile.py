@@ -75,7 +75,7 @@ handoffs = ["refnd"]
         (
             '[tools.lookup]\nfunctin = "tools.py:lookup"\n',
             'tools.lookup: unknown field `functin` (did you mean "function"?); allowed: '
-            "function, description",
+            "function, description, needs_approval, approval_timeout_s, retry_safe",
         ),
         (
             MODELS + '[[agents]]\nname = "a"\nmodel = "general"\n'

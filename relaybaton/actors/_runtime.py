@@ -10,19 +10,27 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import final
 
+import anyio
+
 from relaybaton.actors._agent import Agent, AgentTool
 from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
 from relaybaton.actors._slot import ModelSlot
-from relaybaton.adapters import ImagePart, ModelAdapter, UserMessage
+from relaybaton.adapters import ChatMessage, ImagePart, ModelAdapter, UserMessage
 from relaybaton.errors import ConfigError
 from relaybaton.runtime import (
     ActorSystem,
     AgentTable,
+    ApprovalDecided,
+    ApprovalRequested,
     Clock,
     Conversation,
     Conversations,
+    Durability,
+    Journal,
     MonotonicClock,
+    Store,
     TurnResult,
+    failpoint,
     open_system,
 )
 
@@ -120,8 +128,68 @@ class Runtime:
         Cancelling the wait does not cancel the turn: it runs to its end, and its result is
         kept (a repeat of the same ``message_id`` gets it).
         """
+        await self.conversations.load(conversation_id)  # a journaled one continues
         # The future is this caller's own waiter: cancelling it leaves the turn running.
-        return await self.submit(conversation_id, text, message_id=message_id, images=images)
+        future = self.submit(conversation_id, text, message_id=message_id, images=images)
+        failpoint("after_user_accepted")
+        return await future
+
+    async def accept(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        images: Sequence[ImagePart] = (),
+    ) -> asyncio.Future[TurnResult]:
+        """Accept a user message and return once the acceptance is durable (if journaled).
+
+        For producers that acknowledge before the turn ends (HTTP 202, a broker ack): a
+        message acknowledged here is never lost by a crash.
+        """
+        await self.conversations.load(conversation_id)
+        future = self.submit(conversation_id, text, message_id=message_id, images=images)
+        journal = self.conversations.journal
+        if journal is not None:
+            await journal.flush()
+        return future
+
+    def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        arguments_hash: str,
+        arguments: str | None = None,
+        note: str = "",
+        by: str = "",
+    ) -> ApprovalDecided:
+        """Decide on a pending approval; the conversation resumes. See ``Conversations.decide``."""
+        return self.conversations.decide(
+            approval_id,
+            decision,
+            arguments_hash=arguments_hash,
+            arguments=arguments,
+            note=note,
+            by=by,
+        )
+
+    def approvals(self) -> list[ApprovalRequested]:
+        """The approval requests waiting for a decision, oldest first."""
+        pending = [
+            request
+            for conversation in self.conversations.by_id.values()
+            for request in conversation.pending_approvals
+        ]
+        return sorted(pending, key=lambda r: r.requested_at)
+
+    def unfinished(self) -> list[asyncio.Future[TurnResult]]:
+        """Futures of every turn still active or queued (what a resume must finish)."""
+        futures: list[asyncio.Future[TurnResult]] = []
+        for conversation in self.conversations.by_id.values():
+            turns = [*([conversation.active] if conversation.active else []), *conversation.inbox]
+            futures.extend(turn.waiter() for turn in turns)
+        return futures
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation's live state, or None."""
@@ -141,6 +209,10 @@ async def open_runtime(
     mailbox_capacity: int = 1000,
     model_attempts: int = 3,
     gc_young_threshold: int | None = None,
+    store: Store | None = None,
+    durability: Durability | str = Durability.BATCHED,
+    snapshot_every: int = 200,
+    resume: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Deploy ``entry`` and every agent it reaches, and run them for the block.
 
@@ -156,8 +228,14 @@ async def open_runtime(
         mailbox_capacity: bound of each activation's mailbox.
         model_attempts: tries per model call for retryable errors.
         gc_young_threshold: see ``open_system`` (the CLI sets 10,000).
+        store: journal every conversation to this store (durable execution); without
+            one, conversations live in memory only.
+        durability: ``sync``, ``batched`` or ``off`` (see ``Durability``).
+        snapshot_every: records between snapshots of a conversation.
+        resume: on start, continue the conversations a previous run left unfinished.
 
-    On exit, turns in progress get a short grace to finish, then are cancelled.
+    On exit, turns in progress get a short grace to finish, then are cancelled, and the
+    journal commits what it holds.
     """
     deployed = collect_agents(entry, agents)
     clock = clock or MonotonicClock()
@@ -171,6 +249,55 @@ async def open_runtime(
         adapters = dict(models)
     else:
         adapters = dict.fromkeys(slot_names, models)
+    journal: Journal[ChatMessage] | None = None
+    if store is not None:
+        journal = Journal(
+            store,
+            ChatMessage,
+            clock=clock,
+            durability=Durability(durability),
+            snapshot_every=snapshot_every,
+        )
+    async with anyio.create_task_group() as journal_group:
+        if journal is not None:
+            journal_group.start_soon(journal.run)
+        try:
+            async with _open_agents(
+                entry,
+                deployed,
+                adapters,
+                clock=clock,
+                tracing=tracing,
+                max_turns=max_turns,
+                max_handoffs=max_handoffs,
+                mailbox_capacity=mailbox_capacity,
+                model_attempts=model_attempts,
+                gc_young_threshold=gc_young_threshold,
+                journal=journal,
+            ) as runtime:
+                if journal is not None and resume:
+                    await runtime.conversations.resume_all()
+                yield runtime
+        finally:
+            if journal is not None:
+                await journal.aclose()  # the writer commits what is pending, then ends
+
+
+@asynccontextmanager
+async def _open_agents(
+    entry: Agent,
+    deployed: dict[str, Agent],
+    adapters: dict[str, ModelAdapter | ModelSlot],
+    *,
+    clock: Clock,
+    tracing: bool,
+    max_turns: int,
+    max_handoffs: int,
+    mailbox_capacity: int,
+    model_attempts: int,
+    gc_young_threshold: int | None,
+    journal: Journal[ChatMessage] | None,
+) -> AsyncIterator[Runtime]:
     async with open_system(clock=clock, gc_young_threshold=gc_young_threshold) as system:
         conversations = Conversations(
             system,
@@ -178,6 +305,7 @@ async def open_runtime(
             max_turns=max_turns,
             max_handoffs=max_handoffs,
             tracing=tracing,
+            journal=journal,
         )
         slots = {
             name: adapter

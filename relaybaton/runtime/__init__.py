@@ -21,6 +21,7 @@ from relaybaton.runtime._deadletters import DeadLetter, DeadLetters
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._failpoints import FAILPOINTS, failpoint
 from relaybaton.runtime._journal import Journal
+from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested, JournalRecord
 from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
 from relaybaton.runtime._ownership import AgentTable, Conversations
 from relaybaton.runtime._store import (
@@ -42,6 +43,8 @@ __all__ = [
     "ActorRef",
     "ActorSystem",
     "AgentTable",
+    "ApprovalDecided",
+    "ApprovalRequested",
     "ApprovalRow",
     "Clock",
     "Conversation",
@@ -57,6 +60,7 @@ __all__ = [
     "FakeClock",
     "Head",
     "Journal",
+    "JournalRecord",
     "Lease",
     "LedgerEntry",
     "Mailbox",

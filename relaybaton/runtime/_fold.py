@@ -37,6 +37,7 @@ from relaybaton.runtime._journal_events import (
     JournalRecord,
     LedgerRow,
     ModelSwapped,
+    Opened,
     Replied,
     Snapshot,
     ToolStarted,
@@ -69,6 +70,9 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
     conversation.seq = record.seq
     event = record.event
     match event:
+        case Opened():
+            conversation.owner = event.owner
+            conversation.ownership[:] = [OwnershipRecord(owner=event.owner, epoch=0)]
         case Accepted():
             turn = Turn(message_id=event.message_id, payload=event.item)
             conversation.seen[event.message_id] = turn

@@ -27,6 +27,7 @@ __all__ = [
     "JournalRecord",
     "LedgerRow",
     "ModelSwapped",
+    "Opened",
     "Replied",
     "Snapshot",
     "ToolStarted",
@@ -36,6 +37,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class Opened(msgspec.Struct, tag="opened", frozen=True, kw_only=True, gc=False):
+    """The conversation began, owned by ``owner`` (the flow's entry agent) at epoch 0."""
+
+    owner: str
 
 
 class Accepted(msgspec.Struct, Generic[T], tag="accepted", frozen=True, kw_only=True, gc=False):
@@ -203,7 +210,8 @@ class Snapshot(msgspec.Struct, Generic[T], tag="snapshot", frozen=True, kw_only=
 
 
 JournalEvent = (
-    Accepted[T]
+    Opened
+    | Accepted[T]
     | TurnStarted
     | Appended[T]
     | ToolStarted

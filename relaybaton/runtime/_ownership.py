@@ -65,6 +65,7 @@ from relaybaton.runtime._journal_events import (
     BatonReturned,
     Charged,
     HandedOff,
+    Opened,
     Replied,
     ToolStarted,
     TurnFailed,
@@ -175,6 +176,8 @@ class Conversations:
             )
             conversation.ownership.append(OwnershipRecord(owner=first, epoch=0))
             self.by_id[conversation_id] = conversation
+            if self.journal is not None:
+                self.journal.record(conversation, Opened(owner=first))
         return conversation
 
     # --- user messages (invariants 2 and 5) -------------------------------------------------
