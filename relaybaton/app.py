@@ -24,7 +24,7 @@ from relaybaton.actors import (
 from relaybaton.adapters import Capabilities, ModelAdapter, RetryPolicy, create_model_adapter
 from relaybaton.adapters._simulated import SimulatedModel
 from relaybaton.errors import ConfigError
-from relaybaton.runtime import Clock, MonotonicClock
+from relaybaton.runtime import Clock, Durability, MonotonicClock, Store
 
 __all__ = ["build_agents", "create_adapters", "open_flow", "parse_model_overrides"]
 
@@ -177,8 +177,14 @@ async def open_flow(
     tracing: bool = True,
     model_overrides: Mapping[str, str] | None = None,
     gc_young_threshold: int | None = 10_000,
+    store: Store | None = None,
+    durability: Durability | str = Durability.BATCHED,
 ) -> AsyncIterator[Runtime]:
-    """Build the flow's agents and adapters and run them for the block."""
+    """Build the flow's agents and adapters and run them for the block.
+
+    With a ``store``, every conversation is journaled there and the ones a previous run
+    left unfinished continue at once.
+    """
     clock = clock or MonotonicClock()
     agents = build_agents(flow)
     adapters = create_adapters(flow, clock=clock, overrides=model_overrides)
@@ -192,6 +198,8 @@ async def open_flow(
             max_turns=flow.flow.max_turns,
             max_handoffs=flow.flow.max_handoffs,
             gc_young_threshold=gc_young_threshold,
+            store=store,
+            durability=durability,
         ) as runtime:
             yield runtime
     finally:

@@ -19,11 +19,13 @@ import asyncio
 import secrets
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import TextIO
 
 import msgspec
 
 from relaybaton._demo import add_demo_command
+from relaybaton._durable_cli import add_durable_commands, open_store_path
 from relaybaton._flowfile import FlowFile, load_flow
 from relaybaton._logging import configure_logging
 from relaybaton._memory_cli import add_memory_commands
@@ -31,7 +33,12 @@ from relaybaton._serve_cli import add_serve_command
 from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.app import build_agents, open_flow, parse_model_overrides
 from relaybaton.errors import ConfigError, FlowError
-from relaybaton.runtime import Conversation, TurnResult
+from relaybaton.runtime import (
+    ApprovalRequested,
+    Conversation,
+    ConversationStatus,
+    TurnResult,
+)
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
 
 __all__ = ["main"]
@@ -66,11 +73,23 @@ def _parser() -> argparse.ArgumentParser:
         help="use another model for a slot for this run ('*=...' for every slot)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--store",
+        help="journal to this SQLite file (or PostgreSQL URL); the same --conversation "
+        "continues it next time",
+    )
+    run.add_argument(
+        "--durability",
+        choices=["sync", "batched", "off"],
+        default="sync",
+        help="when journal writes count as done (default: sync)",
+    )
     run.set_defaults(func=_run)
 
     validate = commands.add_parser("validate", help="check a flow file and list its problems")
     validate.add_argument("flow", help="the flow file (TOML)")
     validate.set_defaults(func=_validate)
+    add_durable_commands(commands)
     add_memory_commands(commands)
     add_serve_command(commands)
     add_demo_command(commands)
@@ -108,21 +127,66 @@ def _run(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     conversation_id = args.conversation or f"c-{secrets.token_hex(4)}"
-    results, conversation = asyncio.run(_converse(flow, overrides, conversation_id, args.message))
+    results, conversation, waiting = asyncio.run(
+        _converse(flow, overrides, conversation_id, args.message, args.store, args.durability)
+    )
     if args.json:
-        sys.stdout.write(_json_report(conversation, results) + "\n")
+        sys.stdout.write(_json_report(conversation, results, waiting) + "\n")
     else:
         _print_report(conversation, results, args.message, sys.stdout)
+        for request in waiting:
+            print(
+                f"waiting for a person: {request.approval_id} {request.tool}"
+                f"({request.arguments}) — rule {request.rule!r}\n"
+                f"  decide: relaybaton approvals approve|reject {request.approval_id} "
+                f"--store {args.store}\n"
+                f"  then:   relaybaton resume {args.flow} --store {args.store}"
+            )
     return 1 if any(r.error for r in results) else 0
 
 
-async def _converse(
-    flow: FlowFile, overrides: dict[str, str], conversation_id: str, messages: list[str]
-) -> tuple[list[TurnResult], Conversation]:
-    async with open_flow(flow, model_overrides=overrides) as runtime:
-        results = [await runtime.send(conversation_id, text) for text in messages]
+async def _converse(  # noqa: PLR0917 - private; one call site passes the run's options
+    flow: FlowFile,
+    overrides: dict[str, str],
+    conversation_id: str,
+    messages: list[str],
+    store_path: str | None,
+    durability: str,
+) -> tuple[list[TurnResult], Conversation, list[ApprovalRequested]]:
+    async with AsyncExitStack() as stack:
+        store = None
+        if store_path:
+            store = await stack.enter_async_context(open_store_path(store_path, durability))
+        runtime = await stack.enter_async_context(
+            open_flow(flow, model_overrides=overrides, store=store, durability=durability)
+        )
+        results: list[TurnResult] = []
+        for text in messages:
+            future = await runtime.accept(conversation_id, text)
+            await _until_done_or_waiting(runtime, conversation_id, future)
+            if not future.done():
+                break  # a person must decide first; later messages would only queue
+            results.append(future.result())
         conversation = _conversation(runtime, conversation_id)
-    return results, conversation
+        waiting = conversation.pending_approvals
+    return results, conversation, waiting
+
+
+async def _until_done_or_waiting(
+    runtime: Runtime, conversation_id: str, future: asyncio.Future[TurnResult]
+) -> None:
+    conversation = _conversation(runtime, conversation_id)
+    changed = asyncio.Event()
+    unsubscribe = runtime.conversations.subscribe(
+        lambda cid, _event: changed.set() if cid == conversation_id else None
+    )
+    future.add_done_callback(lambda _: changed.set())
+    try:
+        while not future.done() and conversation.status is not ConversationStatus.AWAITING_APPROVAL:
+            changed.clear()
+            await changed.wait()
+    finally:
+        unsubscribe()
 
 
 def _conversation(runtime: Runtime, conversation_id: str) -> Conversation:
@@ -150,7 +214,11 @@ def _usage(conversation: Conversation) -> dict[str, object]:
     }
 
 
-def _json_report(conversation: Conversation, results: list[TurnResult]) -> str:
+def _json_report(
+    conversation: Conversation,
+    results: list[TurnResult],
+    waiting: list[ApprovalRequested] | None = None,
+) -> str:
     replies: list[dict[str, object]] = []
     for result in results:
         replies.extend({"agent": r.agent, "text": r.text} for r in result.replies)
@@ -163,6 +231,17 @@ def _json_report(conversation: Conversation, results: list[TurnResult]) -> str:
         "replies": replies,
         "events": conversation.events or [],
         "ownership": conversation.ownership,
+        "status": conversation.status.value,
+        "approvals": [
+            {
+                "approval_id": r.approval_id,
+                "tool": r.tool,
+                "arguments": r.arguments,
+                "arguments_hash": r.arguments_hash,
+                "rule": r.rule,
+            }
+            for r in waiting or []
+        ],
         "usage": _usage(conversation),
     }
     return _encoder.encode(report).decode()

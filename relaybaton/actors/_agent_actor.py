@@ -317,7 +317,7 @@ class AgentActor(ConversationActor):
         clock = self.flow.clock
         tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
-        if isinstance(sink, OwnerHandle) and self.conversations.listeners:
+        if isinstance(sink, OwnerHandle) and self.conversations.stream_replies:
             # Someone listens (the HTTP service): stream, so the user sees the answer as it
             # comes. Only the owner's text is the user's; an agent used as a tool stays whole.
             response = await slot.stream(request, agent=agent, on_text=_deltas(sink, agent, clock))

@@ -25,6 +25,7 @@ from relaybaton.runtime import (
     Clock,
     Conversation,
     Conversations,
+    ConversationStatus,
     Durability,
     Journal,
     MonotonicClock,
@@ -182,6 +183,20 @@ class Runtime:
             for request in conversation.pending_approvals
         ]
         return sorted(pending, key=lambda r: r.requested_at)
+
+    async def settle(self) -> None:
+        """Wait until every conversation is idle or waiting for a person's decision."""
+        changed = asyncio.Event()
+        unsubscribe = self.conversations.subscribe(lambda _id, _event: changed.set())
+        try:
+            while any(
+                c.unfinished and c.status is not ConversationStatus.AWAITING_APPROVAL
+                for c in self.conversations.by_id.values()
+            ):
+                changed.clear()
+                await changed.wait()
+        finally:
+            unsubscribe()
 
     def unfinished(self) -> list[asyncio.Future[TurnResult]]:
         """Futures of every turn still active or queued (what a resume must finish)."""

@@ -110,6 +110,7 @@ class EventHub:
         self.logs: OrderedDict[str, EventLog] = OrderedDict()
         self.closed = False
         self._unsubscribe: Callable[[], None] | None = conversations.subscribe(self._on_event)
+        conversations.stream_replies = True  # SSE clients see answers token by token
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
         conversation = self.conversations.get(conversation_id)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Callable, Collection
 from typing import Any, final
 
@@ -99,6 +100,7 @@ class Conversations:
         max_handoffs: int = 5,
         tracing: bool = True,
         journal: Journal[Any] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.system = system
         self.entry = entry
@@ -106,11 +108,17 @@ class Conversations:
         self.max_handoffs = max_handoffs
         self.tracing = tracing
         self.journal = journal
+        # Approvals wait for people, across restarts: their times are wall-clock seconds,
+        # not the runtime clock (monotonic, and per process).
+        self.wall = wall
         self.approval_index: dict[str, str] = {}
         self.agents: dict[str, AgentTable] = {}
         self.edges: dict[str, frozenset[str]] = {}
         self.by_id: dict[str, Conversation] = {}
         self.listeners: list[Callable[[str, msgspec.Struct], None]] = []
+        # Whether owners stream their answers as text deltas (someone shows them live, like
+        # the HTTP service's SSE); otherwise a model's answer is taken whole.
+        self.stream_replies = False
         self.turns_accepted = 0
         self.turns_finished = 0
         self.duplicates = 0
@@ -575,7 +583,7 @@ class Conversations:
         """
         conversation = self.check(conversation_id, agent, epoch)
         nth = sum(1 for a in conversation.approvals.values() if a.call_id == call_id) + 1
-        now = self.system.clock.now()
+        now = self.wall()
         request = ApprovalRequested(
             approval_id=approval_id_for(conversation_id, call_id, nth),
             agent=agent,
@@ -601,7 +609,7 @@ class Conversations:
     def _schedule_expiry(self, request: ApprovalRequested) -> None:
         if request.expires_at is None:
             return
-        delay = max(0.0, request.expires_at - self.system.clock.now())
+        delay = max(0.0, request.expires_at - self.wall())
         self.system.clock.call_later(delay, self._expire, request.approval_id)
 
     def _expire(self, approval_id: str) -> None:
@@ -633,43 +641,27 @@ class Conversations:
                 hash that does not match the request, or an edit without arguments.
         """
         conversation = self.by_id.get(self.approval_index.get(approval_id, ""))
-        if conversation is None or approval_id not in conversation.approvals:
+        if conversation is None:
             raise ApprovalError(
                 f"no approval request {approval_id!r}; list the pending ones with "
                 "`relaybaton approvals list`",
                 approval_id=approval_id,
             )
-        request = conversation.approvals[approval_id]
-        taken = conversation.decisions.get(approval_id)
+        request = conversation.approvals.get(approval_id)
+        expires = request.expires_at if request is not None else None
+        if expires is not None and self.wall() > expires:
+            self._expire(approval_id)  # the rejection is recorded; the check below refuses
+        taken = check_decision(
+            conversation,
+            approval_id,
+            decision,
+            arguments_hash=arguments_hash,
+            arguments=arguments,
+            now=self.wall(),
+        )
         if taken is not None:
-            if taken.decision == decision and taken.arguments == arguments:
-                return taken
-            raise ApprovalError(
-                f"approval {approval_id!r} was decided already ({taken.decision}); "
-                "a decision is single-use",
-                approval_id=approval_id,
-            )
-        if arguments_hash != request.arguments_hash:
-            raise ApprovalError(
-                f"approval {approval_id!r} is for arguments with hash "
-                f"{request.arguments_hash}, not {arguments_hash}: the request changed; "
-                "read it again before deciding",
-                approval_id=approval_id,
-            )
-        if request.expires_at is not None and self.system.clock.now() > request.expires_at:
-            self._expire(approval_id)
-            raise ApprovalError(
-                f"approval {approval_id!r} expired and was rejected", approval_id=approval_id
-            )
-        if decision not in ("approve", "reject", "edit"):
-            raise ApprovalError(
-                f"decision {decision!r} is not one of approve, reject, edit",
-                approval_id=approval_id,
-            )
-        if decision == "edit" and not arguments:
-            raise ApprovalError(
-                "an edit needs the new arguments (a JSON object)", approval_id=approval_id
-            )
+            return taken
+        request = conversation.approvals[approval_id]
         return self._decide(conversation, request, decision, arguments, note=note, by=by)
 
     def _decide(
@@ -798,3 +790,64 @@ def approval_id_for(conversation_id: str, call_id: str, nth: int) -> str:
     """A short, stable id: the same request gets the same id after a restart."""
     digest = hashlib.sha256(f"{conversation_id}\x00{call_id}\x00{nth}".encode()).hexdigest()
     return f"ap-{digest[:12]}"
+
+
+def check_decision(
+    conversation: Conversation,
+    approval_id: str,
+    decision: str,
+    *,
+    arguments_hash: str,
+    arguments: str | None,
+    now: float,
+) -> ApprovalDecided | None:
+    """Check a decision against the request; the earlier decision if it repeats one.
+
+    Returns None when the decision may be recorded.
+
+    Raises:
+        ApprovalError: unknown or expired request, another decision taken already, a hash
+            that does not match the request, an unknown decision, or an edit without
+            arguments.
+    """
+    request = conversation.approvals.get(approval_id)
+    if request is None:
+        raise ApprovalError(
+            f"no approval request {approval_id!r}; list the pending ones with "
+            "`relaybaton approvals list`",
+            approval_id=approval_id,
+        )
+    taken = conversation.decisions.get(approval_id)
+    if taken is not None:
+        if taken.decision == decision and taken.arguments == arguments:
+            return taken
+        raise ApprovalError(
+            f"approval {approval_id!r} was decided already ({taken.decision}); "
+            "a decision is single-use",
+            approval_id=approval_id,
+        )
+    if arguments_hash != request.arguments_hash:
+        raise ApprovalError(
+            f"approval {approval_id!r} is for arguments with hash {request.arguments_hash}, "
+            f"not {arguments_hash}: the request changed; read it again before deciding",
+            approval_id=approval_id,
+        )
+    if request.expires_at is not None and now > request.expires_at:
+        raise ApprovalError(
+            f"approval {approval_id!r} expired and was rejected", approval_id=approval_id
+        )
+    if decision not in ("approve", "reject", "edit"):
+        raise ApprovalError(
+            f"decision {decision!r} is not one of approve, reject, edit", approval_id=approval_id
+        )
+    if decision == "edit":
+        try:
+            parsed = json.loads(arguments or "")
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ApprovalError(
+                "an edit needs the new arguments as a JSON object, e.g. --edit '{\"amount\": 90}'",
+                approval_id=approval_id,
+            )
+    return None

@@ -160,7 +160,7 @@ async def test_customer_service_flow_runs_on_the_provider_wire_and_never_shows_t
             command, env=env, capture_output=True, text=True, timeout=60, check=False
         )
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads(result.stdout)
     assert report["replies"] == [{"agent": "refund", "text": ANSWER}]
     assert [e["kind"] for e in report["events"]].count("model_call") == 2
