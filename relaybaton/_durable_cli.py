@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import msgspec
 
 from relaybaton.adapters import ChatMessage
@@ -251,12 +250,11 @@ async def _journal(store: Store) -> AsyncIterator[Journal[Any]]:
     journal: Journal[Any] = Journal(
         store, ChatMessage, clock=MonotonicClock(), durability=Durability.SYNC
     )
-    async with anyio.create_task_group() as group:
-        group.start_soon(journal.run)
-        try:
-            yield journal
-        finally:
-            await journal.aclose()
+    journal.start()
+    try:
+        yield journal
+    finally:
+        await journal.aclose()
 
 
 # --- conversations show -------------------------------------------------------------------

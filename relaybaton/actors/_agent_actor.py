@@ -216,7 +216,7 @@ class AgentActor(ConversationActor):
                     call_id=call.id, name=call.name, content=gate.text, is_error=True
                 )
             else:
-                waiting = True
+                waiting = owner.paused = True
                 if gate.kind == "ask" and tool is not None and tool.approval_rule is not None:
                     owner.request_approval(
                         call_id=call.id,

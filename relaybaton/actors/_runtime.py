@@ -10,8 +10,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import final
 
-import anyio
-
 from relaybaton.actors._agent import Agent, AgentTool
 from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
 from relaybaton.actors._slot import ModelSlot
@@ -273,29 +271,29 @@ async def open_runtime(
             durability=Durability(durability),
             snapshot_every=snapshot_every,
         )
-    async with anyio.create_task_group() as journal_group:
+    if journal is not None:
+        journal.start()
+    try:
+        async with _open_agents(
+            entry,
+            deployed,
+            adapters,
+            clock=clock,
+            tracing=tracing,
+            max_turns=max_turns,
+            max_handoffs=max_handoffs,
+            mailbox_capacity=mailbox_capacity,
+            model_attempts=model_attempts,
+            gc_young_threshold=gc_young_threshold,
+            journal=journal,
+        ) as runtime:
+            if journal is not None and resume:
+                await runtime.conversations.resume_all()
+            yield runtime
+    finally:
         if journal is not None:
-            journal_group.start_soon(journal.run)
-        try:
-            async with _open_agents(
-                entry,
-                deployed,
-                adapters,
-                clock=clock,
-                tracing=tracing,
-                max_turns=max_turns,
-                max_handoffs=max_handoffs,
-                mailbox_capacity=mailbox_capacity,
-                model_attempts=model_attempts,
-                gc_young_threshold=gc_young_threshold,
-                journal=journal,
-            ) as runtime:
-                if journal is not None and resume:
-                    await runtime.conversations.resume_all()
-                yield runtime
-        finally:
-            if journal is not None:
-                await journal.aclose()  # the writer commits what is pending, then ends
+            # After the agents stopped: the writer commits what is pending, then ends.
+            await journal.aclose()
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ import msgspec
 
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime._actor import Actor
-from relaybaton.runtime._conversation import Conversation, ConversationStatus
+from relaybaton.runtime._conversation import Conversation
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._journal_events import ApprovalRequested
 from relaybaton.runtime._ownership import Conversations
@@ -33,7 +33,7 @@ __all__ = ["ConversationActor", "OwnerHandle", "ToolScope"]
 class OwnerHandle:
     """What the owner of a conversation may do, at the epoch it owns it under."""
 
-    __slots__ = ("_conversations", "agent", "conversation", "epoch", "message_id")
+    __slots__ = ("_conversations", "agent", "conversation", "epoch", "message_id", "paused")
 
     def __init__(
         self,
@@ -48,6 +48,7 @@ class OwnerHandle:
         self.agent = agent
         self.epoch = epoch
         self.message_id = message_id
+        self.paused = False  # set when the turn waits for a person: no reply is due now
 
     @property
     def conversation_id(self) -> str:
@@ -117,6 +118,7 @@ class OwnerHandle:
         self, *, call_id: str, tool: str, arguments: str, rule: str, timeout: float | None
     ) -> ApprovalRequested:
         """Pause the conversation until a person decides on this call."""
+        self.paused = True
         return self._conversations.request_approval(
             self.conversation.id,
             self.agent,
@@ -219,7 +221,7 @@ class ConversationActor(Actor[KernelMessage, object]):
             await self.on_handoff(handle, message)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unexpected message {type(message).__name__}")
-        if handle.holds and handle.conversation.status is not ConversationStatus.AWAITING_APPROVAL:
+        if handle.holds and not handle.paused:
             handle.fail(f"agent {self.agent_name!r} ended its turn without replying or handing off")
         return None
 

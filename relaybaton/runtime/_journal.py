@@ -87,6 +87,7 @@ class Journal(Generic[T]):
         self._wake = asyncio.Event()
         self._closed = False
         self.failure: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
         self.transactions = 0
         self.bytes_written = 0
 
@@ -181,8 +182,17 @@ class Journal(Generic[T]):
 
     # --- the writer -------------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start the writer task; ``aclose`` commits what is pending and waits for its end.
+
+        The journal owns this one task (not a task group) so that an error in the code
+        using the runtime is not wrapped into an exception group by it.
+        """
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
     async def run(self) -> None:
-        """Commit what accumulates until ``aclose``; run it in a task group you own."""
+        """Commit what accumulates until ``aclose`` (``start`` runs it for you)."""
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -264,6 +274,12 @@ class Journal(Generic[T]):
                 callback()
 
     async def aclose(self) -> None:
-        """Commit what is pending and stop the writer. Idempotent."""
+        """Commit what is pending and stop the writer; raise what stopped it. Idempotent."""
         self._closed = True
         self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
