@@ -126,8 +126,10 @@ def _postgres_problem() -> str | None:
         psycopg.connect(PG_DSN, connect_timeout=2).close()
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = psycopg.conninfo.conninfo_to_dict(PG_DSN)
         return (
-            "PostgreSQL is not answering on 127.0.0.1:5432: start it with"
+            f"PostgreSQL is not answering on {where.get('host')}:{where.get('port', 5432)}:"
+            " start it with"
             " `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
             f" and create the database `test` ({first_line})"
         )
