@@ -216,6 +216,12 @@ class PostgresStore:
             if not self._prepared:
                 await self._migrate(conn)
                 self._prepared = True
+        except psycopg.Error as exc:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            raise StoreError(
+                f"cannot prepare the journal at {self.where}: {exc}", store=self.where
+            ) from exc
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await conn.close()
