@@ -38,9 +38,11 @@ The tree::
     ├── ConfigError                      a flow file, a model id or an environment variable
     │   ├── FlowError                    one or more problems in a flow file, with paths
     │   └── MissingCredentialsError      an API key variable is not set
-    └── GraphError                       the knowledge graph refused an operation; nothing changed
-        ├── EntityNotFoundError          (also LookupError) an operation named a missing entity
-        └── GraphFileError               (also ValueError) a memory JSONL file cannot be read
+    ├── GraphError                       the knowledge graph refused an operation; nothing changed
+    │   ├── EntityNotFoundError          (also LookupError) an operation named a missing entity
+    │   └── GraphFileError               (also ValueError) a memory JSONL file cannot be read
+    └── StoreError                       a journal store failed or refused an operation
+        └── StoreUnavailableError        (also ConnectionError) the database did not answer, twice
 
 Classes are named by condition, carry their context as attributes, and subclass a builtin
 where the meaning matches, so ``except TimeoutError`` catches an ask that timed out.
@@ -86,6 +88,8 @@ __all__ = [
     "RecursiveCallError",
     "RelaybatonError",
     "StaleEpochError",
+    "StoreError",
+    "StoreUnavailableError",
     "StreamInterruptedError",
     "ToolArgumentsError",
     "ToolError",
@@ -457,3 +461,21 @@ class GraphFileError(GraphError, ValueError):
         self.source = source
         self.line = line
         self.problem = problem
+
+
+# --- journal stores -----------------------------------------------------------------------
+
+
+class StoreError(RelaybatonError):
+    """A journal store failed or refused an operation; a failed write wrote nothing.
+
+    ``store`` names the store (a file path, or a Postgres host and schema) without secrets.
+    """
+
+    def __init__(self, message: str, *, store: str) -> None:
+        super().__init__(message)
+        self.store = store
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The database could not be reached, and a fresh connection failed too."""

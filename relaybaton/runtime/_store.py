@@ -136,7 +136,10 @@ class MemoryStore:
             self.records.setdefault(record.conversation_id, {})[record.seq] = record
         self.head_rows.update(batch.heads)
         for row in batch.approvals:
-            self.approval_rows[row.approval_id] = row
+            stored_row = self.approval_rows.get(row.approval_id)
+            self.approval_rows[row.approval_id] = (
+                row if stored_row is None else combine_approval_rows(stored_row, row)
+            )
         for conversation_id, upto in batch.prune.items():
             records = self.records.get(conversation_id, {})
             for seq in [s for s in records if s < upto]:
@@ -158,9 +161,24 @@ class MemoryStore:
         return None
 
 
+def combine_approval_rows(stored: ApprovalRow, row: ApprovalRow) -> ApprovalRow:
+    """What a store keeps when ``row`` arrives for an approval it holds as ``stored``.
+
+    A decision row carries no request (the journal writes ``request=b""``), so the stored
+    request stays; a decision, once taken, is never undone by a later empty one.
+    """
+    return ApprovalRow(
+        approval_id=row.approval_id,
+        conversation_id=row.conversation_id,
+        request=row.request or stored.request,
+        decision=row.decision or stored.decision,
+    )
+
+
 def merge_approval_rows(rows: Sequence[ApprovalRow]) -> list[ApprovalRow]:
-    """Collapse several rows for one approval in a batch to the last one."""
+    """Collapse several rows for one approval in a batch to one, first seen first."""
     merged: dict[str, ApprovalRow] = {}
     for row in rows:
-        merged[row.approval_id] = row
+        stored = merged.get(row.approval_id)
+        merged[row.approval_id] = row if stored is None else combine_approval_rows(stored, row)
     return list(merged.values())

@@ -1,0 +1,469 @@
+"""The journal in PostgreSQL: the store for many nodes (distributed mode).
+
+psycopg 3 in async mode. Two connections: one writes, one reads, so listing approvals or
+loading a conversation never waits behind a group commit. Every table lives in one schema
+(``relaybaton`` unless told), created on connect, with a schema version in its ``meta``
+table; tests use a throwaway schema and drop it.
+
+Fencing happens inside the write transaction, in the heads upsert itself::
+
+    INSERT INTO heads ... ON CONFLICT (conversation_id) DO UPDATE ...
+        WHERE heads.epoch <= excluded.epoch RETURNING conversation_id
+
+A conversation missing from what it returns holds a newer epoch: the transaction is rolled
+back and ``StaleEpochError`` raised. Postgres's ``ON CONFLICT`` locks the conflicting row and
+re-checks the condition against its latest committed version, so two writers racing on one
+conversation are serialised by the row, or by the unique index when neither has a row yet,
+which a ``SELECT ... FOR UPDATE`` (nothing to lock for a new conversation) would not do.
+
+Each table gets one statement per batch, rows passed as arrays through ``unnest``: a group
+commit of thousands of records is a handful of round trips. A batch is idempotent (records
+and heads upserted, approvals combined, pruning by seq), so when the connection breaks, the
+operation is run once more on a fresh connection, even if the first commit reached the
+server before the break. A second failure raises ``StoreUnavailableError``.
+
+Durability: ``sync`` and ``batched`` keep ``synchronous_commit`` on (the group commit
+already spreads the WAL flush over many records, and a server crash is the case a shared
+journal must survive); ``off`` turns it off for the session: a server crash may lose the
+last commits, never reorder them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final, TypeVar, final
+
+import anyio
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from relaybaton.errors import ConfigError, RelaybatonError, StoreError, StoreUnavailableError
+from relaybaton.runtime._store import (
+    ApprovalRow,
+    Durability,
+    Head,
+    WriteBatch,
+    check_fence,
+    merge_approval_rows,
+)
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "open_postgres_store"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {s}.records (
+    conversation_id text NOT NULL,
+    seq bigint NOT NULL,
+    epoch bigint NOT NULL,
+    kind text NOT NULL,
+    body bytea NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+CREATE TABLE IF NOT EXISTS {s}.heads (
+    conversation_id text PRIMARY KEY,
+    seq bigint NOT NULL,
+    epoch bigint NOT NULL,
+    owner text,
+    status text NOT NULL,
+    unfinished boolean NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.approvals (
+    position bigserial,
+    approval_id text PRIMARY KEY,
+    conversation_id text NOT NULL,
+    request bytea NOT NULL,
+    decision text NOT NULL DEFAULT ''
+)
+"""
+
+_PUT_HEADS = """
+INSERT INTO {s}.heads AS h
+    (conversation_id, seq, epoch, owner, status, unfinished, updated_at)
+SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
+                     %s::boolean[], %s::float8[])
+ON CONFLICT (conversation_id) DO UPDATE SET
+    seq = excluded.seq, epoch = excluded.epoch, owner = excluded.owner,
+    status = excluded.status, unfinished = excluded.unfinished, updated_at = excluded.updated_at
+WHERE h.epoch <= excluded.epoch
+RETURNING conversation_id
+"""
+
+_PUT_RECORDS = """
+INSERT INTO {s}.records (conversation_id, seq, epoch, kind, body)
+SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bytea[])
+ON CONFLICT (conversation_id, seq) DO UPDATE SET
+    epoch = excluded.epoch, kind = excluded.kind, body = excluded.body
+"""
+
+# A decision row carries an empty request: keep the stored one (see combine_approval_rows).
+_PUT_APPROVALS = """
+INSERT INTO {s}.approvals AS a (approval_id, conversation_id, request, decision)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[])
+ON CONFLICT (approval_id) DO UPDATE SET
+    conversation_id = excluded.conversation_id,
+    request = CASE WHEN length(excluded.request) > 0 THEN excluded.request ELSE a.request END,
+    decision = CASE WHEN excluded.decision <> '' THEN excluded.decision ELSE a.decision END
+"""
+
+_PRUNE = """
+DELETE FROM {s}.records AS r USING unnest(%s::text[], %s::bigint[]) AS p(cid, upto)
+WHERE r.conversation_id = p.cid AND r.seq < p.upto
+"""
+
+_HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
+
+
+def _describe(dsn: str) -> str:
+    """Where the store is, for messages: host, port and database, never the password."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"not a PostgreSQL connection string: {exc}") from exc
+    host = params.get("host") or "localhost"
+    port = params.get("port") or 5432
+    return f"postgresql://{host}:{port}/{params.get('dbname') or ''}"
+
+
+@final
+class PostgresStore:
+    """A :class:`~relaybaton.runtime.Store` in a PostgreSQL schema."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "relaybaton",
+        durability: Durability | str = Durability.BATCHED,
+        connect_timeout: float = 10.0,
+        write_timeout: float = 30.0,
+        application_name: str = "relaybaton",
+    ) -> None:
+        """Describe the store; connections open on ``connect`` or on first use.
+
+        Args:
+            dsn: a libpq connection string or ``postgresql://`` URL.
+            schema: the Postgres schema that holds the tables (a lower-case identifier).
+            durability: ``off`` turns ``synchronous_commit`` off (see the module's docstring).
+            connect_timeout: seconds to wait for a connection.
+            write_timeout: seconds a write may take, retry included, before it fails with
+                ``StoreUnavailableError``.
+            application_name: shown in ``pg_stat_activity``.
+
+        Raises:
+            ConfigError: ``schema`` is not a plain identifier, or ``dsn`` cannot be parsed.
+        """
+        if not _IDENTIFIER.fullmatch(schema):
+            raise ConfigError(
+                f"Postgres schema must be a lower-case identifier ([a-z_][a-z0-9_]*),"
+                f" got {schema!r}"
+            )
+        self.dsn = dsn
+        self.schema = schema
+        self.durability = Durability(durability)
+        self.connect_timeout = connect_timeout
+        self.write_timeout = write_timeout
+        self.application_name = application_name
+        self.where = f"{_describe(dsn)} schema {schema}"
+        self._s = sql.Identifier(schema)
+        self._writer = _Link(self)
+        self._reader = _Link(self)
+        self._prepared = False
+        self._closed = False
+        self.reconnects = 0
+
+    # --- connections ------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the writing connection and create the schema if needed.
+
+        ``write`` and the reads do this on first use; call it to fail at start-up instead.
+
+        Raises:
+            StoreUnavailableError: the server does not answer.
+            StoreError: the schema was created by a newer relaybaton.
+        """
+        await self._writer.run(lambda conn: _noop())
+
+    async def _open(self) -> psycopg.AsyncConnection[Any]:
+        if self._closed:
+            raise StoreError(
+                f"journal store {self.where} is closed; open a new one", store=self.where
+            )
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.dsn,
+                autocommit=True,
+                connect_timeout=max(1, round(self.connect_timeout)),
+                application_name=self.application_name,
+            )
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(
+                f"PostgreSQL journal at {self.where} is not answering: {exc}".rstrip(),
+                store=self.where,
+            ) from exc
+        try:
+            if self.durability is Durability.OFF:
+                await conn.execute("SET synchronous_commit = off")
+            if not self._prepared:
+                await self._migrate(conn)
+                self._prepared = True
+        except psycopg.Error as exc:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            raise StoreError(
+                f"cannot prepare the journal at {self.where}: {exc}", store=self.where
+            ) from exc
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            raise
+        return conn
+
+    def _sql(self, text: str) -> sql.Composed:
+        # Our own constant texts only: the schema goes in as a quoted identifier.
+        return sql.SQL(text).format(s=self._s)
+
+    async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async with conn.transaction():
+            # Two processes creating one schema at once would collide in the catalog.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('relaybaton schema ' || %s))",
+                (self.schema,),
+            )
+            await conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {s}"))
+            await conn.execute(
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {s}.meta"
+                    " (key text PRIMARY KEY, value text NOT NULL)"
+                )
+            )
+            cur = await conn.execute(
+                self._sql("SELECT value FROM {s}.meta WHERE key = 'schema_version'")
+            )
+            row = await cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"journal at {self.where} has schema version {version}, this relaybaton"
+                    f" knows versions up to {SCHEMA_VERSION}: upgrade relaybaton, or use"
+                    " another schema",
+                    store=self.where,
+                )
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    await conn.execute(self._sql(statement))
+                await conn.execute(
+                    self._sql(
+                        "INSERT INTO {s}.meta (key, value) VALUES ('schema_version', %s)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                    ),
+                    (str(SCHEMA_VERSION),),
+                )
+
+    # --- the Store protocol -----------------------------------------------------------------
+
+    async def write(self, batch: WriteBatch) -> None:
+        """Commit the batch in one transaction; see :meth:`Store.write`.
+
+        On cancel, the write goes on (shielded, within ``write_timeout``) so that it either
+        happened entirely or not at all. A broken connection is replaced and the batch
+        written once more; then ``StoreUnavailableError``.
+        """
+        if not (batch.records or batch.heads or batch.approvals or batch.prune):
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(self.write_timeout):
+                    await self._writer.run(lambda conn: self._write_in(conn, batch))
+            except TimeoutError as exc:
+                raise StoreUnavailableError(
+                    f"journal write to {self.where} took more than {self.write_timeout:g} s",
+                    store=self.where,
+                ) from exc
+
+    async def _write_in(self, conn: psycopg.AsyncConnection[Any], batch: WriteBatch) -> None:
+        async with conn.transaction(), conn.cursor() as cur:
+            if batch.heads:
+                heads = list(batch.heads.values())
+                await cur.execute(
+                    self._sql(_PUT_HEADS),
+                    (
+                        [h.conversation_id for h in heads],
+                        [h.seq for h in heads],
+                        [h.epoch for h in heads],
+                        [h.owner for h in heads],
+                        [h.status for h in heads],
+                        [h.unfinished for h in heads],
+                        [h.updated_at for h in heads],
+                    ),
+                )
+                written = {row[0] for row in await cur.fetchall()}
+                if len(written) < len(heads):
+                    await self._refuse(cur, batch, written)
+            if batch.records:
+                unique = {(r.conversation_id, r.seq): r for r in batch.records}.values()
+                await cur.execute(
+                    self._sql(_PUT_RECORDS),
+                    (
+                        [r.conversation_id for r in unique],
+                        [r.seq for r in unique],
+                        [r.epoch for r in unique],
+                        [r.kind for r in unique],
+                        [r.body for r in unique],
+                    ),
+                )
+            if batch.approvals:
+                rows = merge_approval_rows(batch.approvals)
+                await cur.execute(
+                    self._sql(_PUT_APPROVALS),
+                    (
+                        [a.approval_id for a in rows],
+                        [a.conversation_id for a in rows],
+                        [a.request for a in rows],
+                        [a.decision for a in rows],
+                    ),
+                )
+            if batch.prune:
+                await cur.execute(
+                    self._sql(_PRUNE), (list(batch.prune), list(batch.prune.values()))
+                )
+
+    async def _refuse(
+        self, cur: psycopg.AsyncCursor[Any], batch: WriteBatch, written: set[str]
+    ) -> None:
+        fenced = sorted(set(batch.heads) - written)
+        await cur.execute(
+            self._sql(
+                "SELECT conversation_id, epoch FROM {s}.heads WHERE conversation_id = ANY(%s)"
+            ),
+            (fenced,),
+        )
+        stored = dict(await cur.fetchall())
+        for conversation_id in fenced:
+            check_fence(stored.get(conversation_id), batch.heads[conversation_id])
+        raise AssertionError(f"heads upsert skipped {fenced} yet none is stale")  # unreachable
+
+    async def read(self, conversation_id: str) -> list[bytes]:
+        """The conversation's record bodies, oldest first."""
+        rows = await self._fetch(
+            "SELECT body FROM {s}.records WHERE conversation_id = %s ORDER BY seq",
+            (conversation_id,),
+        )
+        return [bytes(row[0]) for row in rows]
+
+    async def heads(self, *, unfinished_only: bool = False) -> list[Head]:
+        """Every conversation's head, least recently updated first."""
+        where = " WHERE unfinished" if unfinished_only else ""
+        rows = await self._fetch(
+            f"SELECT {_HEAD_COLUMNS} FROM {{s}}.heads{where} ORDER BY updated_at, conversation_id",
+            (),
+        )
+        return [
+            Head(conversation_id=c, seq=q, epoch=e, owner=o, status=s, unfinished=u, updated_at=t)
+            for c, q, e, o, s, u, t in rows
+        ]
+
+    async def approvals(self, *, pending_only: bool = True) -> list[ApprovalRow]:
+        """Approval requests, oldest first."""
+        where = " WHERE decision = ''" if pending_only else ""
+        rows = await self._fetch(
+            "SELECT approval_id, conversation_id, request, decision"
+            f" FROM {{s}}.approvals{where} ORDER BY position",
+            (),
+        )
+        return [
+            ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
+            for a, c, r, d in rows
+        ]
+
+    async def _fetch(self, query: str, params: tuple[object, ...]) -> list[Any]:
+        async def run(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
+            cur = await conn.execute(self._sql(query), params)
+            return await cur.fetchall()
+
+        return await self._reader.run(run)
+
+    async def aclose(self) -> None:
+        """Close both connections; idempotent. Runs shielded."""
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            await self._writer.close()
+            await self._reader.close()
+
+
+async def _noop() -> None:
+    return None
+
+
+@final
+class _Link:
+    """One connection, used by one operation at a time, replaced once when it breaks."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = anyio.Lock()
+
+    async def run(self, operation: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        store = self._store
+        async with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None or self._conn.closed:
+                    self._conn = await store._open()
+                conn = self._conn
+                try:
+                    return await operation(conn)
+                except psycopg.Error as exc:
+                    if not conn.broken:
+                        raise StoreError(
+                            f"journal operation on {store.where} failed: {exc}", store=store.where
+                        ) from exc
+                    await self._drop()
+                    if attempt == 2:
+                        raise StoreUnavailableError(
+                            f"lost the connection to the journal at {store.where} twice: {exc}",
+                            store=store.where,
+                        ) from exc
+                    store.reconnects += 1
+                except RelaybatonError:
+                    raise  # refused by us (a stale epoch): the transaction rolled back cleanly
+                except BaseException:
+                    # Cancelled or timed out mid-operation: the connection's state is unknown.
+                    await self._drop()
+                    raise
+            raise AssertionError("unreachable")
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+
+@asynccontextmanager
+async def open_postgres_store(
+    dsn: str,
+    *,
+    schema: str = "relaybaton",
+    durability: Durability | str = Durability.BATCHED,
+) -> AsyncIterator[PostgresStore]:
+    """Connect (creating the schema if needed) for the body of an ``async with``, then close."""
+    store = PostgresStore(dsn, schema=schema, durability=durability)
+    try:
+        await store.connect()
+        yield store
+    finally:
+        await store.aclose()

@@ -1,0 +1,369 @@
+"""The journal in SQLite: the embedded default store.
+
+One file holds every conversation's records, heads and approvals. WAL lets the reading
+connection run beside the writing one. Each ``write`` is one ``BEGIN IMMEDIATE``
+transaction (the fence check, the records, the heads, the approvals, the pruning), so a
+batch of many conversations' records costs one commit: that is the journal's group commit.
+``busy_timeout`` makes a second process on the same file wait for the write lock instead of
+failing, and ``BEGIN IMMEDIATE`` takes that lock before the fence is read, so two processes
+cannot both pass the check and then overwrite each other.
+
+``PRAGMA synchronous`` follows the durability mode: ``FULL`` for ``sync`` (the WAL is
+flushed at every commit: a power loss keeps what was acknowledged), ``NORMAL`` for
+``batched`` (the usual WAL pairing: a crash of the process loses nothing, a power loss may
+lose the last commits), ``OFF`` for ``off`` (never flushed by us; the file stays consistent
+after a process crash, not necessarily after a power loss).
+
+Every call runs in a worker thread behind a one-slot limiter per connection: a commit takes
+tens of microseconds to a few milliseconds (an ``fsync``), but waiting for another
+process's lock may take seconds, and that must never stall the event loop. A cancelled call
+waits for its transaction to finish (commit or roll back) before the cancellation is
+raised, so a write either happened entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final, final
+
+import anyio
+import anyio.to_thread
+
+from relaybaton.errors import ConfigError, StoreError
+from relaybaton.runtime._store import (
+    ApprovalRow,
+    Durability,
+    EncodedRecord,
+    Head,
+    WriteBatch,
+    check_fence,
+    merge_approval_rows,
+)
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    conversation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+CREATE TABLE IF NOT EXISTS heads (
+    conversation_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    owner TEXT,
+    status TEXT NOT NULL,
+    unfinished INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    approval_id TEXT NOT NULL UNIQUE,
+    conversation_id TEXT NOT NULL,
+    request BLOB NOT NULL,
+    decision TEXT NOT NULL DEFAULT ''
+);
+"""
+
+_SYNCHRONOUS: Final = {
+    Durability.SYNC: "FULL",
+    Durability.BATCHED: "NORMAL",
+    Durability.OFF: "OFF",
+}
+
+# Records are upserted, not inserted: a batch written again (after an error whose outcome
+# was unknown) must give the same journal, as it does in MemoryStore.
+_PUT_RECORD = (
+    "INSERT INTO records (conversation_id, seq, epoch, kind, body) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (conversation_id, seq) DO UPDATE SET"
+    " epoch = excluded.epoch, kind = excluded.kind, body = excluded.body"
+)
+_PUT_HEAD = (
+    "INSERT INTO heads (conversation_id, seq, epoch, owner, status, unfinished, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (conversation_id) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch,"
+    " owner = excluded.owner, status = excluded.status, unfinished = excluded.unfinished,"
+    " updated_at = excluded.updated_at"
+)
+# A decision row carries an empty request: keep the stored one (see combine_approval_rows).
+_PUT_APPROVAL = (
+    "INSERT INTO approvals (approval_id, conversation_id, request, decision) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (approval_id) DO UPDATE SET conversation_id = excluded.conversation_id,"
+    " request = CASE WHEN length(excluded.request) > 0 THEN excluded.request"
+    " ELSE approvals.request END,"
+    " decision = CASE WHEN excluded.decision <> '' THEN excluded.decision"
+    " ELSE approvals.decision END"
+)
+_HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
+
+
+def _head(row: tuple[str, int, int, str | None, str, int, float]) -> Head:
+    conversation_id, seq, epoch, owner, status, unfinished, updated_at = row
+    return Head(
+        conversation_id=conversation_id,
+        seq=seq,
+        epoch=epoch,
+        owner=owner,
+        status=status,
+        unfinished=bool(unfinished),
+        updated_at=updated_at,
+    )
+
+
+def _unique_records(records: list[EncodedRecord]) -> list[tuple[str, int, int, str, bytes]]:
+    # The last record for a (conversation, seq) wins, as in MemoryStore.
+    rows = {
+        (r.conversation_id, r.seq): (r.conversation_id, r.seq, r.epoch, r.kind, r.body)
+        for r in records
+    }
+    return list(rows.values())
+
+
+@final
+class SqliteStore:
+    """A :class:`~relaybaton.runtime.Store` on one SQLite file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        durability: Durability | str = Durability.BATCHED,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        """Open (and create if needed) the journal at ``path``; this blocks on the disk.
+
+        Args:
+            path: the database file; its folder must exist. Several processes may share it.
+            durability: sets ``PRAGMA synchronous`` (see the module's docstring).
+            busy_timeout: seconds to wait for another process's write lock before a write
+                fails with ``StoreError``.
+
+        Raises:
+            ConfigError: ``path`` is ``":memory:"`` (two connections cannot share it; use
+                ``MemoryStore``).
+            StoreError: the file is not a SQLite database, or was written by a newer
+                relaybaton (its schema version is higher than ``SCHEMA_VERSION``).
+        """
+        self.path = str(path)
+        if self.path == ":memory:" or self.path.startswith("file::memory:"):
+            raise ConfigError(
+                "SqliteStore needs a file: its reader and writer connections cannot share"
+                " an in-memory database; use MemoryStore (or open_store('memory:')) instead"
+            )
+        self.durability = Durability(durability)
+        self._busy_ms = int(busy_timeout * 1000)
+        # Each connection's lock guards it against aclose (and direct synchronous use).
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        try:
+            self._prepare()
+            self._reader = self._connect()
+        except BaseException:
+            self._writer.close()
+            raise
+        # One operation in flight per connection: queued callers wait in the event loop,
+        # not as threads blocked on a lock.
+        self._write_limiter = anyio.CapacityLimiter(1)
+        self._read_limiter = anyio.CapacityLimiter(1)
+
+    # --- opening ----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,  # we issue BEGIN and COMMIT ourselves
+                check_same_thread=False,  # worker threads change; the limiters serialise use
+                timeout=self._busy_ms / 1000,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        except sqlite3.Error as exc:
+            raise self._error("cannot open the journal", exc) from exc
+        return conn
+
+    def _prepare(self) -> None:
+        conn = self._writer
+        # Switching a new file to WAL fails at once with "database is locked" while another
+        # process does the same (the busy handler is not consulted), so retry it within
+        # the busy timeout instead of failing the second process.
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._migrate(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise self._error("cannot open the journal", exc) from exc
+                time.sleep(0.01)
+            except sqlite3.Error as exc:
+                raise self._error("cannot open the journal", exc) from exc
+            else:
+                conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
+                return
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"journal {self.path!r} has schema version {version}, this relaybaton knows"
+                f" versions up to {SCHEMA_VERSION}: upgrade relaybaton, or point it at"
+                " another file",
+                store=self.path,
+            )
+        if version < SCHEMA_VERSION:
+            # Version 0 is a new file; later versions will add their steps here.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
+        # The one place sqlite3's errors become ours.
+        return StoreError(f"{doing} at {self.path!r}: {exc}", store=self.path)
+
+    # --- the Store protocol -----------------------------------------------------------------
+
+    async def write(self, batch: WriteBatch) -> None:
+        """Commit the batch in one transaction; see :meth:`Store.write`.
+
+        On cancel, the transaction in flight finishes first. On error (``StaleEpochError``,
+        ``StoreError``), nothing of the batch is written.
+        """
+        await anyio.to_thread.run_sync(self.write_sync, batch, limiter=self._write_limiter)
+
+    def write_sync(self, batch: WriteBatch) -> None:
+        """Commit the batch in the calling thread (what ``write`` runs in its worker)."""
+        with self._write_lock:
+            self._check_open()
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._write_in(conn, batch)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._error("journal write failed", exc) from exc
+
+    @staticmethod
+    def _write_in(conn: sqlite3.Connection, batch: WriteBatch) -> None:
+        if batch.heads:
+            stored = conn.execute(
+                "SELECT conversation_id, epoch FROM heads"
+                " WHERE conversation_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(batch.heads)),),
+            ).fetchall()
+            for conversation_id, epoch in sorted(stored):
+                check_fence(epoch, batch.heads[conversation_id])
+        if batch.records:
+            conn.executemany(_PUT_RECORD, _unique_records(batch.records))
+        if batch.heads:
+            conn.executemany(
+                _PUT_HEAD,
+                [
+                    (
+                        h.conversation_id,
+                        h.seq,
+                        h.epoch,
+                        h.owner,
+                        h.status,
+                        h.unfinished,
+                        h.updated_at,
+                    )
+                    for h in batch.heads.values()
+                ],
+            )
+        if batch.approvals:
+            conn.executemany(
+                _PUT_APPROVAL,
+                [
+                    (a.approval_id, a.conversation_id, a.request, a.decision)
+                    for a in merge_approval_rows(batch.approvals)
+                ],
+            )
+        if batch.prune:
+            conn.executemany(
+                "DELETE FROM records WHERE conversation_id = ? AND seq < ?",
+                list(batch.prune.items()),
+            )
+
+    async def read(self, conversation_id: str) -> list[bytes]:
+        """The conversation's record bodies, oldest first."""
+        rows = await self._read(
+            "SELECT body FROM records WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+        )
+        return [bytes(row[0]) for row in rows]
+
+    async def heads(self, *, unfinished_only: bool = False) -> list[Head]:
+        """Every conversation's head, least recently updated first."""
+        where = " WHERE unfinished" if unfinished_only else ""
+        rows = await self._read(
+            f"SELECT {_HEAD_COLUMNS} FROM heads{where} ORDER BY updated_at, conversation_id", ()
+        )
+        return [_head(row) for row in rows]
+
+    async def approvals(self, *, pending_only: bool = True) -> list[ApprovalRow]:
+        """Approval requests, oldest first."""
+        where = " WHERE decision = ''" if pending_only else ""
+        rows = await self._read(
+            f"SELECT approval_id, conversation_id, request, decision FROM approvals{where}"
+            " ORDER BY rowid",
+            (),
+        )
+        return [
+            ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
+            for a, c, r, d in rows
+        ]
+
+    async def _read(self, query: str, params: tuple[object, ...]) -> list[Any]:
+        def run() -> list[Any]:
+            with self._read_lock:
+                self._check_open()
+                try:
+                    return self._reader.execute(query, params).fetchall()
+                except sqlite3.Error as exc:
+                    raise self._error("journal read failed", exc) from exc
+
+        return await anyio.to_thread.run_sync(run, limiter=self._read_limiter)
+
+    async def aclose(self) -> None:
+        """Close both connections once the call in flight ends; idempotent."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)
+
+    def _close_sync(self) -> None:
+        with self._write_lock, self._read_lock:
+            if not self._closed:
+                self._closed = True
+                self._reader.close()
+                self._writer.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"journal {self.path!r} is closed; open a new store", store=self.path)
