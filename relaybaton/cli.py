@@ -36,7 +36,6 @@ from relaybaton.errors import ConfigError, FlowError
 from relaybaton.runtime import (
     ApprovalRequested,
     Conversation,
-    ConversationStatus,
     TurnResult,
 )
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
@@ -182,7 +181,7 @@ async def _until_done_or_waiting(
     )
     future.add_done_callback(lambda _: changed.set())
     try:
-        while not future.done() and conversation.status is not ConversationStatus.AWAITING_APPROVAL:
+        while not future.done() and conversation.busy:
             changed.clear()
             await changed.wait()
     finally:

@@ -23,7 +23,6 @@ from relaybaton.runtime import (
     Clock,
     Conversation,
     Conversations,
-    ConversationStatus,
     Durability,
     Journal,
     MonotonicClock,
@@ -187,10 +186,7 @@ class Runtime:
         changed = asyncio.Event()
         unsubscribe = self.conversations.subscribe(lambda _id, _event: changed.set())
         try:
-            while any(
-                c.unfinished and c.status is not ConversationStatus.AWAITING_APPROVAL
-                for c in self.conversations.by_id.values()
-            ):
+            while any(c.busy for c in self.conversations.by_id.values()):
                 changed.clear()
                 await changed.wait()
         finally:

@@ -17,6 +17,7 @@ is seeded, so a run can be repeated exactly.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
@@ -210,11 +211,11 @@ class SimulatedModel:
             handoffs = [t for t in request.tools if t.name.startswith("transfer_to_")]
             best = self._best_match(handoffs, wanted)
             if best is not None:
-                return self._call([best], user_text, "handoff")
+                return self._call(request, [best], user_text, "handoff")
             tools = [t for t in request.tools if not t.name.startswith("transfer_to_")]
             relevant = [t for t in tools if _keywords(f"{t.name} {t.description}") & wanted]
             if relevant and request.tool_choice != "none":
-                return self._call(relevant, user_text, "call")
+                return self._call(request, relevant, user_text, "call")
         return AssistantMessage(text=self._answer(request.instructions, user_text, results))
 
     @staticmethod
@@ -228,14 +229,18 @@ class SimulatedModel:
             return None
         return max(scored, key=lambda pair: pair[0])[1]
 
-    def _call(self, tools: Sequence[ToolSpec], user_text: str, purpose: str) -> AssistantMessage:
+    def _call(
+        self, request: ModelRequest, tools: Sequence[ToolSpec], user_text: str, purpose: str
+    ) -> AssistantMessage:
+        # Ids unique within a conversation, as providers' are, and the same on a rerun.
+        where = f"{request.metadata.conversation_id}\x00{len(request.messages)}"
         calls = tuple(
             ToolCall(
-                id=f"call_{self._random.getrandbits(48):012x}",
+                id=f"call_{hashlib.sha256(f'{where}{i}'.encode()).hexdigest()[:12]}",
                 name=tool.name,
                 arguments=msgspec.json.encode(_arguments(tool, user_text, purpose)).decode(),
             )
-            for tool in tools
+            for i, tool in enumerate(tools)
         )
         return AssistantMessage(tool_calls=calls)
 

@@ -136,11 +136,21 @@ class Conversation:
     approvals: dict[str, ApprovalRequested] = field(default_factory=dict)
     decisions: dict[str, ApprovalDecided] = field(default_factory=dict)
     tools_started: set[str] = field(default_factory=set)
+    # True while the active turn waits for a decision with no handler running (not
+    # journaled: after a restart a paused conversation is parked until decided).
+    parked: bool = False
 
     @property
     def pending_approvals(self) -> list[ApprovalRequested]:
         """Approval requests still waiting for a decision."""
         return [a for a in self.approvals.values() if a.approval_id not in self.decisions]
+
+    @property
+    def busy(self) -> bool:
+        """Whether work is under way that will end without anyone deciding anything."""
+        return self.unfinished and not (
+            self.status is ConversationStatus.AWAITING_APPROVAL and self.parked
+        )
 
     @property
     def unfinished(self) -> bool:

@@ -221,7 +221,9 @@ class ConversationActor(Actor[KernelMessage, object]):
             await self.on_handoff(handle, message)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unexpected message {type(message).__name__}")
-        if handle.holds and not handle.paused:
+        if handle.holds and handle.paused:
+            conversations.park(handle.conversation_id, self.agent_name, handle.epoch)
+        elif handle.holds:
             handle.fail(f"agent {self.agent_name!r} ended its turn without replying or handing off")
         return None
 

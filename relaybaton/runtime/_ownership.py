@@ -77,6 +77,7 @@ from relaybaton.runtime.messages import (
     BatonPass,
     HandoffEvent,
     KernelMessage,
+    PausedEvent,
     ReplyEvent,
     ToolRequest,
     UserTurn,
@@ -692,10 +693,23 @@ class Conversations:
         self._resume_turn(conversation)
         return decided
 
+    def park(self, conversation_id: str, agent: str, epoch: int) -> None:
+        """The owner's handler ended with the turn paused for a decision (no task runs)."""
+        conversation = self.check(conversation_id, agent, epoch)
+        if conversation.status is ConversationStatus.AWAITING_APPROVAL:
+            conversation.parked = True
+            if self.observed:
+                self._emit(
+                    conversation,
+                    PausedEvent(agent=agent, epoch=epoch, at=self.system.clock.now()),
+                )
+
     def _resume_turn(self, conversation: Conversation) -> None:
         """Hand the active turn back to whoever holds it (after a decision or a restart)."""
         if conversation.status is ConversationStatus.AWAITING_APPROVAL:
+            conversation.parked = True  # after a restart, nothing runs until a decision
             return
+        conversation.parked = False
         baton = conversation.in_flight
         if baton is not None:
             self._deliver(conversation, baton.target, baton, baton.epoch)

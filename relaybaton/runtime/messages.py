@@ -13,6 +13,7 @@ __all__ = [
     "BatonPass",
     "HandoffEvent",
     "KernelMessage",
+    "PausedEvent",
     "ReplyEvent",
     "ToolRequest",
     "TraceEvent",
@@ -85,4 +86,14 @@ class ReplyEvent(
     error: str | None = None
 
 
-TraceEvent = HandoffEvent | ReplyEvent
+class PausedEvent(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="paused"
+):
+    """The owner parked the turn: it waits for a person's decision and holds no task."""
+
+    agent: str
+    epoch: int
+    at: float
+
+
+TraceEvent = HandoffEvent | ReplyEvent | PausedEvent

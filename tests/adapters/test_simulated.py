@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import anyio
+import msgspec
 import pytest
 
 from relaybaton.adapters import (
@@ -148,14 +149,21 @@ async def test_without_tools_or_knowledge_it_acknowledges_the_message() -> None:
     )
 
 
-async def test_the_same_seed_gives_the_same_answers_and_another_seed_differs() -> None:
-    async def run(seed: int) -> list[str]:
-        model = SimulatedModel(latency_p50_s=0.0, seed=seed)
+async def test_call_ids_are_unique_per_conversation_step_and_the_same_on_a_rerun() -> None:
+    async def call_id(conversation: str, earlier: int) -> str:
+        model = SimulatedModel(latency_p50_s=0.0, seed=1)
         request = ask("refund $42 for AB-1234", tools=(ISSUE_REFUND,))
-        return [(await model.complete(request)).message.tool_calls[0].id for _ in range(3)]
+        history = (UserMessage(text="earlier"),) * earlier + request.messages
+        request = msgspec.structs.replace(
+            request,
+            messages=history,
+            metadata=RequestMetadata(agent="refund", conversation_id=conversation),
+        )
+        return (await model.complete(request)).message.tool_calls[0].id
 
-    assert await run(7) == await run(7)
-    assert await run(7) != await run(8)
+    assert await call_id("c1", 0) == await call_id("c1", 0)  # a rerun after a crash
+    assert await call_id("c1", 0) != await call_id("c1", 2)  # a later step
+    assert await call_id("c1", 0) != await call_id("c2", 0)  # another conversation
 
 
 async def test_usage_is_priced_per_thousand_tokens() -> None:
