@@ -181,7 +181,8 @@ async def _until_done_or_waiting(
     )
     future.add_done_callback(lambda _: changed.set())
     try:
-        while not future.done() and conversation.busy:
+        # Not `busy`: in sync mode a finished turn's result arrives only after its commit.
+        while not future.done() and not conversation.waiting_for_a_person:
             changed.clear()
             await changed.wait()
     finally:

@@ -210,6 +210,8 @@ class AgentActor(ConversationActor):
             tool = self.compiled.function_tools.get(call.name)
             gate = approval_gate(conversation, call, tool)
             if gate.kind == "run":
+                if gate.decided:
+                    failpoint("after_approval_decision")
                 runnable.append((call, gate.arguments))
             elif gate.kind == "result":
                 results[call.id] = ToolResultMessage(

@@ -145,6 +145,7 @@ class Gate:
     kind: str
     arguments: str = ""
     text: str = ""
+    decided: bool = False  # a person's decision let it run
 
 
 def approval_gate(conversation: Conversation, call: ToolCall, tool: FunctionTool | None) -> Gate:
@@ -166,10 +167,10 @@ def approval_gate(conversation: Conversation, call: ToolCall, tool: FunctionTool
     if decided is None:
         return Gate("wait")
     if decided.decision == "approve":
-        return Gate("run", latest.arguments)
+        return Gate("run", latest.arguments, decided=True)
     if decided.decision == "edit" and decided.arguments is not None:
         edited = decided.arguments
-        return Gate("ask" if _matches(rule, edited) else "run", edited)
+        return Gate("ask" if _matches(rule, edited) else "run", edited, decided=True)
     if decided.decision == "expire":
         return Gate(
             "result", text="no decision came within the approval timeout: the call was rejected"

@@ -150,6 +150,7 @@ class Runtime:
         journal = self.conversations.journal
         if journal is not None:
             await journal.flush()
+        failpoint("after_user_accepted")
         return future
 
     def decide(
@@ -191,6 +192,8 @@ class Runtime:
                 await changed.wait()
         finally:
             unsubscribe()
+        if self.conversations.journal is not None:
+            await self.conversations.journal.flush()
 
     def unfinished(self) -> list[asyncio.Future[TurnResult]]:
         """Futures of every turn still active or queued (what a resume must finish)."""

@@ -146,11 +146,14 @@ class Conversation:
         return [a for a in self.approvals.values() if a.approval_id not in self.decisions]
 
     @property
+    def waiting_for_a_person(self) -> bool:
+        """Whether the active turn is parked until a decision (no handler runs)."""
+        return self.status is ConversationStatus.AWAITING_APPROVAL and self.parked
+
+    @property
     def busy(self) -> bool:
         """Whether work is under way that will end without anyone deciding anything."""
-        return self.unfinished and not (
-            self.status is ConversationStatus.AWAITING_APPROVAL and self.parked
-        )
+        return self.unfinished and not self.waiting_for_a_person
 
     @property
     def unfinished(self) -> bool:
