@@ -74,7 +74,7 @@ def _run_case(tmp: Path, failpoint: str, hit: int, durability: str) -> int:
     crash = f"{failpoint}:{hit}"
     first = _relaybaton(
         ["run", str(FLOW), "--store", str(store), "--conversation", "c1",
-         "--durability", durability, *sum((["-m", m] for m in MESSAGES), [])],
+         "--durability", durability, *(arg for m in MESSAGES for arg in ("-m", m))],
         _env(effects, crash),
     )  # fmt: skip
     assert first.returncode in (0, 137), first.stderr
