@@ -233,7 +233,7 @@ def _decide(args: argparse.Namespace) -> int:
                     note=args.note,
                     by=args.by,
                 )
-                conversation.decisions[args.approval_id] = taken
+                conversation.add_decision(taken)
                 journal.record(conversation, taken)
                 await journal.flush()
         print(

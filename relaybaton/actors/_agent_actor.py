@@ -51,6 +51,8 @@ from relaybaton.runtime import (
     ToolScope,
     failpoint,
 )
+from relaybaton.runtime import _failpoints as failpoints
+from relaybaton.runtime._journal_events import Charged
 from relaybaton.runtime.messages import BatonPass, ToolRequest
 
 __all__ = ["AgentActor", "CompiledAgent", "FlowContext"]
@@ -158,11 +160,18 @@ class AgentActor(ConversationActor):
         while True:
             step = _next_step(transcript, self.agent_name)
             if isinstance(step, str):
-                failpoint("before_reply")
+                if failpoints.ARMED:
+                    failpoint("before_reply")
                 owner.reply(step)
                 return
             if step:
-                chosen = next((c for c in step if c.name in self.compiled.handoffs), None)
+                chosen = None
+                handoffs = self.compiled.handoffs
+                if handoffs:
+                    for call in step:
+                        if call.name in handoffs:
+                            chosen = call
+                            break
                 if chosen is not None:
                     if self._hand_off(owner, step, chosen):
                         return
@@ -192,25 +201,51 @@ class AgentActor(ConversationActor):
                 metadata=metadata,
             )
             try:
-                message = await self._call_model(request, owner)
+                message, charge = await self._call_model(request, owner)
             except ModelError as exc:
                 owner.fail(f"the model of agent {agent.name!r} failed: {exc}")
                 return
-            failpoint("after_model_result")
-            owner.append(message)
-            await owner.flushed()
+            if failpoints.ARMED:
+                failpoint("after_model_result")
+            owner.append(message, charge)  # the answer and its usage: one journal record
+            if owner.must_flush:
+                await owner.flushed()
 
     async def _run_owned_tools(self, owner: OwnerHandle, calls: Sequence[ToolCall]) -> bool:
         """Run the calls the owner's model asked for; True if some wait for a person."""
+        function_tools = self.compiled.function_tools
+        gated = False
+        for call in calls:
+            tool = function_tools.get(call.name)
+            if tool is not None and (tool.approval_rule is not None or not tool.retry_safe):
+                gated = True
+                break
+        if not gated:  # the common case: no approvals to check, run them all
+            for result in await self._run_tools(
+                calls, owner.conversation_id, (), owner, owner=owner
+            ):
+                if failpoints.ARMED:
+                    failpoint("after_tool_effect")
+                owner.append(result)
+            if owner.must_flush:
+                await owner.flushed()
+            return False
+        return await self._run_gated_tools(owner, calls)
+
+    async def _run_gated_tools(self, owner: OwnerHandle, calls: Sequence[ToolCall]) -> bool:
         conversation = owner.conversation
         runnable: list[tuple[ToolCall, str]] = []
         results: dict[str, ToolResultMessage] = {}
         waiting = False
+        function_tools = self.compiled.function_tools
         for call in calls:
-            tool = self.compiled.function_tools.get(call.name)
+            tool = function_tools.get(call.name)
+            if tool is None or (tool.approval_rule is None and tool.retry_safe):
+                runnable.append((call, call.arguments))  # the common case: nothing to check
+                continue
             gate = approval_gate(conversation, call, tool)
             if gate.kind == "run":
-                if gate.decided:
+                if gate.decided and failpoints.ARMED:
                     failpoint("after_approval_decision")
                 runnable.append((call, gate.arguments))
             elif gate.kind == "result":
@@ -228,7 +263,8 @@ class AgentActor(ConversationActor):
                         timeout=tool.approval_timeout,
                     )
         if runnable:
-            await owner.flushed()  # decisions and starts are on disk before effects happen
+            if owner.must_flush:
+                await owner.flushed()  # decisions are on disk before effects happen
             ran = await self._run_tools(
                 [c for c, _ in runnable],
                 owner.conversation_id,
@@ -241,9 +277,11 @@ class AgentActor(ConversationActor):
         for call in calls:
             result = results.get(call.id)
             if result is not None:
-                failpoint("after_tool_effect")
+                if failpoints.ARMED:
+                    failpoint("after_tool_effect")
                 owner.append(result)
-        await owner.flushed()
+        if owner.must_flush:
+            await owner.flushed()
         return waiting
 
     def _hand_off(self, owner: OwnerHandle, calls: Sequence[ToolCall], chosen: ToolCall) -> bool:
@@ -298,7 +336,8 @@ class AgentActor(ConversationActor):
                 tools=self.compiled.tool_specs,  # no handoffs: a callee holds no baton
                 metadata=RequestMetadata(agent=agent.name, conversation_id=scope.conversation_id),
             )
-            message = await self._call_model(model_request, scope)
+            message, charge = await self._call_model(model_request, scope)
+            scope.add_charge(charge)
             messages.append(message)
             if not message.tool_calls:
                 return message.text
@@ -313,13 +352,15 @@ class AgentActor(ConversationActor):
 
     # --- shared -----------------------------------------------------------------------------
 
-    async def _call_model(self, request: ModelRequest, sink: _Sink) -> AssistantMessage:
+    async def _call_model(
+        self, request: ModelRequest, sink: _Sink
+    ) -> tuple[AssistantMessage, Charged]:
         agent = self.agent_name
         slot = self.compiled.slot
         clock = self.flow.clock
         tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
-        if isinstance(sink, OwnerHandle) and self.conversations.stream_replies:
+        if self.conversations.stream_replies and isinstance(sink, OwnerHandle):
             # Someone listens (the HTTP service): stream, so the user sees the answer as it
             # comes. Only the owner's text is the user's; an agent used as a tool stays whole.
             response = await slot.stream(request, agent=agent, on_text=_deltas(sink, agent, clock))
@@ -327,9 +368,9 @@ class AgentActor(ConversationActor):
             response = await slot.call(request, agent=agent)
         usage = response.usage
         model = response.model or slot.adapter.name
-        sink.charge(
-            agent,
-            model,
+        charge = Charged(
+            agent=agent,
+            model=model,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=usage.cost_usd,
@@ -351,7 +392,7 @@ class AgentActor(ConversationActor):
         message = response.message
         if message.agent != agent:
             message = msgspec.structs.replace(message, agent=agent)
-        return message
+        return message, charge
 
     async def _run_tools(
         self,
@@ -436,8 +477,10 @@ class AgentActor(ConversationActor):
             if owner is not None:
                 function.parse(arguments)  # refuse bad arguments before recording a start
                 owner.tool_started(call.id, call.name)
-                await owner.flushed()
-                failpoint("after_tool_started")
+                if owner.must_flush:
+                    await owner.flushed()
+                if failpoints.ARMED:
+                    failpoint("after_tool_started")
             return await function.invoke(arguments, context)
         agent_tool = self.compiled.agent_tools.get(call.name)
         if agent_tool is None:
@@ -472,14 +515,21 @@ def _next_step(transcript: Sequence[msgspec.Struct], agent: str) -> str | list[T
     result yet means run them; its last answer without calls, not yet replied, means
     reply it; anything else (a user message, tool results all in) means ask the model.
     """
+    last = transcript[-1] if transcript else None
+    kind = type(last)
+    if kind is AssistantMessage:  # the common cases first, without a scan
+        message: AssistantMessage = last  # type: ignore[assignment]
+        if message.agent != agent:
+            return []
+        return list(message.tool_calls) if message.tool_calls else message.text
+    if kind is not ToolResultMessage:
+        return []
     answered: set[str] = set()
     for item in reversed(transcript):
-        if isinstance(item, ToolResultMessage):
+        if type(item) is ToolResultMessage:
             answered.add(item.call_id)
             continue
-        if isinstance(item, AssistantMessage) and item.agent == agent:
-            if not item.tool_calls:
-                return item.text if not answered else []
+        if type(item) is AssistantMessage and item.agent == agent:
             return [c for c in item.tool_calls if c.id not in answered]
         break
     return []

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import final
 
 import msgspec
@@ -27,6 +30,10 @@ __all__ = [
     "Turn",
     "TurnResult",
 ]
+
+
+_NO_APPROVALS: Mapping[str, ApprovalRequested] = MappingProxyType({})
+_NO_DECISIONS: Mapping[str, ApprovalDecided] = MappingProxyType({})
 
 
 class ConversationStatus(StrEnum):
@@ -133,9 +140,11 @@ class Conversation:
     leases: list[Lease] = field(default_factory=list)
     # Journal position and the durable-only parts (empty unless a journal is attached):
     seq: int = 0
-    approvals: dict[str, ApprovalRequested] = field(default_factory=dict)
-    decisions: dict[str, ApprovalDecided] = field(default_factory=dict)
-    tools_started: set[str] = field(default_factory=set)
+    # Shared empty views until the first write (most conversations never need them, and
+    # every container made per conversation is time and memory on the hot path).
+    approvals: Mapping[str, ApprovalRequested] = field(default_factory=lambda: _NO_APPROVALS)
+    decisions: Mapping[str, ApprovalDecided] = field(default_factory=lambda: _NO_DECISIONS)
+    tools_started: AbstractSet[str] = frozenset()
     # True while the active turn waits for a decision with no handler running (not
     # journaled: after a restart a paused conversation is parked until decided).
     parked: bool = False
@@ -144,6 +153,18 @@ class Conversation:
     def pending_approvals(self) -> list[ApprovalRequested]:
         """Approval requests still waiting for a decision."""
         return [a for a in self.approvals.values() if a.approval_id not in self.decisions]
+
+    def add_approval(self, request: ApprovalRequested) -> None:
+        """Keep an approval request."""
+        self.approvals = {**self.approvals, request.approval_id: request}
+
+    def add_decision(self, decision: ApprovalDecided) -> None:
+        """Keep a decision."""
+        self.decisions = {**self.decisions, decision.approval_id: decision}
+
+    def add_tool_started(self, call_id: str) -> None:
+        """Remember that a tool call with side effects began."""
+        self.tools_started = self.tools_started | {call_id}
 
     @property
     def waiting_for_a_person(self) -> bool:

@@ -22,7 +22,7 @@ from relaybaton.errors import OwnershipError
 from relaybaton.runtime._actor import Actor
 from relaybaton.runtime._conversation import Conversation
 from relaybaton.runtime._envelope import Envelope
-from relaybaton.runtime._journal_events import ApprovalRequested
+from relaybaton.runtime._journal_events import ApprovalRequested, Charged
 from relaybaton.runtime._ownership import Conversations
 from relaybaton.runtime.messages import BatonPass, KernelMessage, ToolRequest, UserTurn
 
@@ -62,9 +62,9 @@ class OwnerHandle:
             self.conversation.id, self.agent, self.epoch, self.message_id
         )
 
-    def append(self, item: msgspec.Struct) -> None:
-        """Append to the transcript (fenced)."""
-        self._conversations.append(self.conversation.id, self.agent, self.epoch, item)
+    def append(self, item: msgspec.Struct, charge: Charged | None = None) -> None:
+        """Append to the transcript (fenced); ``charge`` is the usage that produced it."""
+        self._conversations.append(self.conversation.id, self.agent, self.epoch, item, charge)
 
     def record(self, event: msgspec.Struct) -> None:
         """Keep a trace event (when tracing is on)."""
@@ -130,6 +130,11 @@ class OwnerHandle:
             timeout=timeout,
         )
 
+    @property
+    def must_flush(self) -> bool:
+        """Whether steps wait for commits (sync durability): else ``flushed`` is a no-op."""
+        return self._conversations.sync_journal
+
     async def flushed(self) -> None:
         """In sync durability, wait until what was recorded so far is committed."""
         journal = self._conversations.journal
@@ -168,6 +173,10 @@ class ToolScope:
     def record(self, event: msgspec.Struct) -> None:
         """Keep a trace event in the caller's conversation."""
         self._conversations.record(self.request.conversation_id, event)
+
+    def add_charge(self, charge: Charged) -> None:
+        """Charge one model call's usage to the caller's conversation ledger (invariant 6)."""
+        self._conversations.add_charge(self.request.conversation_id, charge)
 
     def charge(
         self, agent: str, model: str, *, input_tokens: int, output_tokens: int, cost_usd: float
@@ -221,10 +230,13 @@ class ConversationActor(Actor[KernelMessage, object]):
             await self.on_handoff(handle, message)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unexpected message {type(message).__name__}")
-        if handle.holds and handle.paused:
-            conversations.park(handle.conversation_id, self.agent_name, handle.epoch)
-        elif handle.holds:
-            handle.fail(f"agent {self.agent_name!r} ended its turn without replying or handing off")
+        if handle.holds:
+            if handle.paused:
+                conversations.park(handle.conversation_id, self.agent_name, handle.epoch)
+            else:
+                handle.fail(
+                    f"agent {self.agent_name!r} ended its turn without replying or handing off"
+                )
         return None
 
     def _stale(self, message: KernelMessage) -> None:

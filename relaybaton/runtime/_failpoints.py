@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["FAILPOINTS", "failpoint"]
+__all__ = ["ARMED", "FAILPOINTS", "failpoint"]
 
 FAILPOINTS = (
     "after_user_accepted",
@@ -29,6 +29,8 @@ FAILPOINTS = (
 
 _armed: dict[str, int] = {}
 _hits: dict[str, int] = {}
+#: Whether any failpoint is armed; hot paths test this before calling ``failpoint``.
+ARMED = False
 
 
 def _arm() -> None:
@@ -44,6 +46,7 @@ def _arm() -> None:
 
 
 _arm()
+ARMED = bool(_armed)
 
 
 def failpoint(name: str) -> None:

@@ -47,7 +47,7 @@ from relaybaton.runtime._journal_events import (
 )
 from relaybaton.runtime.messages import BatonPass
 
-__all__ = ["apply", "finish_turn", "replay", "restore", "snapshot_state"]
+__all__ = ["add_charge", "apply", "finish_turn", "replay", "restore", "snapshot_state"]
 
 
 def replay(
@@ -83,8 +83,10 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             conversation.transcript.append(turn.payload)
         case Appended():
             conversation.transcript.append(event.item)
+            if event.charge is not None:
+                add_charge(conversation, event.charge)
         case ToolStarted():
-            conversation.tools_started.add(event.call_id)
+            conversation.add_tool_started(event.call_id)
         case HandedOff():
             if conversation.active is not None:
                 conversation.active.handoffs += 1
@@ -122,22 +124,29 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
         case TurnFailed():
             finish_turn(conversation, event.agent, event.error)
         case Charged():
-            entry = conversation.ledger.setdefault((event.agent, event.model), LedgerEntry())
-            entry.calls += 1
-            entry.input_tokens += event.input_tokens
-            entry.output_tokens += event.output_tokens
-            entry.cost_usd += event.cost_usd
+            add_charge(conversation, event)
         case ApprovalRequested():
-            conversation.approvals[event.approval_id] = event
+            conversation.add_approval(event)
             conversation.status = ConversationStatus.AWAITING_APPROVAL
         case ApprovalDecided():
-            conversation.decisions[event.approval_id] = event
+            conversation.add_decision(event)
             if not conversation.pending_approvals:
                 conversation.status = ConversationStatus.ACTIVE
         case ClosedEvent():
             conversation.status = ConversationStatus.CLOSED
         case ModelSwapped():
             pass  # recorded for the history; it changes no conversation state
+
+
+def add_charge(conversation: Conversation, charge: Charged) -> None:
+    """Add one model call's usage to the ledger (shared by the registry and the fold)."""
+    entry = conversation.ledger.get((charge.agent, charge.model))
+    if entry is None:
+        entry = conversation.ledger[(charge.agent, charge.model)] = LedgerEntry()
+    entry.calls += 1
+    entry.input_tokens += charge.input_tokens
+    entry.output_tokens += charge.output_tokens
+    entry.cost_usd += charge.cost_usd
 
 
 def finish_turn(conversation: Conversation, agent: str | None, error: str | None) -> Turn | None:
@@ -276,5 +285,5 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
     conversation.leases = [Lease(return_to=r, turns_left=n) for r, n in state.leases]
     conversation.approvals = {a.approval_id: a for a in state.approvals}
     conversation.decisions = {d.approval_id: d for d in state.decisions}
-    conversation.tools_started = set(state.tools_started)
+    conversation.tools_started = frozenset(state.tools_started)
     return conversation

@@ -62,7 +62,6 @@ class Journal(Generic[T]):
         clock: Clock,
         durability: Durability = Durability.BATCHED,
         max_delay: float = 0.005,
-        max_batch: int = 5000,
         snapshot_every: int = 200,
         retention: bool = True,
     ) -> None:
@@ -70,7 +69,6 @@ class Journal(Generic[T]):
         self.clock = clock
         self.durability = Durability(durability)
         self.max_delay = max_delay
-        self.max_batch = max_batch
         self.snapshot_every = snapshot_every
         self.retention = retention
         self.item_type = item_type
@@ -78,7 +76,7 @@ class Journal(Generic[T]):
         self._decoder: msgspec.json.Decoder[JournalRecord[Any]] = msgspec.json.Decoder(
             JournalRecord[item_type]
         )
-        self._pending: list[tuple[JournalRecord[Any], Head]] = []
+        self._pending: list[tuple[JournalRecord[Any], Conversation]] = []
         self._recorded = 0
         self._committed = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -104,7 +102,7 @@ class Journal(Generic[T]):
             at=now,
             event=event,  # type: ignore[arg-type]
         )
-        self._pending.append((record, self._head(conversation, now)))
+        self._pending.append((record, conversation))
         self._recorded += 1
         last = self._last_snapshot.get(conversation.id, 0)
         if conversation.seq - last >= self.snapshot_every:
@@ -121,7 +119,7 @@ class Journal(Generic[T]):
             at=now,
             event=Snapshot(state=snapshot_state(conversation)),
         )
-        self._pending.append((record, self._head(conversation, now)))
+        self._pending.append((record, conversation))
         self._recorded += 1
         self._last_snapshot[conversation.id] = conversation.seq
 
@@ -204,11 +202,16 @@ class Journal(Generic[T]):
                 return
 
     async def _commit_some(self) -> None:
-        taken = self._pending[: self.max_batch]
-        del self._pending[: len(taken)]
+        # Everything pending goes in one transaction, so each conversation's head can be
+        # read from its state right now: it matches the batch's last record of it.
+        taken, self._pending = self._pending, []
         batch = WriteBatch()
         encode = self._encoder.encode
-        for record, head in taken:
+        now = self.clock.now()
+        for _, conversation in taken:
+            if conversation.id not in batch.heads:
+                batch.heads[conversation.id] = self._head(conversation, now)
+        for record, _ in taken:
             body = encode(record)
             self.bytes_written += len(body)
             event = record.event
@@ -221,7 +224,6 @@ class Journal(Generic[T]):
                     body=body,
                 )
             )
-            batch.heads[record.conversation_id] = head
             if isinstance(event, ApprovalRequested):
                 batch.approvals.append(
                     ApprovalRow(

@@ -58,11 +58,25 @@ class TurnStarted(msgspec.Struct, tag="turn_started", frozen=True, kw_only=True,
     message_id: str
 
 
+class Charged(msgspec.Struct, tag="charged", frozen=True, kw_only=True, gc=False):
+    """Usage of one model call, charged to the conversation's ledger."""
+
+    agent: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
 class Appended(msgspec.Struct, Generic[T], tag="appended", frozen=True, kw_only=True, gc=False):
-    """The owner appended a transcript item (a model result or a tool result)."""
+    """The owner appended a transcript item (a model result or a tool result).
+
+    A model result carries its usage (``charge``): one record instead of two.
+    """
 
     agent: str
     item: T
+    charge: Charged | None = None
 
 
 class ToolStarted(msgspec.Struct, tag="tool_started", frozen=True, kw_only=True, gc=False):
@@ -112,16 +126,6 @@ class TurnFailed(msgspec.Struct, tag="turn_failed", frozen=True, kw_only=True, g
 
     agent: str
     error: str
-
-
-class Charged(msgspec.Struct, tag="charged", frozen=True, kw_only=True, gc=False):
-    """Usage of one model call, charged to the conversation's ledger."""
-
-    agent: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
 
 
 class ApprovalRequested(

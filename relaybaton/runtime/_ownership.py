@@ -27,6 +27,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Collection
+from functools import partial
 from typing import Any, final
 
 import msgspec
@@ -47,7 +48,6 @@ from relaybaton.runtime._conversation import (
     Conversation,
     ConversationStatus,
     Lease,
-    LedgerEntry,
     OwnershipRecord,
     Reply,
     Turn,
@@ -55,7 +55,7 @@ from relaybaton.runtime._conversation import (
 )
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._failpoints import failpoint
-from relaybaton.runtime._fold import finish_turn
+from relaybaton.runtime._fold import add_charge, finish_turn
 from relaybaton.runtime._journal import Journal
 from relaybaton.runtime._journal_events import (
     Accepted,
@@ -72,6 +72,7 @@ from relaybaton.runtime._journal_events import (
     TurnFailed,
     TurnStarted,
 )
+from relaybaton.runtime._store import Durability
 from relaybaton.runtime._system import ActorSystem
 from relaybaton.runtime.messages import (
     BatonPass,
@@ -109,6 +110,10 @@ class Conversations:
         self.max_handoffs = max_handoffs
         self.tracing = tracing
         self.journal = journal
+        #: Whether events are wanted: tracing is on, or someone subscribed.
+        self.observed = tracing
+        #: Whether steps wait for journal commits (sync durability).
+        self.sync_journal = journal is not None and journal.durability is Durability.SYNC
         # Approvals wait for people, across restarts: their times are wall-clock seconds,
         # not the runtime clock (monotonic, and per process).
         self.wall = wall
@@ -131,10 +136,9 @@ class Conversations:
 
     # --- observing --------------------------------------------------------------------------
 
-    @property
-    def observed(self) -> bool:
-        """Whether events are wanted: tracing is on, or someone subscribed."""
-        return self.tracing or bool(self.listeners)
+    def _update_observed(self) -> None:
+        # An attribute, not a property: it is read on every step of every turn.
+        self.observed = self.tracing or bool(self.listeners)
 
     def subscribe(self, listener: Callable[[str, msgspec.Struct], None]) -> Callable[[], None]:
         """Call ``listener(conversation_id, event)`` for every event; return the unsubscribe.
@@ -143,10 +147,12 @@ class Conversations:
         (put the event in a bounded queue, say). An exception in one is logged and dropped.
         """
         self.listeners.append(listener)
+        self._update_observed()
 
         def unsubscribe() -> None:
             if listener in self.listeners:
                 self.listeners.remove(listener)
+            self._update_observed()
 
         return unsubscribe
 
@@ -281,12 +287,24 @@ class Conversations:
             raise NotOwnerError(conversation_id, agent, conversation.owner)
         return conversation
 
-    def append(self, conversation_id: str, agent: str, epoch: int, item: msgspec.Struct) -> None:
-        """Append to the transcript, as the owner at the current epoch."""
+    def append(
+        self,
+        conversation_id: str,
+        agent: str,
+        epoch: int,
+        item: msgspec.Struct,
+        charge: Charged | None = None,
+    ) -> None:
+        """Append to the transcript, as the owner at the current epoch.
+
+        ``charge`` is the usage of the model call that produced ``item``, if it is one.
+        """
         conversation = self.check(conversation_id, agent, epoch)
         conversation.transcript.append(item)
+        if charge is not None:
+            add_charge(conversation, charge)
         if self.journal is not None:
-            self.journal.record(conversation, Appended(agent=agent, item=item))
+            self.journal.record(conversation, Appended(agent=agent, item=item, charge=charge))
 
     def record(self, conversation_id: str, event: msgspec.Struct) -> None:
         """Keep a trace event when tracing is on (anyone may trace; it changes no state)."""
@@ -304,28 +322,26 @@ class Conversations:
         output_tokens: int,
         cost_usd: float,
     ) -> None:
-        """Add one model call's usage to the conversation's ledger."""
+        """Add one model call's usage to the conversation's ledger (a callee's, say)."""
+        self.add_charge(
+            conversation_id,
+            Charged(
+                agent=agent,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost_usd,
+            ),
+        )
+
+    def add_charge(self, conversation_id: str, charge: Charged) -> None:
+        """Add one model call's usage (as a ``Charged`` value) to the ledger."""
         conversation = self.by_id.get(conversation_id)
         if conversation is None:
             return
-        entry = conversation.ledger.get((agent, model))
-        if entry is None:
-            entry = conversation.ledger[(agent, model)] = LedgerEntry()
-        entry.calls += 1
-        entry.input_tokens += input_tokens
-        entry.output_tokens += output_tokens
-        entry.cost_usd += cost_usd
+        add_charge(conversation, charge)
         if self.journal is not None:
-            self.journal.record(
-                conversation,
-                Charged(
-                    agent=agent,
-                    model=model,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    cost_usd=cost_usd,
-                ),
-            )
+            self.journal.record(conversation, charge)
 
     def count_model_turn(self, conversation_id: str, agent: str, epoch: int) -> None:
         """Count one model turn of the active user message; raise past ``max_turns``."""
@@ -539,19 +555,12 @@ class Conversations:
                     at=self.system.clock.now(),
                 ),
             )
-        result, waiters = turn.result, list(turn.waiters)
-        turn.waiters.clear()
-
-        def deliver() -> None:
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(result)  # type: ignore[arg-type]
-
-        if self.journal is not None:
-            # In sync mode the user hears back only once the reply is on disk.
-            self.journal.after_commit(deliver)
+        waiters, turn.waiters = turn.waiters, []
+        if self.journal is None:
+            _deliver(waiters, turn.result)
         else:
-            deliver()
+            # In sync mode the user hears back only once the reply is on disk.
+            self.journal.after_commit(partial(_deliver, waiters, turn.result))
         self._dispatch_next(conversation)
 
     # --- durable execution: effects, approvals, reloading ----------------------------------
@@ -561,7 +570,7 @@ class Conversations:
     ) -> None:
         """Record that a tool with side effects is about to run (owner only)."""
         conversation = self.check(conversation_id, agent, epoch)
-        conversation.tools_started.add(call_id)
+        conversation.add_tool_started(call_id)
         if self.journal is not None:
             self.journal.record(conversation, ToolStarted(agent=agent, call_id=call_id, tool=tool))
 
@@ -596,7 +605,7 @@ class Conversations:
             requested_at=now,
             expires_at=None if timeout is None else now + timeout,
         )
-        conversation.approvals[request.approval_id] = request
+        conversation.add_approval(request)
         conversation.status = ConversationStatus.AWAITING_APPROVAL
         self.approval_index[request.approval_id] = conversation_id
         if self.journal is not None:
@@ -683,7 +692,7 @@ class Conversations:
             note=note,
             by=by,
         )
-        conversation.decisions[request.approval_id] = decided
+        conversation.add_decision(decided)
         if not conversation.pending_approvals:
             conversation.status = ConversationStatus.ACTIVE
         if self.journal is not None:
@@ -865,3 +874,9 @@ def check_decision(
                 approval_id=approval_id,
             )
     return None
+
+
+def _deliver(waiters: list[asyncio.Future[TurnResult]], result: TurnResult | None) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(result)  # type: ignore[arg-type]
