@@ -12,23 +12,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
 import structlog
 from aiohttp import web
 
+from relaybaton._durable_cli import open_store_path
 from relaybaton._flowfile import FlowFile, load_flow
+from relaybaton.actors import Runtime
 from relaybaton.adapters._service import create_service
 from relaybaton.adapters._service_auth import TokenTable, is_loopback
 from relaybaton.adapters._service_limits import ServiceLimits
 from relaybaton.adapters._tracing import create_otlp_exporter
 from relaybaton.app import open_flow, parse_model_overrides
-from relaybaton.errors import ConfigError
+from relaybaton.errors import ApprovalError, ConfigError
 
 __all__ = ["add_serve_command", "serve"]
 
@@ -47,8 +51,14 @@ def add_serve_command(commands: Any) -> None:
     serve_cmd.add_argument(
         "--store",
         metavar="PATH",
-        help="durable journal store; accepted and ignored until the durable store lands: "
-        "conversations are kept in memory and lost on exit",
+        help="journal conversations to this SQLite file (or PostgreSQL URL): they survive "
+        "restarts, and unfinished ones continue at start-up; approvals need it",
+    )
+    serve_cmd.add_argument(
+        "--durability",
+        choices=["sync", "batched", "off"],
+        default="batched",
+        help="when journal writes count as done (default: batched)",
     )
     serve_cmd.add_argument(
         "--tokens-file",
@@ -98,12 +108,6 @@ def _serve_command(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         drain_timeout_s=args.drain_timeout,
     )
-    if args.store:
-        print(
-            f"relaybaton: --store {args.store}: the durable store is not in this build yet; "
-            "conversations are kept in memory",
-            file=sys.stderr,
-        )
     return asyncio.run(
         serve(
             flow,
@@ -113,6 +117,8 @@ def _serve_command(args: argparse.Namespace) -> int:
             limits=limits,
             overrides=overrides,
             record_content=args.record_content,
+            store_path=args.store,
+            durability=args.durability,
         )
     )
 
@@ -148,6 +154,8 @@ async def serve(
     out: TextIO = sys.stdout,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
+    store_path: str | None = None,
+    durability: str = "batched",
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
@@ -162,13 +170,26 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with open_flow(flow, model_overrides=overrides, tracing=False) as runtime:
+        async with AsyncExitStack() as stack:
+            store = None
+            if store_path:
+                store = await stack.enter_async_context(open_store_path(store_path, durability))
+            runtime = await stack.enter_async_context(
+                open_flow(
+                    flow,
+                    model_overrides=overrides,
+                    tracing=False,
+                    store=store,
+                    durability=durability,
+                )
+            )
             service = create_service(
                 runtime,
                 flow_name=flow.flow.name,
                 tokens=tokens,
                 limits=limits,
                 record_content=record_content,
+                approvals=RuntimeApprovals(runtime) if store is not None else None,
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
             )
             runner = web.AppRunner(
@@ -198,3 +219,49 @@ async def serve(
     out.write("relaybaton: drained, exiting\n" if finished else "relaybaton: deadline passed\n")
     out.flush()
     return 0 if finished else 1
+
+
+class RuntimeApprovals:
+    """The service's approval desk over a durable runtime: list and decide, then it resumes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def pending(self) -> Sequence[Mapping[str, object]]:
+        return [
+            {
+                "id": r.approval_id,
+                "agent": r.agent,
+                "tool": r.tool,
+                "arguments": json.loads(r.arguments or "{}"),
+                "arguments_hash": r.arguments_hash,
+                "rule": r.rule,
+                "requested_at": r.requested_at,
+                "expires_at": r.expires_at,
+            }
+            for r in self.runtime.approvals()
+        ]
+
+    async def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        arguments: Mapping[str, object] | None,
+        reason: str,
+    ) -> Mapping[str, object]:
+        request = next((r for r in self.runtime.approvals() if r.approval_id == approval_id), None)
+        if request is None:
+            raise LookupError("it is unknown or was decided already")
+        try:
+            decided = self.runtime.decide(
+                approval_id,
+                decision,
+                arguments_hash=request.arguments_hash,
+                arguments=json.dumps(arguments) if arguments is not None else None,
+                note=reason,
+                by="api",
+            )
+        except ApprovalError as exc:
+            raise LookupError(str(exc)) from exc
+        return {"id": approval_id, "decision": decided.decision, "status": "decided"}
