@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 from pathlib import Path
 
 import aiohttp
@@ -27,9 +26,9 @@ async def _until_paused(session: aiohttp.ClientSession, url: str) -> None:
 
 
 async def test_an_approval_is_listed_and_decided_over_http_and_the_turn_finishes(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    os.environ["RELAYBATON_TEST_EFFECTS"] = str(tmp_path / "effects.jsonl")  # the tool's file
+    monkeypatch.setenv("RELAYBATON_TEST_EFFECTS", str(tmp_path / "effects.jsonl"))
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     server = asyncio.ensure_future(
