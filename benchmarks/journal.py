@@ -31,14 +31,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from overhead import _agents, _scripts  # noqa: E402 - the same workload, by design
+from overhead import _agents, _scripts
 
-from relaybaton.actors import open_runtime  # noqa: E402
-from relaybaton.adapters._sqlite_store import SqliteStore  # noqa: E402
-from relaybaton.runtime import Durability  # noqa: E402
+from relaybaton.actors import open_runtime
+from relaybaton.adapters._sqlite_store import SqliteStore
+from relaybaton.runtime import Durability
 
 
-async def _measure(store: SqliteStore | None, mode: str, repeat: int, seq_n: int) -> dict[str, float]:
+async def _measure(
+    store: SqliteStore | None, mode: str, repeat: int, seq_n: int
+) -> dict[str, float]:
     async with open_runtime(
         _agents(),
         models=_scripts(),
