@@ -74,9 +74,16 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             conversation.owner = event.owner
             conversation.ownership[:] = [OwnershipRecord(owner=event.owner, epoch=0)]
         case Accepted():
+            if event.opened_by is not None:
+                conversation.owner = event.opened_by
+                conversation.ownership[:] = [OwnershipRecord(owner=event.opened_by, epoch=0)]
             turn = Turn(message_id=event.message_id, payload=event.item)
             conversation.seen[event.message_id] = turn
-            conversation.inbox.append(turn)
+            if event.started:
+                conversation.active = turn
+                conversation.transcript.append(turn.payload)
+            else:
+                conversation.inbox.append(turn)
         case TurnStarted():
             turn = conversation.inbox.popleft()
             conversation.active = turn

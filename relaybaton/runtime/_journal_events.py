@@ -46,10 +46,16 @@ class Opened(msgspec.Struct, tag="opened", frozen=True, kw_only=True, gc=False):
 
 
 class Accepted(msgspec.Struct, Generic[T], tag="accepted", frozen=True, kw_only=True, gc=False):
-    """A user message was accepted (once per id) and queued."""
+    """A user message was accepted (once per id) and queued.
+
+    ``started``: it became the active turn at once (no ``TurnStarted`` follows);
+    ``opened_by``: it opened the conversation, owned by that agent at epoch 0.
+    """
 
     message_id: str
     item: T
+    started: bool = False
+    opened_by: str | None = None
 
 
 class TurnStarted(msgspec.Struct, tag="turn_started", frozen=True, kw_only=True, gc=False):

@@ -66,7 +66,6 @@ from relaybaton.runtime._journal_events import (
     BatonReturned,
     Charged,
     HandedOff,
-    Opened,
     Replied,
     ToolStarted,
     TurnFailed,
@@ -191,8 +190,8 @@ class Conversations:
             )
             conversation.ownership.append(OwnershipRecord(owner=first, epoch=0))
             self.by_id[conversation_id] = conversation
-            if self.journal is not None:
-                self.journal.record(conversation, Opened(owner=first))
+            # Journaled with its first message (``Accepted.opened_by``): a conversation that
+            # never accepts one leaves no trace.
         return conversation
 
     # --- user messages (invariants 2 and 5) -------------------------------------------------
@@ -219,12 +218,26 @@ class Conversations:
         turn = Turn(message_id=message_id, payload=payload)
         future = turn.waiter()
         conversation.seen[message_id] = turn
-        conversation.inbox.append(turn)
         self.turns_accepted += 1
+        starts_now = conversation.active is None and not conversation.inbox
+        if starts_now:
+            conversation.active = turn
+            conversation.transcript.append(payload)
+        else:
+            conversation.inbox.append(turn)
         if self.journal is not None:
-            self.journal.record(conversation, Accepted(message_id=message_id, item=payload))
-        if conversation.active is None:
-            self._dispatch_next(conversation)
+            # One record for "accepted" and, in the common case, "started" (and "opened").
+            self.journal.record(
+                conversation,
+                Accepted(
+                    message_id=message_id,
+                    item=payload,
+                    started=starts_now,
+                    opened_by=conversation.owner if conversation.seq == 0 else None,
+                ),
+            )
+        if starts_now:
+            self._deliver_turn(conversation, turn)
         return future
 
     def _dispatch_next(self, conversation: Conversation) -> None:
@@ -234,10 +247,13 @@ class Conversations:
             conversation.transcript.append(turn.payload)
             if self.journal is not None:
                 self.journal.record(conversation, TurnStarted(message_id=turn.message_id))
-            owner = conversation.owner
-            assert owner is not None  # a turn ends only with the baton held
-            message = UserTurn(conversation_id=conversation.id, message_id=turn.message_id)
-            self._deliver(conversation, owner, message, conversation.epoch)
+            self._deliver_turn(conversation, turn)
+
+    def _deliver_turn(self, conversation: Conversation, turn: Turn) -> None:
+        owner = conversation.owner
+        assert owner is not None  # a turn ends only with the baton held
+        message = UserTurn(conversation_id=conversation.id, message_id=turn.message_id)
+        self._deliver(conversation, owner, message, conversation.epoch)
 
     def _deliver(
         self, conversation: Conversation, agent: str, message: KernelMessage, epoch: int
@@ -268,6 +284,17 @@ class Conversations:
                             sender=message.target,
                             target=message.sender,
                             epoch=conversation.epoch,
+                        ),
+                    )
+                if self.observed:
+                    self._emit(
+                        conversation,
+                        HandoffEvent(
+                            action="return",
+                            sender=message.target,
+                            target=message.sender,
+                            epoch=conversation.epoch,
+                            at=self.system.clock.now(),
                         ),
                     )
             self._finish(conversation, None, error=str(exc))
