@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from relaybaton.actors._breaker import BreakerPolicy
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.errors import FlowError, FlowProblem
 
@@ -61,6 +62,7 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     vision: bool | None = None
     context_tokens: int | None = None
     seed: int = 0
+    fallbacks: list[str] = msgspec.field(default_factory=list)
 
 
 class ToolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -118,6 +120,7 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tools: dict[str, ToolConfig] = msgspec.field(default_factory=dict)
     agents: list[AgentConfig] = msgspec.field(default_factory=list)
     prices: dict[str, dict[str, dict[str, float]]] = msgspec.field(default_factory=dict)
+    supervisor: BreakerPolicy | None = None
     source: str = ""
 
     @property
@@ -149,6 +152,7 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "agents[]": AgentConfig,
     "agents[].handoffs[]": HandoffConfig,
     "agents[].tools[]": AgentToolConfig,
+    "supervisor": BreakerPolicy,
 }
 
 
@@ -251,6 +255,14 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
             )
         if not 0.0 <= model.error_rate <= 1.0:
             add(FlowProblem(f"models.{slot}.error_rate", "must be within [0, 1]"))
+        for i, fallback in enumerate(model.fallbacks):
+            if ":" not in fallback or fallback.split(":", 1)[0] not in _PROVIDERS:
+                add(
+                    FlowProblem(
+                        f"models.{slot}.fallbacks[{i}]",
+                        f'"{fallback}" is not a model id; write provider:model',
+                    )
+                )
     for name, tool in flow.tools.items():
         try:
             function = resolve_function(tool.function, flow.base_dir)

@@ -15,12 +15,17 @@ from relaybaton.actors import (
     FunctionTool,
     Handoff,
     HistoryFilter,
+    ModelSlot,
     Runtime,
     handoff,
     keep_last_user_message,
     open_runtime,
     strip_tool_calls,
 )
+from relaybaton.actors._breaker import BreakerPolicy
+from relaybaton.actors._health import HealthBoard
+from relaybaton.actors._model_supervisor import open_model_supervisor
+from relaybaton.actors._routing import Candidate
 from relaybaton.adapters import Capabilities, ModelAdapter, RetryPolicy, create_model_adapter
 from relaybaton.adapters._simulated import SimulatedModel
 from relaybaton.errors import ConfigError
@@ -64,53 +69,86 @@ def create_adapters(
     flow: FlowFile, *, clock: Clock, overrides: Mapping[str, str] | None = None
 ) -> dict[str, ModelAdapter]:
     """One adapter per model slot of the flow (``overrides`` replaces model ids)."""
-    adapters: dict[str, ModelAdapter] = {}
+    return {
+        slot: _adapter(flow, slot, (overrides or {}).get(slot, config.model), clock)
+        for slot, config in flow.models.items()
+    }
+
+
+def create_slots(
+    flow: FlowFile, *, clock: Clock, overrides: Mapping[str, str] | None = None
+) -> tuple[dict[str, ModelAdapter | ModelSlot], HealthBoard | None]:
+    """The flow's slots: plain adapters, or supervised slots when some have fallbacks.
+
+    A slot with ``fallbacks`` holds its model and the fallbacks as candidates behind one
+    health board (a breaker per adapter), which the model supervisor watches.
+    """
+    adapters: dict[str, ModelAdapter | ModelSlot] = dict(
+        create_adapters(flow, clock=clock, overrides=overrides)
+    )
+    if flow.supervisor is None and not any(c.fallbacks for c in flow.models.values()):
+        return adapters, None
+    board = HealthBoard(clock, flow.supervisor or BreakerPolicy())
     for slot, config in flow.models.items():
-        model_id = (overrides or {}).get(slot, config.model)
-        provider, _, name = model_id.partition(":")
-        if provider == "simulated":
-            adapters[slot] = SimulatedModel(
-                model_id,
-                latency_p50_s=config.latency_ms / 1000,
-                latency_sigma=config.latency_sigma,
-                error_rate=config.error_rate,
-                price_in_per_1k=(
-                    config.price_in_per_1k
-                    if config.price_in_per_1k is not None
-                    else _DEFAULT_PRICE_IN
-                ),
-                price_out_per_1k=(
-                    config.price_out_per_1k
-                    if config.price_out_per_1k is not None
-                    else _DEFAULT_PRICE_OUT
-                ),
-                capabilities=Capabilities(
-                    vision=bool(config.vision),
-                    context_tokens=config.context_tokens or 128_000,
-                ),
-                seed=config.seed,
-                clock=clock,
-            )
-        else:
-            capabilities = None
-            if config.vision is not None or config.context_tokens is not None:
-                capabilities = Capabilities(
-                    vision=bool(config.vision), context_tokens=config.context_tokens or 128_000
-                )
-            try:
-                adapters[slot] = create_model_adapter(
-                    model_id,
-                    base_url=config.base_url,
-                    api_key_env=config.api_key_env,
-                    prices=flow.prices or None,
-                    # The slot retries every adapter the same way, on the runtime's clock.
-                    retry=RetryPolicy(attempts=1),
-                    capabilities=capabilities,
-                    clock=clock,
-                )
-            except ConfigError as exc:
-                raise ConfigError(f"models.{slot} ({name}): {exc}") from exc
-    return adapters
+        primary = adapters[slot]
+        assert not isinstance(primary, ModelSlot)
+        fallbacks = [
+            _adapter(flow, slot, model_id, clock, fallback=True) for model_id in config.fallbacks
+        ]
+        adapters[slot] = ModelSlot(
+            slot,
+            primary,
+            clock=clock,
+            board=board,
+            candidates=[Candidate(a, tier=2) for a in (primary, *fallbacks)],
+        )
+    return adapters, board
+
+
+def _adapter(
+    flow: FlowFile, slot: str, model_id: str, clock: Clock, *, fallback: bool = False
+) -> ModelAdapter:
+    config = flow.models[slot]
+    provider, _, name = model_id.partition(":")
+    if provider == "simulated":
+        # A simulated fallback shares the slot's options but not its injected failures.
+        return SimulatedModel(
+            model_id,
+            latency_p50_s=config.latency_ms / 1000,
+            latency_sigma=config.latency_sigma,
+            error_rate=0.0 if fallback else config.error_rate,
+            price_in_per_1k=(
+                config.price_in_per_1k if config.price_in_per_1k is not None else _DEFAULT_PRICE_IN
+            ),
+            price_out_per_1k=(
+                config.price_out_per_1k
+                if config.price_out_per_1k is not None
+                else _DEFAULT_PRICE_OUT
+            ),
+            capabilities=Capabilities(
+                vision=bool(config.vision), context_tokens=config.context_tokens or 128_000
+            ),
+            seed=config.seed + int(fallback),
+            clock=clock,
+        )
+    capabilities = None
+    if config.vision is not None or config.context_tokens is not None:
+        capabilities = Capabilities(
+            vision=bool(config.vision), context_tokens=config.context_tokens or 128_000
+        )
+    try:
+        return create_model_adapter(
+            model_id,
+            base_url=None if fallback else config.base_url,
+            api_key_env=None if fallback else config.api_key_env,
+            prices=flow.prices or None,
+            # The slot retries every adapter the same way, on the runtime's clock.
+            retry=RetryPolicy(attempts=1),
+            capabilities=capabilities,
+            clock=clock,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"models.{slot} ({name}): {exc}") from exc
 
 
 def _handoff(edge: str | HandoffConfig, configs: dict[str, AgentConfig]) -> Handoff:
@@ -187,7 +225,7 @@ async def open_flow(
     """
     clock = clock or MonotonicClock()
     agents = build_agents(flow)
-    adapters = create_adapters(flow, clock=clock, overrides=model_overrides)
+    adapters, board = create_slots(flow, clock=clock, overrides=model_overrides)
     try:
         async with open_runtime(
             agents[flow.entry],
@@ -201,7 +239,16 @@ async def open_flow(
             store=store,
             durability=durability,
         ) as runtime:
-            yield runtime
+            if board is None:
+                yield runtime
+            else:
+                slots = {k: v for k, v in adapters.items() if isinstance(v, ModelSlot)}
+                async with open_model_supervisor(runtime.system, slots, board):
+                    yield runtime
     finally:
         for adapter in adapters.values():
-            await adapter.aclose()
+            if isinstance(adapter, ModelSlot):
+                for candidate in adapter.candidates:
+                    await candidate.adapter.aclose()
+            else:
+                await adapter.aclose()

@@ -54,7 +54,7 @@ handoffs = ["refnd"]
         (
             "agnets = []\n" + MODELS,
             'unknown field `agnets` (did you mean "agents"?); '
-            "allowed: flow, models, tools, agents, prices",
+            "allowed: flow, models, tools, agents, prices, supervisor",
         ),
         (
             '[flow]\nentri = "a"\n',
@@ -70,7 +70,7 @@ handoffs = ["refnd"]
             '[models.fast]\nmodel = "simulated:fast"\nlatency = 3\n',
             'models.fast: unknown field `latency` (did you mean "latency_ms"?); allowed: model, '
             "base_url, api_key_env, latency_ms, latency_sigma, error_rate, price_in_per_1k, "
-            "price_out_per_1k, vision, context_tokens, seed",
+            "price_out_per_1k, vision, context_tokens, seed, fallbacks",
         ),
         (
             '[tools.lookup]\nfunctin = "tools.py:lookup"\n',
