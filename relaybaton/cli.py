@@ -136,11 +136,19 @@ def _run(args: argparse.Namespace) -> int:
         for request in waiting:
             print(
                 f"waiting for a person: {request.approval_id} {request.tool}"
-                f"({request.arguments}) — rule {request.rule!r}\n"
-                f"  decide: relaybaton approvals approve|reject {request.approval_id} "
-                f"--store {args.store}\n"
-                f"  then:   relaybaton resume {args.flow} --store {args.store}"
+                f"({request.arguments}) — rule {request.rule!r}"
             )
+            if args.store:
+                print(
+                    f"  decide: relaybaton approvals approve|reject {request.approval_id} "
+                    f"--store {args.store}\n"
+                    f"  then:   relaybaton resume {args.flow} --store {args.store}"
+                )
+            else:
+                print(
+                    "  without --store the conversation ends with this process: run it with "
+                    "--store PATH to decide later and resume it"
+                )
     return 1 if any(r.error for r in results) else 0
 
 

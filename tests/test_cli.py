@@ -108,7 +108,7 @@ def test_run_prints_owners_with_epochs_model_calls_tool_calls_and_handoffs(
 def test_the_code_review_example_asks_three_experts_and_writes_one_report(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    message = "Review this code for bugs, performance and security: data = eval(open(p).read())"
+    message = "Review this code for bugs, performance and security: total = add(a, b)"
     assert main(["run", CODE_REVIEW, "-m", message, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     experts = sorted(
@@ -121,8 +121,28 @@ def test_the_code_review_example_asks_three_experts_and_writes_one_report(
     assert reply["agent"] == "synthesizer"
     for section in ("[code reviewer]", "[performance optimizer]", "[security scanner]"):
         assert reply["text"].count(section) == 1
-    assert "CWE-95" in reply["text"]
+    assert "released" in reply["text"]  # no security finding: nobody needs to clear it
     assert (report["owner"], report["epoch"]) == ("synthesizer", 0)
+
+
+def test_a_security_finding_blocks_the_release_until_a_person_clears_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "review.db")
+    message = "Review this code for bugs, performance and security: data = eval(open(p).read())"
+    assert main(["run", CODE_REVIEW, "--store", store, "-m", message, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["replies"] == []
+    assert report["status"] == "awaiting_approval"
+    [request] = report["approvals"]
+    assert request["tool"] == "publish_review"
+    assert json.loads(request["arguments"])["security_findings"] == 1
+    assert "CWE-95" in json.loads(request["arguments"])["report"]
+    assert main(["approvals", "approve", request["approval_id"], "--store", store]) == 0
+    assert main(["resume", CODE_REVIEW, "--store", store, "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    [conversation] = resumed["conversations"]
+    assert "released with findings cleared by a person" in conversation["last_replies"][0]["text"]
 
 
 @pytest.mark.parametrize("flow", [CUSTOMER_SERVICE, CODE_REVIEW])

@@ -50,6 +50,8 @@ _WORD = re.compile(r"[a-z][a-z0-9]+")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)")
 _DOLLARS = re.compile(r"\$\s?(\d+(?:[.,]\d+)?)")
 _ORDER_ID = re.compile(r"\b([A-Z]{1,4}-?\d{3,})\b")
+_FINAL = ("publish_", "release_", "send_", "submit_")
+_SECURITY = re.compile(r"cwe-\d+|vulnerab|injection|arbitrary code|insecure", re.IGNORECASE)
 _STOP = frozenset(
     [
         "the",
@@ -212,10 +214,20 @@ class SimulatedModel:
             best = self._best_match(handoffs, wanted)
             if best is not None:
                 return self._call(request, [best], user_text, "handoff")
-            tools = [t for t in request.tools if not t.name.startswith("transfer_to_")]
+            tools = [
+                t
+                for t in request.tools
+                if not t.name.startswith("transfer_to_") and not t.name.startswith(_FINAL)
+            ]
             relevant = [t for t in tools if _keywords(f"{t.name} {t.description}") & wanted]
             if relevant and request.tool_choice != "none":
                 return self._call(request, relevant, user_text, "call")
+        called = {c.name for m in mine for c in m.tool_calls}
+        finals = [t for t in request.tools if t.name.startswith(_FINAL) and t.name not in called]
+        if finals and results and request.tool_choice != "none":
+            # Gathering done: a final action (publish, release, send) wraps the findings up.
+            summary = self._answer(request.instructions, user_text, results)
+            return self._call(request, finals[:1], summary, "final", results)
         return AssistantMessage(text=self._answer(request.instructions, user_text, results))
 
     @staticmethod
@@ -230,7 +242,12 @@ class SimulatedModel:
         return max(scored, key=lambda pair: pair[0])[1]
 
     def _call(
-        self, request: ModelRequest, tools: Sequence[ToolSpec], user_text: str, purpose: str
+        self,
+        request: ModelRequest,
+        tools: Sequence[ToolSpec],
+        user_text: str,
+        purpose: str,
+        results: Sequence[ToolResultMessage] = (),
     ) -> AssistantMessage:
         # Ids unique within a conversation, as providers' are, and the same on a rerun.
         where = f"{request.metadata.conversation_id}\x00{len(request.messages)}"
@@ -238,7 +255,9 @@ class SimulatedModel:
             ToolCall(
                 id=f"call_{hashlib.sha256(f'{where}{i}'.encode()).hexdigest()[:12]}",
                 name=tool.name,
-                arguments=msgspec.json.encode(_arguments(tool, user_text, purpose)).decode(),
+                arguments=msgspec.json.encode(
+                    _arguments(tool, user_text, purpose, results)
+                ).decode(),
             )
             for i, tool in enumerate(tools)
         )
@@ -270,8 +289,10 @@ def _text(message: ChatMessage) -> str:
     return message.text
 
 
-def _arguments(tool: ToolSpec, user_text: str, purpose: str) -> dict[str, object]:
-    """Fill a tool's JSON Schema from the user's words."""
+def _arguments(
+    tool: ToolSpec, user_text: str, purpose: str, results: Sequence[ToolResultMessage] = ()
+) -> dict[str, object]:
+    """Fill a tool's JSON Schema from the user's words (and, for a final action, results)."""
     properties = tool.parameters.get("properties")
     required_value = tool.parameters.get("required", [])
     required = required_value if isinstance(required_value, list) else []
@@ -289,6 +310,9 @@ def _arguments(tool: ToolSpec, user_text: str, purpose: str) -> dict[str, object
         kind = schema.get("type")
         if "enum" in schema and isinstance(schema["enum"], list) and schema["enum"]:
             arguments[name] = schema["enum"][0]
+        elif kind in ("number", "integer") and "finding" in name.lower():
+            # How many of the gathered results raise a security problem.
+            arguments[name] = sum(1 for r in results if _SECURITY.search(r.content))
         elif kind in ("number", "integer"):
             if not numbers:
                 if name in required:
