@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--conversation", help="the conversation id (default: a new one)")
     run.add_argument(
+        "--user",
+        default="",
+        help="whom the conversation is with: the namespace of their long-term memory "
+        '(default: "default")',
+    )
+    run.add_argument(
         "--model",
         action="append",
         default=[],
@@ -108,7 +114,9 @@ def _run(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     conversation_id = args.conversation or f"c-{secrets.token_hex(4)}"
-    results, conversation = asyncio.run(_converse(flow, overrides, conversation_id, args.message))
+    results, conversation = asyncio.run(
+        _converse(flow, overrides, conversation_id, args.message, user=args.user)
+    )
     if args.json:
         sys.stdout.write(_json_report(conversation, results) + "\n")
     else:
@@ -117,10 +125,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _converse(
-    flow: FlowFile, overrides: dict[str, str], conversation_id: str, messages: list[str]
+    flow: FlowFile,
+    overrides: dict[str, str],
+    conversation_id: str,
+    messages: list[str],
+    *,
+    user: str = "",
 ) -> tuple[list[TurnResult], Conversation]:
     async with open_flow(flow, model_overrides=overrides) as runtime:
-        results = [await runtime.send(conversation_id, text) for text in messages]
+        results = [await runtime.send(conversation_id, text, user=user) for text in messages]
         conversation = _conversation(runtime, conversation_id)
     return results, conversation
 
