@@ -9,6 +9,7 @@ the runtime's actor system once it is up (``FlowTools.start``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,7 @@ async def open_flow_tools(flow: FlowFile, stack: AsyncExitStack) -> FlowTools:
     return found
 
 
-def _check_named_tools(flow: FlowFile, server: str, tools: dict[str, object]) -> None:
+def _check_named_tools(flow: FlowFile, server: str, tools: Mapping[str, object]) -> None:
     import difflib  # noqa: PLC0415 - only on this path
 
     for index, agent in enumerate(flow.agents):

@@ -215,7 +215,7 @@ async def open_flow(
 
 
 @asynccontextmanager
-async def _open_runtime_of(  # noqa: PLR0913, PLR0917 - private; open_flow's arguments
+async def _open_runtime_of(  # noqa: PLR0917 - private; open_flow's arguments
     flow: FlowFile,
     agents: dict[str, Agent],
     clock: Clock,

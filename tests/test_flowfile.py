@@ -54,7 +54,7 @@ handoffs = ["refnd"]
         (
             "agnets = []\n" + MODELS,
             'unknown field `agnets` (did you mean "agents"?); '
-            "allowed: flow, models, tools, agents, prices",
+            "allowed: flow, models, tools, agents, prices, memory, mcp",
         ),
         (
             '[flow]\nentri = "a"\n',

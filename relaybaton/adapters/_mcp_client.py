@@ -120,6 +120,7 @@ async def open_mcp_tools(
         assert url is not None
         target = url
     where = " ".join(command) if command is not None else url
+    failed: Exception | None = None
     async with AsyncExitStack() as stack:
         try:
             client = await stack.enter_async_context(Client(target, read_timeout_seconds=timeout))
@@ -135,4 +136,11 @@ async def open_mcp_tools(
             raise ConfigError(
                 f"MCP server {server!r}: cannot start, reach or list the tools of {where}: {exc}"
             ) from exc
-        yield {d.name: _make_tool(client, server, d, timeout) for d in declarations}
+        try:
+            yield {d.name: _make_tool(client, server, d, timeout) for d in declarations}
+        except Exception as exc:
+            # The SDK's task groups would wrap the caller's error in an exception group;
+            # close the session cleanly first, then raise the error as it was.
+            failed = exc
+    if failed is not None:
+        raise failed
