@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from relaybaton._flowfile_memory import check_memory_and_mcp
 from relaybaton.actors._breaker import BreakerPolicy
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.errors import FlowError, FlowProblem
@@ -28,6 +29,8 @@ __all__ = [
     "FlowConfig",
     "FlowFile",
     "HandoffConfig",
+    "McpServerConfig",
+    "MemoryConfig",
     "ModelConfig",
     "ToolConfig",
     "load_flow",
@@ -100,6 +103,30 @@ class AgentToolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_s: float = 300.0
 
 
+class MemoryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[memory]`` table: where the knowledge graph lives and how strict it is.
+
+    ``store`` is a SQLite file, relative to the flow file's folder or absolute.
+    """
+
+    store: str = ".relaybaton/memory.db"
+    compat: str = "strict"
+
+
+class McpServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An ``[mcp.<name>]`` table: an external MCP server whose tools agents may use.
+
+    Either ``command`` (run over stdio, with ``env`` added to its environment, in ``cwd``
+    relative to the flow's folder) or ``url`` (streamable HTTP).
+    """
+
+    command: list[str] | None = None
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    timeout_s: float = 30.0
+
+
 class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One ``[[agents]]`` entry."""
 
@@ -110,6 +137,7 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tools: list[str | AgentToolConfig] = msgspec.field(default_factory=list)
     handoffs: list[str | HandoffConfig] = msgspec.field(default_factory=list)
     max_turns: int = 10
+    memory: str | None = None  # "read" or "read-write": the memory tools, all at once
 
 
 class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -121,6 +149,8 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     agents: list[AgentConfig] = msgspec.field(default_factory=list)
     prices: dict[str, dict[str, dict[str, float]]] = msgspec.field(default_factory=dict)
     supervisor: BreakerPolicy | None = None
+    memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
+    mcp: dict[str, McpServerConfig] = msgspec.field(default_factory=dict)
     source: str = ""
 
     @property
@@ -153,12 +183,14 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "agents[].handoffs[]": HandoffConfig,
     "agents[].tools[]": AgentToolConfig,
     "supervisor": BreakerPolicy,
+    "memory": MemoryConfig,
+    "mcp[]": McpServerConfig,
 }
 
 
 def _name_table(path: str, raw: object, message: str) -> str:
     """Replace msgspec's ``models[...]`` (a dict key it does not name) with the table's name."""
-    match = re.match(r"(models|tools)\[\.\.\.\](.*)", path)
+    match = re.match(r"(models|tools|mcp)\[\.\.\.\](.*)", path)
     tables = raw.get(match.group(1)) if match and isinstance(raw, dict) else None
     if match is None or not isinstance(tables, dict):
         return path
@@ -299,6 +331,7 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
         if agent.max_turns < 1:
             add(FlowProblem(f"{at}.max_turns", f"must be at least 1, got {agent.max_turns}"))
         _check_edges(agent, at, names, flow, add)
+    problems.extend(check_memory_and_mcp(flow))
     return problems
 
 
@@ -330,6 +363,8 @@ def _check_edges(
     for i, tool in enumerate(agent.tools):
         path = f"{at}.tools[{i}]"
         if isinstance(tool, str):
+            if tool.startswith(("memory.", "mcp.")):
+                continue  # checked by check_memory_and_mcp
             if tool not in flow.tools:
                 hint = _suggest(tool, flow.tools)
                 also = (

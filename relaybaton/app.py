@@ -6,9 +6,11 @@ This is the only module that names concrete model adapters.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+from relaybaton._app_tools import open_flow_tools
 from relaybaton._flowfile import AgentConfig, FlowFile, HandoffConfig, resolve_function
+from relaybaton._flowfile_memory import memory_tools_of
 from relaybaton.actors import (
     Agent,
     AgentTool,
@@ -22,6 +24,7 @@ from relaybaton.actors import (
     open_runtime,
     strip_tool_calls,
 )
+from relaybaton.actors._agent import Tool
 from relaybaton.actors._breaker import BreakerPolicy
 from relaybaton.actors._health import HealthBoard
 from relaybaton.actors._model_supervisor import open_model_supervisor
@@ -164,8 +167,12 @@ def _handoff(edge: str | HandoffConfig, configs: dict[str, AgentConfig]) -> Hand
     )
 
 
-def build_agents(flow: FlowFile) -> dict[str, Agent]:
-    """The flow's agents by name; references between them are by name."""
+def build_agents(flow: FlowFile, extra: Mapping[str, Tool] | None = None) -> dict[str, Agent]:
+    """The flow's agents by name; references between them are by name.
+
+    ``extra`` holds the memory and MCP tools by their flow-file names (``memory.search_nodes``,
+    ``mcp.files.read_file``), as ``open_flow`` opens them; without it those are left out.
+    """
     configs = {a.name: a for a in flow.agents}
     functions = {
         name: FunctionTool(
@@ -180,9 +187,18 @@ def build_agents(flow: FlowFile) -> dict[str, Agent]:
     }
     agents: dict[str, Agent] = {}
     for config in flow.agents:
-        tools: list[FunctionTool | AgentTool] = []
+        tools: list[Tool] = []
         for tool in config.tools:
-            if isinstance(tool, str):
+            if isinstance(tool, str) and tool.startswith("mcp."):
+                prefix = tool.removesuffix("*")
+                tools.extend(
+                    t
+                    for name, t in (extra or {}).items()
+                    if (name.startswith(prefix) if tool.endswith(".*") else name == tool)
+                )
+            elif isinstance(tool, str) and tool.startswith("memory."):
+                continue  # with the memory access below, in the graph's tool order
+            elif isinstance(tool, str):
                 tools.append(functions[tool])
             else:
                 tools.append(
@@ -195,6 +211,11 @@ def build_agents(flow: FlowFile) -> dict[str, Agent]:
                         timeout=tool.timeout_s,
                     )
                 )
+        tools.extend(
+            (extra or {})[f"memory.{name}"]
+            for name in memory_tools_of(config)
+            if f"memory.{name}" in (extra or {})
+        )
         agents[config.name] = Agent(
             name=config.name,
             instructions=config.instructions,
@@ -224,7 +245,36 @@ async def open_flow(
     left unfinished continue at once.
     """
     clock = clock or MonotonicClock()
-    agents = build_agents(flow)
+    async with AsyncExitStack() as stack:
+        # Memory store and MCP sessions first: the agents' tools come from them, and they
+        # close after the runtime (the exit stack unwinds after the block below).
+        extras = await open_flow_tools(flow, stack)
+        async with _open_runtime_of(
+            flow,
+            build_agents(flow, extras.tools),
+            clock,
+            tracing=tracing,
+            model_overrides=model_overrides,
+            gc_young_threshold=gc_young_threshold,
+            store=store,
+            durability=durability,
+        ) as runtime:
+            extras.start(runtime.system)
+            yield runtime
+
+
+@asynccontextmanager
+async def _open_runtime_of(
+    flow: FlowFile,
+    agents: dict[str, Agent],
+    clock: Clock,
+    *,
+    tracing: bool,
+    model_overrides: Mapping[str, str] | None,
+    gc_young_threshold: int | None,
+    store: Store | None,
+    durability: Durability | str,
+) -> AsyncIterator[Runtime]:
     adapters, board = create_slots(flow, clock=clock, overrides=model_overrides)
     try:
         async with open_runtime(

@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--conversation", help="the conversation id (default: a new one)")
     run.add_argument(
+        "--user",
+        default="",
+        help="whom the conversation is with: the namespace of their long-term memory "
+        '(default: "default")',
+    )
+    run.add_argument(
         "--model",
         action="append",
         default=[],
@@ -127,7 +133,15 @@ def _run(args: argparse.Namespace) -> int:
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     conversation_id = args.conversation or f"c-{secrets.token_hex(4)}"
     results, conversation, waiting = asyncio.run(
-        _converse(flow, overrides, conversation_id, args.message, args.store, args.durability)
+        _converse(
+            flow,
+            overrides,
+            conversation_id,
+            args.message,
+            args.store,
+            args.durability,
+            user=args.user,
+        )
     )
     if args.json:
         sys.stdout.write(_json_report(conversation, results, waiting) + "\n")
@@ -159,6 +173,8 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
     messages: list[str],
     store_path: str | None,
     durability: str,
+    *,
+    user: str = "",
 ) -> tuple[list[TurnResult], Conversation, list[ApprovalRequested]]:
     async with AsyncExitStack() as stack:
         store = None
@@ -169,7 +185,7 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
         )
         results: list[TurnResult] = []
         for text in messages:
-            future = await runtime.accept(conversation_id, text)
+            future = await runtime.accept(conversation_id, text, user=user)
             await _until_done_or_waiting(runtime, conversation_id, future)
             if not future.done():
                 break  # a person must decide first; later messages would only queue

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import final
 
+from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.adapters import AssistantMessage, ChatMessage, ToolResultMessage, ToolSpec
 
@@ -151,7 +152,7 @@ class AgentTool:
         )
 
 
-Tool = FunctionTool | AgentTool
+Tool = FunctionTool | SchemaTool | AgentTool
 
 
 @final
@@ -164,7 +165,7 @@ class Agent:
         instructions: the system prompt.
         model: the name of the model slot the agent calls.
         description: what other agents (and handoff tools) are told about it.
-        tools: function tools and agents-as-tools.
+        tools: function tools, schema tools (memory, MCP) and agents-as-tools.
         handoffs: the agents this one may pass the baton to (``Agent``, name, or
             ``handoff()``).
         max_turns: model turns this agent may take for one user message.

@@ -21,6 +21,7 @@ import msgspec
 from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
 from relaybaton.actors._approval import approval_gate
 from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
+from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._slot import ModelSlot
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.adapters import (
@@ -94,10 +95,10 @@ class CompiledAgent:
     def __init__(self, agent: Agent, slot: ModelSlot) -> None:
         self.agent = agent
         self.slot = slot  # the slot object is stable; a swap changes what it holds
-        self.function_tools: dict[str, FunctionTool] = {}
+        self.function_tools: dict[str, FunctionTool | SchemaTool] = {}
         self.agent_tools: dict[str, AgentTool] = {}
         for tool in agent.tools:
-            if isinstance(tool, FunctionTool):
+            if isinstance(tool, FunctionTool | SchemaTool):
                 self.function_tools[tool.name] = tool
             else:
                 self.agent_tools[tool.name] = tool
@@ -471,8 +472,12 @@ class AgentActor(ConversationActor):
     ) -> str:
         function = self.compiled.function_tools.get(call.name)
         if function is not None:
+            conversation = self.conversations.get(conversation_id)
             context = ToolContext(
-                conversation_id=conversation_id, agent=self.agent_name, call_id=call.id
+                conversation_id=conversation_id,
+                agent=self.agent_name,
+                call_id=call.id,
+                user=conversation.user if conversation is not None else "",
             )
             if owner is not None:
                 function.parse(arguments)  # refuse bad arguments before recording a start

@@ -21,6 +21,7 @@ from relaybaton.adapters import ToolCall
 from relaybaton.runtime import Conversation
 
 if TYPE_CHECKING:
+    from relaybaton.actors._schema_tool import SchemaTool
     from relaybaton.actors._tools import FunctionTool
 
 __all__ = ["ApprovalRule", "Gate", "approval_gate"]
@@ -148,7 +149,9 @@ class Gate:
     decided: bool = False  # a person's decision let it run
 
 
-def approval_gate(conversation: Conversation, call: ToolCall, tool: FunctionTool | None) -> Gate:
+def approval_gate(
+    conversation: Conversation, call: ToolCall, tool: FunctionTool | SchemaTool | None
+) -> Gate:
     """Decide, from the conversation's approvals and decisions, what happens to ``call``."""
     if tool is not None and call.id in conversation.tools_started and not tool.retry_safe:
         return Gate(

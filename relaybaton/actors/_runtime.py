@@ -103,13 +103,18 @@ class Runtime:
         *,
         message_id: str | None = None,
         images: Sequence[ImagePart] = (),
+        user: str | None = None,
     ) -> asyncio.Future[TurnResult]:
         """Accept a user message and return the future of its result without waiting.
 
         A repeated ``message_id`` is processed once: the repeat gets the first one's future.
+        ``user`` names whom the conversation is with (the namespace of their long-term
+        memory); it is set when given and kept for the conversation's later turns.
         """
         if message_id is None:
             message_id = f"{self._prefix}-{next(self._ids)}"
+        if user:
+            self.conversations.open(conversation_id).user = user
         payload = UserMessage(text=text, message_id=message_id, images=tuple(images))
         return self.conversations.submit(conversation_id, message_id, payload)
 
@@ -120,15 +125,16 @@ class Runtime:
         *,
         message_id: str | None = None,
         images: Sequence[ImagePart] = (),
+        user: str | None = None,
     ) -> TurnResult:
-        """Send a user message and wait for the turn's result.
+        """Send a user message and wait for the turn's result (``user``: see ``submit``).
 
         Cancelling the wait does not cancel the turn: it runs to its end, and its result is
         kept (a repeat of the same ``message_id`` gets it).
         """
         await self.conversations.load(conversation_id)  # a journaled one continues
         # The future is this caller's own waiter: cancelling it leaves the turn running.
-        future = self.submit(conversation_id, text, message_id=message_id, images=images)
+        future = self.submit(conversation_id, text, message_id=message_id, images=images, user=user)
         failpoint("after_user_accepted")
         return await future
 
@@ -139,6 +145,7 @@ class Runtime:
         *,
         message_id: str | None = None,
         images: Sequence[ImagePart] = (),
+        user: str = "",
     ) -> asyncio.Future[TurnResult]:
         """Accept a user message and return once the acceptance is durable (if journaled).
 
@@ -146,7 +153,7 @@ class Runtime:
         message acknowledged here is never lost by a crash.
         """
         await self.conversations.load(conversation_id)
-        future = self.submit(conversation_id, text, message_id=message_id, images=images)
+        future = self.submit(conversation_id, text, message_id=message_id, images=images, user=user)
         journal = self.conversations.journal
         if journal is not None:
             await journal.flush()

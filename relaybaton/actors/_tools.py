@@ -29,11 +29,13 @@ class ToolContext:
 
     ``idempotency_key`` (``conversation id : tool call id``) is the same if the call is
     ever run again after a crash; a tool with side effects should key them on it.
+    ``user`` is the user the conversation was opened for (``Runtime.send(..., user=...)``).
     """
 
     conversation_id: str
     agent: str
     call_id: str
+    user: str = ""  # the conversation's user (its memory namespace); "" when not given
 
     @property
     def idempotency_key(self) -> str:

@@ -285,35 +285,52 @@ def _relations(items: list[dict[str, str]]) -> list[Relation]:
     return [Relation(from_=r["from"], to=r["to"], relation_type=r["relationType"]) for r in items]
 
 
-_Handler = Callable[[KnowledgeGraph, dict[str, Any]], Awaitable[ToolOutcome]]
+class _Who(NamedTuple):
+    """Who writes: recorded with each new observation (provenance)."""
+
+    agent: str | None = None
+    conversation_id: str | None = None
 
 
-async def _create_entities(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+_Handler = Callable[[KnowledgeGraph, dict[str, Any], _Who], Awaitable[ToolOutcome]]
+
+
+async def _create_entities(graph: KnowledgeGraph, args: dict[str, Any], who: _Who) -> ToolOutcome:
     entities = [
         Entity(name=e["name"], entity_type=e["entityType"], observations=tuple(e["observations"]))
         for e in args["entities"]
     ]
-    return _answer("entities", await graph.create_entities(entities))
+    return _answer(
+        "entities",
+        await graph.create_entities(entities, agent=who.agent, conversation_id=who.conversation_id),
+    )
 
 
-async def _create_relations(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+async def _create_relations(graph: KnowledgeGraph, args: dict[str, Any], who: _Who) -> ToolOutcome:
     return _answer("relations", await graph.create_relations(_relations(args["relations"])))
 
 
-async def _add_observations(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+async def _add_observations(graph: KnowledgeGraph, args: dict[str, Any], who: _Who) -> ToolOutcome:
     additions = [
         ObservationAddition(entity_name=o["entityName"], contents=tuple(o["contents"]))
         for o in args["observations"]
     ]
-    return _answer("results", await graph.add_observations(additions))
+    return _answer(
+        "results",
+        await graph.add_observations(
+            additions, agent=who.agent, conversation_id=who.conversation_id
+        ),
+    )
 
 
-async def _delete_entities(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+async def _delete_entities(graph: KnowledgeGraph, args: dict[str, Any], who: _Who) -> ToolOutcome:
     await graph.delete_entities(args["entityNames"])
     return _done("Entities deleted successfully")
 
 
-async def _delete_observations(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+async def _delete_observations(
+    graph: KnowledgeGraph, args: dict[str, Any], who: _Who
+) -> ToolOutcome:
     deletions = [
         ObservationDeletion(entity_name=d["entityName"], observations=tuple(d["observations"]))
         for d in args["deletions"]
@@ -322,20 +339,20 @@ async def _delete_observations(graph: KnowledgeGraph, args: dict[str, Any]) -> T
     return _done("Observations deleted successfully")
 
 
-async def _delete_relations(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+async def _delete_relations(graph: KnowledgeGraph, args: dict[str, Any], who: _Who) -> ToolOutcome:
     await graph.delete_relations(_relations(args["relations"]))
     return _done("Relations deleted successfully")
 
 
-async def _read_graph(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+async def _read_graph(graph: KnowledgeGraph, args: dict[str, Any], who: _Who) -> ToolOutcome:
     return _graph(await graph.read_graph())
 
 
-async def _search_nodes(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+async def _search_nodes(graph: KnowledgeGraph, args: dict[str, Any], who: _Who) -> ToolOutcome:
     return _graph(await graph.search_nodes(args["query"]))
 
 
-async def _open_nodes(graph: KnowledgeGraph, args: dict[str, Any]) -> ToolOutcome:
+async def _open_nodes(graph: KnowledgeGraph, args: dict[str, Any], who: _Who) -> ToolOutcome:
     return _graph(await graph.open_nodes(args["names"]))
 
 
@@ -353,9 +370,17 @@ _HANDLERS: dict[str, _Handler] = {
 
 
 async def call_memory_tool(
-    graph: KnowledgeGraph, name: str, arguments: dict[str, Any] | None
+    graph: KnowledgeGraph,
+    name: str,
+    arguments: dict[str, Any] | None,
+    *,
+    agent: str | None = None,
+    conversation_id: str | None = None,
 ) -> ToolOutcome:
     """Run one tool call and answer it as the reference server does.
+
+    ``agent`` and ``conversation_id`` (optional) are recorded as the provenance of the
+    observations the call adds.
 
     Unknown tools, arguments that fail the schema and graph errors (a missing entity)
     become error outcomes with the reference's text; other exceptions propagate.
@@ -374,6 +399,6 @@ async def call_memory_tool(
             is_error=True,
         )
     try:
-        return await _HANDLERS[name](graph, args)
+        return await _HANDLERS[name](graph, args, _Who(agent, conversation_id))
     except GraphError as exc:
         return ToolOutcome(None, str(exc), is_error=True)

@@ -8,7 +8,11 @@ It behaves like a cooperative model with no network and no keys:
   synthesizer asks its experts in parallel), with arguments drawn from the user's text to
   fit each tool's JSON Schema (numbers, order ids, the request itself);
 - once its tools answered, it answers from their results, or from the ``Knowledge:`` lines
-  of its instructions.
+  of its instructions;
+- with memory tools (``memory_*``), it remembers what a user says they prefer ("I prefer
+  email", "please contact me by phone") as an observation of the entity ``customer`` (created
+  first), and recalls it when asked ("what are my preferences?"); memory tools are used
+  for nothing else.
 
 Latency is lognormal around ``latency_p50_s`` (slept on the injected clock), failures come
 at ``error_rate`` as retryable overload errors, and usage is priced per 1K tokens. Everything
@@ -209,6 +213,9 @@ class SimulatedModel:
         mine = [m for m in since if isinstance(m, AssistantMessage) and m.agent == agent]
         results = [m for m in since if isinstance(m, ToolResultMessage)]
         wanted = _keywords(user_text)
+        remembered = _memory_step(request.tools, user_text, since, bool(mine))
+        if remembered is not None:
+            return self._respond(remembered)
         if not mine:
             handoffs = [t for t in request.tools if t.name.startswith("transfer_to_")]
             best = self._best_match(handoffs, wanted)
@@ -217,7 +224,7 @@ class SimulatedModel:
             tools = [
                 t
                 for t in request.tools
-                if not t.name.startswith("transfer_to_") and not t.name.startswith(_FINAL)
+                if not t.name.startswith(("transfer_to_", "memory_", *_FINAL))
             ]
             relevant = [t for t in tools if _keywords(f"{t.name} {t.description}") & wanted]
             if relevant and request.tool_choice != "none":
@@ -229,6 +236,17 @@ class SimulatedModel:
             summary = self._answer(request.instructions, user_text, results)
             return self._call(request, finals[:1], summary, "final", results)
         return AssistantMessage(text=self._answer(request.instructions, user_text, results))
+
+    def _respond(self, step: str | tuple[str, dict[str, object]]) -> AssistantMessage:
+        if isinstance(step, str):
+            return AssistantMessage(text=step)
+        name, arguments = step
+        call = ToolCall(
+            id=f"call_{self._random.getrandbits(48):012x}",
+            name=name,
+            arguments=msgspec.json.encode(arguments).decode(),
+        )
+        return AssistantMessage(tool_calls=(call,))
 
     @staticmethod
     def _best_match(tools: Sequence[ToolSpec], wanted: set[str]) -> ToolSpec | None:
@@ -332,3 +350,68 @@ def _arguments(
         elif name in required:
             arguments[name] = None
     return arguments
+
+
+# --- memory -----------------------------------------------------------------------------
+
+_STATED = re.compile(
+    r"\b(?:i(?:'d| would)? (?:prefer|like to be contacted)|please (?:contact|reach|call|email"
+    r"|text) me|contact me by)\b[^.!?\n]*",
+    re.IGNORECASE,
+)
+_ASKED = re.compile(
+    r"\b(?:my preferences?|what do you (?:know|remember)|do you remember|how (?:should|do|will)"
+    r" you contact me)\b",
+    re.IGNORECASE,
+)
+_CUSTOMER = "customer"
+
+
+def _memory_step(
+    tools: Sequence[ToolSpec], user_text: str, since: Sequence[ChatMessage], acted: bool
+) -> str | tuple[str, dict[str, object]] | None:
+    """The next step with memory tools: a call (name, arguments), an answer, or None."""
+    names = {t.name for t in tools}
+    done = {m.name: m for m in since if isinstance(m, ToolResultMessage)}
+    recall = next((n for n in ("memory_open_nodes", "memory_search_nodes") if n in names), None)
+    if recall is not None and _ASKED.search(user_text):
+        result = done.get(recall)
+        if result is None:
+            if acted:
+                return None
+            if recall == "memory_open_nodes":
+                return recall, {"names": [_CUSTOMER]}
+            return recall, {"query": _CUSTOMER}
+        return _recalled(result)
+    stated = _STATED.search(user_text)
+    if stated and {"memory_create_entities", "memory_add_observations"} <= names:
+        preference = stated.group(0).strip()
+        if "memory_create_entities" not in done:
+            if acted:
+                return None
+            entity = {"name": _CUSTOMER, "entityType": "customer", "observations": []}
+            return "memory_create_entities", {"entities": [entity]}
+        if "memory_add_observations" not in done:
+            addition = {"entityName": _CUSTOMER, "contents": [preference]}
+            return "memory_add_observations", {"observations": [addition]}
+        return f"Noted. I will remember that: {preference}."
+    return None
+
+
+def _recalled(result: ToolResultMessage) -> str:
+    if result.is_error:
+        return f"I could not look up your preferences ({result.content})."
+    try:
+        graph = msgspec.json.decode(result.content)
+    except msgspec.DecodeError:
+        graph = {}
+    entities = graph.get("entities", []) if isinstance(graph, dict) else []
+    remembered = [
+        o
+        for e in entities
+        if isinstance(e, dict) and e.get("name") == _CUSTOMER
+        for o in e.get("observations", [])
+    ]
+    if not remembered:
+        return "I have no saved preferences for you yet."
+    return "From our earlier conversations I remember: " + "; ".join(remembered) + "."

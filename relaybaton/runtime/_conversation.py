@@ -138,6 +138,7 @@ class Conversation:
     active: Turn | None = None
     seen: dict[str, Turn] = field(default_factory=dict)
     leases: list[Lease] = field(default_factory=list)
+    user: str = ""  # whom the conversation is with: the namespace of their long-term memory
     # Journal position and the durable-only parts (empty unless a journal is attached):
     seq: int = 0
     # Shared empty views until the first write (most conversations never need them, and
