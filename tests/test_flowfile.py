@@ -64,7 +64,7 @@ handoffs = ["refnd"]
         (
             MODELS + '\n[[agents]]\nname = "a"\nmodel = "general"\ninstrucions = "x"\n',
             'agents[0]: unknown field `instrucions` (did you mean "instructions"?); allowed: '
-            "name, model, instructions, description, tools, handoffs, max_turns",
+            "name, model, instructions, description, tools, handoffs, max_turns, memory",
         ),
         (
             '[models.fast]\nmodel = "simulated:fast"\nlatency = 3\n',
