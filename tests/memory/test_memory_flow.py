@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from relaybaton._flowfile import load_flow, parse_flow
 from relaybaton.app import open_flow
+from relaybaton.cli import main
 from relaybaton.errors import FlowError
 from relaybaton.runtime import FakeClock
 
@@ -115,3 +118,26 @@ async def test_the_example_keeps_routing_billing_questions_with_memory_attached(
         result = await runtime.send("c1", "I was double charged on my invoice", user="ann")
     assert result.error is None
     assert [r.agent for r in result.replies] == ["billing"]
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    # The CLI points structlog at the (captured) stderr of its test; later tests must not
+    # log into that closed stream.
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_relaybaton_run_remembers_per_user_next_to_the_flow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("customer_service.toml", "customer_service_tools.py"):
+        (tmp_path / name).write_text((EXAMPLES / name).read_text(encoding="utf-8"), "utf-8")
+    flow = str(tmp_path / "customer_service.toml")
+    assert main(["run", flow, "--user", "ann", "-m", "I prefer email, thanks"]) == 0
+    assert (tmp_path / ".relaybaton" / "memory.db").is_file()
+    capsys.readouterr()
+    assert main(["run", flow, "--user", "ann", "-m", "What are my preferences?"]) == 0
+    assert "I remember: I prefer email, thanks." in capsys.readouterr().out
