@@ -113,10 +113,8 @@ class Runtime:
         """
         if message_id is None:
             message_id = f"{self._prefix}-{next(self._ids)}"
-        if user:
-            self.conversations.open(conversation_id).user = user
         payload = UserMessage(text=text, message_id=message_id, images=tuple(images))
-        return self.conversations.submit(conversation_id, message_id, payload)
+        return self.conversations.submit(conversation_id, message_id, payload, user=user or "")
 
     async def send(
         self,

@@ -77,6 +77,8 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             if event.opened_by is not None:
                 conversation.owner = event.opened_by
                 conversation.ownership[:] = [OwnershipRecord(owner=event.opened_by, epoch=0)]
+            if event.user is not None:
+                conversation.user = event.user
             turn = Turn(message_id=event.message_id, payload=event.item)
             conversation.seen[event.message_id] = turn
             if event.started:
@@ -237,6 +239,7 @@ def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Stru
         approvals=list(conversation.approvals.values()),
         decisions=list(conversation.decisions.values()),
         tools_started=sorted(conversation.tools_started),
+        user=conversation.user,
     )
 
 
@@ -293,4 +296,5 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
     conversation.approvals = {a.approval_id: a for a in state.approvals}
     conversation.decisions = {d.approval_id: d for d in state.decisions}
     conversation.tools_started = frozenset(state.tools_started)
+    conversation.user = state.user
     return conversation

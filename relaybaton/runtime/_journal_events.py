@@ -49,13 +49,15 @@ class Accepted(msgspec.Struct, Generic[T], tag="accepted", frozen=True, kw_only=
     """A user message was accepted (once per id) and queued.
 
     ``started``: it became the active turn at once (no ``TurnStarted`` follows);
-    ``opened_by``: it opened the conversation, owned by that agent at epoch 0.
+    ``opened_by``: it opened the conversation, owned by that agent at epoch 0;
+    ``user``: the conversation is with this user from now on.
     """
 
     message_id: str
     item: T
     started: bool = False
     opened_by: str | None = None
+    user: str | None = None
 
 
 class TurnStarted(msgspec.Struct, tag="turn_started", frozen=True, kw_only=True, gc=False):
@@ -211,6 +213,7 @@ class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, g
     approvals: list[ApprovalRequested]
     decisions: list[ApprovalDecided]
     tools_started: list[str]
+    user: str = ""
 
 
 class Snapshot(msgspec.Struct, Generic[T], tag="snapshot", frozen=True, kw_only=True, gc=False):

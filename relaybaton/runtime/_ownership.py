@@ -197,12 +197,13 @@ class Conversations:
     # --- user messages (invariants 2 and 5) -------------------------------------------------
 
     def submit(
-        self, conversation_id: str, message_id: str, payload: msgspec.Struct
+        self, conversation_id: str, message_id: str, payload: msgspec.Struct, *, user: str = ""
     ) -> asyncio.Future[TurnResult]:
         """Accept a user message once; return a future of its one result.
 
         A repeated ``message_id`` queues nothing: its future gets the first one's result.
         Cancelling the returned future does not cancel the turn.
+        ``user`` (when given) names whom the conversation is with, from now on.
         Raises ``OwnershipError`` if the conversation is closed.
         """
         conversation = self.open(conversation_id)
@@ -219,6 +220,9 @@ class Conversations:
         future = turn.waiter()
         conversation.seen[message_id] = turn
         self.turns_accepted += 1
+        new_user = user if user and user != conversation.user else None
+        if new_user is not None:
+            conversation.user = new_user
         starts_now = conversation.active is None and not conversation.inbox
         if starts_now:
             conversation.active = turn
@@ -234,6 +238,7 @@ class Conversations:
                     item=payload,
                     started=starts_now,
                     opened_by=conversation.owner if conversation.seq == 0 else None,
+                    user=new_user,
                 ),
             )
         if starts_now:
