@@ -220,7 +220,7 @@ class Journal(Generic[T]):
                     conversation_id=record.conversation_id,
                     seq=record.seq,
                     epoch=record.epoch,
-                    kind=str(type(event).__struct_config__.tag or ""),
+                    kind=_kind(type(event)),
                     body=body,
                 )
             )
@@ -285,3 +285,14 @@ class Journal(Generic[T]):
                 await asyncio.wait([task])
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
+
+
+_KINDS: dict[type, str] = {}
+
+
+def _kind(event_type: type) -> str:
+    """An event type's tag, looked up once per type (it is read for every record)."""
+    kind = _KINDS.get(event_type)
+    if kind is None:
+        kind = _KINDS[event_type] = str(event_type.__struct_config__.tag or "")  # type: ignore[attr-defined]
+    return kind
