@@ -9,14 +9,13 @@ State that must outlive that belongs in the conversation or the store, not the i
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar, final
 
-from relaybaton.errors import ActorStoppedError, EscalationError
+from relaybaton.errors import ActorStoppedError
 from relaybaton.runtime._actor import Actor, ActorRef
 from relaybaton.runtime._cell import ActorCell
-from relaybaton.runtime._supervision import SupervisionEvent
+from relaybaton.runtime._supervision import RestartWindow, SupervisionEvent, escalation
 
 if TYPE_CHECKING:
     from relaybaton.runtime._supervision import Supervisor
@@ -80,7 +79,7 @@ class ActivationTable(Generic[M, R]):
         self.is_stopped = False
         self.created = 0
         self.restart_count = 0
-        self._recent: deque[float] = deque()
+        self._window = RestartWindow(max_restarts, within)
 
     def __repr__(self) -> str:
         return f"ActivationTable({self.name!r}, live={len(self.live)})"
@@ -116,24 +115,12 @@ class ActivationTable(Generic[M, R]):
 
     def child_failed(self, child: ActorCell[M, R], error: Exception) -> None:
         now = self.system.clock.now()
-        recent = self._recent
-        while recent and recent[0] <= now - self.within:
-            recent.popleft()
-        if len(recent) >= self.max_restarts:
-            escalation = EscalationError(self.name, self.max_restarts, self.within)
-            escalation.__cause__ = error
-            self.system.record_supervision(
-                SupervisionEvent(
-                    kind="escalate",
-                    supervisor=self.name,
-                    child=child.name,
-                    error=repr(error),
-                    at=now,
-                )
+        if not self._window.admit(now):
+            escalated = escalation(
+                self.system, self.name, self._window, child=child.name, error=error, at=now
             )
-            self.parent.child_failed(self, escalation)
+            self.parent.child_failed(self, escalated)
             return
-        recent.append(now)
         self.restart_count += 1
         child.restart(f"{type(error).__name__}")
         self.system.record_supervision(
@@ -154,7 +141,7 @@ class ActivationTable(Generic[M, R]):
     # --- Child protocol -------------------------------------------------------------------
 
     def restart(self, reason: str) -> None:
-        self._recent.clear()
+        self._window.clear()
         for cell in list(self.live.values()):
             cell.restart(reason)
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from relaybaton.runtime._activations import ActivationTable
     from relaybaton.runtime._system import ActorSystem
 
-__all__ = ["Child", "Strategy", "SupervisionEvent", "Supervisor"]
+__all__ = ["Child", "RestartWindow", "Strategy", "SupervisionEvent", "Supervisor", "escalation"]
 
 M = TypeVar("M")
 R = TypeVar("R")
@@ -53,6 +53,50 @@ class SupervisionEvent(msgspec.Struct, frozen=True, kw_only=True):
     error: str
     restarted: tuple[str, ...] = ()
     at: float = 0.0
+
+
+@final
+class RestartWindow:
+    """Restart intensity: at most ``max_restarts`` within any ``within`` seconds."""
+
+    __slots__ = ("_times", "max_restarts", "within")
+
+    def __init__(self, max_restarts: int, within: float) -> None:
+        self.max_restarts = max_restarts
+        self.within = within
+        self._times: deque[float] = deque()
+
+    def admit(self, now: float) -> bool:
+        """Count a restart at ``now``; False (and not counted) if it would exceed the limit."""
+        times = self._times
+        while times and times[0] <= now - self.within:
+            times.popleft()
+        if len(times) >= self.max_restarts:
+            return False
+        times.append(now)
+        return True
+
+    def clear(self) -> None:
+        """Forget the history (the owner itself was restarted)."""
+        self._times.clear()
+
+
+def escalation(
+    system: ActorSystem,
+    owner: str,
+    window: RestartWindow,
+    *,
+    child: str,
+    error: Exception,
+    at: float,
+) -> EscalationError:
+    """Record an escalation and return the error the parent should see."""
+    escalated = EscalationError(owner, window.max_restarts, window.within)
+    escalated.__cause__ = error
+    system.record_supervision(
+        SupervisionEvent(kind="escalate", supervisor=owner, child=child, error=repr(error), at=at)
+    )
+    return escalated
 
 
 class Child(Protocol):
@@ -100,7 +144,7 @@ class Supervisor:
         self.is_stopped = False
         self.restart_count = 0
         self.escalations = 0
-        self._recent: deque[float] = deque()
+        self._window = RestartWindow(max_restarts, within)
 
     def __repr__(self) -> str:
         return f"Supervisor({self.name!r}, {self.strategy.value})"
@@ -174,13 +218,9 @@ class Supervisor:
         if self.is_stopped:
             return
         now = self.system.clock.now()
-        recent = self._recent
-        while recent and recent[0] <= now - self.within:
-            recent.popleft()
-        if len(recent) >= self.max_restarts:
+        if not self._window.admit(now):
             self._escalate(child, error, now)
             return
-        recent.append(now)
         affected = self._affected(child)
         for each in affected:
             each.restart(f"{child.name} failed: {type(error).__name__}")
@@ -205,7 +245,7 @@ class Supervisor:
 
     def restart(self, reason: str) -> None:
         """Restart every child and forget the restart history."""
-        self._recent.clear()
+        self._window.clear()
         for child in list(self.children):
             child.restart(reason)
 
@@ -232,19 +272,11 @@ class Supervisor:
 
     def _escalate(self, child: Child, error: Exception, now: float) -> None:
         self.escalations += 1
-        escalation = EscalationError(self.name, self.max_restarts, self.within)
-        escalation.__cause__ = error
-        self.system.record_supervision(
-            SupervisionEvent(
-                kind="escalate",
-                supervisor=self.name,
-                child=child.name,
-                error=repr(error),
-                at=now,
-            )
+        escalated = escalation(
+            self.system, self.name, self._window, child=child.name, error=error, at=now
         )
         if self.parent is not None:
-            self.parent.child_failed(self, escalation)
+            self.parent.child_failed(self, escalated)
         else:
             self.terminate("escalated")
-            self.system.fail(escalation)
+            self.system.fail(escalated)
