@@ -19,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from relaybaton._flowfile_memory import check_memory_and_mcp
+from relaybaton._flowfile_routing import CandidateConfig, RoutingConfig, RuleConfig, check_routing
 from relaybaton.actors._breaker import BreakerPolicy
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.errors import FlowError, FlowProblem
@@ -26,12 +27,15 @@ from relaybaton.errors import FlowError, FlowProblem
 __all__ = [
     "AgentConfig",
     "AgentToolConfig",
+    "CandidateConfig",
     "FlowConfig",
     "FlowFile",
     "HandoffConfig",
     "McpServerConfig",
     "MemoryConfig",
     "ModelConfig",
+    "RoutingConfig",
+    "RuleConfig",
     "ToolConfig",
     "load_flow",
     "parse_flow",
@@ -52,7 +56,11 @@ class FlowConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A ``[models.<slot>]`` table: the model id and its options."""
+    """A ``[models.<slot>]`` table: the model id and its options.
+
+    ``routing`` (a ``[models.<slot>.routing]`` table) gives the slot several candidate
+    models and a router that picks one per call.
+    """
 
     model: str
     base_url: str | None = None
@@ -66,6 +74,7 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     context_tokens: int | None = None
     seed: int = 0
     fallbacks: list[str] = msgspec.field(default_factory=list)
+    routing: RoutingConfig | None = None
 
 
 class ToolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -178,6 +187,9 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "": FlowFile,
     "flow": FlowConfig,
     "models[]": ModelConfig,
+    "models[].routing": RoutingConfig,
+    "models[].routing.candidates[]": CandidateConfig,
+    "models[].routing.rules[]": RuleConfig,
     "tools[]": ToolConfig,
     "agents[]": AgentConfig,
     "agents[].handoffs[]": HandoffConfig,
@@ -198,7 +210,8 @@ def _name_table(path: str, raw: object, message: str) -> str:
     unknown = re.match(r"Object contains unknown field `(.+)`", message)
     missing = re.match(r"Object missing required field `(.+)`", message)
     key = rest.lstrip(".").split(".")[0].split("[")[0]
-    for name, table in tables.items():
+    for name, whole in tables.items():
+        table = _dig(whole, rest) if unknown or missing else whole
         if not isinstance(table, dict):
             continue
         if (
@@ -208,6 +221,18 @@ def _name_table(path: str, raw: object, message: str) -> str:
         ):
             return f"{section}.{name}{rest}"
     return path
+
+
+def _dig(table: object, rest: str) -> object:
+    """The value at ``rest`` (``.routing.candidates[0]``) inside ``table``, or None."""
+    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", rest):
+        if key and isinstance(table, dict):
+            table = table.get(key)
+        elif index and isinstance(table, list) and int(index) < len(table):
+            table = table[int(index)]
+        else:
+            return None
+    return table
 
 
 def _from_validation_error(error: msgspec.ValidationError, raw: object = None) -> FlowProblem:
@@ -295,6 +320,10 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
                         f'"{fallback}" is not a model id; write provider:model',
                     )
                 )
+        if model.routing is not None:
+            problems.extend(
+                check_routing(slot, model.model, model.fallbacks, model.routing, _PROVIDERS)
+            )
     for name, tool in flow.tools.items():
         try:
             function = resolve_function(tool.function, flow.base_dir)

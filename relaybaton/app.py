@@ -8,9 +8,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import msgspec
+
 from relaybaton._app_tools import open_flow_tools
-from relaybaton._flowfile import AgentConfig, FlowFile, HandoffConfig, resolve_function
+from relaybaton._flowfile import (
+    AgentConfig,
+    FlowFile,
+    HandoffConfig,
+    ModelConfig,
+    RoutingConfig,
+    resolve_function,
+)
 from relaybaton._flowfile_memory import memory_tools_of
+from relaybaton._flowfile_routing import rules_of
 from relaybaton.actors import (
     Agent,
     AgentTool,
@@ -26,9 +36,10 @@ from relaybaton.actors import (
 )
 from relaybaton.actors._agent import Tool
 from relaybaton.actors._breaker import BreakerPolicy
+from relaybaton.actors._features import HeuristicClassifier
 from relaybaton.actors._health import HealthBoard
 from relaybaton.actors._model_supervisor import open_model_supervisor
-from relaybaton.actors._routing import Candidate
+from relaybaton.actors._routing import Budgets, Candidate, Router
 from relaybaton.adapters import Capabilities, ModelAdapter, RetryPolicy, create_model_adapter
 from relaybaton.adapters._simulated import SimulatedModel
 from relaybaton.errors import ConfigError
@@ -84,15 +95,25 @@ def create_slots(
     """The flow's slots: plain adapters, or supervised slots when some have fallbacks.
 
     A slot with ``fallbacks`` holds its model and the fallbacks as candidates behind one
-    health board (a breaker per adapter), which the model supervisor watches.
+    health board (a breaker per adapter), which the model supervisor watches. A slot with a
+    routing table holds its candidates and a router that picks one per call, on the same
+    board (the router skips candidates whose breaker is open).
     """
-    adapters: dict[str, ModelAdapter | ModelSlot] = dict(
-        create_adapters(flow, clock=clock, overrides=overrides)
-    )
-    if flow.supervisor is None and not any(c.fallbacks for c in flow.models.values()):
+    overrides = overrides or {}
+    adapters: dict[str, ModelAdapter | ModelSlot] = {
+        slot: _adapter(flow, slot, overrides.get(slot, config.model), clock)
+        for slot, config in flow.models.items()
+        if config.routing is None
+    }
+    if flow.supervisor is None and not any(
+        c.fallbacks or c.routing is not None for c in flow.models.values()
+    ):
         return adapters, None
     board = HealthBoard(clock, flow.supervisor or BreakerPolicy())
     for slot, config in flow.models.items():
+        if config.routing is not None:
+            adapters[slot] = _routed_slot(flow, slot, config.routing, clock, board, overrides)
+            continue
         primary = adapters[slot]
         assert not isinstance(primary, ModelSlot)
         fallbacks = [
@@ -108,10 +129,98 @@ def create_slots(
     return adapters, board
 
 
+def _routed_slot(  # noqa: PLR0917 - private, one call site
+    flow: FlowFile,
+    slot: str,
+    routing: RoutingConfig,
+    clock: Clock,
+    board: HealthBoard,
+    overrides: Mapping[str, str],
+) -> ModelSlot:
+    """A slot whose router picks one of its candidates per call.
+
+    An override of the slot (``--model assistant=...``) replaces every candidate's model.
+    """
+    base = flow.models[slot]
+    candidates: list[Candidate] = []
+    primary: ModelAdapter | None = None
+    for index, option in enumerate(routing.candidates):
+        config = msgspec.structs.replace(
+            base,
+            model=option.model,
+            vision=base.vision if option.vision is None else option.vision,
+            context_tokens=option.context_tokens or base.context_tokens,
+            price_in_per_1k=_first(option.price_in_per_1k, base.price_in_per_1k),
+            price_out_per_1k=_first(option.price_out_per_1k, base.price_out_per_1k),
+            latency_ms=_first(option.latency_ms, base.latency_ms),
+            error_rate=_first(option.error_rate, base.error_rate),
+            seed=base.seed + index if option.seed is None else option.seed,
+            fallbacks=[],
+            routing=None,
+        )
+        model_id = overrides.get(slot, option.model)
+        adapter = _adapter(flow, slot, model_id, clock, config=config, tools=option.tools)
+        if primary is None and option.model == base.model:
+            primary = adapter
+        prices = (config.price_in_per_1k, config.price_out_per_1k)
+        if model_id.startswith("simulated:"):
+            prices = (
+                _first(prices[0], _DEFAULT_PRICE_IN),
+                _first(prices[1], _DEFAULT_PRICE_OUT),
+            )
+        candidates.append(
+            Candidate(
+                adapter,
+                name=option.name,
+                tier=option.tier,
+                price_in_per_1k=prices[0] or 0.0,
+                price_out_per_1k=prices[1] or 0.0,
+            )
+        )
+    limits = (
+        routing.budget_usd_per_conversation,
+        routing.budget_tokens_per_conversation,
+        routing.budget_usd_per_agent,
+        routing.budget_tokens_per_agent,
+    )
+    budgets = (
+        Budgets(
+            conversation_usd=routing.budget_usd_per_conversation,
+            conversation_tokens=routing.budget_tokens_per_conversation,
+            agent_usd=routing.budget_usd_per_agent,
+            agent_tokens=routing.budget_tokens_per_agent,
+            step_down_at=routing.step_down_at,
+        )
+        if any(limit is not None for limit in limits)
+        else None
+    )
+    router = Router(candidates, rules=rules_of(routing), budgets=budgets, health=board)
+    return ModelSlot(
+        slot,
+        primary or candidates[0].adapter,
+        clock=clock,
+        board=board,
+        candidates=candidates,
+        router=router,
+        classifier=HeuristicClassifier(),
+    )
+
+
+def _first(value: float | None, default: float | None) -> float | None:
+    return default if value is None else value
+
+
 def _adapter(
-    flow: FlowFile, slot: str, model_id: str, clock: Clock, *, fallback: bool = False
+    flow: FlowFile,
+    slot: str,
+    model_id: str,
+    clock: Clock,
+    *,
+    fallback: bool = False,
+    config: ModelConfig | None = None,
+    tools: bool = True,
 ) -> ModelAdapter:
-    config = flow.models[slot]
+    config = config or flow.models[slot]
     provider, _, name = model_id.partition(":")
     if provider == "simulated":
         # A simulated fallback shares the slot's options but not its injected failures.
@@ -129,15 +238,19 @@ def _adapter(
                 else _DEFAULT_PRICE_OUT
             ),
             capabilities=Capabilities(
-                vision=bool(config.vision), context_tokens=config.context_tokens or 128_000
+                tools=tools,
+                vision=bool(config.vision),
+                context_tokens=config.context_tokens or 128_000,
             ),
             seed=config.seed + int(fallback),
             clock=clock,
         )
     capabilities = None
-    if config.vision is not None or config.context_tokens is not None:
+    if config.vision is not None or config.context_tokens is not None or not tools:
         capabilities = Capabilities(
-            vision=bool(config.vision), context_tokens=config.context_tokens or 128_000
+            tools=tools,
+            vision=bool(config.vision),
+            context_tokens=config.context_tokens or 128_000,
         )
     try:
         return create_model_adapter(
