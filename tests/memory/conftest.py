@@ -1,4 +1,11 @@
-"""Fixtures for the knowledge graph tests: a fresh SQLite store and the reference server."""
+"""Fixtures for the knowledge graph tests: a fresh store and the reference server.
+
+The ``store`` fixture (and ``strict`` and ``released`` on it) runs each test on SQLite and
+on PostgreSQL. The Postgres cases talk to the server on 127.0.0.1:5432
+(``RELAYBATON_TEST_POSTGRES_DSN`` overrides the address), each in a throwaway schema
+dropped afterwards; where no server answers they are skipped with the reason, except
+under ``CI=true``, where they fail.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,11 +21,13 @@ from pathlib import Path
 import pytest
 
 from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
-from relaybaton.adapters._graph_sqlite import SqliteGraphStore, open_sqlite_graph_store
+from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
+from relaybaton.adapters._graph_store import GraphStore
 
 REFERENCE_VERSION = "2026.8.31"
 REFERENCE_PACKAGE = "@modelcontextprotocol/server-memory"
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+PG_DSN = os.environ.get("RELAYBATON_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
@@ -25,19 +35,77 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteGraphStore]:
-    async with open_sqlite_graph_store(tmp_path / "graph.db") as s:
-        yield s
+def _postgres_problem() -> str | None:
+    """Why the Postgres cases cannot run here, or None when they can."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed: pip install -e '.[dev]'"
+    try:
+        psycopg.connect(PG_DSN, connect_timeout=2).close()
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = psycopg.conninfo.conninfo_to_dict(PG_DSN)
+        return (
+            f"PostgreSQL is not answering on {where.get('host')}:{where.get('port', 5432)}:"
+            " start it with"
+            " `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+            f" and create the database `test` ({first_line})"
+        )
+    return None
+
+
+_postgres_checked: list[str | None] = []
+
+
+def require_postgres() -> None:
+    """Skip (or under CI=true, fail) the calling test when no PostgreSQL answers."""
+    if not _postgres_checked:
+        _postgres_checked.append(_postgres_problem())
+    problem = _postgres_checked[0]
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true requires PostgreSQL: {problem}", pytrace=False)
+    pytest.skip(problem)
+
+
+def throwaway_schema() -> str:
+    """A fresh schema name for one test; drop it with :func:`drop_schema`."""
+    return f"rb_graph_test_{uuid.uuid4().hex[:12]}"
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[GraphStore]:
+    if request.param == "sqlite":
+        async with open_sqlite_graph_store(tmp_path / "graph.db") as s:
+            yield s
+        return
+    require_postgres()
+    from relaybaton.adapters._graph_postgres import open_postgres_graph_store
+
+    schema = throwaway_schema()
+    try:
+        async with open_postgres_graph_store(PG_DSN, schema=schema) as p:
+            yield p
+    finally:
+        drop_schema(schema)
 
 
 @pytest.fixture
-def strict(store: SqliteGraphStore) -> KnowledgeGraph:
+def strict(store: GraphStore) -> KnowledgeGraph:
     return KnowledgeGraph(store, compat=Compat.STRICT, clock=lambda: FIXED_TIME)
 
 
 @pytest.fixture
-def released(store: SqliteGraphStore) -> KnowledgeGraph:
+def released(store: GraphStore) -> KnowledgeGraph:
     return KnowledgeGraph(store, compat=Compat.RELEASED, clock=lambda: FIXED_TIME)
 
 
