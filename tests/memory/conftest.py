@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,63 +22,16 @@ import pytest
 from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
 from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
 from relaybaton.adapters._graph_store import GraphStore
+from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 REFERENCE_VERSION = "2026.8.31"
 REFERENCE_PACKAGE = "@modelcontextprotocol/server-memory"
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-PG_DSN = os.environ.get("RELAYBATON_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def _postgres_problem() -> str | None:
-    """Why the Postgres cases cannot run here, or None when they can."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed: pip install -e '.[dev]'"
-    try:
-        psycopg.connect(PG_DSN, connect_timeout=2).close()
-    except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = psycopg.conninfo.conninfo_to_dict(PG_DSN)
-        return (
-            f"PostgreSQL is not answering on {where.get('host')}:{where.get('port', 5432)}:"
-            " start it with"
-            " `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
-            f" and create the database `test` ({first_line})"
-        )
-    return None
-
-
-_postgres_checked: list[str | None] = []
-
-
-def require_postgres() -> None:
-    """Skip (or under CI=true, fail) the calling test when no PostgreSQL answers."""
-    if not _postgres_checked:
-        _postgres_checked.append(_postgres_problem())
-    problem = _postgres_checked[0]
-    if problem is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true requires PostgreSQL: {problem}", pytrace=False)
-    pytest.skip(problem)
-
-
-def throwaway_schema() -> str:
-    """A fresh schema name for one test; drop it with :func:`drop_schema`."""
-    return f"rb_graph_test_{uuid.uuid4().hex[:12]}"
-
-
-def drop_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
