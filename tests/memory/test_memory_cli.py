@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from relaybaton._memory_cli import add_memory_commands, main
+from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = (
@@ -71,3 +73,27 @@ def test_commands_register_on_a_parent_parser() -> None:
     assert (args.store, args.compat, args.namespace) == ("x.db", "strict", "u1")
     with pytest.raises(SystemExit):
         parser.parse_args(["mcp", "memory", "--store", "x.db", "--compat", "loose"])
+
+
+@pytest.mark.integration
+def test_import_then_export_through_a_postgres_url_is_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_postgres()
+    from relaybaton.adapters import _graph_postgres
+
+    schema = throwaway_schema()
+    # The commands use the default schema; this test's goes in its place and is dropped.
+    monkeypatch.setattr(
+        _graph_postgres,
+        "open_postgres_graph_store",
+        functools.partial(_graph_postgres.open_postgres_graph_store, schema=schema),
+    )
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(SAMPLE, encoding="utf-8")
+    try:
+        assert main(["memory", "import", str(source), "--store", PG_DSN]) == 0
+        assert main(["memory", "export", "--store", PG_DSN, "-o", str(out)]) == 0
+        assert out.read_text(encoding="utf-8") == SAMPLE
+    finally:
+        drop_schema(schema)
