@@ -15,7 +15,10 @@ from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
 from relaybaton.adapters._graph_store import GraphStore
 from relaybaton.errors import ConfigError
 
-__all__ = ["is_postgres_url", "open_graph_store"]
+__all__ = ["GRAPH_SCHEMA", "is_postgres_url", "open_graph_store"]
+
+# The Postgres schema of the memory store when none is given.
+GRAPH_SCHEMA = "relaybaton_graph"
 
 
 def is_postgres_url(store: str | os.PathLike[str]) -> bool:
@@ -25,12 +28,12 @@ def is_postgres_url(store: str | os.PathLike[str]) -> bool:
 
 @asynccontextmanager
 async def open_graph_store(
-    store: str | os.PathLike[str], *, schema: str = "relaybaton_graph"
+    store: str | os.PathLike[str], *, schema: str | None = None
 ) -> AsyncIterator[GraphStore]:
     """Open the graph store at ``store`` for the body of an ``async with``, then close it.
 
     A Postgres store connects (and creates its tables in ``schema``) before the body
-    runs, so a wrong address fails here.
+    runs, so a wrong address fails here. ``schema`` defaults to :data:`GRAPH_SCHEMA`.
 
     Raises:
         ConfigError: PostgreSQL is asked for and psycopg is not installed.
@@ -47,5 +50,5 @@ async def open_graph_store(
         raise ConfigError(
             "a postgresql:// memory store needs psycopg: pip install 'relaybaton[postgres]'"
         ) from exc
-    async with open_postgres_graph_store(os.fspath(store), schema=schema) as p:
+    async with open_postgres_graph_store(os.fspath(store), schema=schema or GRAPH_SCHEMA) as p:
         yield p

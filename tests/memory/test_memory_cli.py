@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -80,15 +79,11 @@ def test_import_then_export_through_a_postgres_url_is_byte_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_postgres()
-    from relaybaton.adapters import _graph_postgres
+    from relaybaton.adapters import _graph_factory
 
     schema = throwaway_schema()
     # The commands use the default schema; this test's goes in its place and is dropped.
-    monkeypatch.setattr(
-        _graph_postgres,
-        "open_postgres_graph_store",
-        functools.partial(_graph_postgres.open_postgres_graph_store, schema=schema),
-    )
+    monkeypatch.setattr(_graph_factory, "GRAPH_SCHEMA", schema)
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text(SAMPLE, encoding="utf-8")
     try:

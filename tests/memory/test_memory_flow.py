@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,15 +96,11 @@ def memory_store(
         yield str(tmp_path / "memory.db")
         return
     require_postgres()
-    from relaybaton.adapters import _graph_postgres
+    from relaybaton.adapters import _graph_factory
 
     schema = throwaway_schema()
     # The composition root uses the default schema; this test's goes in its place.
-    monkeypatch.setattr(
-        _graph_postgres,
-        "open_postgres_graph_store",
-        functools.partial(_graph_postgres.open_postgres_graph_store, schema=schema),
-    )
+    monkeypatch.setattr(_graph_factory, "GRAPH_SCHEMA", schema)
     try:
         yield PG_DSN
     finally:
