@@ -19,7 +19,7 @@ from relaybaton._flowfile_memory import memory_tools_of
 from relaybaton.actors._agent import Tool
 from relaybaton.actors._knowledge_graph import Compat
 from relaybaton.actors._memory import Memory, create_memory_tools
-from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
+from relaybaton.adapters._graph_factory import is_postgres_url, open_graph_store
 from relaybaton.adapters._mcp_client import open_mcp_tools
 from relaybaton.adapters._mcp_memory_tools import TOOLS, call_memory_tool
 from relaybaton.errors import ConfigError
@@ -42,7 +42,10 @@ class FlowTools:
 
 
 def memory_store_path(flow: FlowFile) -> Path:
-    """The SQLite file of the flow's memory: ``[memory].store`` against the flow's folder."""
+    """The SQLite file of the flow's memory: ``[memory].store`` against the flow's folder.
+
+    Not for a ``postgresql://`` store (see :func:`is_postgres_url`).
+    """
     path = Path(flow.memory.store).expanduser()
     return path if path.is_absolute() else flow.base_dir / path
 
@@ -67,12 +70,11 @@ async def open_flow_tools(flow: FlowFile, stack: AsyncExitStack) -> FlowTools:
     found = FlowTools()
     wanted = sorted({t for agent in flow.agents for t in memory_tools_of(agent)})
     if wanted:
-        path = memory_store_path(flow)
-        if str(flow.memory.store) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        store = await stack.enter_async_context(
-            open_sqlite_graph_store(":memory:" if flow.memory.store == ":memory:" else path)
-        )
+        location: str | Path = flow.memory.store
+        if not is_postgres_url(location) and location != ":memory:":
+            location = memory_store_path(flow)
+            location.parent.mkdir(parents=True, exist_ok=True)
+        store = await stack.enter_async_context(open_graph_store(location))
         found.memory = Memory(store, call_memory_tool, compat=Compat(flow.memory.compat))
         declarations = {name: TOOLS[name].declaration() for name in wanted}
         for name, tool in create_memory_tools(found.memory, declarations).items():

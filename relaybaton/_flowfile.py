@@ -115,7 +115,8 @@ class AgentToolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class MemoryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The ``[memory]`` table: where the knowledge graph lives and how strict it is.
 
-    ``store`` is a SQLite file, relative to the flow file's folder or absolute.
+    ``store`` is a SQLite file, relative to the flow file's folder or absolute, or a
+    ``postgresql://`` URL (the graph then lives in the ``relaybaton_graph`` schema).
     """
 
     store: str = ".relaybaton/memory.db"

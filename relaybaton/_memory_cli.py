@@ -18,24 +18,26 @@ from typing import Any
 import anyio
 
 from relaybaton.actors._knowledge_graph import Compat
+from relaybaton.adapters._graph_factory import is_postgres_url, open_graph_store
 from relaybaton.adapters._graph_jsonl import (
     export_memory_file,
     import_memory_file,
     write_memory_file,
 )
-from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
 from relaybaton.errors import RelaybatonError
 
 __all__ = ["add_memory_commands", "mcp_memory", "memory_export", "memory_import"]
 
 USAGE_ERROR = 2
+_STORE_HELP = "the SQLite database (created if missing) or a postgresql:// URL"
 
 
 async def memory_import(
     file: str | Path, store: str | Path, *, namespace: str = "default", replace: bool = False
 ) -> tuple[int, int]:
-    """Import the reference's JSONL ``file`` into the SQLite ``store``; return counts."""
-    async with open_sqlite_graph_store(store) as graph_store:
+    """Import the reference's JSONL ``file`` into ``store`` (a SQLite file or a
+    ``postgresql://`` URL); return counts."""
+    async with open_graph_store(store) as graph_store:
         return await import_memory_file(graph_store, file, namespace=namespace, replace=replace)
 
 
@@ -44,7 +46,7 @@ async def memory_export(
 ) -> str:
     """Export ``store`` as the reference's JSONL; write it to ``out`` (atomically) or
     return it when ``out`` is ``None``."""
-    async with open_sqlite_graph_store(store) as graph_store:
+    async with open_graph_store(store) as graph_store:
         text = await export_memory_file(graph_store, namespace=namespace)
     if out is not None:
         write_memory_file(out, text)
@@ -95,7 +97,7 @@ def _mcp_memory_command(args: argparse.Namespace) -> int:
 
 
 def _existing_store(value: str) -> str:
-    if not Path(value).is_file():
+    if not is_postgres_url(value) and not Path(value).is_file():
         raise argparse.ArgumentTypeError(f"no store at {value!r}; import a file or serve first")
     return value
 
@@ -114,13 +116,13 @@ def add_memory_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "import", help="load an MCP memory server JSONL file into a store"
     )
     imp.add_argument("file", help="the JSONL file (MEMORY_FILE_PATH of the reference server)")
-    imp.add_argument("--store", required=True, help="the SQLite database (created if missing)")
+    imp.add_argument("--store", required=True, help=_STORE_HELP)
     imp.add_argument("--namespace", default="default", help=namespace_help)
     imp.add_argument("--replace", action="store_true", help="overwrite a non-empty namespace")
     imp.set_defaults(func=_import_command)
 
     exp = memory_commands.add_parser("export", help="write a store as an MCP memory JSONL file")
-    exp.add_argument("--store", required=True, type=_existing_store, help="the SQLite database")
+    exp.add_argument("--store", required=True, type=_existing_store, help=_STORE_HELP)
     exp.add_argument("-o", "--output", help="the file to write (default: standard output)")
     exp.add_argument("--namespace", default="default", help=namespace_help)
     exp.set_defaults(func=_export_command)
@@ -130,7 +132,7 @@ def add_memory_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     serve = mcp_commands.add_parser(
         "memory", help="serve the knowledge graph over stdio, like the MCP memory server"
     )
-    serve.add_argument("--store", required=True, help="the SQLite database (created if missing)")
+    serve.add_argument("--store", required=True, help=_STORE_HELP)
     serve.add_argument(
         "--compat",
         choices=[c.value for c in Compat],

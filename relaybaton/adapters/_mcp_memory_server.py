@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
-from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
+from relaybaton.adapters._graph_factory import open_graph_store
 from relaybaton.adapters._mcp_memory_tools import TOOLS, call_memory_tool
 from relaybaton.errors import ConfigError
 
@@ -98,7 +98,8 @@ async def serve_memory_stdio(
     compat: Compat | str = Compat.STRICT,
     namespace: str = "default",
 ) -> None:
-    """Serve the graph of ``namespace`` in the SQLite file ``store_path`` over stdio.
+    """Serve the graph of ``namespace`` in ``store_path`` (a SQLite file or a
+    ``postgresql://`` URL) over stdio.
 
     Returns when the client closes stdin; the store is closed on the way out, also on
     cancellation.
@@ -109,7 +110,7 @@ async def serve_memory_stdio(
     _require_mcp()
     from mcp.server.stdio import stdio_server  # noqa: PLC0415 - optional extra
 
-    async with open_sqlite_graph_store(store_path) as store:
+    async with open_graph_store(store_path) as store:
         graph = KnowledgeGraph(store, compat=Compat(compat), namespace=namespace)
         server = create_memory_server(graph)
         async with stdio_server() as (read_stream, write_stream):

@@ -1,4 +1,11 @@
-"""Fixtures for the knowledge graph tests: a fresh SQLite store and the reference server."""
+"""Fixtures for the knowledge graph tests: a fresh store and the reference server.
+
+The ``store`` fixture (and ``strict`` and ``released`` on it) runs each test on SQLite and
+on PostgreSQL. The Postgres cases talk to the server on 127.0.0.1:5432
+(``RELAYBATON_TEST_POSTGRES_DSN`` overrides the address), each in a throwaway schema
+dropped afterwards; where no server answers they are skipped with the reason, except
+under ``CI=true``, where they fail.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
-from relaybaton.adapters._graph_sqlite import SqliteGraphStore, open_sqlite_graph_store
+from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
+from relaybaton.adapters._graph_store import GraphStore
+from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 REFERENCE_VERSION = "2026.8.31"
 REFERENCE_PACKAGE = "@modelcontextprotocol/server-memory"
@@ -25,19 +34,30 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteGraphStore]:
-    async with open_sqlite_graph_store(tmp_path / "graph.db") as s:
-        yield s
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[GraphStore]:
+    if request.param == "sqlite":
+        async with open_sqlite_graph_store(tmp_path / "graph.db") as s:
+            yield s
+        return
+    require_postgres()
+    from relaybaton.adapters._graph_postgres import open_postgres_graph_store
+
+    schema = throwaway_schema()
+    try:
+        async with open_postgres_graph_store(PG_DSN, schema=schema) as p:
+            yield p
+    finally:
+        drop_schema(schema)
 
 
 @pytest.fixture
-def strict(store: SqliteGraphStore) -> KnowledgeGraph:
+def strict(store: GraphStore) -> KnowledgeGraph:
     return KnowledgeGraph(store, compat=Compat.STRICT, clock=lambda: FIXED_TIME)
 
 
 @pytest.fixture
-def released(store: SqliteGraphStore) -> KnowledgeGraph:
+def released(store: GraphStore) -> KnowledgeGraph:
     return KnowledgeGraph(store, compat=Compat.RELEASED, clock=lambda: FIXED_TIME)
 
 

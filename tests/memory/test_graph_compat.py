@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
+from relaybaton.adapters._graph_store import GraphStore
 from relaybaton.adapters._graph_types import (
     Entity,
     ObservationAddition,
@@ -68,10 +69,7 @@ async def test_strict_refuses_relations_to_missing_entities_and_adds_none(
     assert (await strict.read_graph()).relations == ()
 
 
-async def test_compat_accepts_its_string_values(store: object) -> None:
-    from relaybaton.adapters._graph_sqlite import SqliteGraphStore
-
-    assert isinstance(store, SqliteGraphStore)
+async def test_compat_accepts_its_string_values(store: GraphStore) -> None:
     assert KnowledgeGraph(store, compat="released").compat is Compat.RELEASED  # type: ignore[arg-type]
     assert KnowledgeGraph(store).compat is Compat.STRICT
     with pytest.raises(ValueError, match="'loose' is not a valid Compat"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -25,6 +26,7 @@ from relaybaton.adapters._graph_types import (
     to_wire,
 )
 from relaybaton.errors import GraphError
+from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = pytest.mark.anyio
 
@@ -192,3 +194,60 @@ def test_two_processes_writing_one_database_lose_nothing(tmp_path: Path) -> None
         assert len(graph[0].observations) == 2 * n
 
     anyio.run(check)
+
+
+PG_WRITER = textwrap.dedent(
+    """
+    import sys, anyio
+    from relaybaton.actors._knowledge_graph import KnowledgeGraph
+    from relaybaton.adapters._graph_postgres import PostgresGraphStore
+    from relaybaton.adapters._graph_types import Entity, ObservationAddition
+
+    async def main(dsn, schema, tag, n):
+        store = PostgresGraphStore(dsn, schema=schema)
+        graph = KnowledgeGraph(store)
+        await graph.create_entities([Entity(name="hub", entity_type="t")])
+        for i in range(n):
+            await graph.create_entities([Entity(name=f"{tag}{i}", entity_type="t")])
+            await graph.add_observations(
+                [ObservationAddition(entity_name="hub", contents=(f"{tag}{i}",))]
+            )
+        await store.aclose()
+
+    anyio.run(main, *sys.argv[1:4], int(sys.argv[4]))
+    """
+)
+
+
+@pytest.mark.integration
+def test_two_processes_writing_one_postgres_schema_lose_nothing() -> None:
+    require_postgres()
+    from relaybaton.adapters._graph_postgres import PostgresGraphStore
+
+    schema, n = throwaway_schema(), 150
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    try:
+        # Both start on an empty database: creating the schema is serialized too.
+        writers = [
+            subprocess.Popen(
+                [sys.executable, "-c", PG_WRITER, PG_DSN, schema, tag, str(n)], env=env
+            )
+            for tag in ("p", "q")
+        ]
+        assert [w.wait(timeout=120) for w in writers] == [0, 0]
+
+        async def check() -> None:
+            store = PostgresGraphStore(PG_DSN, schema=schema)
+            graph = (await KnowledgeGraph(store).read_graph()).entities
+            await store.aclose()
+            assert sorted(e.name for e in graph) == sorted(
+                ["hub"] + [f"{t}{i}" for t in "pq" for i in range(n)]
+            )
+            assert sorted(graph[0].observations) == sorted(
+                f"{t}{i}" for t in "pq" for i in range(n)
+            )
+
+        anyio.run(check)
+    finally:
+        drop_schema(schema)

@@ -19,6 +19,7 @@ from relaybaton.adapters._graph_jsonl import (
     loads_memory_file,
 )
 from relaybaton.adapters._graph_sqlite import SqliteGraphStore
+from relaybaton.adapters._graph_store import GraphStore
 from relaybaton.adapters._graph_types import Entity, Relation
 from relaybaton.errors import GraphError, GraphFileError
 
@@ -113,7 +114,7 @@ def test_writing_equals_javascript_json_stringify(graph: Graph) -> None:
 
 @pytest.mark.anyio
 async def test_import_then_export_is_byte_identical_and_keeps_released_oddities(
-    tmp_path: Path, store: SqliteGraphStore
+    tmp_path: Path, store: GraphStore
 ) -> None:
     source = tmp_path / "memory.jsonl"
     source.write_text(SAMPLE, encoding="utf-8")
@@ -125,7 +126,7 @@ async def test_import_then_export_is_byte_identical_and_keeps_released_oddities(
 
 @pytest.mark.anyio
 async def test_import_refuses_a_non_empty_namespace_unless_replacing(
-    tmp_path: Path, store: SqliteGraphStore
+    tmp_path: Path, store: GraphStore
 ) -> None:
     source = tmp_path / "memory.jsonl"
     source.write_text(SAMPLE, encoding="utf-8")
@@ -159,7 +160,7 @@ async def test_import_export_round_trip_is_byte_identical(
 
 @pytest.mark.anyio
 async def test_import_refuses_a_lone_surrogate_with_the_line_and_a_fix(
-    tmp_path: Path, store: SqliteGraphStore
+    tmp_path: Path, store: GraphStore
 ) -> None:
     source = tmp_path / "memory.jsonl"
     source.write_text(

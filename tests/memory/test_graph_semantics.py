@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relaybaton.actors._knowledge_graph import KnowledgeGraph
+from relaybaton.adapters._graph_store import GraphStore
 from relaybaton.adapters._graph_types import (
     Entity,
     ObservationAddition,
@@ -214,10 +215,7 @@ async def test_observations_carry_provenance(strict: KnowledgeGraph) -> None:
         await strict.observations("Zed")
 
 
-async def test_namespaces_never_mix(store: object) -> None:
-    from relaybaton.adapters._graph_sqlite import SqliteGraphStore
-
-    assert isinstance(store, SqliteGraphStore)
+async def test_namespaces_never_mix(store: GraphStore) -> None:
     tenant_a = KnowledgeGraph(store, namespace="a")
     tenant_b = KnowledgeGraph(store, namespace="b")
     await tenant_a.create_entities([E("Alice")])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from relaybaton._memory_cli import add_memory_commands, main
+from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = (
@@ -71,3 +72,23 @@ def test_commands_register_on_a_parent_parser() -> None:
     assert (args.store, args.compat, args.namespace) == ("x.db", "strict", "u1")
     with pytest.raises(SystemExit):
         parser.parse_args(["mcp", "memory", "--store", "x.db", "--compat", "loose"])
+
+
+@pytest.mark.integration
+def test_import_then_export_through_a_postgres_url_is_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_postgres()
+    from relaybaton.adapters import _graph_factory
+
+    schema = throwaway_schema()
+    # The commands use the default schema; this test's goes in its place and is dropped.
+    monkeypatch.setattr(_graph_factory, "GRAPH_SCHEMA", schema)
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(SAMPLE, encoding="utf-8")
+    try:
+        assert main(["memory", "import", str(source), "--store", PG_DSN]) == 0
+        assert main(["memory", "export", "--store", PG_DSN, "-o", str(out)]) == 0
+        assert out.read_text(encoding="utf-8") == SAMPLE
+    finally:
+        drop_schema(schema)

@@ -13,6 +13,7 @@ from relaybaton.app import open_flow
 from relaybaton.cli import main
 from relaybaton.errors import FlowError
 from relaybaton.runtime import FakeClock
+from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = pytest.mark.anyio
 
@@ -86,11 +87,31 @@ async def test_read_access_gives_only_the_read_tools_named_for_models(tmp_path: 
     ]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def memory_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Where a flow's ``[memory] store`` points: a SQLite file, or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "memory.db")
+        return
+    require_postgres()
+    from relaybaton.adapters import _graph_factory
+
+    schema = throwaway_schema()
+    # The composition root uses the default schema; this test's goes in its place.
+    monkeypatch.setattr(_graph_factory, "GRAPH_SCHEMA", schema)
+    try:
+        yield PG_DSN
+    finally:
+        drop_schema(schema)
+
+
 async def test_a_second_conversation_of_the_same_user_finds_the_stored_preference(
-    tmp_path: Path,
+    memory_store: str,
 ) -> None:
     flow = load_flow(EXAMPLES / "customer_service.toml")
-    flow.memory.store = str(tmp_path / "memory.db")
+    flow.memory.store = memory_store
     async with open_flow(flow) as runtime:
         first = await runtime.send(
             "c1", "Hello! Please contact me by phone, not email.", user="ann"
