@@ -72,8 +72,13 @@ class Journal(Generic[T]):
         self.snapshot_every = snapshot_every
         self.retention = retention
         self.item_type = item_type
-        self._encoder = msgspec.json.Encoder()
-        self._decoder: msgspec.json.Decoder[JournalRecord[Any]] = msgspec.json.Decoder(
+        # Bodies are MessagePack: about twice as fast to encode as JSON on the writer's
+        # path, and smaller. JSON bodies (older journals, hand-made fixtures) still decode.
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder: msgspec.msgpack.Decoder[JournalRecord[Any]] = msgspec.msgpack.Decoder(
+            JournalRecord[item_type]
+        )
+        self._json_decoder: msgspec.json.Decoder[JournalRecord[Any]] = msgspec.json.Decoder(
             JournalRecord[item_type]
         )
         self._pending: list[tuple[JournalRecord[Any], Conversation]] = []
@@ -165,6 +170,8 @@ class Journal(Generic[T]):
 
     def decode(self, body: bytes) -> JournalRecord[Any]:
         """One record from its stored bytes (typed; fails closed)."""
+        if body[:1] == b"{":  # a JSON object; a MessagePack map starts with 0x8_ or 0xde/0xdf
+            return self._json_decoder.decode(body)
         return self._decoder.decode(body)
 
     async def load(self, conversation_id: str, *, entry: str) -> Conversation | None:
@@ -229,7 +236,7 @@ class Journal(Generic[T]):
                     ApprovalRow(
                         approval_id=event.approval_id,
                         conversation_id=record.conversation_id,
-                        request=encode(event),
+                        request=_json_encode(event),  # a listing format: JSON
                     )
                 )
             elif isinstance(event, ApprovalDecided):
@@ -296,3 +303,6 @@ def _kind(event_type: type) -> str:
     if kind is None:
         kind = _KINDS[event_type] = str(event_type.__struct_config__.tag or "")  # type: ignore[attr-defined]
     return kind
+
+
+_json_encode = msgspec.json.Encoder().encode
