@@ -110,9 +110,7 @@ class CompiledAgent:
 
 
 class _Sink(Protocol):
-    def charge(
-        self, agent: str, model: str, *, input_tokens: int, output_tokens: int, cost_usd: float
-    ) -> None: ...
+    """Where a turn's trace events go: the owner's handle or a callee's scope."""
 
     def record(self, event: msgspec.Struct) -> None: ...
 

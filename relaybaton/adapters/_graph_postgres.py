@@ -40,7 +40,6 @@ refused with ``StoreError`` (SQLite keeps it).
 
 from __future__ import annotations
 
-import re
 import threading
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
@@ -55,16 +54,14 @@ from psycopg import sql
 
 from relaybaton.adapters._graph_store import GraphTransaction
 from relaybaton.adapters._graph_types import EntityRow, Observation, Provenance, Relation
-from relaybaton.adapters._postgres_store import _describe
-from relaybaton.errors import ConfigError, StoreError, StoreUnavailableError
+from relaybaton.adapters._postgres_store import postgres_location
+from relaybaton.errors import StoreError, StoreUnavailableError
 
 __all__ = ["SCHEMA_VERSION", "PostgresGraphStore", "open_postgres_graph_store"]
 
 T = TypeVar("T")
 
 SCHEMA_VERSION: Final = 1
-
-_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {s}.entity (
@@ -410,16 +407,11 @@ class PostgresGraphStore:
         Raises:
             ConfigError: ``schema`` is not a plain identifier, or ``dsn`` cannot be parsed.
         """
-        if not _IDENTIFIER.fullmatch(schema):
-            raise ConfigError(
-                f"Postgres schema must be a lower-case identifier ([a-z_][a-z0-9_]*),"
-                f" got {schema!r}"
-            )
+        self.where = postgres_location(dsn, schema)
         self.dsn = dsn
         self.schema = schema
         self.connect_timeout = connect_timeout
         self.application_name = application_name
-        self.where = f"{_describe(dsn)} schema {schema}"
         self._s = sql.Identifier(schema)
         self._conn: psycopg.Connection[Any] | None = None
         self._prepared = False

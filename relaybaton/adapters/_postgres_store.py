@@ -122,6 +122,22 @@ WHERE r.conversation_id = p.cid AND r.seq < p.upto
 _HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
 
 
+def postgres_location(dsn: str, schema: str) -> str:
+    """Check ``schema`` and describe the store's place for messages (never the password).
+
+    Shared by the journal store and the graph store, which both keep their tables in a
+    schema of their own.
+
+    Raises:
+        ConfigError: ``schema`` is not a plain identifier, or ``dsn`` cannot be parsed.
+    """
+    if not _IDENTIFIER.fullmatch(schema):
+        raise ConfigError(
+            f"Postgres schema must be a lower-case identifier ([a-z_][a-z0-9_]*), got {schema!r}"
+        )
+    return f"{_describe(dsn)} schema {schema}"
+
+
 def _describe(dsn: str) -> str:
     """Where the store is, for messages: host, port and database, never the password."""
     try:
@@ -161,18 +177,13 @@ class PostgresStore:
         Raises:
             ConfigError: ``schema`` is not a plain identifier, or ``dsn`` cannot be parsed.
         """
-        if not _IDENTIFIER.fullmatch(schema):
-            raise ConfigError(
-                f"Postgres schema must be a lower-case identifier ([a-z_][a-z0-9_]*),"
-                f" got {schema!r}"
-            )
+        self.where = postgres_location(dsn, schema)
         self.dsn = dsn
         self.schema = schema
         self.durability = Durability(durability)
         self.connect_timeout = connect_timeout
         self.write_timeout = write_timeout
         self.application_name = application_name
-        self.where = f"{_describe(dsn)} schema {schema}"
         self._s = sql.Identifier(schema)
         self._writer = _Link(self)
         self._reader = _Link(self)

@@ -32,8 +32,8 @@ from relaybaton.runtime._store import (
     Store,
     WriteBatch,
 )
+from tests._postgres import PG_DSN, require_postgres
 
-PG_DSN = os.environ.get("RELAYBATON_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.anyio
@@ -114,41 +114,6 @@ def decision(approval_id: str, verdict: str, conversation_id: str = "c1") -> App
 
 
 # --- the stores under test ----------------------------------------------------------------
-
-
-def _postgres_problem() -> str | None:
-    """Why the Postgres cases cannot run here, or None when they can."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed: pip install -e '.[dev]'"
-    try:
-        psycopg.connect(PG_DSN, connect_timeout=2).close()
-    except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = psycopg.conninfo.conninfo_to_dict(PG_DSN)
-        return (
-            f"PostgreSQL is not answering on {where.get('host')}:{where.get('port', 5432)}:"
-            " start it with"
-            " `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
-            f" and create the database `test` ({first_line})"
-        )
-    return None
-
-
-_postgres_checked: list[str | None] = []
-
-
-def require_postgres() -> None:
-    """Skip (or under CI=true, fail) the calling test when no PostgreSQL answers."""
-    if not _postgres_checked:
-        _postgres_checked.append(_postgres_problem())
-    problem = _postgres_checked[0]
-    if problem is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true requires PostgreSQL: {problem}")
-    pytest.skip(problem)
 
 
 async def drop_schema(schema: str) -> None:

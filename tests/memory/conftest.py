@@ -22,7 +22,7 @@ import pytest
 from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
 from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
 from relaybaton.adapters._graph_store import GraphStore
-from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
+from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 REFERENCE_VERSION = "2026.8.31"
 REFERENCE_PACKAGE = "@modelcontextprotocol/server-memory"

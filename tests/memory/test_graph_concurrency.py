@@ -26,7 +26,7 @@ from relaybaton.adapters._graph_types import (
     to_wire,
 )
 from relaybaton.errors import GraphError
-from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
+from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from relaybaton.actors._knowledge_graph import KnowledgeGraph
 from relaybaton.adapters._graph_postgres import SCHEMA_VERSION, PostgresGraphStore
 from relaybaton.adapters._graph_types import Entity, ObservationAddition
 from relaybaton.errors import StoreError
-from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
+from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from relaybaton._memory_cli import add_memory_commands, main
-from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
+from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = (

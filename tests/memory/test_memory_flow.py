@@ -13,7 +13,7 @@ from relaybaton.app import open_flow
 from relaybaton.cli import main
 from relaybaton.errors import FlowError
 from relaybaton.runtime import FakeClock
-from tests.memory._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
+from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = pytest.mark.anyio
 

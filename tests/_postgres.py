@@ -1,4 +1,4 @@
-"""The PostgreSQL server the graph tests use, and throwaway schemas on it.
+"""The PostgreSQL server the store and graph tests use, and throwaway schemas on it.
 
 The server is 127.0.0.1:5432, database ``test`` (``RELAYBATON_TEST_POSTGRES_DSN``
 overrides it). Where none answers, the Postgres cases are skipped with the reason,
