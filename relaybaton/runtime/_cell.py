@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, final
 
-from relaybaton.errors import ActorStoppedError, AskTimeoutError, CalleeFailedError
+from relaybaton.errors import ActorStoppedError, CalleeFailedError
 from relaybaton.runtime._actor import Actor, ActorRef
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
@@ -147,11 +147,11 @@ class ActorCell(Generic[M, R]):
         )
         if timeout is None:
             return await reply  # type: ignore[return-value]
-        handle = self.system.clock.call_later(timeout, _expire, reply, self.name, timeout)
+        pending = self.system.deadlines.add(reply, timeout, self.name)
         try:
             return await reply  # type: ignore[return-value]
         finally:
-            handle.cancel()
+            pending.pop(reply, None)
 
     async def enqueue_wait(self, envelope: Envelope[M]) -> None:
         """Queue an envelope, waiting for room; then make sure it will be handled."""
@@ -289,8 +289,11 @@ class ActorCell(Generic[M, R]):
             system.log.error("runtime_task_failed", actor=self.name, error=repr(error))
             system.fail(error)
         finally:
-            system.task_finished()
             if self._drain_gen == gen:
+                # Still this cell's drain, so ``self.task`` is this task (set before it
+                # first ran). A drain that was replaced was cancelled by ``_cancel_drain``,
+                # which forgets it when it is done.
+                system.forget_task(self.task)  # type: ignore[arg-type]
                 self.task = None
         if self._drain_gen == gen and not self.is_stopped and self.on_idle is not None:
             self.on_idle(self)
@@ -332,9 +335,3 @@ class ActorCell(Generic[M, R]):
             if not waiter.done():
                 waiter.set_result(None)
         self._stop_waiters = None
-
-
-def _expire(reply: asyncio.Future[object], actor: str, timeout: float) -> None:
-    # A module function with arguments, not a closure: no cell objects per ask.
-    if not reply.done():
-        reply.set_exception(AskTimeoutError(actor, timeout))

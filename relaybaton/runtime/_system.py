@@ -27,6 +27,7 @@ from relaybaton.runtime._activations import ActivationTable
 from relaybaton.runtime._actor import Actor, ActorRef
 from relaybaton.runtime._clock import Clock, MonotonicClock
 from relaybaton.runtime._deadletters import DeadLetters
+from relaybaton.runtime._deadlines import Deadlines
 from relaybaton.runtime._supervision import Strategy, SupervisionEvent, Supervisor
 
 __all__ = ["ActorSystem", "open_system"]
@@ -58,6 +59,7 @@ class ActorSystem:
         )
         self.failure: BaseException | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.deadlines = Deadlines(clock)
         self._scope: anyio.CancelScope | None = None
         self._closing = False
 
@@ -99,7 +101,7 @@ class ActorSystem:
     # --- tasks and failure ------------------------------------------------------------------
 
     def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Start a task the system owns; it must call ``task_finished`` as it ends.
+        """Start a task the system owns; it must call ``forget_task`` with itself as it ends.
 
         The bookkeeping runs inside the task rather than in a done callback: a callback
         costs one more trip through the event loop per task, on the hot path.
@@ -108,14 +110,8 @@ class ActorSystem:
         self._tasks.add(task)
         return task
 
-    def task_finished(self) -> None:
-        """Forget the current task (called by the task itself in its ``finally``)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.discard(task)
-
     def forget_task(self, task: asyncio.Task[None]) -> None:
-        """Forget ``task`` (for a task that may end without running ``task_finished``)."""
+        """Forget ``task``: called by the task as it ends, or when it is done if it may not run."""
         self._tasks.discard(task)
 
     def fail(self, error: BaseException) -> None:
@@ -159,6 +155,7 @@ class ActorSystem:
             self.root.terminate("shutdown")
             if self._tasks:
                 await asyncio.wait(set(self._tasks))
+            self.deadlines.close()
 
 
 @asynccontextmanager
