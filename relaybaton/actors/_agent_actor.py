@@ -11,9 +11,9 @@ the calls a handoff cut short), so no provider is ever sent a history it rejects
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, final
+from typing import Any, Protocol, final
 
 import anyio
 import msgspec
@@ -135,13 +135,16 @@ class AgentActor(ConversationActor):
 
     # --- as the owner -----------------------------------------------------------------------
 
-    async def on_user_turn(self, owner: OwnerHandle) -> None:
-        await self._run_owner(owner, None)
+    # The hooks return the turn loop's coroutine rather than awaiting it: one coroutine
+    # less per parked conversation for the garbage collector to walk, and one less to run.
 
-    async def on_handoff(self, owner: OwnerHandle, baton: BatonPass) -> None:
+    def on_user_turn(self, owner: OwnerHandle) -> Coroutine[Any, Any, None]:
+        return self._run_owner(owner, None)
+
+    def on_handoff(self, owner: OwnerHandle, baton: BatonPass) -> Coroutine[Any, Any, None]:
         sender = self.flow.agents.get(baton.sender)
         edge = sender.handoffs_by_target.get(self.agent_name) if sender else None
-        await self._run_owner(owner, edge.input_filter if edge else None)
+        return self._run_owner(owner, edge.input_filter if edge else None)
 
     async def _run_owner(self, owner: OwnerHandle, history_filter: HistoryFilter | None) -> None:
         """Drive the active turn from wherever its transcript stands.
@@ -220,9 +223,15 @@ class AgentActor(ConversationActor):
                 gated = True
                 break
         if not gated:  # the common case: no approvals to check, run them all
-            for result in await self._run_tools(
-                calls, owner.conversation_id, (), owner, owner=owner
-            ):
+            conversation_id = owner.conversation_id
+            if len(calls) == 1:  # awaited here: no frame of _run_tools in between
+                call = calls[0]
+                results = [
+                    await self._run_tool(call, conversation_id, (), owner, call.arguments, owner)
+                ]
+            else:
+                results = await self._run_tools(calls, conversation_id, (), owner, owner=owner)
+            for result in results:
                 if failpoints.ARMED:
                     failpoint("after_tool_effect")
                 owner.append(result)
@@ -406,6 +415,19 @@ class AgentActor(ConversationActor):
         args = list(arguments) if arguments is not None else [c.arguments for c in calls]
         if len(calls) == 1:
             return [await self._run_tool(calls[0], conversation_id, chain, sink, args[0], owner)]
+        return await self._run_tools_concurrently(calls, conversation_id, chain, sink, args, owner)
+
+    async def _run_tools_concurrently(  # noqa: PLR0917 - private; one call site passes them all
+        self,
+        calls: Sequence[ToolCall],
+        conversation_id: str,
+        chain: tuple[str, ...],
+        sink: _Sink,
+        args: Sequence[str],
+        owner: OwnerHandle | None,
+    ) -> list[ToolResultMessage]:
+        # Its own method: the closure below makes CPython create a cell for each variable it
+        # captures on every call of the function that defines it, even when it is not used.
         results: list[ToolResultMessage | None] = [None] * len(calls)
 
         async def run(index: int, call: ToolCall) -> None:
@@ -432,7 +454,7 @@ class AgentActor(ConversationActor):
         started = clock.now() if tracing else 0.0
         kind = "function"
         try:
-            content = await self._invoke(call, arguments, conversation_id, chain, owner)
+            content = str(await self._invoke(call, arguments, conversation_id, chain, owner))
             is_error = False
         except ToolError as exc:
             content, is_error = str(exc), True
@@ -460,31 +482,22 @@ class AgentActor(ConversationActor):
             call_id=call.id, name=call.name, content=content, is_error=is_error
         )
 
-    async def _invoke(
+    def _invoke(
         self,
         call: ToolCall,
         arguments: str,
         conversation_id: str,
         chain: tuple[str, ...],
         owner: OwnerHandle | None,
-    ) -> str:
+    ) -> Awaitable[object]:
+        """What to await for the call's result: a function tool's, or the callee agent's.
+
+        Returns the awaitable rather than awaiting it, so that an agent used as a tool is
+        awaited without a frame of ours in between; errors in the call itself raise here.
+        """
         function = self.compiled.function_tools.get(call.name)
         if function is not None:
-            conversation = self.conversations.get(conversation_id)
-            context = ToolContext(
-                conversation_id=conversation_id,
-                agent=self.agent_name,
-                call_id=call.id,
-                user=conversation.user if conversation is not None else "",
-            )
-            if owner is not None:
-                function.parse(arguments)  # refuse bad arguments before recording a start
-                owner.tool_started(call.id, call.name)
-                if owner.must_flush:
-                    await owner.flushed()
-                if failpoints.ARMED:
-                    failpoint("after_tool_started")
-            return await function.invoke(arguments, context)
+            return self._invoke_function(function, call, arguments, conversation_id, owner)
         agent_tool = self.compiled.agent_tools.get(call.name)
         if agent_tool is None:
             names = sorted([*self.compiled.function_tools, *self.compiled.agent_tools])
@@ -500,7 +513,7 @@ class AgentActor(ConversationActor):
                 'send {"input": "<the request>"}',
                 tool=call.name,
             ) from exc
-        return await self.conversations.ask_agent(
+        return self.conversations.ask_agent(
             conversation_id,
             self.agent_name,
             agent_tool.target,
@@ -509,6 +522,30 @@ class AgentActor(ConversationActor):
             chain=chain,
             timeout=agent_tool.timeout,
         )
+
+    async def _invoke_function(
+        self,
+        function: FunctionTool | SchemaTool,
+        call: ToolCall,
+        arguments: str,
+        conversation_id: str,
+        owner: OwnerHandle | None,
+    ) -> str:
+        conversation = self.conversations.get(conversation_id)
+        context = ToolContext(
+            conversation_id=conversation_id,
+            agent=self.agent_name,
+            call_id=call.id,
+            user=conversation.user if conversation is not None else "",
+        )
+        if owner is not None:
+            function.parse(arguments)  # refuse bad arguments before recording a start
+            owner.tool_started(call.id, call.name)
+            if owner.must_flush:
+                await owner.flushed()
+            if failpoints.ARMED:
+                failpoint("after_tool_started")
+        return await function.invoke(arguments, context)
 
 
 def _next_step(transcript: Sequence[msgspec.Struct], agent: str) -> str | list[ToolCall]:

@@ -101,13 +101,14 @@ class ActivationTable(Generic[M, R]):
                 parent=self,  # type: ignore[arg-type]
                 capacity=self.capacity,
                 key=key,
-                on_idle=self._passivate,
+                passivates=True,
             )
             self.live[key] = cell
             self.created += 1
         return cell
 
-    def _passivate(self, cell: ActorCell[M, R]) -> None:
+    def child_idle(self, cell: ActorCell[M, R]) -> None:
+        """Passivate ``cell``: its mailbox is empty and its drain ended."""
         if cell.task is None and not len(cell.mailbox) and self.live.get(cell.key or "") is cell:
             del self.live[cell.key or ""]
             # The cell and its instance point at each other. Breaking the cycle here frees

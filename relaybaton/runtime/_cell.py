@@ -36,6 +36,10 @@ class Parent(Protocol):
         """Forget a child that stopped for good."""
         ...
 
+    def child_idle(self, child: ActorCell[object, object]) -> None:
+        """A passivating child's mailbox is empty and its drain ended (see ``passivates``)."""
+        ...
+
 
 @final
 class ActorCell(Generic[M, R]):
@@ -55,8 +59,8 @@ class ActorCell(Generic[M, R]):
         "key",
         "mailbox",
         "name",
-        "on_idle",
         "parent",
+        "passivates",
         "restarts",
         "system",
         "task",
@@ -71,14 +75,16 @@ class ActorCell(Generic[M, R]):
         parent: Parent,
         capacity: int = 1000,
         key: str | None = None,
-        on_idle: Callable[[ActorCell[M, R]], None] | None = None,
+        passivates: bool = False,
     ) -> None:
         self.system = system
         self.name = name
         self.key = key
         self.factory = factory
         self.parent = parent
-        self.on_idle = on_idle
+        # Tell the parent whenever the drain ends idle. A flag, not a bound-method
+        # callback: one object less per activation for the garbage collector to walk.
+        self.passivates = passivates
         self.mailbox: Mailbox[Envelope[M]] = Mailbox(name, capacity)
         self._ref: ActorRef[M, R] | None = None
         self.envelope: Envelope[M] | None = None  # the message being handled, for the actor
@@ -295,8 +301,8 @@ class ActorCell(Generic[M, R]):
                 # which forgets it when it is done.
                 system.forget_task(self.task)  # type: ignore[arg-type]
                 self.task = None
-        if self._drain_gen == gen and not self.is_stopped and self.on_idle is not None:
-            self.on_idle(self)
+        if self.passivates and self._drain_gen == gen and not self.is_stopped:
+            self.parent.child_idle(self)  # type: ignore[arg-type]
 
     async def _crashed(self, error: Exception, envelope: Envelope[M] | None) -> None:
         now = self.system.clock.now()

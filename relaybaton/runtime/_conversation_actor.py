@@ -14,7 +14,8 @@ handoff or an error); if not, it ends it with an error reply, so no user waits f
 
 from __future__ import annotations
 
-from typing import final
+from collections.abc import Coroutine
+from typing import Any, final
 
 import msgspec
 
@@ -201,11 +202,16 @@ class ConversationActor(Actor[KernelMessage, object]):
     agent_name: str
     conversations: Conversations
 
-    async def receive(self, message: KernelMessage) -> object:
-        envelope = self.context.envelope
-        epoch = envelope.epoch if envelope is not None else 0
+    def receive(self, message: KernelMessage) -> Coroutine[Any, Any, object]:
+        # Returns the coroutine to await rather than awaiting it: a request is answered by
+        # ``on_tool_request`` without a frame of ours in between (one coroutine less per
+        # conversation parked in a tool call).
         if type(message) is ToolRequest:
-            return await self.on_tool_request(ToolScope(self.conversations, message), message)
+            return self.on_tool_request(ToolScope(self.conversations, message), message)
+        envelope = self.context.envelope
+        return self._owner_turn(message, envelope.epoch if envelope is not None else 0)
+
+    async def _owner_turn(self, message: KernelMessage, epoch: int) -> object:
         conversations = self.conversations
         if type(message) is UserTurn:
             conversation = conversations.get(message.conversation_id)
@@ -257,14 +263,17 @@ class ConversationActor(Actor[KernelMessage, object]):
                 f"agent {self.agent_name!r} failed: {type(error).__name__}: {error}",
             )
 
-    async def on_user_turn(self, owner: OwnerHandle) -> None:
-        """Handle the active user message; end with ``owner.reply`` or ``owner.handoff``."""
+    def on_user_turn(self, owner: OwnerHandle) -> Coroutine[Any, Any, None]:
+        """Handle the active user message; end with ``owner.reply`` or ``owner.handoff``.
+
+        The hooks return a coroutine: an ``async def`` override is the usual way.
+        """
         raise NotImplementedError
 
-    async def on_handoff(self, owner: OwnerHandle, baton: BatonPass) -> None:
+    def on_handoff(self, owner: OwnerHandle, baton: BatonPass) -> Coroutine[Any, Any, None]:
         """Continue the user message the baton came with."""
         raise NotImplementedError
 
-    async def on_tool_request(self, scope: ToolScope, request: ToolRequest) -> str:
+    def on_tool_request(self, scope: ToolScope, request: ToolRequest) -> Coroutine[Any, Any, str]:
         """Answer one request from another agent; the answer is its tool result."""
         raise NotImplementedError

@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from functools import partial
 from typing import Any, final
 
@@ -794,7 +794,7 @@ class Conversations:
 
     # --- agents as tools (invariant 6) ------------------------------------------------------
 
-    async def ask_agent(
+    def ask_agent(
         self,
         conversation_id: str,
         caller: str,
@@ -804,8 +804,11 @@ class Conversations:
         *,
         chain: tuple[str, ...] = (),
         timeout: float | None = None,
-    ) -> str:
-        """Ask ``callee`` for one answer; the caller keeps the baton.
+    ) -> Coroutine[Any, Any, object]:
+        """Ask ``callee`` for one answer (await the result); the caller keeps the baton.
+
+        The checks run at the call; the request is queued when the returned coroutine (the
+        ask itself) is awaited, so the caller waits without a frame of ours in between.
 
         Raises:
             RecursiveCallError: ``callee`` already waits up the call chain.
@@ -826,10 +829,7 @@ class Conversations:
             chain=full_chain,
         )
         cell = self.agents[callee].cell_for(conversation_id)
-        result = await cell.ask(
-            request, timeout=timeout, sender=caller, conversation_id=conversation_id
-        )
-        return str(result)
+        return cell.ask(request, timeout=timeout, sender=caller, conversation_id=conversation_id)
 
 
 def arguments_hash(arguments: str) -> str:

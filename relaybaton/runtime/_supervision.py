@@ -241,6 +241,9 @@ class Supervisor:
         if child in self.children:
             self.children.remove(child)
 
+    def child_idle(self, child: Child) -> None:
+        """Nothing to do: a supervised actor stays until it is stopped (no passivation)."""
+
     # --- the Child protocol (as seen by our parent) ---------------------------------------
 
     def restart(self, reason: str) -> None:
