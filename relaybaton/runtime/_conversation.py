@@ -74,9 +74,8 @@ class OwnershipRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     epoch: int
 
 
-@dataclass(slots=True)
-class LedgerEntry:
-    """Usage charged to one (agent, model) pair."""
+class LedgerEntry(msgspec.Struct, kw_only=True, gc=False):
+    """Usage charged to one (agent, model) pair (mutable; numbers only, so untracked by GC)."""
 
     calls: int = 0
     input_tokens: int = 0
@@ -137,7 +136,7 @@ class Conversation:
     inbox: deque[Turn] = field(default_factory=deque)
     active: Turn | None = None
     seen: dict[str, Turn] = field(default_factory=dict)
-    leases: list[Lease] = field(default_factory=list)
+    leases: tuple[Lease, ...] = ()  # rare: a tuple, so none is made per conversation
     user: str = ""  # whom the conversation is with: the namespace of their long-term memory
     # Journal position and the durable-only parts (empty unless a journal is attached):
     seq: int = 0

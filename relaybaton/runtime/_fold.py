@@ -118,8 +118,9 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             conversation.owner = event.agent
             conversation.ownership[-1] = OwnershipRecord(owner=event.agent, epoch=event.epoch)
             if baton is not None and baton.return_to is not None:
-                conversation.leases.append(
-                    Lease(return_to=baton.return_to, turns_left=baton.lease_turns)
+                conversation.leases = (
+                    *conversation.leases,
+                    Lease(return_to=baton.return_to, turns_left=baton.lease_turns),
                 )
         case BatonReturned():
             conversation.in_flight = None
@@ -171,7 +172,7 @@ def finish_turn(conversation: Conversation, agent: str | None, error: str | None
         lease = conversation.leases[-1]
         lease.turns_left -= 1
         if lease.turns_left <= 0:
-            conversation.leases.pop()
+            conversation.leases = conversation.leases[:-1]
             conversation.epoch += 1
             conversation.owner = lease.return_to
             conversation.ownership.append(
@@ -292,7 +293,7 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
         conversation.seen[mid] = turn
     conversation.inbox.extend(turn_of(t) for t in state.inbox)
     conversation.active = turn_of(state.active) if state.active is not None else None
-    conversation.leases = [Lease(return_to=r, turns_left=n) for r, n in state.leases]
+    conversation.leases = tuple(Lease(return_to=r, turns_left=n) for r, n in state.leases)
     conversation.approvals = {a.approval_id: a for a in state.approvals}
     conversation.decisions = {d.approval_id: d for d in state.decisions}
     conversation.tools_started = frozenset(state.tools_started)

@@ -484,8 +484,9 @@ class Conversations:
         conversation.owner = agent
         conversation.ownership[-1] = OwnershipRecord(owner=agent, epoch=baton.epoch)
         if baton.return_to is not None:
-            conversation.leases.append(
-                Lease(return_to=baton.return_to, turns_left=baton.lease_turns)
+            conversation.leases = (
+                *conversation.leases,
+                Lease(return_to=baton.return_to, turns_left=baton.lease_turns),
             )
         if self.journal is not None:
             self.journal.record(conversation, BatonAccepted(agent=agent, epoch=baton.epoch))

@@ -334,7 +334,7 @@ async def test_a_lease_returns_the_baton_after_its_turns() -> None:
         conversation = flow.conversations.get("c1")
         assert conversation is not None
         assert [r.owner for r in conversation.ownership] == ["triage", "refund", "triage"]
-        assert conversation.leases == []
+        assert conversation.leases == ()
         returned = [e for e in conversation.events or [] if isinstance(e, HandoffEvent)][-1]
         assert (returned.action, returned.sender, returned.target, returned.epoch) == (
             "return",
