@@ -258,11 +258,11 @@ class ActorCell(Generic[M, R]):
                             await self._crashed(exc, None)
                             continue
                 try:
-                    envelope = mailbox.get_nowait()
-                except IndexError:
-                    break
+                    envelope = mailbox.poll()
                 except MailboxClosed:
                     await self._finish_stop(instance)
+                    break
+                if envelope is None:
                     break
                 self.current = envelope
                 self.envelope = envelope

@@ -148,6 +148,23 @@ class MailboxMachine(RuleBasedStateMachine):
         self._collect()
 
     @rule()
+    def poll(self) -> None:
+        # The drain loop's receive: the same as get_nowait, with None for "empty".
+        assert self.mailbox is not None
+        if self.getters_expected:
+            return
+        if self.model:
+            assert self.mailbox.poll() == self.model.popleft()
+        elif self.closed:
+            with pytest.raises(MailboxClosed):
+                self.mailbox.poll()
+        else:
+            assert self.mailbox.poll() is None
+        self.run(_settle())
+        self._deliver_model()
+        self._collect()
+
+    @rule()
     def get_waiting(self) -> None:
         assert self.mailbox is not None
         task = self.loop.create_task(self.mailbox.get())

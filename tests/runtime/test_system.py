@@ -71,16 +71,16 @@ async def test_messages_that_cannot_drain_in_the_grace_are_counted_as_shutdown_d
 async def test_a_bug_in_a_kernel_task_fails_the_system_with_that_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_get_nowait = Mailbox.get_nowait
+    real_poll = Mailbox.poll
     broken = {"once": True}
 
-    def get_nowait(self: Mailbox[object]) -> object:
+    def poll(self: Mailbox[object]) -> object:
         if broken["once"] and self.owner == "victim":
             broken["once"] = False
             raise KeyError("kernel bug")
-        return real_get_nowait(self)
+        return real_poll(self)
 
-    monkeypatch.setattr(Mailbox, "get_nowait", get_nowait)
+    monkeypatch.setattr(Mailbox, "poll", poll)
     systems = []
 
     async def run() -> None:
