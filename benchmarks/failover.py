@@ -14,9 +14,10 @@ of 30 s per request. Faults start at t = 300 s:
 - ``slow_recovery``: 180 s of failures, then errors (50% → 0.5%) and latency (4× → 1×)
   decay to normal over 300 s.
 
-The same traffic runs through relaybaton's breaker (``relaybaton.actors._breaker`` — the
-very class the supervisor uses; a retry, when allowed, goes to the other model, and with a
-retry left an attempt is abandoned at 2 × the primary's normal p95) and through breakers
+The same traffic runs through relaybaton's own path (a ``ModelSlot`` on a ``HealthBoard``,
+swapped by the ``ModelSupervisor`` actor's handler when a breaker transition reaches its
+mailbox; a retry, when allowed, goes to the other model, and with a retry left an attempt
+is abandoned at ``stuck_multiple`` × the primary's normal p95) and through breakers
 with the published defaults of Envoy outlier detection, Hystrix, resilience4j and a
 LiteLLM-style cooldown, all with the same routing (closed → primary, open → fallback).
 
@@ -38,6 +39,7 @@ import csv
 import heapq
 import itertools
 import json
+import logging
 import math
 import random
 import statistics
@@ -47,9 +49,25 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Never
 
-from relaybaton.actors._breaker import Breaker, BreakerPolicy, BreakerState
+import structlog
+
+from relaybaton.actors._breaker import BreakerPolicy
+from relaybaton.actors._health import HealthBoard
+from relaybaton.actors._model_supervisor import (
+    ModelSupervisor,
+    SupervisorMessage,
+    SupervisorPolicy,
+    SupervisorState,
+    SwapEvent,
+    Tick,
+)
 from relaybaton.actors._rollout import Rollout, RolloutPolicy, RolloutState
+from relaybaton.actors._routing import Candidate
+from relaybaton.actors._slot import ModelSlot
+from relaybaton.adapters import ModelRequest
+from relaybaton.testing import ScriptedModel
 
 P50, SIGMA = 1.57, math.log(3.37 / 1.57) / 1.645
 BASE_ERRORS, DEADLINE, FAULT_AT, HORIZON = 0.005, 30.0, 300.0, 900.0
@@ -66,6 +84,7 @@ OURS = BreakerPolicy(
     p95_s=None, p95_ratio=2.0, stuck_multiple=1.5, stuck_calls=3, open_s=5.0, backoff=2.0,
     max_open_s=30.0, probes=5, cooldown_s=60.0,
 )  # fmt: skip
+REQUEST = ModelRequest()
 
 
 def arrivals(data: Path, rng: random.Random) -> list[float]:
@@ -134,44 +153,88 @@ class Gate:
         return None
 
 
+class VirtualClock:
+    """The simulation's time as a runtime ``Clock``; nothing in the runtime path sleeps here."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def now(self) -> float:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        raise NotImplementedError("the simulation moves time itself")
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> Never:
+        raise NotImplementedError("the simulation moves time itself")
+
+
 class Ours(Gate):
+    """The runtime's own path: a slot on a health board, swapped by the model supervisor.
+
+    Each attempt goes where the slot sends it (the adapter it holds, or a probe of its
+    primary while that breaker is half-open: ``ModelSlot._choose``, as in a run); breaker
+    transitions and ticks go to the ``ModelSupervisor``'s mailbox, which swaps the slot to
+    the fallback on ``open`` and back on ``closed``. The mailbox is a queue handled before
+    virtual time moves on, as an in-process mailbox is handled before a clock timer fires
+    (its ``receive`` never awaits). Opens and closes are the supervisor's swaps.
+    """
+
     name = "relaybaton"
     attempt_timeout = True
 
     def __init__(self) -> None:
         super().__init__()
-        self.breaker = Breaker("primary", OURS)
+        self.clock = VirtualClock()
+        self.board = HealthBoard(self.clock, OURS)
+        self.primary = ScriptedModel([], name="primary")
+        fallback = ScriptedModel([], name="fallback")
+        self.slot = ModelSlot(
+            "chat",
+            self.primary,
+            clock=self.clock,
+            board=self.board,
+            candidates=[Candidate(self.primary), Candidate(fallback)],
+        )
+        state = SupervisorState(SupervisorPolicy())
+        state.swap_listeners.append(self._swapped)
+        self.supervisor = ModelSupervisor({"chat": self.slot}, self.board, state)
+        self.mailbox: deque[SupervisorMessage] = deque()
+        self.board.listeners.append(self.mailbox.append)
 
-    def _note(self, before: BreakerState, now: float) -> None:
-        after = self.breaker.state
-        if after is BreakerState.OPEN and before is BreakerState.CLOSED:
-            self.opens.append(now)
-        if after is BreakerState.CLOSED and before is not BreakerState.CLOSED:
-            self.closes.append(now)
+    def _swapped(self, event: SwapEvent) -> None:
+        (self.opens if event.action == "failover" else self.closes).append(event.at)
+
+    def _deliver(self) -> None:
+        while self.mailbox:
+            handling = self.supervisor.receive(self.mailbox.popleft())
+            try:
+                handling.send(None)
+            except StopIteration:
+                continue
+            raise RuntimeError("the supervisor awaited; this simulation cannot run it")
 
     def route(self, now: float) -> tuple[bool, bool]:
-        before = self.breaker.state
-        if self.breaker.allows(now):
-            return True, False
-        probe = self.breaker.take_probe(now)
-        self._note(before, now)
-        return probe, probe
+        self.clock.at = now
+        adapter, probe = self.slot._choose(REQUEST, "", None, [])
+        self._deliver()
+        return adapter is self.primary, probe
 
     def started(self, now: float, probe: bool) -> int:
-        return self.breaker.started(now, probe=probe)
+        return self.board.started("primary", probe=probe)
 
     def finished(self, token: int, now: float, ok: bool) -> None:
-        before = self.breaker.state
-        self.breaker.finished(token, now, ok=ok)
-        self._note(before, now)
+        self.clock.at = now
+        self.board.finished("primary", token, ok=ok)
+        self._deliver()
 
     def tick(self, now: float) -> None:
-        before = self.breaker.state
-        self.breaker.evaluate(now)
-        self._note(before, now)
+        self.clock.at = now
+        self.mailbox.append(Tick())
+        self._deliver()
 
     def normal_p95(self) -> float | None:
-        return self.breaker.normal_p95
+        return self.board.breaker("primary").normal_p95
 
 
 class Envoy(Gate):
@@ -496,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    # Every swap is logged at info; a run has thousands, and the table is the report.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     times = arrivals(args.data, random.Random(0))
     started = time.perf_counter()
     results = {name: run_gate(name, times, args.seeds) for name in GATES}

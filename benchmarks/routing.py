@@ -5,8 +5,10 @@ one (Mixtral-8x7B) on GSM8K and MMLU, with the contaminated prompts dropped. Eac
 gets a score (higher: send to the strong model) from relaybaton's learned router
 (``relaybaton.actors._bandit.LearnedRouter``), fed the graded outcomes of the training
 folds only (5-fold cross-validation: no prompt is scored by a router that saw its grade).
-Features come from ``HeuristicClassifier`` (complexity from length, reasoning words and
-numbers), and the domain is the MMLU subject (GSM8K: one domain, "math").
+Features come from ``HeuristicClassifier`` (size in tokens, quantities written as words,
+digits of the largest number, as at run time), and the domain is the MMLU subject (GSM8K:
+one domain, "math"). The router pools grades by (domain, size band) and orders calls
+within a band by a ridge slope on those numeric features.
 
 Metrics, as RouteLLM defines them: sending the top-k scored prompts to the strong model
 gives a quality; PGR = (quality - weak) / (strong - weak); APGR is the area under PGR over
@@ -31,6 +33,8 @@ import random
 import sys
 import time
 from pathlib import Path
+
+import msgspec
 
 from relaybaton.actors._bandit import LearnedRouter
 from relaybaton.actors._features import HeuristicClassifier, TaskFeatures
@@ -76,7 +80,11 @@ def load(data: Path, dataset: str) -> list[Row]:
 def features(classifier: HeuristicClassifier, row: Row) -> TaskFeatures:
     text = row[0]
     return TaskFeatures(
-        complexity=classifier.complexity(text), domain=row[1], expected_tokens=len(text) // 4
+        complexity=classifier.complexity(text),
+        domain=row[1],
+        expected_tokens=len(text) // 4,
+        number_words=classifier.number_words(text),
+        magnitude=classifier.magnitude(text),
     )
 
 
@@ -95,9 +103,7 @@ def learned_scores(rows: list[Row], folds: int = 5, seed: int = 0) -> list[float
                 router.record(feats[i], "strong", float(rows[i][2]))
                 router.record(feats[i], "weak", float(rows[i][3]))
         for i in test:
-            # Ties within a bucket go to the longer prompt (a tiny tie-breaker, < 1e-3).
-            tie = min(feats[i].expected_tokens, 10_000) * 1e-7
-            scores[i] = router.gain(feats[i], "strong", "weak") + tie
+            scores[i] = router.gain(feats[i], "strong", "weak")
     return scores
 
 
@@ -174,7 +180,7 @@ def decision_us(rows: list[Row]) -> float:
     start = time.perf_counter()
     for request, row in zip(requests, rows, strict=False):
         f = classifier.classify(request)
-        router.choose(TaskFeatures(complexity=f.complexity, domain=row[1]))
+        router.choose(msgspec.structs.replace(f, domain=row[1]))
     elapsed = time.perf_counter() - start
     start = time.perf_counter()
     for _request, _row in zip(requests, rows, strict=False):

@@ -7,19 +7,29 @@ old verdict fades. Estimates shrink towards the candidate's estimate over all bu
 the same domain, and that towards its global mean, so a bucket with three grades does not
 decide alone (empirical-Bayes pooling with a prior worth ``prior_weight`` grades).
 
+Buckets are coarse (a domain and a size band), so every call in one gets the same estimate,
+though within a band a longer word problem with more relations is harder. Each candidate
+also keeps a decayed ridge regression of its grades on a few numeric features (the log of
+the expected tokens, quantities written as words, the largest number's digits), and a
+call's estimate moves by that slope times how far the call's features lie from the average
+of the grades behind its estimate. The pooled mean still carries the level; the slope only
+orders calls within it. (A regression alone, with the domain one-hot, would need a solve
+over dozens of weights; the buckets pool by domain for free.)
+
 ``choose`` picks the cheapest candidate whose estimate reaches ``target``; with
 probability ``explore`` (seeded) it tries another one, so the estimates stay fresh.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
-from typing import final
+from typing import TypeVar, final
 
 from relaybaton.actors._features import TaskFeatures
 
-__all__ = ["LearnedRouter", "bucket_of"]
+__all__ = ["LearnedRouter", "bucket_of", "numeric_features"]
 
 
 def bucket_of(features: TaskFeatures) -> tuple[str, int]:
@@ -31,20 +41,106 @@ def bucket_of(features: TaskFeatures) -> tuple[str, int]:
     return features.domain, min(12, features.expected_tokens.bit_length())
 
 
+Vector = tuple[float, ...]
+K = TypeVar("K")
+
+
+def numeric_features(features: TaskFeatures) -> Vector:
+    """What the slopes see of a call: size (log2 of expected tokens), number words, magnitude."""
+    return (
+        math.log2(1 + features.expected_tokens),
+        float(features.number_words),
+        float(features.magnitude),
+    )
+
+
 @final
 class _Stat:
-    __slots__ = ("total", "weight")
+    __slots__ = ("total", "weight", "xsum")
 
     def __init__(self) -> None:
         self.total = 0.0
         self.weight = 0.0
+        self.xsum = [0.0, 0.0, 0.0]
 
-    def add(self, value: float, decay: float) -> None:
+    def add(self, value: float, decay: float, x: Vector) -> None:
         self.total = self.total * decay + value
         self.weight = self.weight * decay + 1.0
+        xsum = self.xsum
+        for i, v in enumerate(x):
+            xsum[i] = xsum[i] * decay + v
+
+    def center(self) -> Vector:
+        """The average features of the grades kept here."""
+        x0, x1, x2 = self.xsum
+        weight = self.weight
+        return (x0 / weight, x1 / weight, x2 / weight)
 
     def mean(self, prior: float, prior_weight: float) -> float:
         return (self.total + prior * prior_weight) / (self.weight + prior_weight)
+
+
+def _stat(table: dict[K, _Stat], key: K) -> _Stat:
+    stat = table.get(key)
+    if stat is None:
+        stat = table[key] = _Stat()
+    return stat
+
+
+@final
+class _Slope:
+    """A decayed ridge regression of grades on ``(1, *numeric_features)``; solved lazily."""
+
+    __slots__ = ("_a", "_b", "_ridge", "_weights")
+
+    def __init__(self, ridge: float) -> None:
+        size = 4
+        self._a = [[0.0] * size for _ in range(size)]
+        self._b = [0.0] * size
+        self._ridge = ridge
+        self._weights: list[float] | None = None
+
+    def add(self, x: Vector, value: float, decay: float) -> None:
+        row = (1.0, *x)
+        a, b = self._a, self._b
+        for i, xi in enumerate(row):
+            b[i] = b[i] * decay + xi * value
+            ai = a[i]
+            for j, xj in enumerate(row):
+                ai[j] = ai[j] * decay + xi * xj
+        self._weights = None
+
+    def delta(self, x: Vector, center: Vector) -> float:
+        """The change in expected grade from ``center`` to ``x``."""
+        weights = self._weights
+        if weights is None:
+            weights = self._weights = self._solve()
+        # Written out: this runs for every candidate of every routed call.
+        return (
+            weights[1] * (x[0] - center[0])
+            + weights[2] * (x[1] - center[1])
+            + weights[3] * (x[2] - center[2])
+        )
+
+    def _solve(self) -> list[float]:
+        # Gaussian elimination on the 4 x 4 normal equations. They are positive definite (a
+        # Gram matrix plus the ridge on the slopes and a speck on the intercept), so no
+        # pivoting is needed.
+        size = len(self._b)
+        m = [[*row, self._b[i]] for i, row in enumerate(self._a)]
+        for i in range(size):
+            m[i][i] += self._ridge if i else 1e-9
+        for col in range(size):
+            pivot = m[col]
+            for row in m[col + 1 :]:
+                factor = row[col] / pivot[col]
+                for j in range(col, size + 1):
+                    row[j] -= factor * pivot[j]
+        weights = [0.0] * size
+        for i in reversed(range(size)):
+            rest = sum(m[i][j] * weights[j] for j in range(i + 1, size))
+            weights[i] = (m[i][size] - rest) / m[i][i]
+        return weights
 
 
 @final
@@ -59,6 +155,7 @@ class LearnedRouter:
         prior: float = 0.5,
         explore: float = 0.02,
         seed: int = 0,
+        ridge: float = 1.0,
     ) -> None:
         if not 0.0 < decay <= 1.0:
             raise ValueError(f"decay must be within (0, 1], got {decay}")
@@ -70,37 +167,40 @@ class LearnedRouter:
         self._buckets: dict[tuple[tuple[str, int], str], _Stat] = {}
         self._domains: dict[tuple[str, str], _Stat] = {}
         self._global: dict[str, _Stat] = {}
+        self._slopes: dict[str, _Slope] = {}
+        self.ridge = ridge
         self.grades = 0
 
     def record(self, features: TaskFeatures, candidate: str, utility: float) -> None:
         """Learn one graded outcome (utility in [0, 1], e.g. 1.0 for a correct answer)."""
         self.grades += 1
-        key = (bucket_of(features), candidate)
-        stat = self._buckets.get(key)
-        if stat is None:
-            stat = self._buckets[key] = _Stat()
-        stat.add(utility, self.decay)
-        domain = (features.domain, candidate)
-        stat = self._domains.get(domain)
-        if stat is None:
-            stat = self._domains[domain] = _Stat()
-        stat.add(utility, self.decay)
-        stat = self._global.get(candidate)
-        if stat is None:
-            stat = self._global[candidate] = _Stat()
-        stat.add(utility, self.decay)
+        x = numeric_features(features)
+        decay = self.decay
+        _stat(self._buckets, (bucket_of(features), candidate)).add(utility, decay, x)
+        _stat(self._domains, (features.domain, candidate)).add(utility, decay, x)
+        _stat(self._global, candidate).add(utility, decay, x)
+        slope = self._slopes.get(candidate)
+        if slope is None:
+            slope = self._slopes[candidate] = _Slope(self.ridge)
+        slope.add(x, utility, decay)
 
     def estimate(self, features: TaskFeatures, candidate: str) -> float:
-        """The pooled utility estimate of ``candidate`` for calls like this one."""
+        """The pooled utility estimate of ``candidate`` for calls like this one, in [0, 1]."""
         glob = self._global.get(candidate)
-        mean = glob.mean(self.prior, self.prior_weight) if glob else self.prior
+        if glob is None:
+            return self.prior
+        mean = glob.mean(self.prior, self.prior_weight)
+        nearest = glob
         domain = self._domains.get((features.domain, candidate))
         if domain is not None:
             mean = domain.mean(mean, self.prior_weight)
+            nearest = domain
         bucket = self._buckets.get((bucket_of(features), candidate))
         if bucket is not None:
             mean = bucket.mean(mean, self.prior_weight)
-        return mean
+            nearest = bucket
+        mean += self._slopes[candidate].delta(numeric_features(features), nearest.center())
+        return min(1.0, max(0.0, mean))
 
     def gain(self, features: TaskFeatures, strong: str, weak: str) -> float:
         """How much more utility ``strong`` is expected to give than ``weak`` here."""

@@ -6,13 +6,22 @@ for longer (``open_s × backoff^k``, capped by ``max_open_s``).
 
 A breaker trips on any of:
 
-- ``consecutive_failures`` failures in a row (a fast-fail outage shows in a second);
+- ``consecutive_failures`` failures in a row, in the order the calls *started* (a fast-fail
+  outage shows in well under a second);
 - an error rate above ``error_rate`` over the last ``window_calls`` calls of the last
   ``window_s`` seconds, once there are ``min_calls`` of them;
 - a p95 latency above ``p95_s``, or above ``p95_ratio`` × the adapter's normal p95;
 - ``stuck_calls`` requests in flight for longer than ``stuck_multiple`` × its normal p95.
 
-The last one is why a provider that hangs requests, or slows down eightfold, is noticed in
+Why start order: a provider that starts refusing calls answers the new ones in
+milliseconds while calls sent a second or two earlier are still coming back fine. Counted in
+the order they finish, those older successes keep resetting the run of failures, and the
+outage waits for a lull; but a success only says the provider worked when that call began,
+so it clears only the failures of calls that began before it. (A run counted by finish time
+rewards the opposite too: a slow call that times out lands long after newer calls succeeded,
+and is rightly ignored.)
+
+The stuck-call rule is why a provider that hangs requests, or slows down eightfold, is noticed in
 seconds: a breaker that counts only finished calls waits for the deadline (or forever). The
 normal p95 is ``baseline_p95_s`` when given, else learned from calls made while closed.
 
@@ -90,7 +99,10 @@ class Breaker:
         self._baseline = SlidingWindow(horizon_s=1e12, max_count=policy.baseline_calls)
         self.in_flight: dict[int, float] = {}
         self._ids = itertools.count()
-        self._consecutive = 0
+        # Start times of failed calls that began after ``_ok_started`` (the latest start of a
+        # call that succeeded): the run of failures in start order.
+        self._failed_starts: list[float] = []
+        self._ok_started = -1e18
         self._open_until = 0.0
         self._level = 0  # how many times in a row it opened without staying closed
         self._closed_at = -1e18
@@ -134,12 +146,20 @@ class Breaker:
             return None  # a call that began before the trip; its verdict is already in
         self.window.add(now, latency, ok=ok)
         if ok:
-            self._consecutive = 0
+            if started > self._ok_started:
+                self._ok_started = started
+                if self._failed_starts:
+                    self._failed_starts = [s for s in self._failed_starts if s > started]
             if self.policy.baseline_p95_s is None:
                 self._baseline.add(now, latency, ok=True)
-        else:
-            self._consecutive += 1
+        elif started > self._ok_started:
+            self._failed_starts.append(started)
         return self.evaluate(now)
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failed calls that began after the latest-started call that succeeded."""
+        return len(self._failed_starts)
 
     # --- decisions ------------------------------------------------------------------------
 
@@ -166,8 +186,9 @@ class Breaker:
         policy = self.policy
         window = self.window
         window.expire(now)
-        if self._consecutive >= policy.consecutive_failures:
-            return f"{self._consecutive} failures in a row"
+        failures = len(self._failed_starts)
+        if failures >= policy.consecutive_failures:
+            return f"{failures} failures in a row"
         if window.count >= policy.min_calls and window.error_rate > policy.error_rate:
             return (
                 f"error rate {window.error_rate:.1%} > {policy.error_rate:.1%} over "
@@ -230,7 +251,7 @@ class Breaker:
         if self._probes_ok < self.policy.probes:
             return None
         self.window.clear()
-        self._consecutive = 0
+        self._failed_starts.clear()
         self._closed_at = now
         return self._move(BreakerState.CLOSED, f"{self._probes_ok} probes answered in time", now)
 

@@ -1,7 +1,8 @@
 """Task features: what a router needs to know about a call before it picks a model.
 
 ``TaskFeatures`` is a small frozen record (complexity 0–10, whether the call needs vision or
-tools, a domain label, the expected token count). ``HeuristicClassifier`` derives it from the
+tools, a domain label, the expected token count, and two signs of arithmetic: quantities
+written as words and the size of the largest number). ``HeuristicClassifier`` derives it from the
 request's text in a few microseconds; ``SlotClassifier`` asks a model through a slot instead,
 for flows that would rather pay a cheap call than guess. Both satisfy ``Classifier``.
 """
@@ -39,6 +40,9 @@ class TaskFeatures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         needs_tools: the request offers tools, so the model must be able to call them.
         domain: a label such as ``billing`` or ``math`` (``general`` when nothing matched).
         expected_tokens: input tokens plus the expected answer; the context must hold it.
+        number_words: quantities written as words (three, twice, half, a dozen); in a word
+            problem each tends to be a relation the answer must work through.
+        magnitude: digits in the integer part of the largest number the text holds.
     """
 
     complexity: int = 0
@@ -46,6 +50,8 @@ class TaskFeatures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     needs_tools: bool = False
     domain: str = "general"
     expected_tokens: int = 0
+    number_words: int = 0
+    magnitude: int = 0
 
 
 class Classifier(Protocol):
@@ -64,6 +70,16 @@ _HARD = re.compile(
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _WORD = re.compile(r"[a-z]{3,}")
+# Cardinals, multiples and fractions: on graded word problems these marked the hard ones
+# better than digit counts did ("twice as many", "a third of", "half the rest"). A set
+# looked up per word, not a regex alternation: a fifth of the time on a 300-character prompt.
+_NUMBER_WORDS = frozenset({
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "twenty", "thirty", "forty", "fifty", "hundred", "hundreds", "thousand",
+    "thousands", "million", "millions", "half", "halves", "twice", "double", "triple", "third",
+    "thirds", "quarter", "quarters", "dozen", "dozens",
+})  # fmt: skip
+_INTEGER_PART = re.compile(r"\d[\d,]*")
 
 DEFAULT_DOMAINS: Mapping[str, frozenset[str]] = {
     "billing": frozenset({"invoice", "charge", "charged", "payment", "receipt", "billing", "card"}),
@@ -104,6 +120,7 @@ class HeuristicClassifier:
     def classify(self, request: ModelRequest) -> TaskFeatures:
         """Return the request's features from its text alone."""
         text = request_text(request)
+        words = _WORD.findall(text.lower())
         vision = any(isinstance(m, UserMessage) and m.images for m in request.messages)
         history = len(request.instructions) + sum(
             len(m.content) if isinstance(m, ToolResultMessage) else len(m.text)
@@ -113,9 +130,11 @@ class HeuristicClassifier:
             complexity=self.complexity(text),
             needs_vision=vision,
             needs_tools=bool(request.tools),
-            domain=self.domain(text),
+            domain=self._domain_of(set(words)),
             expected_tokens=history // 4 + (request.max_output_tokens or 0)
             or history // 4 + self.expected_output_tokens,
+            number_words=_count_number_words(words),
+            magnitude=self.magnitude(text),
         )
 
     @staticmethod
@@ -128,15 +147,31 @@ class HeuristicClassifier:
         numbers = min(2, len(_NUMBER.findall(text)) // 3)
         return max(0, min(10, round(length + hard + numbers)))
 
+    @staticmethod
+    def number_words(text: str) -> int:
+        """How many quantities ``text`` writes as words (three, twice, half, dozens)."""
+        return _count_number_words(_WORD.findall(text.lower()))
+
+    @staticmethod
+    def magnitude(text: str) -> int:
+        """Digits in the integer part of the largest number in ``text`` (0 if none)."""
+        return max((len(n) - n.count(",") for n in _INTEGER_PART.findall(text)), default=0)
+
     def domain(self, text: str) -> str:
         """The domain whose keywords the text uses most; ``general`` if none."""
-        words = set(_WORD.findall(text.lower()))
+        return self._domain_of(set(_WORD.findall(text.lower())))
+
+    def _domain_of(self, words: set[str]) -> str:
         best, best_hits = "general", 0
         for name, keywords in self.domains.items():
             hits = len(words & keywords)
             if hits > best_hits:
                 best, best_hits = name, hits
         return best
+
+
+def _count_number_words(words: list[str]) -> int:
+    return sum(1 for word in words if word in _NUMBER_WORDS)
 
 
 class _Verdict(msgspec.Struct, kw_only=True):

@@ -162,7 +162,13 @@ def ordered(rules: Sequence[Rule]) -> list[Rule]:
     """Rules in the order the router tries them."""
     if all(r.priority is None for r in rules):
         return list(rules)
-    return sorted(rules, key=lambda r: (-(r.priority or 0), r.index))
+    return sorted(rules, key=lambda r: (-_rank(r), r.index))
+
+
+def _rank(rule: Rule) -> int:
+    # Once any rule sets a priority, a rule without one ranks as priority 0, for ordering and
+    # for the ambiguity check alike.
+    return rule.priority or 0
 
 
 class RuleProblem:
@@ -286,7 +292,7 @@ def check_rules(rules: Sequence[Rule], *, max_cells: int = 200_000) -> list[Rule
         earlier = [
             r
             for r in order[:position]
-            if not r.region.empty() and (not explicit or (r.priority or 0) > (rule.priority or 0))
+            if not r.region.empty() and (not explicit or _rank(r) > _rank(rule))
         ]
         cells = list(itertools.islice(_cells(rule.region, rules), max_cells))
         covering = [[r for r in earlier if _contains(r.region, cell)] for cell in cells]
@@ -295,7 +301,7 @@ def check_rules(rules: Sequence[Rule], *, max_cells: int = 200_000) -> list[Rule
             continue
         if explicit:
             for other in order[:position]:
-                if other.priority != rule.priority or other.use == rule.use:
+                if _rank(other) != _rank(rule) or other.use == rule.use:
                     continue
                 shared = next((c for c in cells if _contains(other.region, c)), None)
                 if shared is not None:
@@ -303,7 +309,7 @@ def check_rules(rules: Sequence[Rule], *, max_cells: int = 200_000) -> list[Rule
                         RuleProblem(
                             rule.index,
                             f"overlaps {other.label} with the same priority "
-                            f"{rule.priority or 0}: both take calls with {_describe(shared)} "
+                            f"{_rank(rule)}: both take calls with {_describe(shared)} "
                             f"but send them to {other.use!r} and {rule.use!r}; give one a "
                             "higher priority or narrow one",
                         )

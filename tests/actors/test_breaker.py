@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from relaybaton.actors._breaker import Breaker, BreakerPolicy, BreakerState
 
 POLICY = BreakerPolicy(
@@ -24,6 +27,86 @@ def test_consecutive_failures_trip_at_once() -> None:
         _call(breaker, i * 0.1, 0.05, ok=False)
     assert breaker.state is BreakerState.OPEN
     assert breaker.transitions[-1].reason == "4 failures in a row; open for 5 s"
+
+
+# Only the run of failures can trip it: isolates that rule from the window and latency ones.
+RUN_ONLY = BreakerPolicy(
+    error_rate=1.0, min_calls=10**6, consecutive_failures=3, p95_s=None, stuck_calls=10**6,
+    baseline_p95_s=2.0,
+)  # fmt: skip
+
+
+def test_fast_failures_trip_though_calls_begun_earlier_succeed_between_them() -> None:
+    breaker = Breaker("a", RUN_ONLY)
+    older = [breaker.started(at) for at in (8.0, 8.5, 9.0)]
+    failing = [breaker.started(at) for at in (10.0, 10.1, 10.2)]
+    # Finish order: fail, old ok, fail, old ok, fail, old ok. Counted by finish time the run
+    # never reaches 2; the old successes say nothing about the provider after 10.0.
+    for fail, ok, at in zip(failing, older, (10.05, 10.15, 10.25), strict=True):
+        breaker.finished(fail, at, ok=False)
+        breaker.finished(ok, at + 0.01, ok=True)
+    assert breaker.state is BreakerState.OPEN
+    assert breaker.transitions[-1].reason == "3 failures in a row; open for 5 s"
+
+
+def test_a_call_begun_after_the_failures_that_succeeds_clears_the_run() -> None:
+    breaker = Breaker("a", RUN_ONLY)
+    for at in (0.0, 0.1):
+        _call(breaker, at, 0.05, ok=False)
+    _call(breaker, 0.2, 0.05)
+    _call(breaker, 0.3, 0.05, ok=False)
+    assert breaker.consecutive_failures == 1
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_slow_failure_older_than_a_success_does_not_count() -> None:
+    breaker = Breaker("a", RUN_ONLY)
+    slow = breaker.started(0.0)
+    _call(breaker, 1.0, 1.0)
+    for at in (3.0, 3.1):
+        _call(breaker, at, 0.05, ok=False)
+    breaker.finished(slow, 5.0, ok=False)  # a timeout of a call sent before the success
+    assert breaker.consecutive_failures == 2
+    assert breaker.state is BreakerState.CLOSED
+
+
+@given(
+    older=st.lists(st.tuples(st.floats(0.0, 9.9), st.floats(0.2, 5.0)), max_size=30),
+    burst=st.lists(st.tuples(st.floats(10.0, 11.0), st.floats(0.0, 0.1)), min_size=3, max_size=6),
+)
+def test_a_burst_of_fast_failures_trips_whatever_older_calls_do(
+    older: list[tuple[float, float]], burst: list[tuple[float, float]]
+) -> None:
+    breaker = Breaker("a", RUN_ONLY)
+    calls = [(start, start + latency, True) for start, latency in older]
+    calls += [(start, start + latency, False) for start, latency in burst]
+    tokens = {i: breaker.started(start) for i, (start, _, _) in _by(calls, 0)}
+    for i, (_, end, ok) in _by(calls, 1):
+        breaker.finished(tokens[i], end, ok=ok)
+    assert breaker.state is BreakerState.OPEN
+
+
+def _by(
+    calls: list[tuple[float, float, bool]], field: int
+) -> list[tuple[int, tuple[float, float, bool]]]:
+    """The calls with their index, in the order of their start (0) or end (1)."""
+    return sorted(enumerate(calls), key=lambda item: item[1][field])
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 3.0), st.booleans()), max_size=60))
+def test_calls_one_after_another_trip_on_exactly_n_failures_in_a_row(
+    calls: list[tuple[float, bool]],
+) -> None:
+    breaker = Breaker("a", RUN_ONLY)
+    now, run, tripped = 0.0, 0, False
+    for latency, ok in calls:
+        _call(breaker, now, latency, ok=ok)
+        now += latency + 0.01
+        run = 0 if ok else run + 1
+        tripped = tripped or run >= 3
+        assert (breaker.state is BreakerState.OPEN) is tripped
+        if tripped:
+            break
 
 
 def test_calls_stuck_in_flight_trip_before_any_of_them_ends() -> None:

@@ -59,6 +59,16 @@ def test_rules_of_equal_priority_that_overlap_are_ambiguous() -> None:
     )
 
 
+def test_a_rule_without_priority_ranks_as_zero_and_overlaps_one_with_priority_zero() -> None:
+    problems = check_rules(
+        _rules(("complexity <= 5", "a", 0), ("vision", "b"), ("complexity > 8", "c", 1))
+    )
+    assert [p.index for p in problems] == [1]
+    assert problems[0].message.startswith(
+        "overlaps rules[0] (complexity <= 5) with the same priority 0: both take calls with"
+    )
+
+
 def test_a_higher_priority_orders_overlapping_rules() -> None:
     assert check_rules(_rules(("complexity <= 5", "a", 2), ("vision", "b", 1))) == []
 
