@@ -268,7 +268,7 @@ class Router:
             self.step_downs += 1
             return Decision(
                 candidate=cheapest.name,
-                reason=f"budget: {label} (≥ {self.budgets.step_down_at:.0%}); stepped down "
+                reason=f"budget: {label} (≥ {self.budgets.step_down_at * 100:g}%); stepped down "
                 f"to the cheapest model {cheapest.name}",
                 stepped_down=True,
                 policy="budget",
