@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relaybaton.actors import ModelSlot
+from relaybaton.actors._health import HealthBoard
+from relaybaton.actors._model_supervisor import open_model_supervisor
 from relaybaton.actors._rollout import RolloutPolicy, arm_point
 from relaybaton.actors._routing import Decision
 from relaybaton.actors._shadow import open_shadow_runner
@@ -18,7 +20,7 @@ from relaybaton.actors._slot_rollout import RolloutEvent
 from relaybaton.adapters import ModelCallRecord, ModelRequest, RequestMetadata, UserMessage
 from relaybaton.adapters._scripted import ScriptedModel, tool_call
 from relaybaton.errors import ModelOverloadedError
-from relaybaton.runtime import FakeClock
+from relaybaton.runtime import FakeClock, open_system
 
 pytestmark = pytest.mark.anyio
 
@@ -269,3 +271,28 @@ def test_a_conversation_stays_on_one_arm_while_the_rollout_runs(
         assert all(len(models) == 1 for models in arms.values()), arms
 
     asyncio.run(run())
+
+
+async def test_the_supervisor_keeps_rollout_moves_and_shadow_spend_apart_from_agents() -> None:
+    clock = FakeClock()
+    slot, _, _ = _slot(clock, _answer("new"), stages=(0.0, 1.0))
+    board = HealthBoard(clock)
+    async with (
+        open_system(clock=clock) as system,
+        open_model_supervisor(system, {"general": slot}, board) as supervisor,
+        open_shadow_runner() as runner,
+    ):
+        slot.shadows = runner
+        for i in range(12):
+            await slot.call(_request(f"c{i}"), agent="triage")
+            await anyio.wait_all_tasks_blocked()
+            await clock.advance(1.0)
+        await anyio.wait_all_tasks_blocked()
+        state = supervisor.state
+        assert [(e.action, e.slot) for e in state.rollouts] == [("promote", "general")]
+        assert [(s.action, s.source, s.target) for s in state.swaps] == [("promote", "old", "new")]
+        # Ten shadow copies before the promotion at t=10 s (0.01 each for the incumbent's
+        # calls); after it, the new model serves the agent's calls itself.
+        assert state.shadow_spend_by_model == {"new": pytest.approx(0.1)}
+        assert state.spend_by_agent == {"triage": pytest.approx(0.12)}
+        assert slot.adapter.name == "new"
