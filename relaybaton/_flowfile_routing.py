@@ -157,6 +157,22 @@ def _suggest(name: str, choices: Iterable[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
+def _no_candidate(path: str, name: str, names: list[str]) -> FlowProblem:
+    return FlowProblem(
+        path,
+        f'no candidate named "{name}"{_suggest(name, names)}; candidates: {", ".join(names)}',
+    )
+
+
+def _not_positive(at: str, values: Iterable[tuple[str, float | None]]) -> list[FlowProblem]:
+    """A problem per value set and not greater than 0."""
+    return [
+        FlowProblem(f"{at}.{label}", f"must be greater than 0, got {value}")
+        for label, value in values
+        if value is not None and value <= 0
+    ]
+
+
 def rules_of(routing: RoutingConfig) -> list[Rule]:
     """The routing table's rules, parsed (the flow has been checked, so they parse)."""
     return [Rule(r.when, r.use, priority=r.priority, index=i) for i, r in enumerate(routing.rules)]
@@ -232,9 +248,7 @@ def check_routing(
         ("budget_usd_per_agent", routing.budget_usd_per_agent),
         ("budget_tokens_per_agent", routing.budget_tokens_per_agent),
     )
-    for label, value in budgets:
-        if value is not None and value <= 0:
-            add(FlowProblem(f"{at}.{label}", f"must be greater than 0, got {value}"))
+    problems.extend(_not_positive(at, budgets))
     if not 0.0 < routing.step_down_at <= 1.0:
         add(FlowProblem(f"{at}.step_down_at", "must be within (0, 1]"))
     if routing.policy not in _POLICIES:
@@ -262,13 +276,7 @@ def check_routing(
                 text = f"{first}{hint}{sep}{rest}"
             add(FlowProblem(f"{path}.when", text))
         if routing.candidates and config.use not in names:
-            add(
-                FlowProblem(
-                    f"{path}.use",
-                    f'no candidate named "{config.use}"{_suggest(config.use, names)}; '
-                    f"candidates: {', '.join(names)}",
-                )
-            )
+            add(_no_candidate(f"{path}.use", config.use, names))
     if len(rules) == len(routing.rules):
         problems.extend(
             FlowProblem(f"{at}.rules[{p.index}]", p.message) for p in check_rules(rules)
@@ -303,13 +311,7 @@ def check_rollout(
                 )
             )
         elif rollout.replaces not in names:
-            add(
-                FlowProblem(
-                    f"{at}.replaces",
-                    f'no candidate named "{rollout.replaces}"{_suggest(rollout.replaces, names)}; '
-                    f"candidates: {', '.join(names)}",
-                )
-            )
+            add(_no_candidate(f"{at}.replaces", rollout.replaces, names))
         else:
             replaced = routing.candidates[names.index(rollout.replaces)].model
     if rollout.model == replaced:
@@ -336,9 +338,7 @@ def check_rollout(
         ("shadow_concurrency", rollout.shadow_concurrency),
         ("shadow_timeout_s", rollout.shadow_timeout_s),
     )
-    for label, value in positive:
-        if value <= 0:
-            add(FlowProblem(f"{at}.{label}", f"must be greater than 0, got {value}"))
+    problems.extend(_not_positive(at, positive))
     for label, value in (
         ("error_margin", rollout.error_margin),
         ("quality_margin", rollout.quality_margin),

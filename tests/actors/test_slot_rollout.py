@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import pytest
@@ -15,7 +17,7 @@ from relaybaton.actors._health import HealthBoard
 from relaybaton.actors._model_supervisor import open_model_supervisor
 from relaybaton.actors._rollout import RolloutPolicy, arm_point
 from relaybaton.actors._routing import Decision
-from relaybaton.actors._shadow import open_shadow_runner
+from relaybaton.actors._shadow import ShadowRunner, open_shadow_runner
 from relaybaton.actors._slot_rollout import RolloutEvent
 from relaybaton.adapters import ModelCallRecord, ModelRequest, RequestMetadata, UserMessage
 from relaybaton.adapters._scripted import ScriptedModel, tool_call
@@ -30,6 +32,18 @@ def _request(conversation: str, text: str = "hello") -> ModelRequest:
         messages=(UserMessage(text=text),),
         metadata=RequestMetadata(agent="triage", conversation_id=conversation),
     )
+
+
+@asynccontextmanager
+async def _shadowing(slot: ModelSlot) -> AsyncIterator[ShadowRunner]:
+    """A runner for the slot's shadow copies, as a runtime lends one, for the block."""
+    async with open_shadow_runner() as runner:
+        slot.shadows = runner
+        yield runner
+
+
+def _hanging() -> ScriptedModel:
+    return ScriptedModel(lambda _: "new", name="new", gate=asyncio.Event())
 
 
 def _answer(text: str) -> ScriptedModel:
@@ -54,8 +68,7 @@ async def test_a_shadow_copy_runs_off_the_callers_path_and_its_answer_goes_nowhe
     gate = asyncio.Event()
     new = ScriptedModel([tool_call("refund", amount=500)], name="new", gate=gate, cost_per_call=0.5)
     slot, records, _ = _slot(clock, new)
-    async with open_shadow_runner() as runner:
-        slot.shadows = runner
+    async with _shadowing(slot):
         response = await slot.call(_request("c1"), agent="triage")
         # The caller has the incumbent's answer while the copy is still held in flight.
         assert response.message.text == "old"
@@ -86,8 +99,7 @@ async def test_shadow_copies_are_bounded_and_the_rest_are_dropped_and_counted() 
     slot, _, _ = _slot(clock, new)
     rollout = slot.rollout
     assert rollout is not None
-    async with open_shadow_runner() as runner:
-        slot.shadows = runner
+    async with _shadowing(slot):
         for i in range(5):
             await slot.call(_request(f"c{i}"))
         await anyio.wait_all_tasks_blocked()
@@ -100,10 +112,9 @@ async def test_shadow_copies_are_bounded_and_the_rest_are_dropped_and_counted() 
 
 async def test_shadow_calls_still_running_are_cancelled_when_their_runner_closes() -> None:
     clock = FakeClock()
-    new = ScriptedModel(lambda _: "new", name="new", gate=asyncio.Event())
+    new = _hanging()
     slot, records, _ = _slot(clock, new)
-    async with open_shadow_runner() as runner:
-        slot.shadows = runner
+    async with _shadowing(slot) as runner:
         await slot.call(_request("c1"))
         await anyio.wait_all_tasks_blocked()
     assert runner.closed
@@ -117,10 +128,9 @@ async def test_shadow_calls_still_running_are_cancelled_when_their_runner_closes
 
 async def test_a_hung_shadow_call_times_out_as_an_error_of_the_new_model() -> None:
     clock = FakeClock()
-    new = ScriptedModel(lambda _: "new", name="new", gate=asyncio.Event())
+    new = _hanging()
     slot, records, _ = _slot(clock, new)
-    async with open_shadow_runner() as runner:
-        slot.shadows = runner
+    async with _shadowing(slot):
         await slot.call(_request("c1"))
         await anyio.wait_all_tasks_blocked()
         await clock.advance(60.0)
@@ -133,8 +143,7 @@ async def test_a_hung_shadow_call_times_out_as_an_error_of_the_new_model() -> No
 
 async def _shadow_traffic(clock: FakeClock, slot: ModelSlot, seconds: int) -> list[str]:
     answers: list[str] = []
-    async with open_shadow_runner() as runner:
-        slot.shadows = runner
+    async with _shadowing(slot):
         for i in range(seconds):
             answers.append((await slot.call(_request(f"c{i}"))).message.text)
             await anyio.wait_all_tasks_blocked()
@@ -255,8 +264,7 @@ def test_a_conversation_stays_on_one_arm_while_the_rollout_runs(
         rollout = slot.rollout
         assert rollout is not None
         arms: dict[str, set[str]] = {}
-        async with open_shadow_runner() as runner:
-            slot.shadows = runner  # the shadow stage moves on shadow evidence
+        async with _shadowing(slot):  # the shadow stage moves on shadow evidence
             for index, ok, pause in calls:
                 conversation = f"c{index}"
                 (bad.discard if ok else bad.add)(conversation)
@@ -280,9 +288,8 @@ async def test_the_supervisor_keeps_rollout_moves_and_shadow_spend_apart_from_ag
     async with (
         open_system(clock=clock) as system,
         open_model_supervisor(system, {"general": slot}, board) as supervisor,
-        open_shadow_runner() as runner,
+        _shadowing(slot),
     ):
-        slot.shadows = runner
         for i in range(12):
             await slot.call(_request(f"c{i}"), agent="triage")
             await anyio.wait_all_tasks_blocked()
