@@ -19,7 +19,14 @@ from pathlib import Path
 import msgspec
 
 from relaybaton._flowfile_memory import check_memory_and_mcp
-from relaybaton._flowfile_routing import CandidateConfig, RoutingConfig, RuleConfig, check_routing
+from relaybaton._flowfile_routing import (
+    CandidateConfig,
+    RolloutConfig,
+    RoutingConfig,
+    RuleConfig,
+    check_rollout,
+    check_routing,
+)
 from relaybaton.actors._breaker import BreakerPolicy
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.errors import FlowError, FlowProblem
@@ -34,6 +41,7 @@ __all__ = [
     "McpServerConfig",
     "MemoryConfig",
     "ModelConfig",
+    "RolloutConfig",
     "RoutingConfig",
     "RuleConfig",
     "ToolConfig",
@@ -59,7 +67,8 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A ``[models.<slot>]`` table: the model id and its options.
 
     ``routing`` (a ``[models.<slot>.routing]`` table) gives the slot several candidate
-    models and a router that picks one per call.
+    models and a router that picks one per call; ``rollout`` (a ``[models.<slot>.rollout]``
+    table) rolls a new model out in place of the slot's, stage by stage.
     """
 
     model: str
@@ -75,6 +84,7 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seed: int = 0
     fallbacks: list[str] = msgspec.field(default_factory=list)
     routing: RoutingConfig | None = None
+    rollout: RolloutConfig | None = None
 
 
 class ToolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -191,6 +201,7 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "models[].routing": RoutingConfig,
     "models[].routing.candidates[]": CandidateConfig,
     "models[].routing.rules[]": RuleConfig,
+    "models[].rollout": RolloutConfig,
     "tools[]": ToolConfig,
     "agents[]": AgentConfig,
     "agents[].handoffs[]": HandoffConfig,
@@ -324,6 +335,10 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
         if model.routing is not None:
             problems.extend(
                 check_routing(slot, model.model, model.fallbacks, model.routing, _PROVIDERS)
+            )
+        if model.rollout is not None:
+            problems.extend(
+                check_rollout(slot, model.model, model.routing, model.rollout, _PROVIDERS)
             )
     for name, tool in flow.tools.items():
         try:

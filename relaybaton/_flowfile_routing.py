@@ -24,22 +24,52 @@ policies: capability, health, budget, then rules, then cost)::
 The rules are checked when the flow loads: a rule that can never match (earlier rules take
 every call it would take) or two rules of the same priority that take the same calls and
 send them to different models are load errors naming both rules.
+
+``policy = "learned"`` puts the learned router (a bandit over task features) where the cost
+policy would choose; rules still come first. It learns only from graded outcomes, which a
+flow file cannot give: grade calls from Python with ``slot.router.learned.record(features,
+candidate, utility)`` (``features`` from ``slot.classifier.classify(request)``). Until it
+has grades it picks by its prior, the cheapest candidate first, exploring a little.
+
+A ``[models.<slot>.rollout]`` table rolls a new model out in place of the slot's model (or,
+in a routed slot, of the candidate ``replaces`` names), stage by stage, with automatic
+rollback (see ``relaybaton.actors._rollout``)::
+
+    [models.assistant.rollout]
+    model = "simulated:general-v2"
+    stages = [0, 5, 50, 100]             # percent of conversations; 0 is the shadow stage
+    window_s = 60                        # a clean window of this long moves one stage up
+    min_calls = 50                       # ... with at least this many calls of the new model
+    error_margin = 0.01                  # roll back past the incumbent's error rate + 1 point
+    p95_margin = 1.5                     # ... or past 1.5 x its p95 latency
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Iterable
 
 import msgspec
 
+from relaybaton.actors._rollout import RolloutPolicy
 from relaybaton.actors._rules import FLAGS, NUMERIC, Rule, check_rules
 from relaybaton.errors import FlowProblem
 
-__all__ = ["CandidateConfig", "RoutingConfig", "RuleConfig", "check_routing", "rules_of"]
+__all__ = [
+    "CandidateConfig",
+    "RolloutConfig",
+    "RoutingConfig",
+    "RuleConfig",
+    "check_rollout",
+    "check_routing",
+    "rollout_policy_of",
+    "rules_of",
+]
 
 _CONDITION_NAMES = (*NUMERIC, *FLAGS, "domain")
+_POLICIES = ("rules", "learned")
 _NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
 
@@ -81,11 +111,66 @@ class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     budget_usd_per_agent: float | None = None
     budget_tokens_per_agent: int | None = None
     step_down_at: float = 0.8
+    policy: str = "rules"
+    learn_decay: float = 0.999
+    explore: float = 0.02
+
+
+class RolloutConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A ``[models.<slot>.rollout]`` table: the new model, its stages and rollback margins.
+
+    ``stages`` are percentages of conversations (0 is shadow: a copy of each call, answers
+    dropped); unset model options (latency, prices, ...) are those of the model replaced.
+    """
+
+    model: str
+    replaces: str | None = None
+    stages: list[float] = msgspec.field(default_factory=lambda: [0.0, 5.0, 50.0, 100.0])
+    window_s: float = 60.0
+    min_calls: int = 50
+    error_margin: float = 0.01
+    p95_margin: float = 1.5
+    quality_margin: float = 0.05
+    shadow_concurrency: int = 8
+    shadow_timeout_s: float = 60.0
+    latency_ms: float | None = None
+    error_rate: float | None = None
+    price_in_per_1k: float | None = None
+    price_out_per_1k: float | None = None
+    seed: int | None = None
+
+
+def rollout_policy_of(rollout: RolloutConfig) -> RolloutPolicy:
+    """The rollout table as the runtime's policy (stages as shares of 1)."""
+    return RolloutPolicy(
+        stages=tuple(stage / 100 for stage in rollout.stages),
+        window_s=rollout.window_s,
+        min_calls=rollout.min_calls,
+        error_margin=rollout.error_margin,
+        p95_margin=rollout.p95_margin,
+        quality_margin=rollout.quality_margin,
+    )
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _no_candidate(path: str, name: str, names: list[str]) -> FlowProblem:
+    return FlowProblem(
+        path,
+        f'no candidate named "{name}"{_suggest(name, names)}; candidates: {", ".join(names)}',
+    )
+
+
+def _not_positive(at: str, values: Iterable[tuple[str, float | None]]) -> list[FlowProblem]:
+    """A problem per value set and not greater than 0."""
+    return [
+        FlowProblem(f"{at}.{label}", f"must be greater than 0, got {value}")
+        for label, value in values
+        if value is not None and value <= 0
+    ]
 
 
 def rules_of(routing: RoutingConfig) -> list[Rule]:
@@ -163,11 +248,21 @@ def check_routing(
         ("budget_usd_per_agent", routing.budget_usd_per_agent),
         ("budget_tokens_per_agent", routing.budget_tokens_per_agent),
     )
-    for label, value in budgets:
-        if value is not None and value <= 0:
-            add(FlowProblem(f"{at}.{label}", f"must be greater than 0, got {value}"))
+    problems.extend(_not_positive(at, budgets))
     if not 0.0 < routing.step_down_at <= 1.0:
         add(FlowProblem(f"{at}.step_down_at", "must be within (0, 1]"))
+    if routing.policy not in _POLICIES:
+        add(
+            FlowProblem(
+                f"{at}.policy",
+                f'"{routing.policy}" is not a routing policy{_suggest(routing.policy, _POLICIES)}; '
+                f"use one of {', '.join(_POLICIES)}",
+            )
+        )
+    if not 0.0 < routing.learn_decay <= 1.0:
+        add(FlowProblem(f"{at}.learn_decay", "must be within (0, 1]"))
+    if not 0.0 <= routing.explore <= 1.0:
+        add(FlowProblem(f"{at}.explore", "must be within [0, 1]"))
     rules: list[Rule] = []
     for i, config in enumerate(routing.rules):
         path = f"{at}.rules[{i}]"
@@ -181,15 +276,82 @@ def check_routing(
                 text = f"{first}{hint}{sep}{rest}"
             add(FlowProblem(f"{path}.when", text))
         if routing.candidates and config.use not in names:
-            add(
-                FlowProblem(
-                    f"{path}.use",
-                    f'no candidate named "{config.use}"{_suggest(config.use, names)}; '
-                    f"candidates: {', '.join(names)}",
-                )
-            )
+            add(_no_candidate(f"{path}.use", config.use, names))
     if len(rules) == len(routing.rules):
         problems.extend(
             FlowProblem(f"{at}.rules[{p.index}]", p.message) for p in check_rules(rules)
         )
+    return problems
+
+
+def check_rollout(
+    slot: str,
+    model: str,
+    routing: RoutingConfig | None,
+    rollout: RolloutConfig,
+    providers: Iterable[str],
+) -> list[FlowProblem]:
+    """Every problem in one slot's rollout table."""
+    at = f"models.{slot}.rollout"
+    problems: list[FlowProblem] = []
+    add = problems.append
+    if ":" not in rollout.model or rollout.model.split(":", 1)[0] not in tuple(providers):
+        add(
+            FlowProblem(f"{at}.model", f'"{rollout.model}" is not a model id; write provider:model')
+        )
+    replaced = model
+    if rollout.replaces is not None:
+        names = [c.name for c in routing.candidates] if routing is not None else []
+        if routing is None:
+            add(
+                FlowProblem(
+                    f"{at}.replaces",
+                    "only a slot with a routing table has candidates to replace; remove it "
+                    "(the rollout replaces the slot's model)",
+                )
+            )
+        elif rollout.replaces not in names:
+            add(_no_candidate(f"{at}.replaces", rollout.replaces, names))
+        else:
+            replaced = routing.candidates[names.index(rollout.replaces)].model
+    if rollout.model == replaced:
+        add(
+            FlowProblem(
+                f"{at}.model",
+                f'"{rollout.model}" is the model it would replace; name the new model',
+            )
+        )
+    stages = rollout.stages
+    if not stages or any(not 0.0 <= s <= 100.0 for s in stages):
+        add(FlowProblem(f"{at}.stages", f"must be percentages within [0, 100], got {stages}"))
+    elif any(b <= a for a, b in itertools.pairwise(stages)) or stages[-1] != 100.0:
+        add(
+            FlowProblem(
+                f"{at}.stages",
+                f"must grow at every stage and end at 100 (the new model takes every call), "
+                f"got {stages}; e.g. [0, 5, 50, 100]",
+            )
+        )
+    positive = (
+        ("window_s", rollout.window_s),
+        ("min_calls", rollout.min_calls),
+        ("shadow_concurrency", rollout.shadow_concurrency),
+        ("shadow_timeout_s", rollout.shadow_timeout_s),
+    )
+    problems.extend(_not_positive(at, positive))
+    for label, value in (
+        ("error_margin", rollout.error_margin),
+        ("quality_margin", rollout.quality_margin),
+    ):
+        if not 0.0 <= value <= 1.0:
+            add(FlowProblem(f"{at}.{label}", f"must be within [0, 1], got {value}"))
+    if rollout.p95_margin < 1.0:
+        add(
+            FlowProblem(
+                f"{at}.p95_margin",
+                f"must be at least 1 (a multiple of the incumbent's p95), got {rollout.p95_margin}",
+            )
+        )
+    if rollout.error_rate is not None and not 0.0 <= rollout.error_rate <= 1.0:
+        add(FlowProblem(f"{at}.error_rate", "must be within [0, 1]"))
     return problems

@@ -13,14 +13,16 @@ import msgspec
 from relaybaton._app_tools import open_flow_tools
 from relaybaton._flowfile import (
     AgentConfig,
+    CandidateConfig,
     FlowFile,
     HandoffConfig,
     ModelConfig,
+    RolloutConfig,
     RoutingConfig,
     resolve_function,
 )
 from relaybaton._flowfile_memory import memory_tools_of
-from relaybaton._flowfile_routing import rules_of
+from relaybaton._flowfile_routing import rollout_policy_of, rules_of
 from relaybaton.actors import (
     Agent,
     AgentTool,
@@ -35,6 +37,7 @@ from relaybaton.actors import (
     strip_tool_calls,
 )
 from relaybaton.actors._agent import Tool
+from relaybaton.actors._bandit import LearnedRouter
 from relaybaton.actors._breaker import BreakerPolicy
 from relaybaton.actors._features import HeuristicClassifier
 from relaybaton.actors._health import HealthBoard
@@ -97,7 +100,8 @@ def create_slots(
     A slot with ``fallbacks`` holds its model and the fallbacks as candidates behind one
     health board (a breaker per adapter), which the model supervisor watches. A slot with a
     routing table holds its candidates and a router that picks one per call, on the same
-    board (the router skips candidates whose breaker is open).
+    board (the router skips candidates whose breaker is open). A slot with a rollout table
+    starts its rollout (unless ``overrides`` replaces the slot's model for this run).
     """
     overrides = overrides or {}
     adapters: dict[str, ModelAdapter | ModelSlot] = {
@@ -106,7 +110,7 @@ def create_slots(
         if config.routing is None
     }
     if flow.supervisor is None and not any(
-        c.fallbacks or c.routing is not None for c in flow.models.values()
+        c.fallbacks or c.routing is not None or c.rollout is not None for c in flow.models.values()
     ):
         return adapters, None
     board = HealthBoard(clock, flow.supervisor or BreakerPolicy())
@@ -126,7 +130,65 @@ def create_slots(
             board=board,
             candidates=[Candidate(a, tier=2) for a in (primary, *fallbacks)],
         )
+    for slot, config in flow.models.items():
+        if config.rollout is not None and slot not in overrides:
+            routed = adapters[slot]
+            assert isinstance(routed, ModelSlot)
+            _start_rollout(flow, routed, config, config.rollout, clock)
     return adapters, board
+
+
+def _start_rollout(
+    flow: FlowFile, slot: ModelSlot, base: ModelConfig, rollout: RolloutConfig, clock: Clock
+) -> None:
+    """Start the slot's rollout; the new model takes the options of the one it replaces."""
+    incumbent = slot.primary
+    options = base
+    routing = base.routing
+    if routing is not None:
+        name = rollout.replaces or next(
+            (c.name for c in routing.candidates if c.model == base.model), ""
+        )
+        for index, option in enumerate(routing.candidates):
+            if option.name == name:
+                options = _candidate_config(base, option, index)
+                incumbent = next(c.adapter for c in slot.candidates if c.name == name)
+    config = msgspec.structs.replace(
+        options,
+        model=rollout.model,
+        latency_ms=_first(rollout.latency_ms, options.latency_ms),
+        error_rate=_first(rollout.error_rate, options.error_rate),
+        price_in_per_1k=_first(rollout.price_in_per_1k, options.price_in_per_1k),
+        price_out_per_1k=_first(rollout.price_out_per_1k, options.price_out_per_1k),
+        seed=options.seed + 1 if rollout.seed is None else rollout.seed,
+    )
+    tools = incumbent.capabilities.tools
+    adapter = _adapter(flow, slot.name, rollout.model, clock, config=config, tools=tools)
+    slot.start_rollout(
+        adapter,
+        replaces=incumbent,
+        policy=rollout_policy_of(rollout),
+        shadow_limit=rollout.shadow_concurrency,
+        shadow_timeout_s=rollout.shadow_timeout_s,
+    )
+
+
+def _candidate_config(base: ModelConfig, option: CandidateConfig, index: int) -> ModelConfig:
+    """A routing candidate's options: its own, else the slot's."""
+    return msgspec.structs.replace(
+        base,
+        model=option.model,
+        vision=base.vision if option.vision is None else option.vision,
+        context_tokens=option.context_tokens or base.context_tokens,
+        price_in_per_1k=_first(option.price_in_per_1k, base.price_in_per_1k),
+        price_out_per_1k=_first(option.price_out_per_1k, base.price_out_per_1k),
+        latency_ms=_first(option.latency_ms, base.latency_ms),
+        error_rate=_first(option.error_rate, base.error_rate),
+        seed=base.seed + index if option.seed is None else option.seed,
+        fallbacks=[],
+        routing=None,
+        rollout=None,
+    )
 
 
 def _routed_slot(  # noqa: PLR0917 - private, one call site
@@ -145,19 +207,7 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
     candidates: list[Candidate] = []
     primary: ModelAdapter | None = None
     for index, option in enumerate(routing.candidates):
-        config = msgspec.structs.replace(
-            base,
-            model=option.model,
-            vision=base.vision if option.vision is None else option.vision,
-            context_tokens=option.context_tokens or base.context_tokens,
-            price_in_per_1k=_first(option.price_in_per_1k, base.price_in_per_1k),
-            price_out_per_1k=_first(option.price_out_per_1k, base.price_out_per_1k),
-            latency_ms=_first(option.latency_ms, base.latency_ms),
-            error_rate=_first(option.error_rate, base.error_rate),
-            seed=base.seed + index if option.seed is None else option.seed,
-            fallbacks=[],
-            routing=None,
-        )
+        config = _candidate_config(base, option, index)
         model_id = overrides.get(slot, option.model)
         adapter = _adapter(flow, slot, model_id, clock, config=config, tools=option.tools)
         if primary is None and option.model == base.model:
@@ -194,7 +244,14 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
         if any(limit is not None for limit in limits)
         else None
     )
-    router = Router(candidates, rules=rules_of(routing), budgets=budgets, health=board)
+    learned = (
+        LearnedRouter(decay=routing.learn_decay, explore=routing.explore, seed=base.seed)
+        if routing.policy == "learned"
+        else None
+    )
+    router = Router(
+        candidates, rules=rules_of(routing), learned=learned, budgets=budgets, health=board
+    )
     return ModelSlot(
         slot,
         primary or candidates[0].adapter,
@@ -409,9 +466,15 @@ async def _open_runtime_of(
                 async with open_model_supervisor(runtime.system, slots, board):
                     yield runtime
     finally:
+        # Every adapter once: a rollout's two models may sit in the slot or only in it.
+        owned: dict[int, ModelAdapter] = {}
         for adapter in adapters.values():
             if isinstance(adapter, ModelSlot):
-                for candidate in adapter.candidates:
-                    await candidate.adapter.aclose()
+                held = [c.adapter for c in adapter.candidates]
+                if adapter.rollout is not None:
+                    held += [adapter.rollout.incumbent, adapter.rollout.candidate]
+                owned.update((id(a), a) for a in held)
             else:
-                await adapter.aclose()
+                owned[id(adapter)] = adapter
+        for adapter in owned.values():
+            await adapter.aclose()

@@ -282,10 +282,16 @@ def _print_report(
     for event in conversation.events or []:
         if isinstance(event, ModelCallEvent):
             usage = f"{event.input_tokens}→{event.output_tokens} tok"
+            route = event.route
+            via = f"  via {route.policy}" if route is not None and route.policy else ""
             out.write(
                 f"  [e{epoch} {owner}] model  {event.agent:<12} {event.model:<22} "
-                f"{event.latency_s * 1000:7.1f} ms  {usage:<14} ${event.cost_usd:.6f}\n"
+                f"{event.latency_s * 1000:7.1f} ms  {usage:<14} ${event.cost_usd:.6f}{via}\n"
             )
+            if route is not None and (route.stepped_down or route.policy == "rollout"):
+                # What a reader must not miss: a cheaper model than asked for, or a new one.
+                label = "budget" if route.stepped_down else "rollout"
+                out.write(f"  [e{epoch} {owner}] {label:<6} {route.reason}\n")
         elif isinstance(event, ToolCallEvent):
             mark = "✗" if event.is_error else "✓"
             kind = "agent-tool" if event.tool_kind == "agent" else "tool"

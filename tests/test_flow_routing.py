@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from relaybaton._flowfile import parse_flow
@@ -9,6 +12,7 @@ from relaybaton.actors import ModelSlot
 from relaybaton.actors._routing import Router
 from relaybaton.adapters import ImagePart, ModelCallRecord
 from relaybaton.app import open_flow
+from relaybaton.cli import main
 from relaybaton.errors import FlowError
 
 pytestmark = pytest.mark.anyio
@@ -205,3 +209,50 @@ def test_the_slot_model_must_be_a_candidate_and_fallbacks_do_not_mix_with_routin
         '(did you mean "simulated:general"?)'
     ) in text
     assert "models.assistant.fallbacks: a slot with a routing table lists its other" in text
+
+
+def _budget_flow(tmp_path: Path) -> str:
+    path = tmp_path / "budget.toml"
+    path.write_text(
+        FLOW.replace(
+            "[models.assistant.routing]\n",
+            "[models.assistant.routing]\nbudget_tokens_per_conversation = 100000\n"
+            "step_down_at = 0.0001\n",
+        )
+    )
+    return str(path)
+
+
+def test_run_json_shows_each_calls_route_and_the_budget_step_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = _budget_flow(tmp_path)
+    status = main(["run", flow, "-m", COMPLEX, "-m", COMPLEX, "--conversation", "c1", "--json"])
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, "")
+    calls = [e for e in json.loads(out)["events"] if e["kind"] == "model_call"]
+    assert [(c["model"], c["route"]["candidate"], c["route"]["policy"]) for c in calls] == [
+        ("simulated:reasoning", "reasoning", "rules"),
+        ("simulated:general", "general", "budget"),
+    ]
+    assert calls[0]["route"]["reason"] == "rule rules[1] (complexity <= 7)"
+    assert calls[0]["route"]["stepped_down"] is False
+    assert calls[1]["route"]["stepped_down"] is True
+    assert calls[1]["route"]["reason"].startswith("budget: conversation c1 tokens ")
+    assert calls[1]["route"]["reason"].endswith("stepped down to the cheapest model general")
+
+
+def test_run_prints_the_budget_step_down_in_the_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = _budget_flow(tmp_path)
+    status = main(["run", flow, "-m", COMPLEX, "-m", COMPLEX, "--conversation", "c1"])
+    out, _ = capsys.readouterr()
+    assert status == 0
+    lines = out.splitlines()
+    models = [line for line in lines if " model " in line]
+    assert models[0].endswith("via rules")
+    assert models[1].endswith("via budget")
+    [budget] = [line for line in lines if "] budget " in line]
+    assert lines.index(budget) == lines.index(models[1]) + 1
+    assert "stepped down to the cheapest model general" in budget

@@ -70,7 +70,7 @@ handoffs = ["refnd"]
             '[models.fast]\nmodel = "simulated:fast"\nlatency = 3\n',
             'models.fast: unknown field `latency` (did you mean "latency_ms"?); allowed: model, '
             "base_url, api_key_env, latency_ms, latency_sigma, error_rate, price_in_per_1k, "
-            "price_out_per_1k, vision, context_tokens, seed, fallbacks, routing",
+            "price_out_per_1k, vision, context_tokens, seed, fallbacks, routing, rollout",
         ),
         (
             '[tools.lookup]\nfunctin = "tools.py:lookup"\n',

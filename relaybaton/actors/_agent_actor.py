@@ -21,6 +21,7 @@ import msgspec
 from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
 from relaybaton.actors._approval import approval_gate
 from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
+from relaybaton.actors._routing import Decision
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._slot import ModelSlot
 from relaybaton.actors._tools import FunctionTool, ToolContext
@@ -368,12 +369,15 @@ class AgentActor(ConversationActor):
         clock = self.flow.clock
         tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
+        routes: list[Decision] | None = [] if tracing else None
         if self.conversations.stream_replies and isinstance(sink, OwnerHandle):
             # Someone listens (the HTTP service): stream, so the user sees the answer as it
             # comes. Only the owner's text is the user's; an agent used as a tool stays whole.
-            response = await slot.stream(request, agent=agent, on_text=_deltas(sink, agent, clock))
+            response = await slot.stream(
+                request, agent=agent, on_text=_deltas(sink, agent, clock), routes=routes
+            )
         else:
-            response = await slot.call(request, agent=agent)
+            response = await slot.call(request, agent=agent, routes=routes)
         usage = response.usage
         model = response.model or slot.adapter.name
         charge = Charged(
@@ -395,6 +399,7 @@ class AgentActor(ConversationActor):
                     cost_usd=usage.cost_usd,
                     conversation_id=request.metadata.conversation_id,
                     at=started,
+                    route=routes[-1] if routes else None,
                 )
             )
         message = response.message

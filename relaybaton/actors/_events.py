@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from relaybaton.actors._routing import Decision
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
 
 __all__ = ["AgentEvent", "ModelCallEvent", "ReplyDeltaEvent", "ToolCallEvent"]
@@ -14,7 +15,10 @@ class ModelCallEvent(
 ):
     """One model call: who asked, which model answered, how long, how many tokens, how much.
 
-    ``outcome`` is ``ok`` or the error class name; ``slot`` is the slot that routed it.
+    ``outcome`` is ``ok`` or the error class name; ``slot`` is the slot that routed it;
+    ``route`` says which candidate took the call and why (the last attempt's decision: a
+    rule, cost, the learned router, a budget step-down, a rollout arm, a failover), when
+    the slot chooses among models.
     """
 
     agent: str
@@ -27,6 +31,7 @@ class ModelCallEvent(
     outcome: str = "ok"
     conversation_id: str = ""
     at: float = 0.0
+    route: Decision | None = None
 
 
 class ToolCallEvent(

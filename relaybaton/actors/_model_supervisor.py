@@ -8,7 +8,14 @@ It is fed, always by ``tell`` so that no model call ever waits on it:
 - a ``BreakerTransition`` whenever an adapter's breaker moves (``HealthBoard.listeners``);
 - a ``SupervisionEvent`` per restart or escalation of the actor kernel, counted too;
 - a ``Tick`` every ``tick_s`` seconds of the runtime's clock, on which it checks breakers
-  for calls stuck in flight and for open times that ended.
+  for calls stuck in flight and for open times that ended;
+- a ``RolloutEvent`` whenever a slot's rollout steps up, is promoted or rolled back (the
+  slot decides on its own calls' outcomes, so a rollout needs no supervisor to run); each is
+  logged and kept, and a promotion is kept as a swap too.
+
+A rollout's shadow calls arrive as records marked ``shadow``: they count in their adapter's
+window and in the spend by model (they cost money) and in ``shadow_spend_by_model``, never
+in the spend by agent (no agent asked for them).
 
 Its decisions are ``SwapEvent``s: when the breaker of the adapter a slot uses opens, the
 slot gets the best healthy other candidate (``failover``); when the slot's primary closes
@@ -32,6 +39,7 @@ import structlog
 from relaybaton.actors._breaker import BreakerState, BreakerTransition
 from relaybaton.actors._health import HealthBoard
 from relaybaton.actors._slot import ModelSlot
+from relaybaton.actors._slot_rollout import RolloutEvent
 from relaybaton.actors._windows import SlidingWindow
 from relaybaton.adapters import ModelAdapter, ModelCallRecord
 from relaybaton.errors import ActorStoppedError, MailboxFullError
@@ -83,7 +91,7 @@ class SupervisorPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     tick_s: float = 0.25
 
 
-SupervisorMessage = ModelCallRecord | BreakerTransition | SupervisionEvent | Tick
+SupervisorMessage = ModelCallRecord | BreakerTransition | SupervisionEvent | RolloutEvent | Tick
 
 
 @final
@@ -96,6 +104,8 @@ class SupervisorState:
         self.spend_by_agent: dict[str, float] = {}
         self.spend_by_model: dict[str, float] = {}
         self.calls_by_model: dict[str, int] = {}
+        self.shadow_spend_by_model: dict[str, float] = {}
+        self.rollouts: list[RolloutEvent] = []
         self.swaps: list[SwapEvent] = []
         self.restarts = 0
         self.escalations = 0
@@ -132,6 +142,8 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
             self._react(message)
         elif isinstance(message, SupervisionEvent):
             self._supervision(message)
+        elif isinstance(message, RolloutEvent):
+            self._rollout(message)
         else:
             self.board.evaluate()
 
@@ -150,7 +162,10 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
             tokens=record.usage.input_tokens + record.usage.output_tokens,
             utility=record.utility,
         )
-        if record.agent:
+        if record.shadow:
+            shadow = state.shadow_spend_by_model
+            shadow[record.adapter] = shadow.get(record.adapter, 0.0) + cost
+        elif record.agent:
             state.spend_by_agent[record.agent] = state.spend_by_agent.get(record.agent, 0.0) + cost
         state.spend_by_model[record.adapter] = state.spend_by_model.get(record.adapter, 0.0) + cost
         state.calls_by_model[record.adapter] = state.calls_by_model.get(record.adapter, 0) + 1
@@ -235,6 +250,26 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
         for listener in self.state.swap_listeners:
             listener(event)
 
+    def _rollout(self, event: RolloutEvent) -> None:
+        state = self.state
+        state.rollouts.append(event)
+        _log.info(
+            "rollout", slot=event.slot, action=event.action, incumbent=event.incumbent,
+            candidate=event.candidate, share=event.share, reason=event.reason,
+        )  # fmt: skip
+        if event.action == "promote":
+            swap = SwapEvent(
+                at=event.at,
+                slot=event.slot,
+                source=event.incumbent,
+                target=event.candidate,
+                reason=f"rollout promoted: {event.reason}",
+                action="promote",
+            )
+            state.swaps.append(swap)
+            for listener in state.swap_listeners:
+                listener(swap)
+
     def _supervision(self, event: SupervisionEvent) -> None:
         state = self.state
         if event.kind == "restart":
@@ -284,6 +319,7 @@ async def open_model_supervisor(
 
     for slot in slots.values():
         slot.listeners.append(tell)
+        slot.rollout_listeners.append(tell)
         if slot.board is None:
             slot.board = board
     board.listeners.append(tell)
@@ -304,6 +340,8 @@ async def open_model_supervisor(
         for slot in slots.values():
             if tell in slot.listeners:
                 slot.listeners.remove(tell)
+            if tell in slot.rollout_listeners:
+                slot.rollout_listeners.remove(tell)
         if tell in board.listeners:
             board.listeners.remove(tell)
         if tell in system.supervision_listeners:

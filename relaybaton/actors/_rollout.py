@@ -10,15 +10,20 @@ than the incumbent by more than a margin:
 - latency: its p95 is above ``p95_margin`` × the incumbent's;
 - quality: its mean grade is below the incumbent's by more than ``quality_margin``.
 
-Arms are sticky: a conversation's arm is a hash of its id against the current share, so a
-conversation keeps its arm for its whole life while shares only grow (a conversation on the
-new arm stays there; rollback moves everyone back, which is the point of it).
+Arms are sticky: a conversation's first arm is a hash of its id against the share of the
+moment, and the rollout remembers it, so a conversation keeps its arm for its whole life
+while the rollout runs, even as shares grow (a conversation begun on the incumbent is not
+moved mid-way to a model it never spoke with). Rollback moves everyone back and promotion
+moves everyone on, which is the point of them. The memory is bounded (``max_pinned``
+conversations, least recently seen forgotten first); a forgotten conversation's arm is
+drawn again from the hash, the same in every process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import final
@@ -77,6 +82,7 @@ class Rollout:
         policy: RolloutPolicy | None = None,
         start: float = 0.0,
         stages: Sequence[float] | None = None,
+        max_pinned: int = 100_000,
     ) -> None:
         self.incumbent = incumbent
         self.candidate = candidate
@@ -87,6 +93,8 @@ class Rollout:
         self.reason = ""
         self.changed_at = start
         self.history: list[tuple[float, str]] = []
+        self._pinned: OrderedDict[str, bool] = OrderedDict()
+        self._max_pinned = max_pinned
         self._reset(start)
 
     def _reset(self, now: float) -> None:
@@ -106,8 +114,18 @@ class Rollout:
         return self.stages[self.stage]
 
     def arm(self, conversation_id: str) -> str:
-        """The arm that serves this conversation."""
-        return self.candidate if arm_point(conversation_id) < self.share else self.incumbent
+        """The arm that serves this conversation (the same one for its whole life)."""
+        if self.state is not RolloutState.RUNNING:
+            return self.candidate if self.state is RolloutState.PROMOTED else self.incumbent
+        pinned = self._pinned
+        new = pinned.get(conversation_id)
+        if new is None:
+            new = pinned[conversation_id] = arm_point(conversation_id) < self.share
+            if len(pinned) > self._max_pinned:
+                pinned.popitem(last=False)
+        else:
+            pinned.move_to_end(conversation_id)
+        return self.candidate if new else self.incumbent
 
     def shadows(self, conversation_id: str) -> bool:
         """Whether a shadow copy of this call should go to the new arm (shadow stage)."""
@@ -130,12 +148,14 @@ class Rollout:
         why = self._worse(new, old)
         if why is not None:
             self.state = RolloutState.ROLLED_BACK
+            self._pinned.clear()
             return self._decide(now, "rollback", why)
         if now - self.window_started < policy.window_s or new.count < policy.min_calls:
             return None
         self.stage += 1
         if self.stage >= len(self.stages) or self.stages[self.stage] >= 1.0:
             self.state = RolloutState.PROMOTED
+            self._pinned.clear()
             return self._decide(now, "promote", f"clean over {new.count} calls")
         decision = self._decide(now, "step", f"share {self.stages[self.stage]:.0%}")
         self._reset(now)

@@ -75,11 +75,17 @@ class Candidate:
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Where one call goes, and why."""
+    """Where one call goes, and why.
+
+    ``policy`` names what decided: ``rules``, ``learned``, ``cost``, ``budget`` (a step-down;
+    ``stepped_down`` is then true), or, from the slot, ``rollout`` (the conversation is on a
+    new model's arm), ``failover``, ``probe`` and ``retry``.
+    """
 
     candidate: str
     reason: str
     stepped_down: bool = False
+    policy: str = ""
 
 
 class HealthView(Protocol):
@@ -262,31 +268,33 @@ class Router:
             self.step_downs += 1
             return Decision(
                 candidate=cheapest.name,
-                reason=f"budget: {label} (≥ {self.budgets.step_down_at:.0%}); stepped down "
+                reason=f"budget: {label} (≥ {self.budgets.step_down_at * 100:g}%); stepped down "
                 f"to the cheapest model {cheapest.name}",
                 stepped_down=True,
+                policy="budget",
             )
-        chosen, why = self._pick(features, pool)
+        chosen, policy, why = self._pick(features, pool)
         if notes:
             why = f"{why}; {'; '.join(notes)}"
-        return Decision(candidate=chosen.name, reason=why)
+        return Decision(candidate=chosen.name, reason=why, policy=policy)
 
-    def _pick(self, features: TaskFeatures, pool: list[Candidate]) -> tuple[Candidate, str]:
+    def _pick(self, features: TaskFeatures, pool: list[Candidate]) -> tuple[Candidate, str, str]:
         allowed = {c.name for c in pool}
         for rule in self.rules:
             # A rule whose model cannot take the call (capability, health) falls through.
             if rule.matches(features) and rule.use in allowed:
-                return self.by_name[rule.use], f"rule {rule.label}"
+                return self.by_name[rule.use], "rules", f"rule {rule.label}"
         by_price = sorted(pool, key=lambda c: (c.price(), -c.tier, self._latency(c)))
         if self.learned is not None:
             name = self.learned.choose(features, [c.name for c in by_price], self.quality_target)
-            return self.by_name[name], "learned: cheapest expected to meet the quality target"
+            why = "learned: cheapest expected to meet the quality target"
+            return self.by_name[name], "learned", why
         need = self.required_tier(features)
         for candidate in by_price:
             if candidate.tier >= need:
-                return candidate, f"cost: cheapest of tier ≥ {need}"
+                return candidate, "cost", f"cost: cheapest of tier ≥ {need}"
         best = max(by_price, key=lambda c: (c.tier, -self._latency(c)))
-        return best, f"cost: no candidate of tier {need}; the strongest"
+        return best, "cost", f"cost: no candidate of tier {need}; the strongest"
 
     def _latency(self, candidate: Candidate) -> float:
         if self.health is None:

@@ -12,6 +12,7 @@ from typing import final
 
 from relaybaton.actors._agent import Agent, AgentTool
 from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
+from relaybaton.actors._shadow import open_shadow_runner
 from relaybaton.actors._slot import ModelSlot
 from relaybaton.adapters import ChatMessage, ImagePart, ModelAdapter, UserMessage
 from relaybaton.errors import ConfigError
@@ -315,7 +316,10 @@ async def _open_agents(
     gc_young_threshold: int | None,
     journal: Journal[ChatMessage] | None,
 ) -> AsyncIterator[Runtime]:
-    async with open_system(clock=clock, gc_young_threshold=gc_young_threshold) as system:
+    async with (
+        open_system(clock=clock, gc_young_threshold=gc_young_threshold) as system,
+        open_shadow_runner() as shadows,
+    ):
         conversations = Conversations(
             system,
             entry=entry.name,
@@ -338,4 +342,13 @@ async def _open_agents(
                 name, partial(AgentActor, compiled, flow), capacity=mailbox_capacity
             )
             conversations.add_agent(name, table, handoffs=[h.target for h in agent.handoff_edges])
-        yield Runtime(system, conversations, flow)
+        # Shadow copies of a rollout's calls run in tasks this runtime owns; a slot given
+        # its own runner (a test's, say) keeps it.
+        lent = [slot for slot in slots.values() if slot.shadows is None]
+        for slot in lent:
+            slot.shadows = shadows
+        try:
+            yield Runtime(system, conversations, flow)
+        finally:
+            for slot in lent:
+                slot.shadows = None

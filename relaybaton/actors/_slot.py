@@ -10,6 +10,18 @@ per call, and a retry avoids the adapter that just failed when another can take 
 health board, every attempt is counted in flight on its adapter's breaker, so a provider
 that hangs calls is noticed before any of them ends; while the current adapter's breaker is
 half-open, single calls probe it.
+
+A slot may run a rollout (``start_rollout``): a new adapter takes the calls of the one it
+replaces for the conversations on the new arm, and in the shadow stage every call the old
+one answered is copied to the new one in the background. A shadow copy runs in the
+runtime's ``ShadowRunner`` (never on the caller's path), at most ``shadow_limit`` at once
+(more are dropped and counted, so a slow candidate cannot pile up tasks); its answer is
+dropped unread, so it reaches no conversation and runs no tool; its usage goes to the
+metrics stream marked ``shadow`` (spend is visible) and never to a conversation's ledger
+or budget.
+
+With ``routes`` (a list the caller passes), each attempt appends the ``Decision`` that sent
+it where it went, so the conversation's trace can say why.
 """
 
 from __future__ import annotations
@@ -19,7 +31,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, final
 
 import anyio
+import msgspec
 
+from relaybaton.actors._rollout import Rollout, RolloutPolicy
+from relaybaton.actors._routing import Decision
+from relaybaton.actors._slot_rollout import RolloutEvent, SlotRollout
 from relaybaton.adapters import (
     ModelAdapter,
     ModelCallRecord,
@@ -40,7 +56,8 @@ from relaybaton.runtime import Clock
 if TYPE_CHECKING:
     from relaybaton.actors._features import Classifier, TaskFeatures
     from relaybaton.actors._health import HealthBoard
-    from relaybaton.actors._routing import Candidate, Decision, Router
+    from relaybaton.actors._routing import Candidate, Router
+    from relaybaton.actors._shadow import ShadowRunner
 
 __all__ = ["ModelSlot"]
 
@@ -90,6 +107,9 @@ class ModelSlot:
         self.in_flight: dict[str, int] = {}
         self.calls: dict[str, int] = {}
         self.listeners: list[Callable[[ModelCallRecord], None]] = []
+        self.rollout: SlotRollout | None = None
+        self.rollout_listeners: list[Callable[[RolloutEvent], None]] = []
+        self.shadows: ShadowRunner | None = None  # the runtime sets it while it runs
         self._random = random.Random(seed)
 
     def __repr__(self) -> str:
@@ -100,14 +120,58 @@ class ModelSlot:
         previous, self.adapter = self.adapter, adapter
         return previous
 
-    async def call(self, request: ModelRequest, *, agent: str = "") -> ModelResponse:
+    def start_rollout(
+        self,
+        candidate: ModelAdapter,
+        *,
+        replaces: ModelAdapter | None = None,
+        policy: RolloutPolicy | None = None,
+        shadow_limit: int = 8,
+        shadow_timeout_s: float = 60.0,
+    ) -> SlotRollout:
+        """Roll ``candidate`` out in place of ``replaces`` (the slot's primary by default).
+
+        The rollout starts at its first stage (shadow with the default policy) and moves on
+        with the outcomes of the slot's calls; its moves go to ``rollout_listeners``. On
+        promotion the candidate takes the old adapter's place for good (as primary, as a
+        routing candidate, and in the slot if it held it); on rollback it takes no more
+        calls. Neither adapter is closed here: whoever made them closes them.
+
+        Raises:
+            ValueError: a rollout is already running, or both adapters have one name.
+        """
+        incumbent = replaces or self.primary
+        if self.rollout is not None and self.rollout.running:
+            raise ValueError(
+                f"slot {self.name!r} already runs a rollout of {self.rollout.candidate.name!r}; "
+                "wait for it to be promoted or rolled back"
+            )
+        if candidate.name == incumbent.name:
+            raise ValueError(
+                f"the new model {candidate.name!r} has the name of the one it replaces; "
+                "a rollout tells them apart by name"
+            )
+        rollout = Rollout(incumbent.name, candidate.name, policy=policy, start=self.clock.now())
+        self.rollout = SlotRollout(
+            self.name,
+            incumbent,
+            candidate,
+            rollout,
+            shadow_limit=shadow_limit,
+            shadow_timeout_s=shadow_timeout_s,
+        )
+        return self.rollout
+
+    async def call(
+        self, request: ModelRequest, *, agent: str = "", routes: list[Decision] | None = None
+    ) -> ModelResponse:
         """Call the slot's model, retrying retryable errors; raise the last ``ModelError``.
 
         Raises ``NoCapableModelError`` or ``BudgetExceededError`` (not retried) when the
         slot's router refuses the call.
         """
-        if self.router is not None or self.board is not None:
-            return await self._call_routed(request, agent)
+        if self.router is not None or self.board is not None or self.rollout is not None:
+            return await self._call_routed(request, agent, routes)
         attempt = 0
         while True:
             adapter = self.adapter
@@ -146,6 +210,8 @@ class ModelSlot:
         response: ModelResponse | None,
         outcome: str,
         retries: int,
+        *,
+        shadow: bool = False,
     ) -> None:
         if not self.listeners:
             return
@@ -161,6 +227,7 @@ class ModelSlot:
             usage=response.usage if response is not None else Usage(),
             retries=retries,
             slot=self.name,
+            shadow=shadow,
         )
         for listener in self.listeners:
             listener(record)
@@ -178,11 +245,17 @@ class ModelSlot:
         return classifier.classify(request)
 
     def _choose(
-        self, request: ModelRequest, agent: str, features: TaskFeatures | None, avoid: list[str]
-    ) -> tuple[ModelAdapter, bool]:
-        """The adapter for one attempt, read once; and whether the attempt is a probe."""
-        board = self.board
+        self,
+        request: ModelRequest,
+        agent: str,
+        features: TaskFeatures | None,
+        avoid: list[str],
+        trace: bool,
+    ) -> tuple[ModelAdapter, bool, Decision | None]:
+        """The adapter for one attempt, read once; whether it is a probe; and why (if traced)."""
         router = self.router
+        decision: Decision | None = None
+        probe = False
         if router is not None and features is not None:
             decision = router.choose(
                 features,
@@ -192,25 +265,72 @@ class ModelSlot:
             )
             for listener in self.decision_listeners:
                 listener(request.metadata.conversation_id, agent, decision)
-            return router.by_name[decision.candidate].adapter, False
+            adapter = router.by_name[decision.candidate].adapter
+            if avoid and trace:
+                decision = msgspec.structs.replace(
+                    decision, reason=f"{decision.reason}; retry after {', '.join(avoid)} failed"
+                )
+        else:
+            adapter, probe, policy = self._held(avoid)
+            if trace:
+                decision = Decision(
+                    candidate=adapter.name, reason=self._why(policy, adapter, avoid), policy=policy
+                )
+        rollout = self.rollout
+        if rollout is not None and not probe:
+            new = rollout.substitute(adapter, request.metadata.conversation_id, avoid)
+            if new is not None:
+                if decision is not None:
+                    decision = Decision(
+                        candidate=new.name,
+                        reason=f"rollout: the conversation is on the new arm ({new.name} in "
+                        f"place of {adapter.name}, share {rollout.rollout.share:.0%}); "
+                        f"{decision.reason}",
+                        stepped_down=decision.stepped_down,
+                        policy="rollout",
+                    )
+                return new, False, decision
+        return adapter, probe, decision
+
+    def _held(self, avoid: list[str]) -> tuple[ModelAdapter, bool, str]:
+        """Without a router: the adapter the slot holds, a probe of its primary, or a retry's."""
+        board = self.board
         adapter = self.adapter
         primary = self.primary
         if board is not None and adapter is not primary and board.take_probe(primary.name):
-            return primary, True
+            return primary, True, "probe"
         if adapter.name in avoid:
             for candidate in self.candidates:
                 other = candidate.adapter
                 if other.name not in avoid and (board is None or board.allows(other.name)):
-                    return other, False
-        return adapter, False
+                    return other, False, "retry"
+        if avoid:
+            return adapter, False, "retry"
+        return adapter, False, "primary" if adapter is primary else "failover"
 
-    async def _call_routed(self, request: ModelRequest, agent: str) -> ModelResponse:
+    def _why(self, policy: str, adapter: ModelAdapter, avoid: list[str]) -> str:
+        primary = self.primary.name
+        if policy == "probe":
+            return f"probe: {primary}'s breaker is half-open; this call tests it"
+        if policy == "retry":
+            return f"retry: {', '.join(avoid)} failed; {adapter.name} takes the retry"
+        if policy == "failover":
+            return f"failover: the supervisor swapped {primary} out; {adapter.name} holds the slot"
+        return f"the slot's model {adapter.name}"
+
+    async def _call_routed(
+        self, request: ModelRequest, agent: str, routes: list[Decision] | None
+    ) -> ModelResponse:
         features = await self._features(request)
         board = self.board
         avoid: list[str] = []
         attempt = 0
         while True:
-            adapter, probe = self._choose(request, agent, features, avoid)
+            adapter, probe, decision = self._choose(
+                request, agent, features, avoid, routes is not None
+            )
+            if routes is not None and decision is not None:
+                routes.append(decision)
             name = adapter.name
             started = self.clock.now()
             in_flight = self.in_flight
@@ -223,6 +343,8 @@ class ModelSlot:
                 ok = True
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
+                if self.rollout is not None:
+                    self._observe(self.rollout, name, started, ok=False)
                 attempt += 1
                 if not exc.retryable or attempt >= self.attempts:
                     raise
@@ -237,7 +359,70 @@ class ModelSlot:
                 self.router.charge(request.metadata.conversation_id, agent, response.usage)
             if self.listeners:
                 self._publish(request, agent, name, started, response, "ok", attempt)
+            rollout = self.rollout
+            if rollout is not None:
+                self._observe(rollout, name, started, ok=True)
+                if rollout.wants_shadow(adapter):
+                    self._send_shadow(rollout, request, agent)
             return response
+
+    # --- rollouts -------------------------------------------------------------------------------
+
+    def _observe(self, rollout: SlotRollout, adapter: str, started: float, *, ok: bool) -> None:
+        now = self.clock.now()
+        event = rollout.observe(adapter, now, now - started, ok=ok)
+        if event is None:
+            return
+        if event.action == "promote":
+            self._install(rollout.incumbent, rollout.candidate)
+        for listener in self.rollout_listeners:
+            listener(event)
+
+    def _install(self, old: ModelAdapter, new: ModelAdapter) -> None:
+        """Put a promoted adapter wherever the one it replaces was."""
+        for candidate in self.candidates:
+            if candidate.adapter is old:
+                candidate.adapter = new  # the router's tables hold the same Candidate objects
+        if self.primary is old:
+            self.primary = new
+        if self.adapter is old:
+            self.swap(new)
+
+    def _send_shadow(self, rollout: SlotRollout, request: ModelRequest, agent: str) -> None:
+        runner = self.shadows
+        if runner is None or runner.closed:
+            rollout.shadow_dropped += 1  # no runtime to own the task: nothing to run it in
+            return
+        if not rollout.take_shadow():
+            return
+
+        async def shadow() -> None:
+            await self._shadow_call(rollout, request, agent)
+
+        if not runner.start_soon(shadow):  # pragma: no cover - checked just above
+            rollout.shadow_in_flight -= 1
+
+    async def _shadow_call(self, rollout: SlotRollout, request: ModelRequest, agent: str) -> None:
+        """Send the copy, drop the answer, count the outcome; never raise but cancellation."""
+        adapter = rollout.candidate
+        started = self.clock.now()
+        response: ModelResponse | None = None
+        try:
+            with anyio.CancelScope() as scope:
+                timer = self.clock.call_later(rollout.shadow_timeout_s, scope.cancel)
+                try:
+                    response = await adapter.complete(request)
+                finally:
+                    timer.cancel()
+            outcome = "ok" if response is not None else ModelTimeoutError.__name__
+        except Exception as exc:
+            outcome = type(exc).__name__
+        finally:
+            rollout.shadow_in_flight -= 1
+        if response is not None:
+            rollout.shadow_cost_usd += response.usage.cost_usd
+        self._publish(request, agent, adapter.name, started, response, outcome, 0, shadow=True)
+        self._observe(rollout, adapter.name, started, ok=response is not None)
 
     async def _attempt(
         self, adapter: ModelAdapter, request: ModelRequest, *, last: bool
@@ -265,18 +450,23 @@ class ModelSlot:
         )
 
     async def stream(
-        self, request: ModelRequest, *, agent: str = "", on_text: Callable[[str], None]
+        self,
+        request: ModelRequest,
+        *,
+        agent: str = "",
+        on_text: Callable[[str], None],
+        routes: list[Decision] | None = None,
     ) -> ModelResponse:
         """Call the slot's model streaming; ``on_text`` gets each text delta as it arrives.
 
         Retries like ``call``, but only before the first delta: once text has gone to
         ``on_text``, a failure is raised, since sending the request again would show the
         user the same text twice. Returns the assembled answer of the stream's end.
-        A routed slot (router or breakers) answers whole, through ``call``: routing and
-        health checks apply to every call, streamed or not.
+        A routed slot (router, breakers or a rollout) answers whole, through ``call``:
+        routing, health checks and rollouts apply to every call, streamed or not.
         """
-        if self.router is not None or self.board is not None:
-            whole = await self.call(request, agent=agent)
+        if self.router is not None or self.board is not None or self.rollout is not None:
+            whole = await self.call(request, agent=agent, routes=routes)
             if whole.message.text:
                 on_text(whole.message.text)
             return whole

@@ -44,6 +44,8 @@ class ModelCallRecord(msgspec.Struct, frozen=True, kw_only=True, tag="model_call
         retries: how many times the call was sent again.
         utility: a quality score set later by an evaluator; ``None`` here.
         slot: the model slot that routed the call, when a slot made it.
+        shadow: a rollout's shadow copy of a call: its answer went nowhere and its cost
+            was charged to no conversation, but it was spent.
     """
 
     adapter: str
@@ -58,6 +60,7 @@ class ModelCallRecord(msgspec.Struct, frozen=True, kw_only=True, tag="model_call
     retries: int
     utility: float | None = None
     slot: str = ""
+    shadow: bool = False
 
 
 MetricsSink = Callable[[ModelCallRecord], None]
