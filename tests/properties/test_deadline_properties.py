@@ -41,7 +41,7 @@ async def _check(asks: list[tuple[int, int, int | None]]) -> None:
     # as the kernel does (an answer pops the ask from its pending dict).
     events = sorted({s for s, _, _ in asks} | {s + a for s, _, a in asks if a is not None})
     holders: dict[int, dict[asyncio.Future[object], tuple[float, str]]] = {}
-    for step in range(0, max(events) + 31):
+    for step in range(max(events) + 31):
         for index, (start, timeout, answer) in enumerate(asks):
             future = futures[index]
             if start == step:
