@@ -16,6 +16,13 @@ of the grades behind its estimate. The pooled mean still carries the level; the 
 orders calls within it. (A regression alone, with the domain one-hot, would need a solve
 over dozens of weights; the buckets pool by domain for free.)
 
+Where the features say nothing beyond size, buckets and slopes still fit their noise and
+misorder calls that size alone would order right. So the estimate starts from a length
+prior (the same regression on size alone) and moves towards the full estimate by a trust
+weight that each candidate learns from grades neither estimate had seen yet (see
+``_Trust``): near 0 on such data, so the router ranks calls by size; near 1 where the
+domain or the number words carry the signal.
+
 ``choose`` picks the cheapest candidate whose estimate reaches ``target``; with
 probability ``explore`` (seeded) it tries another one, so the estimates stay fresh.
 """
@@ -89,9 +96,13 @@ def _stat(table: dict[K, _Stat], key: K) -> _Stat:
 
 @final
 class _Slope:
-    """A decayed ridge regression of grades on ``(1, *numeric_features)``; solved lazily."""
+    """A decayed ridge regression of grades on ``(1, *numeric_features)``; solved lazily.
 
-    __slots__ = ("_a", "_b", "_ridge", "_weights")
+    The same normal equations, cut to their first two rows and columns, are the regression
+    on size alone: the length prior, which costs no extra bookkeeping.
+    """
+
+    __slots__ = ("_a", "_b", "_prior", "_ridge", "_weights")
 
     def __init__(self, ridge: float) -> None:
         size = 4
@@ -99,6 +110,7 @@ class _Slope:
         self._b = [0.0] * size
         self._ridge = ridge
         self._weights: list[float] | None = None
+        self._prior: list[float] | None = None
 
     def add(self, x: Vector, value: float, decay: float) -> None:
         row = (1.0, *x)
@@ -108,13 +120,13 @@ class _Slope:
             ai = a[i]
             for j, xj in enumerate(row):
                 ai[j] = ai[j] * decay + xi * xj
-        self._weights = None
+        self._weights = self._prior = None
 
     def delta(self, x: Vector, center: Vector) -> float:
         """The change in expected grade from ``center`` to ``x``."""
         weights = self._weights
         if weights is None:
-            weights = self._weights = self._solve()
+            weights = self._weights = self._solve(4)
         # Written out: this runs for every candidate of every routed call.
         return (
             weights[1] * (x[0] - center[0])
@@ -122,12 +134,18 @@ class _Slope:
             + weights[3] * (x[2] - center[2])
         )
 
-    def _solve(self) -> list[float]:
-        # Gaussian elimination on the 4 x 4 normal equations. They are positive definite (a
-        # Gram matrix plus the ridge on the slopes and a speck on the intercept), so no
-        # pivoting is needed.
-        size = len(self._b)
-        m = [[*row, self._b[i]] for i, row in enumerate(self._a)]
+    def prior(self, x: Vector) -> float:
+        """The expected grade from size alone."""
+        weights = self._prior
+        if weights is None:
+            weights = self._prior = self._solve(2)
+        return weights[0] + weights[1] * x[0]
+
+    def _solve(self, size: int) -> list[float]:
+        # Gaussian elimination on the leading size x size normal equations. They are positive
+        # definite (a Gram matrix plus the ridge on the slopes and a speck on the intercept),
+        # so no pivoting is needed.
+        m = [[*self._a[i][:size], self._b[i]] for i in range(size)]
         for i in range(size):
             m[i][i] += self._ridge if i else 1e-9
         for col in range(size):
@@ -144,6 +162,34 @@ class _Slope:
 
 
 @final
+class _Trust:
+    """How far to move from the length prior towards the full estimate, learned online.
+
+    Before a grade is learned, both estimates predict it (so neither has seen it, as in
+    cross-validation), and the weight is the least-squares fit of the grade's residual from
+    the prior on the full estimate's departure from it: ``sum(r * d) / sum(d * d)``, kept
+    within [0, 1]. Features that add nothing beyond size leave a weight near 0, so the
+    router ranks calls like the length prior instead of below it.
+    """
+
+    __slots__ = ("_dd", "_rd")
+
+    def __init__(self) -> None:
+        self._rd = 0.0
+        self._dd = 0.0
+
+    def add(self, residual: float, departure: float, decay: float) -> None:
+        self._rd = self._rd * decay + residual * departure
+        self._dd = self._dd * decay + departure * departure
+
+    @property
+    def weight(self) -> float:
+        if self._dd <= 0.0:
+            return 0.0
+        return min(1.0, max(0.0, self._rd / self._dd))
+
+
+@final
 class LearnedRouter:
     """Estimates each candidate's utility per feature bucket from graded outcomes."""
 
@@ -156,9 +202,12 @@ class LearnedRouter:
         explore: float = 0.02,
         seed: int = 0,
         ridge: float = 1.0,
+        trust: float | None = None,
     ) -> None:
         if not 0.0 < decay <= 1.0:
             raise ValueError(f"decay must be within (0, 1], got {decay}")
+        if trust is not None and not 0.0 <= trust <= 1.0:
+            raise ValueError(f"trust must be within [0, 1] or None (learned), got {trust}")
         self.decay = decay
         self.prior_weight = prior_weight
         self.prior = prior
@@ -168,7 +217,9 @@ class LearnedRouter:
         self._domains: dict[tuple[str, str], _Stat] = {}
         self._global: dict[str, _Stat] = {}
         self._slopes: dict[str, _Slope] = {}
+        self._trust: dict[str, _Trust] = {}
         self.ridge = ridge
+        self.fixed_trust = trust
         self.grades = 0
 
     def record(self, features: TaskFeatures, candidate: str, utility: float) -> None:
@@ -176,19 +227,42 @@ class LearnedRouter:
         self.grades += 1
         x = numeric_features(features)
         decay = self.decay
-        _stat(self._buckets, (bucket_of(features), candidate)).add(utility, decay, x)
-        _stat(self._domains, (features.domain, candidate)).add(utility, decay, x)
-        _stat(self._global, candidate).add(utility, decay, x)
         slope = self._slopes.get(candidate)
         if slope is None:
             slope = self._slopes[candidate] = _Slope(self.ridge)
+            trust = self._trust[candidate] = _Trust()
+        else:
+            trust = self._trust[candidate]
+            prior = slope.prior(x)
+            full = self._full(features, candidate, x, slope)
+            trust.add(utility - prior, full - prior, decay)
+        _stat(self._buckets, (bucket_of(features), candidate)).add(utility, decay, x)
+        _stat(self._domains, (features.domain, candidate)).add(utility, decay, x)
+        _stat(self._global, candidate).add(utility, decay, x)
         slope.add(x, utility, decay)
 
     def estimate(self, features: TaskFeatures, candidate: str) -> float:
-        """The pooled utility estimate of ``candidate`` for calls like this one, in [0, 1]."""
-        glob = self._global.get(candidate)
-        if glob is None:
+        """The utility estimate of ``candidate`` for calls like this one, in [0, 1]."""
+        slope = self._slopes.get(candidate)
+        if slope is None:
             return self.prior
+        x = numeric_features(features)
+        prior = slope.prior(x)
+        weight = self.trust(candidate)
+        if weight:
+            prior += weight * (self._full(features, candidate, x, slope) - prior)
+        return min(1.0, max(0.0, prior))
+
+    def trust(self, candidate: str) -> float:
+        """How much of the way from the length prior to the full estimate ``candidate`` goes."""
+        if self.fixed_trust is not None:
+            return self.fixed_trust
+        trust = self._trust.get(candidate)
+        return 0.0 if trust is None else trust.weight
+
+    def _full(self, features: TaskFeatures, candidate: str, x: Vector, slope: _Slope) -> float:
+        """The pooled bucket mean moved by the feature slopes (unclamped)."""
+        glob = self._global[candidate]
         mean = glob.mean(self.prior, self.prior_weight)
         nearest = glob
         domain = self._domains.get((features.domain, candidate))
@@ -199,8 +273,7 @@ class LearnedRouter:
         if bucket is not None:
             mean = bucket.mean(mean, self.prior_weight)
             nearest = bucket
-        mean += self._slopes[candidate].delta(numeric_features(features), nearest.center())
-        return min(1.0, max(0.0, mean))
+        return mean + slope.delta(x, nearest.center())
 
     def gain(self, features: TaskFeatures, strong: str, weak: str) -> float:
         """How much more utility ``strong`` is expected to give than ``weak`` here."""
