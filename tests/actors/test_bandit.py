@@ -8,7 +8,7 @@ import random
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from relaybaton.actors._bandit import LearnedRouter, bucket_of
@@ -105,14 +105,15 @@ def _size_concordance(learned: LearnedRouter, seed: int) -> float:
 
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**32 - 1))
+@example(38615)  # trust 0.42, the highest found: a bound on concordance alone failed here
 def test_features_with_no_signal_beyond_size_leave_the_router_ranking_by_size(seed: int) -> None:
     learned = LearnedRouter(decay=1.0, explore=0.0)
     trusting = LearnedRouter(decay=1.0, explore=0.0, trust=1.0)
     ours, theirs = _size_concordance(learned, seed), _size_concordance(trusting, seed)
-    assert learned.trust("weak") < 0.5
-    # Trusting the buckets and the slopes on noise misorders about one pair in fifteen.
-    assert ours > 0.93
-    assert ours >= theirs - 0.005
+    assert learned.trust("weak") < 0.6
+    # Trusting the buckets and the slopes on noise misorders 1-15% of the pairs that size
+    # alone orders right; the learned trust misorders a third as many, seldom half.
+    assert 1 - ours <= 0.75 * (1 - theirs)
 
 
 @settings(max_examples=10, deadline=None)
