@@ -23,24 +23,22 @@ raised, so a write either happened entirely or not at all.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Final, final
+from typing import Any, Final, NamedTuple, final
 
 import anyio
 import anyio.to_thread
+import msgspec
 
-from relaybaton.errors import ConfigError, StoreError
+from relaybaton.errors import ConfigError, StaleEpochError, StoreError
 from relaybaton.runtime._store import (
     ApprovalRow,
     Durability,
-    EncodedRecord,
     Head,
     WriteBatch,
-    check_fence,
     merge_approval_rows,
 )
 
@@ -80,19 +78,36 @@ _SYNCHRONOUS: Final = {
     Durability.OFF: "OFF",
 }
 
+# A batch reaches SQLite as a few parameters, not one row each: rows are unpacked inside
+# SQLite (json_each, and substr on one blob of bodies), so the worker thread holds the GIL
+# only between statements. ``executemany`` takes and drops the GIL around every row, and
+# while the event loop is busy each of those hand-overs stalls one side or the other: the
+# writer fell behind and the loop slowed by half again (see benchmarks/journal.py).
+#
 # Records are upserted, not inserted: a batch written again (after an error whose outcome
-# was unknown) must give the same journal, as it does in MemoryStore.
-_PUT_RECORD = (
-    "INSERT INTO records (conversation_id, seq, epoch, kind, body) VALUES (?, ?, ?, ?, ?)"
+# was unknown) must give the same journal, as it does in MemoryStore; within a batch the
+# last record for a (conversation, seq) wins (rows are applied in array order).
+_PUT_RECORDS = (
+    "INSERT INTO records (conversation_id, seq, epoch, kind, body)"
+    " SELECT value->>0, value->>1, value->>2, value->>3, substr(?2, value->>4, value->>5)"
+    " FROM json_each(?1) WHERE true ORDER BY key"
     " ON CONFLICT (conversation_id, seq) DO UPDATE SET"
     " epoch = excluded.epoch, kind = excluded.kind, body = excluded.body"
 )
-_PUT_HEAD = (
+_PUT_HEADS = (
     "INSERT INTO heads (conversation_id, seq, epoch, owner, status, unfinished, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " SELECT value->>'conversation_id', value->>'seq', value->>'epoch', value->>'owner',"
+    " value->>'status', value->>'unfinished', value->>'updated_at'"
+    " FROM json_each(?) WHERE true"
     " ON CONFLICT (conversation_id) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch,"
     " owner = excluded.owner, status = excluded.status, unfinished = excluded.unfinished,"
     " updated_at = excluded.updated_at"
+)
+# The fence: the first conversation (by id) whose stored epoch is newer than the batch's.
+_STALE_HEAD = (
+    "SELECT h.conversation_id, j.value->>'epoch', h.epoch"
+    " FROM json_each(?) AS j JOIN heads AS h ON h.conversation_id = j.value->>'conversation_id'"
+    " WHERE h.epoch > j.value->>'epoch' ORDER BY h.conversation_id LIMIT 1"
 )
 # A decision row carries an empty request: keep the stored one (see combine_approval_rows).
 _PUT_APPROVAL = (
@@ -119,13 +134,33 @@ def _head(row: tuple[str, int, int, str | None, str, int, float]) -> Head:
     )
 
 
-def _unique_records(records: list[EncodedRecord]) -> list[tuple[str, int, int, str, bytes]]:
-    # The last record for a (conversation, seq) wins, as in MemoryStore.
-    rows = {
-        (r.conversation_id, r.seq): (r.conversation_id, r.seq, r.epoch, r.kind, r.body)
-        for r in records
-    }
-    return list(rows.values())
+class _Packed(NamedTuple):
+    """A batch as the parameters of its statements (built on the event loop's thread)."""
+
+    records: bytes  # JSON: [[conversation_id, seq, epoch, kind, offset, length], ...]
+    bodies: bytes  # every record's body, one after the other
+    heads: bytes  # JSON: [Head, ...]
+    approvals: list[tuple[str, str, bytes, str]]
+    prune: list[tuple[str, int]]
+
+
+def _pack(batch: WriteBatch) -> _Packed:
+    index = []
+    offset = 1  # substr counts from 1
+    for r in batch.records:
+        size = len(r.body)
+        index.append((r.conversation_id, r.seq, r.epoch, r.kind, offset, size))
+        offset += size
+    return _Packed(
+        records=_json_encode(index),
+        bodies=b"".join([r.body for r in batch.records]),
+        heads=_json_encode(list(batch.heads.values())),
+        approvals=[
+            (a.approval_id, a.conversation_id, a.request, a.decision)
+            for a in merge_approval_rows(batch.approvals)
+        ],
+        prune=list(batch.prune.items()),
+    )
 
 
 @final
@@ -252,17 +287,23 @@ class SqliteStore:
         On cancel, the transaction in flight finishes first. On error (``StaleEpochError``,
         ``StoreError``), nothing of the batch is written.
         """
-        await anyio.to_thread.run_sync(self.write_sync, batch, limiter=self._write_limiter)
+        if not (batch.records or batch.heads or batch.approvals or batch.prune):
+            return
+        packed = _pack(batch)  # here, not in the worker: Python there contends for the GIL
+        await anyio.to_thread.run_sync(self._write_packed, packed, limiter=self._write_limiter)
 
     def write_sync(self, batch: WriteBatch) -> None:
-        """Commit the batch in the calling thread (what ``write`` runs in its worker)."""
+        """Commit the batch in the calling thread (what ``write`` does in its worker)."""
+        self._write_packed(_pack(batch))
+
+    def _write_packed(self, packed: _Packed) -> None:
         with self._write_lock:
             self._check_open()
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._write_in(conn, batch)
+                    self._write_in(conn, packed)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -272,45 +313,17 @@ class SqliteStore:
                 raise self._error("journal write failed", exc) from exc
 
     @staticmethod
-    def _write_in(conn: sqlite3.Connection, batch: WriteBatch) -> None:
-        if batch.heads:
-            stored = conn.execute(
-                "SELECT conversation_id, epoch FROM heads"
-                " WHERE conversation_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(batch.heads)),),
-            ).fetchall()
-            for conversation_id, epoch in sorted(stored):
-                check_fence(epoch, batch.heads[conversation_id])
-        if batch.records:
-            conn.executemany(_PUT_RECORD, _unique_records(batch.records))
-        if batch.heads:
+    def _write_in(conn: sqlite3.Connection, packed: _Packed) -> None:
+        stale = conn.execute(_STALE_HEAD, (packed.heads,)).fetchone()
+        if stale is not None:
+            raise StaleEpochError(*stale)
+        conn.execute(_PUT_RECORDS, (packed.records, packed.bodies))
+        conn.execute(_PUT_HEADS, (packed.heads,))
+        if packed.approvals:
+            conn.executemany(_PUT_APPROVAL, packed.approvals)
+        if packed.prune:
             conn.executemany(
-                _PUT_HEAD,
-                [
-                    (
-                        h.conversation_id,
-                        h.seq,
-                        h.epoch,
-                        h.owner,
-                        h.status,
-                        h.unfinished,
-                        h.updated_at,
-                    )
-                    for h in batch.heads.values()
-                ],
-            )
-        if batch.approvals:
-            conn.executemany(
-                _PUT_APPROVAL,
-                [
-                    (a.approval_id, a.conversation_id, a.request, a.decision)
-                    for a in merge_approval_rows(batch.approvals)
-                ],
-            )
-        if batch.prune:
-            conn.executemany(
-                "DELETE FROM records WHERE conversation_id = ? AND seq < ?",
-                list(batch.prune.items()),
+                "DELETE FROM records WHERE conversation_id = ? AND seq < ?", packed.prune
             )
 
     async def read(self, conversation_id: str) -> list[bytes]:
@@ -367,3 +380,6 @@ class SqliteStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"journal {self.path!r} is closed; open a new store", store=self.path)
+
+
+_json_encode = msgspec.json.Encoder().encode
