@@ -86,7 +86,11 @@ class Journal(Generic[T]):
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder: msgspec.msgpack.Decoder[_Body] = msgspec.msgpack.Decoder(body_type)
         self._json_decoder: msgspec.json.Decoder[_Body] = msgspec.json.Decoder(body_type)
-        self._pending: list[tuple[JournalRecord[Any], Conversation]] = []
+        # What waits for the writer, grouped as it will be stored: per conversation, its
+        # records in bodies (a snapshot starts a new one); grouping here costs a dict lookup
+        # per record, grouping at commit time cost a tuple and a second pass.
+        self._pending: dict[str, _Group] = {}
+        self._listed: list[JournalRecord[Any]] = []  # approvals and snapshots, in order
         self._recorded = 0
         self._committed = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -103,35 +107,42 @@ class Journal(Generic[T]):
 
     def record(self, conversation: Conversation, event: msgspec.Struct) -> None:
         """Journal ``event``, already applied to ``conversation``."""
-        conversation.seq += 1
+        seq = conversation.seq = conversation.seq + 1
         now = self.clock.now()
         record: JournalRecord[Any] = JournalRecord(
             conversation_id=conversation.id,
-            seq=conversation.seq,
+            seq=seq,
             epoch=conversation.epoch,
             at=now,
             event=event,  # type: ignore[arg-type]
         )
-        self._pending.append((record, conversation))
+        group = self._pending.get(conversation.id)
+        if group is None:
+            if not self._pending:  # the writer took everything: wake it for this
+                self._wake.set()
+            self._pending[conversation.id] = _Group(conversation, record)
+        else:
+            group.bodies[-1].append(record)
         self._recorded += 1
-        last = self._last_snapshot.get(conversation.id, 0)
-        if conversation.seq - last >= self.snapshot_every:
+        if type(event) in _LISTED:
+            self._listed.append(record)
+        if seq - self._last_snapshot.get(conversation.id, 0) >= self.snapshot_every:
             self._snapshot(conversation, now)
-        if not self._wake.is_set():
-            self._wake.set()
 
     def _snapshot(self, conversation: Conversation, now: float) -> None:
-        conversation.seq += 1
+        seq = conversation.seq = conversation.seq + 1
         record: JournalRecord[Any] = JournalRecord(
             conversation_id=conversation.id,
-            seq=conversation.seq,
+            seq=seq,
             epoch=conversation.epoch,
             at=now,
             event=Snapshot(state=snapshot_state(conversation)),
         )
-        self._pending.append((record, conversation))
+        # Its own body: pruning what it covers then removes whole bodies.
+        self._pending[conversation.id].bodies.append([record])
+        self._listed.append(record)
         self._recorded += 1
-        self._last_snapshot[conversation.id] = conversation.seq
+        self._last_snapshot[conversation.id] = seq
 
     @staticmethod
     def _head(conversation: Conversation, now: float) -> Head:
@@ -232,33 +243,26 @@ class Journal(Generic[T]):
     async def _commit_some(self) -> None:
         # Everything pending goes in one transaction, so each conversation's head can be
         # read from its state right now: it matches the batch's last record of it.
-        taken, self._pending = self._pending, []
-        groups: dict[str, tuple[Conversation, list[list[JournalRecord[Any]]]]] = {}
+        taken, self._pending = self._pending, {}
+        listed, self._listed = self._listed, []
+        mark = self._recorded
         batch = WriteBatch()
-        for record, conversation in taken:
-            group = groups.get(conversation.id)
-            event = record.event
-            if group is None:
-                groups[conversation.id] = (conversation, [[record]])
-            elif type(event) is Snapshot:
-                group[1].append([record])  # so that pruning what it covers is whole bodies
-            else:
-                group[1][-1].append(record)
-            if type(event) in _LISTED:
-                self._note(batch, record)
+        for record in listed:
+            self._note(batch, record)
         encode = self._encoder.encode
         now = self.clock.now()
-        for conversation_id, (conversation, chunks) in groups.items():
-            batch.heads[conversation_id] = self._head(conversation, now)
-            for chunk in chunks:
-                body = encode(chunk)
+        for conversation_id, group in taken.items():
+            batch.heads[conversation_id] = self._head(group.conversation, now)
+            for body_records in group.bodies:
+                body = encode(body_records)
                 self.bytes_written += len(body)
+                first = body_records[0]
                 batch.records.append(
                     EncodedRecord(
                         conversation_id=conversation_id,
-                        seq=chunk[0].seq,
-                        epoch=chunk[-1].epoch,
-                        kind=",".join([_kind(type(r.event)) for r in chunk]),
+                        seq=first.seq,
+                        epoch=body_records[-1].epoch,
+                        kind=_kind(type(first.event)),
                         body=body,
                     )
                 )
@@ -274,7 +278,7 @@ class Journal(Generic[T]):
             self._waiters.clear()
             raise
         self.transactions += 1
-        self._committed += len(taken)
+        self._committed = mark
         self._release()
 
     def _note(self, batch: WriteBatch, record: JournalRecord[Any]) -> None:
@@ -329,10 +333,21 @@ class Journal(Generic[T]):
                 raise task.exception()  # type: ignore[misc]
 
 
+@final
+class _Group:
+    """One conversation's pending records, as the bodies they will be stored in."""
+
+    __slots__ = ("bodies", "conversation")
+
+    def __init__(self, conversation: Conversation, record: JournalRecord[Any]) -> None:
+        self.conversation = conversation
+        self.bodies = [[record]]
+
+
 _Body = JournalRecord[Any] | list[JournalRecord[Any]]
 
-# Events that add an approval row or a pruning to the batch besides their record.
-_LISTED: frozenset[type] = frozenset({ApprovalRequested, ApprovalDecided, Snapshot})
+# Events that add an approval row to the batch besides their record.
+_LISTED: frozenset[type] = frozenset({ApprovalRequested, ApprovalDecided})
 
 _KINDS: dict[type, str] = {}
 
