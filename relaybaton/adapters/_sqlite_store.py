@@ -78,32 +78,44 @@ _SYNCHRONOUS: Final = {
     Durability.OFF: "OFF",
 }
 
-# A batch reaches SQLite as a few parameters, not one row each: rows are unpacked inside
-# SQLite (json_each, and substr on one blob of bodies), so the worker thread holds the GIL
-# only between statements. ``executemany`` takes and drops the GIL around every row, and
-# while the event loop is busy each of those hand-overs stalls one side or the other: the
-# writer fell behind and the loop slowed by half again (see benchmarks/journal.py).
+# A batch reaches SQLite as one statement with three parameters, not a statement per
+# table nor a row per ``executemany`` step: ``INSERT INTO journal_batch`` fires a trigger
+# (on a view that exists on the writer's connection only) that unpacks the rows inside
+# SQLite (json_each, and substr on one blob of bodies). Why: the worker thread must take
+# the GIL back after every SQLite call, and while the event loop is busy each take is a
+# forced switch that stalls the loop; a commit of ten statements cost the loop more than
+# its records did (see benchmarks/journal.py). One statement in autocommit mode is also
+# one write transaction, taken before the fence is read, as ``BEGIN IMMEDIATE`` would.
 #
-# Records are upserted, not inserted: a batch written again (after an error whose outcome
-# was unknown) must give the same journal, as it does in MemoryStore; within a batch the
-# last record for a (conversation, seq) wins (rows are applied in array order).
-_PUT_RECORDS = (
-    "INSERT INTO records (conversation_id, seq, epoch, kind, body)"
-    " SELECT value->>0, value->>1, value->>2, value->>3, substr(?2, value->>4, value->>5)"
-    " FROM json_each(?1) WHERE true ORDER BY key"
-    " ON CONFLICT (conversation_id, seq) DO UPDATE SET"
-    " epoch = excluded.epoch, kind = excluded.kind, body = excluded.body"
-)
-_PUT_HEADS = (
-    "INSERT INTO heads (conversation_id, seq, epoch, owner, status, unfinished, updated_at)"
-    " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6"
-    " FROM json_each(?) WHERE true"
-    " ON CONFLICT (conversation_id) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch,"
-    " owner = excluded.owner, status = excluded.status, unfinished = excluded.unfinished,"
-    " updated_at = excluded.updated_at"
-    " WHERE heads.epoch <= excluded.epoch"  # the fence: a head it skips is a stale writer's
-)
-# Which conversation the fence refused (the first by id), once the upsert skipped a head.
+# The fence aborts the statement (nothing written) when a stored epoch is newer. Records
+# are upserted, not inserted: a batch written again (after an error whose outcome was
+# unknown) must give the same journal, as it does in MemoryStore; within a batch the last
+# record for a (conversation, seq) wins (rows are applied in array order).
+_STALE = "relaybaton: stale epoch"
+_BATCH_TRIGGER = f"""
+CREATE TEMP VIEW IF NOT EXISTS journal_batch (heads, records, bodies) AS
+    SELECT NULL, NULL, NULL WHERE false;
+CREATE TEMP TRIGGER IF NOT EXISTS journal_batch_write
+INSTEAD OF INSERT ON journal_batch BEGIN
+    SELECT RAISE(ABORT, '{_STALE}')
+        FROM json_each(NEW.heads) AS j JOIN heads AS h ON h.conversation_id = j.value->>0
+        WHERE h.epoch > j.value->>2;
+    INSERT INTO heads (conversation_id, seq, epoch, owner, status, unfinished, updated_at)
+        SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6
+        FROM json_each(NEW.heads) WHERE true
+        ON CONFLICT (conversation_id) DO UPDATE SET seq = excluded.seq,
+            epoch = excluded.epoch, owner = excluded.owner, status = excluded.status,
+            unfinished = excluded.unfinished, updated_at = excluded.updated_at;
+    INSERT INTO records (conversation_id, seq, epoch, kind, body)
+        SELECT value->>0, value->>1, value->>2, value->>3,
+            substr(NEW.bodies, value->>4, value->>5)
+        FROM json_each(NEW.records) WHERE true ORDER BY key
+        ON CONFLICT (conversation_id, seq) DO UPDATE SET
+            epoch = excluded.epoch, kind = excluded.kind, body = excluded.body;
+END;
+"""
+_WRITE_BATCH = "INSERT INTO journal_batch (heads, records, bodies) VALUES (?, ?, ?)"
+# Which conversation the fence refused (the first by id), for the error.
 _STALE_HEAD = (
     "SELECT h.conversation_id, j.value->>2, h.epoch"
     " FROM json_each(?) AS j JOIN heads AS h ON h.conversation_id = j.value->>0"
@@ -137,10 +149,9 @@ def _head(row: tuple[str, int, int, str | None, str, int, float]) -> Head:
 class _Packed(NamedTuple):
     """A batch as the parameters of its statements (built on the event loop's thread)."""
 
+    heads: bytes  # JSON: [[conversation_id, seq, epoch, owner, status, unfinished, at], ...]
     records: bytes  # JSON: [[conversation_id, seq, epoch, kind, offset, length], ...]
     bodies: bytes  # every record's body, one after the other
-    heads: bytes  # JSON: [[conversation_id, seq, epoch, owner, status, unfinished, at], ...]
-    head_count: int
     approvals: list[tuple[str, str, bytes, str]]
     prune: list[tuple[str, int]]
 
@@ -153,11 +164,10 @@ def _pack(batch: WriteBatch) -> _Packed:
         index.append((r.conversation_id, r.seq, r.epoch, r.kind, offset, size))
         offset += size
     return _Packed(
-        records=_json_encode(index),
-        bodies=b"".join([r.body for r in batch.records]),
         # Arrays in Head's field order, not objects: SQLite finds an array's items faster.
         heads=_json_encode([msgspec.structs.astuple(h) for h in batch.heads.values()]),
-        head_count=len(batch.heads),
+        records=_json_encode(index),
+        bodies=b"".join([r.body for r in batch.records]),
         approvals=[
             (a.approval_id, a.conversation_id, a.request, a.decision)
             for a in merge_approval_rows(batch.approvals)
@@ -253,8 +263,12 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise self._error("cannot open the journal", exc) from exc
             else:
-                conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
-                return
+                break
+        try:
+            conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
+            conn.executescript(_BATCH_TRIGGER)
+        except sqlite3.Error as exc:
+            raise self._error("cannot open the journal", exc) from exc
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -304,32 +318,31 @@ class SqliteStore:
             self._check_open()
             conn = self._writer
             try:
+                if not (packed.approvals or packed.prune):
+                    conn.execute(_WRITE_BATCH, packed[:3])  # its own transaction
+                    return
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._write_in(conn, packed)
+                    conn.execute(_WRITE_BATCH, packed[:3])
+                    if packed.approvals:
+                        conn.executemany(_PUT_APPROVAL, packed.approvals)
+                    conn.executemany(
+                        "DELETE FROM records WHERE conversation_id = ? AND seq < ?", packed.prune
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+            except sqlite3.IntegrityError as exc:
+                if str(exc) != _STALE:
+                    raise self._error("journal write failed", exc) from exc
+                stale = conn.execute(_STALE_HEAD, (packed.heads,)).fetchone()
+                if stale is None:  # the newer epoch is gone again: report what happened
+                    raise self._error("journal write failed", exc) from exc
+                raise StaleEpochError(*stale) from None
             except sqlite3.Error as exc:
                 raise self._error("journal write failed", exc) from exc
-
-    @staticmethod
-    def _write_in(conn: sqlite3.Connection, packed: _Packed) -> None:
-        # Heads first: the upsert is the fence check too (one statement fewer per commit,
-        # and each statement is a round trip for the GIL), and the caller rolls back.
-        changes = conn.total_changes
-        conn.execute(_PUT_HEADS, (packed.heads,))
-        if conn.total_changes - changes < packed.head_count:
-            raise StaleEpochError(*conn.execute(_STALE_HEAD, (packed.heads,)).fetchone())
-        conn.execute(_PUT_RECORDS, (packed.records, packed.bodies))
-        if packed.approvals:
-            conn.executemany(_PUT_APPROVAL, packed.approvals)
-        if packed.prune:
-            conn.executemany(
-                "DELETE FROM records WHERE conversation_id = ? AND seq < ?", packed.prune
-            )
 
     async def read(self, conversation_id: str) -> list[bytes]:
         """The conversation's record bodies, oldest first."""

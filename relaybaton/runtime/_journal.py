@@ -8,7 +8,7 @@ per transaction). ``Durability`` decides who waits for that commit:
 - ``sync``: ``flushed()`` waits for it, so a step goes on only once what came before is on
   disk; replies reach the user only after their record is committed;
 - ``batched``: nobody waits; the writer collects for up to ``max_delay`` seconds first;
-- ``off``: nobody waits, and the store is asked not to flush to disk.
+- ``off``: as batched, and the store is asked not to flush to disk.
 
 Each commit stores one body per conversation: the MessagePack array of that conversation's
 records in the batch (keyed by the first one's ``seq``), not one body per record. A store
@@ -222,18 +222,18 @@ class Journal(Generic[T]):
 
     async def run(self) -> None:
         """Commit what accumulates until ``aclose`` (``start`` runs it for you)."""
-        batched = self.durability is Durability.BATCHED
+        gather = self.durability is not Durability.SYNC  # nobody waits for the commit
         while True:
             await self._wake.wait()
             self._wake.clear()
-            # Batched: a group gathers for max_delay after its first record, and commits
-            # start at most once per max_delay, so a record waits at most about max_delay
-            # plus one commit. Committing again as soon as the last commit ended would
-            # cross to the store's thread once per conversation or two under load, and
-            # each crossing costs the event loop more than the records it carries.
+            # Unless sync: a group gathers for max_delay after its first record, and
+            # commits start at most once per max_delay, so a record waits at most about
+            # max_delay plus one commit. Committing again as soon as the last commit ended
+            # would cross to the store's thread once per conversation or two under load,
+            # and each crossing costs the event loop more than the records it carries.
             due = time.monotonic() + self.max_delay  # real time: this is I/O batching
             while self._pending:
-                if batched and not self._closed and not self._waiters:
+                if gather and not self._closed and not self._waiters:
                     await anyio.sleep(max(0.0, due - time.monotonic()))
                 due = time.monotonic() + self.max_delay
                 await self._commit_some()
