@@ -1,12 +1,13 @@
 """The journal in SQLite: the embedded default store.
 
 One file holds every conversation's records, heads and approvals. WAL lets the reading
-connection run beside the writing one. Each ``write`` is one ``BEGIN IMMEDIATE``
-transaction (the fence check, the records, the heads, the approvals, the pruning), so a
-batch of many conversations' records costs one commit: that is the journal's group commit.
-``busy_timeout`` makes a second process on the same file wait for the write lock instead of
-failing, and ``BEGIN IMMEDIATE`` takes that lock before the fence is read, so two processes
-cannot both pass the check and then overwrite each other.
+connection run beside the writing one. Each ``write`` is one transaction (the fence check,
+the heads, the records, and the approvals and pruning when there are any), so a batch of
+many conversations' records costs one commit: that is the journal's group commit. Usually
+it is a single statement in autocommit mode (see ``_BATCH_TRIGGER``), else ``BEGIN
+IMMEDIATE`` around a few. ``busy_timeout`` makes a second process on the same file wait for
+the write lock instead of failing, and either way that lock is taken before the fence is
+read, so two processes cannot both pass the check and then overwrite each other.
 
 ``PRAGMA synchronous`` follows the durability mode: ``FULL`` for ``sync`` (the WAL is
 flushed at every commit: a power loss keeps what was acknowledged), ``NORMAL`` for
