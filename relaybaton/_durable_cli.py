@@ -266,7 +266,7 @@ def _show(args: argparse.Namespace) -> int:
             bodies = await store.read(args.conversation_id)
             if not bodies:
                 raise ConfigError(f"no conversation {args.conversation_id!r} in {args.store}")
-            records = [journal.decode(body) for body in bodies]
+            records = journal.decode(bodies)
             conversation = await journal.load(args.conversation_id, entry="")
         assert conversation is not None
         events = [e for r in records if (e := _event_of(r)) is not None]

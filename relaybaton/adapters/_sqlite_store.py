@@ -1,12 +1,13 @@
 """The journal in SQLite: the embedded default store.
 
 One file holds every conversation's records, heads and approvals. WAL lets the reading
-connection run beside the writing one. Each ``write`` is one ``BEGIN IMMEDIATE``
-transaction (the fence check, the records, the heads, the approvals, the pruning), so a
-batch of many conversations' records costs one commit: that is the journal's group commit.
-``busy_timeout`` makes a second process on the same file wait for the write lock instead of
-failing, and ``BEGIN IMMEDIATE`` takes that lock before the fence is read, so two processes
-cannot both pass the check and then overwrite each other.
+connection run beside the writing one. Each ``write`` is one transaction (the fence check,
+the heads, the records, and the approvals and pruning when there are any), so a batch of
+many conversations' records costs one commit: that is the journal's group commit. Usually
+it is a single statement in autocommit mode (see ``_BATCH_TRIGGER``), else ``BEGIN
+IMMEDIATE`` around a few. ``busy_timeout`` makes a second process on the same file wait for
+the write lock instead of failing, and either way that lock is taken before the fence is
+read, so two processes cannot both pass the check and then overwrite each other.
 
 ``PRAGMA synchronous`` follows the durability mode: ``FULL`` for ``sync`` (the WAL is
 flushed at every commit: a power loss keeps what was acknowledged), ``NORMAL`` for
@@ -23,24 +24,22 @@ raised, so a write either happened entirely or not at all.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Final, final
+from typing import Any, Final, NamedTuple, final
 
 import anyio
 import anyio.to_thread
+import msgspec
 
-from relaybaton.errors import ConfigError, StoreError
+from relaybaton.errors import ConfigError, StaleEpochError, StoreError
 from relaybaton.runtime._store import (
     ApprovalRow,
     Durability,
-    EncodedRecord,
     Head,
     WriteBatch,
-    check_fence,
     merge_approval_rows,
 )
 
@@ -80,19 +79,48 @@ _SYNCHRONOUS: Final = {
     Durability.OFF: "OFF",
 }
 
-# Records are upserted, not inserted: a batch written again (after an error whose outcome
-# was unknown) must give the same journal, as it does in MemoryStore.
-_PUT_RECORD = (
-    "INSERT INTO records (conversation_id, seq, epoch, kind, body) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (conversation_id, seq) DO UPDATE SET"
-    " epoch = excluded.epoch, kind = excluded.kind, body = excluded.body"
-)
-_PUT_HEAD = (
-    "INSERT INTO heads (conversation_id, seq, epoch, owner, status, unfinished, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (conversation_id) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch,"
-    " owner = excluded.owner, status = excluded.status, unfinished = excluded.unfinished,"
-    " updated_at = excluded.updated_at"
+# A batch reaches SQLite as one statement with three parameters, not a statement per
+# table nor a row per ``executemany`` step: ``INSERT INTO journal_batch`` fires a trigger
+# (on a view that exists on the writer's connection only) that unpacks the rows inside
+# SQLite (json_each, and substr on one blob of bodies). Why: the worker thread must take
+# the GIL back after every SQLite call, and while the event loop is busy each take is a
+# forced switch that stalls the loop; a commit of ten statements cost the loop more than
+# its records did (see benchmarks/journal.py). One statement in autocommit mode is also
+# one write transaction, taken before the fence is read, as ``BEGIN IMMEDIATE`` would.
+#
+# The fence aborts the statement (nothing written) when a stored epoch is newer. Records
+# are upserted, not inserted: a batch written again (after an error whose outcome was
+# unknown) must give the same journal, as it does in MemoryStore; within a batch the last
+# record for a (conversation, seq) wins (rows are applied in array order).
+_STALE = "relaybaton: stale epoch"
+_BATCH_TRIGGER = f"""
+CREATE TEMP VIEW IF NOT EXISTS journal_batch (heads, records, bodies) AS
+    SELECT NULL, NULL, NULL WHERE false;
+CREATE TEMP TRIGGER IF NOT EXISTS journal_batch_write
+INSTEAD OF INSERT ON journal_batch BEGIN
+    SELECT RAISE(ABORT, '{_STALE}')
+        FROM json_each(NEW.heads) AS j JOIN heads AS h ON h.conversation_id = j.value->>0
+        WHERE h.epoch > j.value->>2;
+    INSERT INTO heads (conversation_id, seq, epoch, owner, status, unfinished, updated_at)
+        SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6
+        FROM json_each(NEW.heads) WHERE true
+        ON CONFLICT (conversation_id) DO UPDATE SET seq = excluded.seq,
+            epoch = excluded.epoch, owner = excluded.owner, status = excluded.status,
+            unfinished = excluded.unfinished, updated_at = excluded.updated_at;
+    INSERT INTO records (conversation_id, seq, epoch, kind, body)
+        SELECT value->>0, value->>1, value->>2, value->>3,
+            substr(NEW.bodies, value->>4, value->>5)
+        FROM json_each(NEW.records) WHERE true ORDER BY key
+        ON CONFLICT (conversation_id, seq) DO UPDATE SET
+            epoch = excluded.epoch, kind = excluded.kind, body = excluded.body;
+END;
+"""
+_WRITE_BATCH = "INSERT INTO journal_batch (heads, records, bodies) VALUES (?, ?, ?)"
+# Which conversation the fence refused (the first by id), for the error.
+_STALE_HEAD = (
+    "SELECT h.conversation_id, j.value->>2, h.epoch"
+    " FROM json_each(?) AS j JOIN heads AS h ON h.conversation_id = j.value->>0"
+    " WHERE h.epoch > j.value->>2 ORDER BY h.conversation_id LIMIT 1"
 )
 # A decision row carries an empty request: keep the stored one (see combine_approval_rows).
 _PUT_APPROVAL = (
@@ -119,13 +147,34 @@ def _head(row: tuple[str, int, int, str | None, str, int, float]) -> Head:
     )
 
 
-def _unique_records(records: list[EncodedRecord]) -> list[tuple[str, int, int, str, bytes]]:
-    # The last record for a (conversation, seq) wins, as in MemoryStore.
-    rows = {
-        (r.conversation_id, r.seq): (r.conversation_id, r.seq, r.epoch, r.kind, r.body)
-        for r in records
-    }
-    return list(rows.values())
+class _Packed(NamedTuple):
+    """A batch as the parameters of its statements (built on the event loop's thread)."""
+
+    heads: bytes  # JSON: [[conversation_id, seq, epoch, owner, status, unfinished, at], ...]
+    records: bytes  # JSON: [[conversation_id, seq, epoch, kind, offset, length], ...]
+    bodies: bytes  # every record's body, one after the other
+    approvals: list[tuple[str, str, bytes, str]]
+    prune: list[tuple[str, int]]
+
+
+def _pack(batch: WriteBatch) -> _Packed:
+    index = []
+    offset = 1  # substr counts from 1
+    for r in batch.records:
+        size = len(r.body)
+        index.append((r.conversation_id, r.seq, r.epoch, r.kind, offset, size))
+        offset += size
+    return _Packed(
+        # Arrays in Head's field order, not objects: SQLite finds an array's items faster.
+        heads=_json_encode([msgspec.structs.astuple(h) for h in batch.heads.values()]),
+        records=_json_encode(index),
+        bodies=b"".join([r.body for r in batch.records]),
+        approvals=[
+            (a.approval_id, a.conversation_id, a.request, a.decision)
+            for a in merge_approval_rows(batch.approvals)
+        ],
+        prune=list(batch.prune.items()),
+    )
 
 
 @final
@@ -215,8 +264,12 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise self._error("cannot open the journal", exc) from exc
             else:
-                conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
-                return
+                break
+        try:
+            conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
+            conn.executescript(_BATCH_TRIGGER)
+        except sqlite3.Error as exc:
+            raise self._error("cannot open the journal", exc) from exc
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -252,66 +305,45 @@ class SqliteStore:
         On cancel, the transaction in flight finishes first. On error (``StaleEpochError``,
         ``StoreError``), nothing of the batch is written.
         """
-        await anyio.to_thread.run_sync(self.write_sync, batch, limiter=self._write_limiter)
+        if not (batch.records or batch.heads or batch.approvals or batch.prune):
+            return
+        packed = _pack(batch)  # here, not in the worker: Python there contends for the GIL
+        await anyio.to_thread.run_sync(self._write_packed, packed, limiter=self._write_limiter)
 
     def write_sync(self, batch: WriteBatch) -> None:
-        """Commit the batch in the calling thread (what ``write`` runs in its worker)."""
+        """Commit the batch in the calling thread (what ``write`` does in its worker)."""
+        self._write_packed(_pack(batch))
+
+    def _write_packed(self, packed: _Packed) -> None:
         with self._write_lock:
             self._check_open()
             conn = self._writer
             try:
+                if not (packed.approvals or packed.prune):
+                    conn.execute(_WRITE_BATCH, packed[:3])  # its own transaction
+                    return
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._write_in(conn, batch)
+                    conn.execute(_WRITE_BATCH, packed[:3])
+                    if packed.approvals:
+                        conn.executemany(_PUT_APPROVAL, packed.approvals)
+                    conn.executemany(
+                        "DELETE FROM records WHERE conversation_id = ? AND seq < ?", packed.prune
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+            except sqlite3.IntegrityError as exc:
+                if str(exc) != _STALE:
+                    raise self._error("journal write failed", exc) from exc
+                stale = conn.execute(_STALE_HEAD, (packed.heads,)).fetchone()
+                if stale is None:  # the newer epoch is gone again: report what happened
+                    raise self._error("journal write failed", exc) from exc
+                raise StaleEpochError(*stale) from None
             except sqlite3.Error as exc:
                 raise self._error("journal write failed", exc) from exc
-
-    @staticmethod
-    def _write_in(conn: sqlite3.Connection, batch: WriteBatch) -> None:
-        if batch.heads:
-            stored = conn.execute(
-                "SELECT conversation_id, epoch FROM heads"
-                " WHERE conversation_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(batch.heads)),),
-            ).fetchall()
-            for conversation_id, epoch in sorted(stored):
-                check_fence(epoch, batch.heads[conversation_id])
-        if batch.records:
-            conn.executemany(_PUT_RECORD, _unique_records(batch.records))
-        if batch.heads:
-            conn.executemany(
-                _PUT_HEAD,
-                [
-                    (
-                        h.conversation_id,
-                        h.seq,
-                        h.epoch,
-                        h.owner,
-                        h.status,
-                        h.unfinished,
-                        h.updated_at,
-                    )
-                    for h in batch.heads.values()
-                ],
-            )
-        if batch.approvals:
-            conn.executemany(
-                _PUT_APPROVAL,
-                [
-                    (a.approval_id, a.conversation_id, a.request, a.decision)
-                    for a in merge_approval_rows(batch.approvals)
-                ],
-            )
-        if batch.prune:
-            conn.executemany(
-                "DELETE FROM records WHERE conversation_id = ? AND seq < ?",
-                list(batch.prune.items()),
-            )
 
     async def read(self, conversation_id: str) -> list[bytes]:
         """The conversation's record bodies, oldest first."""
@@ -367,3 +399,6 @@ class SqliteStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"journal {self.path!r} is closed; open a new store", store=self.path)
+
+
+_json_encode = msgspec.json.Encoder().encode

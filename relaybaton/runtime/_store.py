@@ -1,10 +1,11 @@
 """The Store port: where journals live. Memory here; SQLite and PostgreSQL in adapters.
 
-A store keeps, per conversation, its encoded journal records (``seq`` ascending, a snapshot
-possibly first), a head (epoch, owner, status, whether a turn is unfinished) for listing,
-and the approval requests with their decisions. ``write`` is one transaction: all of the
-batch or none of it, and it refuses a conversation whose stored epoch is newer than the
-batch's (fencing: a writer that lost the baton cannot write over the new owner).
+A store keeps, per conversation, its encoded journal bodies (each holds one or more
+records; ``seq`` ascending, a snapshot possibly first), a head (epoch, owner, status,
+whether a turn is unfinished) for listing, and the approval requests with their
+decisions. ``write`` is one transaction: all of the batch or none of it, and it refuses a
+conversation whose stored epoch is newer than the batch's (fencing: a writer that lost the
+baton cannot write over the new owner).
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ class Durability(StrEnum):
 
 
 class EncodedRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One journal record as the store keeps it."""
+    """One stored body: a conversation's consecutive records from ``seq`` on.
+
+    ``epoch`` is the last record's, ``kind`` the first one's tag (a snapshot always starts
+    a body); the store reads neither, they are there for people querying it.
+    """
 
     conversation_id: str
     seq: int
@@ -89,14 +94,14 @@ class Store(Protocol):
     async def write(self, batch: WriteBatch) -> None:
         """Commit the batch atomically.
 
-        Pruning removes a conversation's records older than the given seq (a snapshot
-        covers them). Raises ``StaleEpochError`` if a conversation's stored epoch is newer
+        Pruning removes a conversation's bodies whose ``seq`` is below the given one (a
+        snapshot covers them). Raises ``StaleEpochError`` if a conversation's stored epoch is newer
         than the batch's head for it; nothing is written then.
         """
         ...
 
     async def read(self, conversation_id: str) -> list[bytes]:
-        """The conversation's record bodies, oldest first (a snapshot may lead)."""
+        """The conversation's bodies, oldest first (a snapshot may lead)."""
         ...
 
     async def heads(self, *, unfinished_only: bool = False) -> list[Head]:

@@ -275,6 +275,38 @@ async def test_a_batch_refused_by_the_fence_writes_nothing_at_all(store: Store) 
 
 
 @every_store
+async def test_a_refused_batch_of_only_records_and_heads_writes_nothing_either(
+    store: Store,
+) -> None:
+    await store.write(batch("held", [1], epoch=5))
+    refused = batch("fresh", [1, 2])
+    stale = batch("held", [2], epoch=4)
+    refused.records += stale.records
+    refused.heads.update(stale.heads)
+    with pytest.raises(StaleEpochError, match="'held': epoch 4 is stale, current is 5"):
+        await store.write(refused)
+
+    assert await store.read("fresh") == []
+    assert await store.read("held") == [body("held", 1, 5)]
+    assert [(h.conversation_id, h.epoch) for h in await store.heads()] == [("held", 5)]
+
+
+@every_store
+async def test_bodies_of_any_length_and_bytes_come_back_exactly(store: Store) -> None:
+    bodies = [b"", bytes(range(256)), b"\x00" * 5000, "é€𝄞".encode(), b"{}", b"\xff"]
+    written = WriteBatch(
+        records=[
+            EncodedRecord(conversation_id=c, seq=1, epoch=1, kind="event", body=data)
+            for c, data in zip("abcdef", bodies, strict=True)
+        ],
+        heads={c: head(c, 1) for c in "abcdef"},
+    )
+    await store.write(written)
+
+    assert [await store.read(c) for c in "abcdef"] == [[data] for data in bodies]
+
+
+@every_store
 async def test_heads_list_every_conversation_or_only_those_with_an_unfinished_turn(
     store: Store,
 ) -> None:

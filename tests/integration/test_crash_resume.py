@@ -61,7 +61,7 @@ def _env(effects: Path, failpoint: str | None) -> dict[str, str]:
 async def _state(store_path: Path) -> tuple[list[Any], Any]:
     async with open_store(str(store_path)) as store:
         journal: Journal[ChatMessage] = Journal(store, ChatMessage, clock=MonotonicClock())
-        records = [journal.decode(b) for b in await store.read("c1")]
+        records = journal.decode(await store.read("c1"))
         conversation = await journal.load("c1", entry="triage")
     return records, conversation
 
