@@ -54,7 +54,10 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore", "open_postgres_store"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
+# 2: a record body may hold several records (a MessagePack array); version 1 bodies, one
+# record each, still read. The tables are the same, so 1 -> 2 only records the version,
+# and a relaybaton that knows only version 1 refuses the file instead of misreading it.
+SCHEMA_VERSION: Final = 2
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 

@@ -45,7 +45,10 @@ from relaybaton.runtime._store import (
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION: Final = 1
+# 2: a record body may hold several records (a MessagePack array); version 1 bodies, one
+# record each, still read. The tables are the same, so 1 -> 2 only records the version,
+# and a relaybaton that knows only version 1 refuses the file instead of misreading it.
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -283,7 +286,7 @@ class SqliteStore:
                 store=self.path,
             )
         if version < SCHEMA_VERSION:
-            # Version 0 is a new file; later versions will add their steps here.
+            # Version 0 is a new file; 1 -> 2 changes no table (see SCHEMA_VERSION).
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)

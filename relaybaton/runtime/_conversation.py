@@ -140,6 +140,7 @@ class Conversation:
     user: str = ""  # whom the conversation is with: the namespace of their long-term memory
     # Journal position and the durable-only parts (empty unless a journal is attached):
     seq: int = 0
+    snapshot_seq: int = 0  # the journal position of its last snapshot
     # Shared empty views until the first write (most conversations never need them, and
     # every container made per conversation is time and memory on the hot path).
     approvals: Mapping[str, ApprovalRequested] = field(default_factory=lambda: _NO_APPROVALS)

@@ -95,7 +95,6 @@ class Journal(Generic[T]):
         self._committed = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._callbacks: list[tuple[int, Callable[[], None]]] = []
-        self._last_snapshot: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._closed = False
         self.failure: BaseException | None = None
@@ -126,7 +125,7 @@ class Journal(Generic[T]):
         self._recorded += 1
         if type(event) in _LISTED:
             self._listed.append(record)
-        if seq - self._last_snapshot.get(conversation.id, 0) >= self.snapshot_every:
+        if seq - conversation.snapshot_seq >= self.snapshot_every:
             self._snapshot(conversation, now)
 
     def _snapshot(self, conversation: Conversation, now: float) -> None:
@@ -142,7 +141,7 @@ class Journal(Generic[T]):
         self._pending[conversation.id].bodies.append([record])
         self._listed.append(record)
         self._recorded += 1
-        self._last_snapshot[conversation.id] = seq
+        conversation.snapshot_seq = seq  # kept with the conversation: freed with it
 
     @staticmethod
     def _head(conversation: Conversation, now: float) -> Head:
@@ -206,7 +205,7 @@ class Journal(Generic[T]):
         records = self.decode(bodies)
         conversation = replay(conversation_id, records, entry=entry)
         snapshots = [r.seq for r in records if isinstance(r.event, Snapshot)]
-        self._last_snapshot[conversation_id] = snapshots[-1] if snapshots else 0
+        conversation.snapshot_seq = snapshots[-1] if snapshots else 0
         return conversation
 
     # --- the writer -------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
 import pytest
 
+from relaybaton.adapters._sqlite_store import SCHEMA_VERSION, SqliteStore
 from relaybaton.runtime import (
     EncodedRecord,
     FakeClock,
@@ -134,3 +137,29 @@ async def test_a_journal_stored_one_record_per_body_still_loads(encode: Any) -> 
     assert loaded is not None
     assert (loaded.owner, loaded.seq) == ("x", 3)
     assert loaded.ledger[("x", "m")].calls == 2
+
+
+async def test_a_version_1_sqlite_journal_is_upgraded_and_its_bodies_still_load(
+    tmp_path: Path,
+) -> None:
+    # A file an earlier relaybaton wrote: schema version 1, each record alone in its body.
+    path = tmp_path / "old.db"
+    await SqliteStore(path).aclose()
+    record = JournalRecord(conversation_id="a", seq=1, epoch=0, at=0.0, event=Opened(owner="x"))  # type: ignore[arg-type]
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        raw.execute(
+            "INSERT INTO records (conversation_id, seq, epoch, kind, body) VALUES (?, ?, ?, ?, ?)",
+            ("a", 1, 0, "opened", msgspec.msgpack.encode(record)),
+        )
+    raw.close()
+    store = SqliteStore(path)
+    try:
+        journal: Journal[Any] = Journal(store, msgspec.Raw, clock=FakeClock())
+        assert journal.decode(await store.read("a")) == [record]
+    finally:
+        await store.aclose()
+    with sqlite3.connect(path) as raw:
+        (version,) = raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    raw.close()
+    assert int(version) == SCHEMA_VERSION == 2  # an older relaybaton now refuses the file
