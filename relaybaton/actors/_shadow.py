@@ -1,52 +1,75 @@
 """Background model calls the runtime owns: shadow copies of a rollout's traffic.
 
 A shadow call must never hold up the call it copies, so it runs in a task of its own; and
-structured concurrency says every task has an owner, so the runtime opens one
-``ShadowRunner`` (an anyio task group) for its lifetime and hands it to its slots. When the
-runtime stops, shadow calls still running are cancelled, not awaited: their answers would be
-thrown away anyway, and a hung candidate must not hold up a shutdown.
+every task has an owner, so the runtime opens one ``ShadowRunner`` for its lifetime and
+hands it to its slots. When the runtime stops, shadow calls still running are cancelled and
+awaited, not waited for: their answers would be thrown away anyway, and a hung candidate
+must not hold up a shutdown.
+
+The runner keeps plain tasks rather than an anyio task group around the runtime's block:
+a task group there would wrap any error of the code using the runtime in an exception
+group, and a shadow call has no error to give anyone (it handles its own; one that escapes
+is logged).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, final
 
 import anyio
-from anyio.abc import TaskGroup
+import structlog
 
 __all__ = ["ShadowRunner", "open_shadow_runner"]
+
+_log = structlog.get_logger("relaybaton.shadow")
 
 
 @final
 class ShadowRunner:
-    """Starts background calls in a task group someone else opened and will close."""
+    """Starts background calls and, on ``aclose``, cancels and awaits those still running."""
 
-    def __init__(self, group: TaskGroup) -> None:
-        self._group = group
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
         self.started = 0
 
     def start_soon(self, func: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         """Run ``func`` in the background; False (and nothing runs) once the runner closed.
 
-        ``func`` must handle its own errors: one that escapes cancels the runner's owner.
+        ``func`` must handle its own errors: one that escapes is logged and goes no further.
         """
         if self.closed:
             return False
         self.started += 1
-        self._group.start_soon(func)
+        task = asyncio.get_running_loop().create_task(func())
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
         return True
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("shadow_call_failed", error=repr(task.exception()))
+
+    async def aclose(self) -> None:
+        """Refuse new calls, cancel the running ones and wait until they have ended."""
+        self.closed = True
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
 
 @asynccontextmanager
 async def open_shadow_runner() -> AsyncIterator[ShadowRunner]:
     """Own a runner for the block; on exit, cancel what it still runs and wait for that."""
-    async with anyio.create_task_group() as group:
-        runner = ShadowRunner(group)
-        try:
-            yield runner
-        finally:
-            runner.closed = True
-            group.cancel_scope.cancel()
+    runner = ShadowRunner()
+    try:
+        yield runner
+    finally:
+        with anyio.CancelScope(shield=True):
+            await runner.aclose()

@@ -121,3 +121,14 @@ def test_a_reference_to_an_unknown_agent_name_is_a_config_error() -> None:
         "agent 'triage' refers to an agent named 'ghost' that the runtime was not given; "
         "pass it in `agents`"
     )
+
+
+async def test_an_error_in_the_block_using_the_runtime_comes_out_as_itself() -> None:
+    # Not wrapped in an exception group by a task group the runtime holds open.
+    async def use() -> None:
+        async with open_runtime(Agent(name="solo"), models=ScriptedModel(["hi"])) as runtime:
+            await runtime.send("c1", "hello")
+            raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine"):
+        await use()
