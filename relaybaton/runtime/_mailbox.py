@@ -41,7 +41,11 @@ class Mailbox(Generic[T]):
             raise ValueError(f"mailbox capacity must be at least 1, got {capacity}")
         self.owner = owner
         self.capacity = capacity
-        self._items: deque[T] = deque()
+        # A list, not a deque: an empty deque is 760 bytes, a list holding one item 88, and
+        # most mailboxes (an activation's) hold one message at a time. Taking from the front
+        # of a list moves the rest, which for the mailbox bound (1,000 by default) costs
+        # tens of nanoseconds more than a deque's popleft.
+        self._items: list[T] = []
         self._closed = False
         # Waiter queues are shared empty sentinels until someone waits: most mailboxes
         # (activations drained by their own task) never block, and this keeps them small.
@@ -89,7 +93,7 @@ class Mailbox(Generic[T]):
     def get_nowait(self) -> T:
         """Take the oldest item; raise ``IndexError`` if empty, ``MailboxClosed`` if done."""
         if self._items:
-            item = self._items.popleft()
+            item = self._items.pop(0)
             if self._putters:
                 self._wake(self._putters)
             return item
@@ -104,7 +108,7 @@ class Mailbox(Generic[T]):
         there than raising and catching ``IndexError``.
         """
         if self._items:
-            item = self._items.popleft()
+            item = self._items.pop(0)
             if self._putters:
                 self._wake(self._putters)
             return item

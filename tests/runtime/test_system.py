@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import anyio
 import pytest
 
 from relaybaton.runtime import Actor, FakeClock, Mailbox, open_system
+from relaybaton.runtime._system import GC_MIDDLE_THRESHOLD
 
 pytestmark = pytest.mark.anyio
 
@@ -106,3 +109,16 @@ async def test_the_caller_cancelling_the_block_still_drains_and_cleans_up() -> N
             await anyio.sleep_forever()
     assert seen == ["queued"]
     assert system.task_count == 0
+
+
+async def test_the_collector_setting_applies_while_the_system_is_open_and_is_restored() -> None:
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        async with open_system(clock=FakeClock(), gc_young_threshold=10_000):
+            assert gc.get_threshold() == (10_000, GC_MIDDLE_THRESHOLD, 10)
+        assert gc.get_threshold() == (700, 10, 10)
+        async with open_system(clock=FakeClock()):  # not asked: left alone
+            assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*saved)
