@@ -216,7 +216,7 @@ class Ours(Gate):
 
     def route(self, now: float) -> tuple[bool, bool]:
         self.clock.at = now
-        adapter, probe = self.slot._choose(REQUEST, "", None, [])
+        adapter, probe, _ = self.slot._choose(REQUEST, "", None, [], False)
         self._deliver()
         return adapter is self.primary, probe
 

@@ -229,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--scores", type=Path, help="write dataset,prompt,score CSV here")
     args = parser.parse_args(argv)
+    if not (args.data / "routellm").is_dir():
+        print(
+            f"routing: no RouteLLM outcomes under {args.data / 'routellm'}; "
+            "pass --data DIR (the folder that holds routellm/)",
+            file=sys.stderr,
+        )
+        return 2
     report: dict[str, object] = {"length_baseline": {}}
     written: list[tuple[str, str, float]] = []
     for dataset in ("gsm8k", "mmlu"):
