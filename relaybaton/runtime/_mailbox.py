@@ -92,14 +92,9 @@ class Mailbox(Generic[T]):
 
     def get_nowait(self) -> T:
         """Take the oldest item; raise ``IndexError`` if empty, ``MailboxClosed`` if done."""
-        if self._items:
-            item = self._items.pop(0)
-            if self._putters:
-                self._wake(self._putters)
-            return item
-        if self._closed:
-            raise MailboxClosed(self.owner)
-        raise IndexError("mailbox is empty")
+        if not self._items and not self._closed:
+            raise IndexError("mailbox is empty")
+        return self.poll()  # type: ignore[return-value]  # an item (None too), or it raises
 
     def poll(self) -> T | None:
         """Like ``get_nowait``, but None when empty: for items that are never None.
