@@ -247,11 +247,11 @@ class LearnedRouter:
         if slope is None:
             return self.prior
         x = numeric_features(features)
-        prior = slope.prior(x)
+        value = slope.prior(x)
         weight = self.trust(candidate)
         if weight:
-            prior += weight * (self._full(features, candidate, x, slope) - prior)
-        return min(1.0, max(0.0, prior))
+            value += weight * (self._full(features, candidate, x, slope) - value)
+        return min(1.0, max(0.0, value))
 
     def trust(self, candidate: str) -> float:
         """How much of the way from the length prior to the full estimate ``candidate`` goes."""

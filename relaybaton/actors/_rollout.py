@@ -127,8 +127,9 @@ class Rollout:
             pinned.move_to_end(conversation_id)
         return self.candidate if new else self.incumbent
 
-    def shadows(self, conversation_id: str) -> bool:
-        """Whether a shadow copy of this call should go to the new arm (shadow stage)."""
+    @property
+    def in_shadow_stage(self) -> bool:
+        """Whether calls are copied to the new arm (running, at a share of 0)."""
         return self.state is RolloutState.RUNNING and self.share == 0.0
 
     def record(

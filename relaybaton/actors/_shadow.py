@@ -36,18 +36,17 @@ class ShadowRunner:
         self.closed = False
         self.started = 0
 
-    def start_soon(self, func: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-        """Run ``func`` in the background; False (and nothing runs) once the runner closed.
+    def start_soon(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``func`` in the background (the runner must be open: check ``closed``).
 
         ``func`` must handle its own errors: one that escapes is logged and goes no further.
         """
         if self.closed:
-            return False
+            raise RuntimeError("the shadow runner is closed; check ShadowRunner.closed first")
         self.started += 1
         task = asyncio.get_running_loop().create_task(func())
         self._tasks.add(task)
         task.add_done_callback(self._done)
-        return True
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

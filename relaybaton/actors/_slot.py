@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, final
 
 import anyio
@@ -393,14 +394,8 @@ class ModelSlot:
         if runner is None or runner.closed:
             rollout.shadow_dropped += 1  # no runtime to own the task: nothing to run it in
             return
-        if not rollout.take_shadow():
-            return
-
-        async def shadow() -> None:
-            await self._shadow_call(rollout, request, agent)
-
-        if not runner.start_soon(shadow):  # pragma: no cover - checked just above
-            rollout.shadow_in_flight -= 1
+        if rollout.take_shadow():
+            runner.start_soon(partial(self._shadow_call, rollout, request, agent))
 
     async def _shadow_call(self, rollout: SlotRollout, request: ModelRequest, agent: str) -> None:
         """Send the copy, drop the answer, count the outcome; never raise but cancellation."""
@@ -408,12 +403,7 @@ class ModelSlot:
         started = self.clock.now()
         response: ModelResponse | None = None
         try:
-            with anyio.CancelScope() as scope:
-                timer = self.clock.call_later(rollout.shadow_timeout_s, scope.cancel)
-                try:
-                    response = await adapter.complete(request)
-                finally:
-                    timer.cancel()
+            response = await self._complete_within(adapter, request, rollout.shadow_timeout_s)
             outcome = "ok" if response is not None else ModelTimeoutError.__name__
         except Exception as exc:
             outcome = type(exc).__name__
@@ -435,6 +425,19 @@ class ModelSlot:
         if normal is None:
             return await adapter.complete(request)
         limit = multiple * normal  # type: ignore[operator]
+        response = await self._complete_within(adapter, request, limit)
+        if response is not None:
+            return response
+        raise ModelTimeoutError(
+            f"{adapter.name} took longer than {limit:.2f} s ({multiple:g} x its normal p95); "
+            "retrying on another model",
+            provider=adapter.name.partition(":")[0],
+        )
+
+    async def _complete_within(
+        self, adapter: ModelAdapter, request: ModelRequest, limit: float
+    ) -> ModelResponse | None:
+        """``adapter``'s answer, or None if it takes longer than ``limit`` seconds."""
         with anyio.CancelScope() as scope:
             # The deadline is a timer on the slot's clock (a FakeClock in tests), not the
             # event loop's, so simulated time and real time behave the same.
@@ -443,11 +446,7 @@ class ModelSlot:
                 return await adapter.complete(request)
             finally:
                 timer.cancel()
-        raise ModelTimeoutError(
-            f"{adapter.name} took longer than {limit:.2f} s ({multiple:g} x its normal p95); "
-            "retrying on another model",
-            provider=adapter.name.partition(":")[0],
-        )
+        return None
 
     async def stream(
         self,

@@ -92,7 +92,7 @@ class SlotRollout:
 
     def wants_shadow(self, adapter: ModelAdapter) -> bool:
         """Whether a call ``adapter`` just answered is copied to the new adapter now."""
-        return adapter is self.incumbent and self.running and self.rollout.share == 0.0
+        return adapter is self.incumbent and self.rollout.in_shadow_stage
 
     def take_shadow(self) -> bool:
         """Count a shadow call in flight, or a dropped one when ``shadow_limit`` are."""

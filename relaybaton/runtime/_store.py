@@ -95,8 +95,8 @@ class Store(Protocol):
         """Commit the batch atomically.
 
         Pruning removes a conversation's bodies whose ``seq`` is below the given one (a
-        snapshot covers them). Raises ``StaleEpochError`` if a conversation's stored epoch is newer
-        than the batch's head for it; nothing is written then.
+        snapshot covers them). Raises ``StaleEpochError`` if a conversation's stored epoch
+        is newer than the batch's head for it; nothing is written then.
         """
         ...
 
