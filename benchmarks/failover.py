@@ -27,7 +27,7 @@ failed with 0 or 1 retry, ``p95_s`` of those requests' latency (1 retry), ``open
 closed → open trips during the fault and the minute after, ``ttr_s`` time from the fault's
 end until the primary takes traffic again (0 if before), ``primary_attempts`` calls sent to
 the primary during the fault (wasted). Then a canary: a new version with 5% errors at 50%
-weight must be rolled back, and a good one promoted, by ``relaybaton.actors._rollout``.
+weight must be rolled back, and a good one promoted, by ``relaybaton.actors.routing._rollout``.
 
 Run: ``python benchmarks/failover.py [--data DIR] [--seeds 5] [--json]``.
 """
@@ -53,9 +53,12 @@ from typing import Never
 
 import structlog
 
-from relaybaton.actors._breaker import BreakerPolicy
-from relaybaton.actors._health import HealthBoard
-from relaybaton.actors._model_supervisor import (
+from relaybaton.actors.routing._breaker import BreakerPolicy
+from relaybaton.actors.routing._health import HealthBoard
+from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy, RolloutState
+from relaybaton.actors.routing._router import Candidate
+from relaybaton.actors.routing._slot import ModelSlot
+from relaybaton.actors.routing._supervisor import (
     ModelSupervisor,
     SupervisorMessage,
     SupervisorPolicy,
@@ -63,9 +66,6 @@ from relaybaton.actors._model_supervisor import (
     SwapEvent,
     Tick,
 )
-from relaybaton.actors._rollout import Rollout, RolloutPolicy, RolloutState
-from relaybaton.actors._routing import Candidate
-from relaybaton.actors._slot import ModelSlot
 from relaybaton.adapters import ModelRequest
 from relaybaton.testing import ScriptedModel
 

@@ -43,13 +43,13 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from relaybaton._flowfile import load_flow  # noqa: E402
-from relaybaton._logging import configure_logging  # noqa: E402
 from relaybaton.actors import open_runtime  # noqa: E402
 from relaybaton.adapters import ScriptedModel  # noqa: E402
-from relaybaton.adapters._service import create_service  # noqa: E402
-from relaybaton.adapters._service_limits import ServiceLimits  # noqa: E402
-from relaybaton.app import build_agents  # noqa: E402
+from relaybaton.cli._logging import configure_logging  # noqa: E402
+from relaybaton.flow._compose import build_agents  # noqa: E402
+from relaybaton.flow._file import load_flow  # noqa: E402
+from relaybaton.service._limits import ServiceLimits  # noqa: E402
+from relaybaton.service._server import create_service  # noqa: E402
 
 BODY = b'{"text": "Hello"}'
 

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from overhead import _agents, _scripts
 
 from relaybaton.actors import open_runtime
-from relaybaton.adapters._sqlite_store import SqliteStore
 from relaybaton.runtime import Durability
+from relaybaton.stores._sqlite import SqliteStore
 
 
 async def _measure(

@@ -42,14 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # The benchmark runs from a checkout, so the imports below follow this line (E402).
 sys.path.insert(0, str(ROOT))
 
-from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph  # noqa: E402
-from relaybaton.adapters._graph_jsonl import dumps_memory_file, import_memory_file  # noqa: E402
-from relaybaton.adapters._graph_sqlite import SqliteGraphStore  # noqa: E402
-from relaybaton.adapters._graph_types import (  # noqa: E402
+from relaybaton.memory._graph import Compat, KnowledgeGraph  # noqa: E402
+from relaybaton.memory._jsonl import dumps_memory_file, import_memory_file  # noqa: E402
+from relaybaton.memory._mcp_tools import call_memory_tool  # noqa: E402
+from relaybaton.memory._sqlite import SqliteGraphStore  # noqa: E402
+from relaybaton.memory._types import (  # noqa: E402
     Entity,
     Relation,
 )
-from relaybaton.adapters._mcp_memory_tools import call_memory_tool  # noqa: E402
 
 PACKAGE = "@modelcontextprotocol/server-memory"
 VERSION = "2026.8.31"
@@ -192,7 +192,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 [
                     sys.executable,
                     "-m",
-                    "relaybaton._memory_cli",
+                    "relaybaton.cli._memory",
                     "mcp",
                     "memory",
                     "--store",

@@ -3,7 +3,7 @@
 Data: RouteLLM's per-prompt correctness of a strong model (gpt-4-1106-preview) and a weak
 one (Mixtral-8x7B) on GSM8K and MMLU, with the contaminated prompts dropped. Each prompt
 gets a score (higher: send to the strong model) from relaybaton's learned router
-(``relaybaton.actors._bandit.LearnedRouter``), fed the graded outcomes of the training
+(``relaybaton.actors.routing._bandit.LearnedRouter``), fed the graded outcomes of the training
 folds only (5-fold cross-validation: no prompt is scored by a router that saw its grade).
 Features come from ``HeuristicClassifier`` (size in tokens, quantities written as words,
 digits of the largest number, as at run time), and the domain is the MMLU subject (GSM8K:
@@ -42,9 +42,9 @@ from pathlib import Path
 
 import msgspec
 
-from relaybaton.actors._bandit import LearnedRouter
-from relaybaton.actors._features import HeuristicClassifier, TaskFeatures
-from relaybaton.actors._routing import Candidate, Router
+from relaybaton.actors.routing._bandit import LearnedRouter
+from relaybaton.actors.routing._features import HeuristicClassifier, TaskFeatures
+from relaybaton.actors.routing._router import Candidate, Router
 from relaybaton.adapters import ModelRequest, SimulatedModel, UserMessage
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"

@@ -4,7 +4,6 @@ The everyday names are here; the parts live in ``relaybaton.runtime`` (the actor
 ``relaybaton.actors`` (agents) and ``relaybaton.adapters`` (models and stores).
 """
 
-from relaybaton._flowfile import FlowFile, load_flow, parse_flow
 from relaybaton.actors import (
     Agent,
     AgentTool,
@@ -17,8 +16,9 @@ from relaybaton.actors import (
     open_runtime,
 )
 from relaybaton.adapters import ModelAdapter, ScriptedModel, SimulatedModel
-from relaybaton.app import open_flow
 from relaybaton.errors import RelaybatonError
+from relaybaton.flow._compose import open_flow
+from relaybaton.flow._file import FlowFile, load_flow, parse_flow
 from relaybaton.runtime import FakeClock, TurnResult, open_system
 
 __all__ = [

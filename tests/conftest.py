@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 
 class NonLoopbackConnectionError(AssertionError):
@@ -16,6 +17,15 @@ class NonLoopbackConnectionError(AssertionError):
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog_config() -> Iterator[None]:
+    # The CLI configures structlog to print to the stderr it finds, which under capsys is a
+    # capture that closes with the test: without this, every later log line would fail.
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def _is_loopback(address: object) -> bool:

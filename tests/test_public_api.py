@@ -1,24 +1,58 @@
-"""The public names, and the layering rule of DESIGN.md, checked on the source."""
+"""The public names, and the one import direction of docs/architecture.md.
+
+The direction itself is an import-linter contract in ``pyproject.toml`` (``.ci/run`` runs
+``lint-imports``); these tests check that the contract names every part of the package, that
+it holds, and that it would catch an upward import.
+"""
 
 from __future__ import annotations
 
-import ast
 import importlib
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "relaybaton"
-PUBLIC = ["relaybaton.runtime", "relaybaton.actors", "relaybaton.adapters", "relaybaton.errors"]
-# What relaybaton.actors may take from relaybaton.adapters: the protocol and the chat types.
-ADAPTER_SEAMS = {  # the adapter protocols and types; never a concrete adapter
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "relaybaton"
+PUBLIC = [
+    "relaybaton",
+    "relaybaton.runtime",
+    "relaybaton.runtime.messages",
     "relaybaton.adapters",
-    "relaybaton.adapters._chat",
-    "relaybaton.adapters._graph_store",
-    "relaybaton.adapters._graph_types",
-    "relaybaton.adapters._metrics",
-    "relaybaton.adapters._protocol",
-}
+    "relaybaton.actors",
+    "relaybaton.actors.routing",
+    "relaybaton.memory",
+    "relaybaton.stores",
+    "relaybaton.mcp",
+    "relaybaton.service",
+    "relaybaton.flow",
+    "relaybaton.cli",
+    "relaybaton.errors",
+    "relaybaton.testing",
+]
+
+
+def _contracts() -> list[dict[str, object]]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(lint), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": str(lint.parent)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("module_name", PUBLIC)
@@ -31,75 +65,28 @@ def test_all_is_sorted_and_every_name_in_it_exists(module_name: str) -> None:
     assert missing == []
 
 
-def imports_of(path: Path, root: Path = PACKAGE.parent) -> list[tuple[int, str]]:
-    """Every module a source file imports, absolute, with its line (relative ones resolved)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.extend((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            found.append((node.lineno, module))
-            # "from relaybaton import adapters" imports a package too.
-            found.extend((node.lineno, f"{module}.{alias.name}") for alias in node.names)
-    return found
+def test_every_part_of_the_package_is_a_layer_of_the_contract() -> None:
+    (layers,) = [c["layers"] for c in _contracts() if c["type"] == "layers"]
+    assert isinstance(layers, list)
+    parts = {
+        f"relaybaton.{path.name}"
+        for path in PACKAGE.iterdir()
+        if (path / "__init__.py").is_file() and not path.name.startswith("_")
+    }
+    assert parts | {"relaybaton.errors"} == set(layers)
 
 
-def sources(subpackage: str) -> list[Path]:
-    return sorted((PACKAGE / subpackage).rglob("*.py"))
+def test_the_import_contracts_are_kept() -> None:
+    done = _lint_imports(REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
 
 
-def test_the_import_scanner_sees_absolute_relative_and_from_imports(tmp_path: Path) -> None:
-    module = tmp_path / "relaybaton" / "runtime" / "_probe.py"
-    module.parent.mkdir(parents=True)
-    module.write_text(
-        "import relaybaton.actors\nfrom ..adapters import _simulated\nfrom . import _cell\n",
-        encoding="utf-8",
-    )
-    found = {name for _, name in imports_of(module, root=tmp_path)}
-    assert {
-        "relaybaton.actors",
-        "relaybaton.adapters._simulated",
-        "relaybaton.runtime._cell",
-    } <= found
-
-
-def test_the_runtime_imports_nothing_from_actors_or_adapters() -> None:
-    assert sources("runtime")
-    offences = [
-        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
-        for path in sources("runtime")
-        for line, name in imports_of(path)
-        if name.startswith(("relaybaton.actors", "relaybaton.adapters"))
-    ]
-    assert offences == []
-
-
-def test_the_actors_import_only_the_adapter_protocol_and_types() -> None:
-    assert sources("actors")
-    offences = [
-        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
-        for path in sources("actors")
-        for line, name in imports_of(path)
-        if name.startswith("relaybaton.adapters")
-        and name not in ADAPTER_SEAMS
-        and name.rpartition(".")[0] not in ADAPTER_SEAMS - {"relaybaton.adapters"}
-        and not _is_package_level_name(name)
-    ]
-    assert offences == []
-
-
-def _is_package_level_name(name: str) -> bool:
-    # "from relaybaton.adapters import ToolSpec" shows up as relaybaton.adapters.ToolSpec:
-    # a name the package re-exports, not a concrete adapter module.
-    parent, _, leaf = name.rpartition(".")
-    if parent != "relaybaton.adapters" or leaf.startswith("_"):
-        return False
-    return leaf in importlib.import_module("relaybaton.adapters").__all__
+def test_an_upward_import_from_the_kernel_breaks_the_layers_contract(tmp_path: Path) -> None:
+    copy = tmp_path / "relaybaton"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    probe = copy / "runtime" / "_probe.py"
+    probe.write_text("def late() -> None:\n    from relaybaton.actors import Agent\n")
+    done = _lint_imports(tmp_path)
+    assert done.returncode != 0
+    assert "relaybaton.runtime._probe -> relaybaton.actors" in done.stdout

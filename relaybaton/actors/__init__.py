@@ -12,23 +12,20 @@ from relaybaton.actors._agent import (
 )
 from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
 from relaybaton.actors._events import AgentEvent, ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
-from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
 from relaybaton.actors._runtime import Runtime, collect_agents, open_runtime
-from relaybaton.actors._slot import ModelSlot
 from relaybaton.actors._tools import FunctionTool, ToolContext, function_tool
+from relaybaton.actors.routing import ModelSlot
 
 __all__ = [
     "Agent",
     "AgentActor",
     "AgentEvent",
     "AgentTool",
-    "Compat",
     "CompiledAgent",
     "FlowContext",
     "FunctionTool",
     "Handoff",
     "HistoryFilter",
-    "KnowledgeGraph",
     "ModelCallEvent",
     "ModelSlot",
     "ReplyDeltaEvent",

@@ -21,10 +21,10 @@ import msgspec
 from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
 from relaybaton.actors._approval import approval_gate
 from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
-from relaybaton.actors._routing import Decision
 from relaybaton.actors._schema_tool import SchemaTool
-from relaybaton.actors._slot import ModelSlot
 from relaybaton.actors._tools import FunctionTool, ToolContext
+from relaybaton.actors.routing._router import Decision
+from relaybaton.actors.routing._slot import ModelSlot
 from relaybaton.adapters import (
     AssistantMessage,
     ChatMessage,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from relaybaton.actors._routing import Decision
+from relaybaton.actors.routing._router import Decision
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
 
 __all__ = ["AgentEvent", "ModelCallEvent", "ReplyDeltaEvent", "ToolCallEvent"]

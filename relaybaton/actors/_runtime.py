@@ -12,8 +12,8 @@ from typing import final
 
 from relaybaton.actors._agent import Agent, AgentTool
 from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
-from relaybaton.actors._shadow import open_shadow_runner
-from relaybaton.actors._slot import ModelSlot
+from relaybaton.actors.routing._shadow import open_shadow_runner
+from relaybaton.actors.routing._slot import ModelSlot
 from relaybaton.adapters import ChatMessage, ImagePart, ModelAdapter, UserMessage
 from relaybaton.errors import ConfigError
 from relaybaton.runtime import (

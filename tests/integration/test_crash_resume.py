@@ -29,9 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relaybaton.adapters import AssistantMessage, ChatMessage, ToolResultMessage, UserMessage
-from relaybaton.adapters._store_factory import open_store
 from relaybaton.runtime import FAILPOINTS, Journal, MonotonicClock
 from relaybaton.runtime._journal_events import Accepted, Replied, TurnFailed
+from relaybaton.stores._factory import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = Path(__file__).parent / "crash_flow" / "flow.toml"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
-from relaybaton.adapters._graph_sqlite import open_sqlite_graph_store
-from relaybaton.adapters._graph_store import GraphStore
+from relaybaton.memory._graph import Compat, KnowledgeGraph
+from relaybaton.memory._sqlite import open_sqlite_graph_store
+from relaybaton.memory._store import GraphStore
 from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 REFERENCE_VERSION = "2026.8.31"
@@ -41,7 +41,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             yield s
         return
     require_postgres()
-    from relaybaton.adapters._graph_postgres import open_postgres_graph_store
+    from relaybaton.memory._postgres import open_postgres_graph_store
 
     schema = throwaway_schema()
     try:

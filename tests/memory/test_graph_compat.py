@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
-from relaybaton.adapters._graph_store import GraphStore
-from relaybaton.adapters._graph_types import (
+from relaybaton.errors import EntityNotFoundError
+from relaybaton.memory._graph import Compat, KnowledgeGraph
+from relaybaton.memory._store import GraphStore
+from relaybaton.memory._types import (
     Entity,
     ObservationAddition,
     ObservationDeletion,
     Relation,
 )
-from relaybaton.errors import EntityNotFoundError
 
 pytestmark = pytest.mark.anyio
 

@@ -16,16 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relaybaton.actors._knowledge_graph import Compat, KnowledgeGraph
-from relaybaton.adapters._graph_sqlite import SqliteGraphStore
-from relaybaton.adapters._graph_types import (
+from relaybaton.errors import GraphError
+from relaybaton.memory._graph import Compat, KnowledgeGraph
+from relaybaton.memory._sqlite import SqliteGraphStore
+from relaybaton.memory._types import (
     Entity,
     ObservationAddition,
     ObservationDeletion,
     Relation,
     to_wire,
 )
-from relaybaton.errors import GraphError
 from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = pytest.mark.anyio
@@ -154,9 +154,9 @@ async def test_twenty_concurrent_creates_keep_all_twenty_without_an_actor(
 WRITER = textwrap.dedent(
     """
     import sys, anyio
-    from relaybaton.actors._knowledge_graph import KnowledgeGraph
-    from relaybaton.adapters._graph_sqlite import SqliteGraphStore
-    from relaybaton.adapters._graph_types import Entity, ObservationAddition
+    from relaybaton.memory._graph import KnowledgeGraph
+    from relaybaton.memory._sqlite import SqliteGraphStore
+    from relaybaton.memory._types import Entity, ObservationAddition
 
     async def main(path, tag, n):
         store = SqliteGraphStore(path)
@@ -199,9 +199,9 @@ def test_two_processes_writing_one_database_lose_nothing(tmp_path: Path) -> None
 PG_WRITER = textwrap.dedent(
     """
     import sys, anyio
-    from relaybaton.actors._knowledge_graph import KnowledgeGraph
-    from relaybaton.adapters._graph_postgres import PostgresGraphStore
-    from relaybaton.adapters._graph_types import Entity, ObservationAddition
+    from relaybaton.memory._graph import KnowledgeGraph
+    from relaybaton.memory._postgres import PostgresGraphStore
+    from relaybaton.memory._types import Entity, ObservationAddition
 
     async def main(dsn, schema, tag, n):
         store = PostgresGraphStore(dsn, schema=schema)
@@ -222,7 +222,7 @@ PG_WRITER = textwrap.dedent(
 @pytest.mark.integration
 def test_two_processes_writing_one_postgres_schema_lose_nothing() -> None:
     require_postgres()
-    from relaybaton.adapters._graph_postgres import PostgresGraphStore
+    from relaybaton.memory._postgres import PostgresGraphStore
 
     schema, n = throwaway_schema(), 150
     root = Path(__file__).resolve().parents[2]

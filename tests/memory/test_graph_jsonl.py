@@ -11,17 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relaybaton.actors._knowledge_graph import KnowledgeGraph
-from relaybaton.adapters._graph_jsonl import (
+from relaybaton.errors import GraphError, GraphFileError
+from relaybaton.memory._graph import KnowledgeGraph
+from relaybaton.memory._jsonl import (
     dumps_memory_file,
     export_memory_file,
     import_memory_file,
     loads_memory_file,
 )
-from relaybaton.adapters._graph_sqlite import SqliteGraphStore
-from relaybaton.adapters._graph_store import GraphStore
-from relaybaton.adapters._graph_types import Entity, Relation
-from relaybaton.errors import GraphError, GraphFileError
+from relaybaton.memory._sqlite import SqliteGraphStore
+from relaybaton.memory._store import GraphStore
+from relaybaton.memory._types import Entity, Relation
 
 # Text as it occurs in memory files: any code point, control characters, quotes,
 # non-ASCII, astral characters and unpaired surrogates (which JSON.stringify escapes).

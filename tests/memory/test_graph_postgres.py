@@ -5,10 +5,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from relaybaton.actors._knowledge_graph import KnowledgeGraph
-from relaybaton.adapters._graph_postgres import SCHEMA_VERSION, PostgresGraphStore
-from relaybaton.adapters._graph_types import Entity, ObservationAddition
 from relaybaton.errors import StoreError
+from relaybaton.memory._graph import KnowledgeGraph
+from relaybaton.memory._postgres import SCHEMA_VERSION, PostgresGraphStore
+from relaybaton.memory._types import Entity, ObservationAddition
 from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]

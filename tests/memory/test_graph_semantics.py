@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from relaybaton.actors._knowledge_graph import KnowledgeGraph
-from relaybaton.adapters._graph_store import GraphStore
-from relaybaton.adapters._graph_types import (
+from relaybaton.errors import EntityNotFoundError, GraphError
+from relaybaton.memory._graph import KnowledgeGraph
+from relaybaton.memory._store import GraphStore
+from relaybaton.memory._types import (
     Entity,
     ObservationAddition,
     ObservationDeletion,
     Relation,
     to_wire,
 )
-from relaybaton.errors import EntityNotFoundError, GraphError
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,6 @@ import anyio
 import msgspec
 import pytest
 
-from relaybaton.adapters._sqlite_store import SCHEMA_VERSION, SqliteStore
 from relaybaton.runtime import (
     EncodedRecord,
     FakeClock,
@@ -26,6 +25,7 @@ from relaybaton.runtime._journal_events import (
     Opened,
     TurnStarted,
 )
+from relaybaton.stores._sqlite import SCHEMA_VERSION, SqliteStore
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,267 @@
+"""``relaybaton serve FLOW``: run a flow behind the HTTP service until SIGTERM or SIGINT.
+
+Start-up prints where the server listens, one example request, and whether it answers
+loopback clients only (no token configured). On SIGTERM or SIGINT it drains: it stops
+accepting connections, refuses new messages on open ones with 503, gives accepted turns up
+to ``--drain-timeout`` seconds to finish (their waiting requests get their answers), ends
+event streams, closes the runtime, and exits 0 (1 if turns were still running at the
+deadline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, TextIO
+
+import structlog
+from aiohttp import web
+
+from relaybaton.actors import Runtime
+from relaybaton.cli._conversations import open_store_path
+from relaybaton.errors import ApprovalError, ConfigError
+from relaybaton.flow._compose import open_flow, parse_model_overrides
+from relaybaton.flow._file import FlowFile, load_flow
+from relaybaton.service._auth import TokenTable, is_loopback
+from relaybaton.service._limits import ServiceLimits
+from relaybaton.service._server import create_service
+from relaybaton.service._tracing import create_otlp_exporter
+
+__all__ = ["add_serve_command", "serve"]
+
+
+def add_serve_command(commands: Any) -> None:
+    """Add ``serve`` to the command line's subcommands."""
+    serve_cmd: argparse.ArgumentParser = commands.add_parser(
+        "serve",
+        help="serve a flow over HTTP until SIGTERM (native API, OpenAI-compatible, metrics)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve_cmd.add_argument("flow", help="the flow file (TOML)")
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, default=8080, help="port (8080; 0 picks one)")
+    serve_cmd.add_argument(
+        "--store",
+        metavar="PATH",
+        help="journal conversations to this SQLite file (or PostgreSQL URL): they survive "
+        "restarts, and unfinished ones continue at start-up; approvals need it",
+    )
+    serve_cmd.add_argument(
+        "--durability",
+        choices=["sync", "batched", "off"],
+        default="batched",
+        help="when journal writes count as done (default: batched)",
+    )
+    serve_cmd.add_argument(
+        "--tokens-file",
+        metavar="PATH",
+        help="bearer tokens, one per line (TOKEN or TOKEN:flow_a|flow_b); also read from "
+        "RELAYBATON_API_TOKENS (comma-separated). None: loopback clients only",
+    )
+    serve_cmd.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="SLOT=PROVIDER:MODEL",
+        help="use another model for a slot ('*=...' for every slot)",
+    )
+    defaults = ServiceLimits()
+    serve_cmd.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
+    serve_cmd.add_argument(
+        "--rate", type=float, default=defaults.rate_per_s, help="requests/s per token"
+    )
+    serve_cmd.add_argument(
+        "--max-concurrent", type=int, default=defaults.max_concurrent, help="per token"
+    )
+    serve_cmd.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=defaults.drain_timeout_s,
+        help="seconds turns in flight get to finish on SIGTERM",
+    )
+    serve_cmd.add_argument(
+        "--record-content",
+        action="store_true",
+        help="record message content (replies, tool arguments and results) in spans",
+    )
+    serve_cmd.set_defaults(func=_serve_command)
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    flow = load_flow(args.flow)
+    overrides = parse_model_overrides(args.model, sorted(flow.models))
+    tokens = TokenTable.from_environment(os.environ, args.tokens_file)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: expected a port between 0 and 65535")
+    limits = ServiceLimits(
+        max_body_bytes=args.max_body_bytes,
+        rate_per_s=args.rate,
+        burst=max(1, int(args.rate * 2)),
+        max_concurrent=args.max_concurrent,
+        drain_timeout_s=args.drain_timeout,
+    )
+    return asyncio.run(
+        serve(
+            flow,
+            host=args.host,
+            port=args.port,
+            tokens=tokens,
+            limits=limits,
+            overrides=overrides,
+            record_content=args.record_content,
+            store_path=args.store,
+            durability=args.durability,
+        )
+    )
+
+
+def _banner(out: TextIO, flow: FlowFile, url: str, tokens: TokenTable, host: str) -> None:
+    body = '{"text": "Hello"}'
+    auth = "" if tokens.open_to_loopback_only else '-H "Authorization: Bearer $TOKEN" '
+    out.write(f"relaybaton: serving flow {flow.flow.name!r} on {url}\n")
+    out.write(
+        f"  try: curl -s {auth}-H 'Content-Type: application/json' "
+        f"-d {shlex.quote(body)} {url}/v1/conversations/demo/messages\n"
+    )
+    if tokens.open_to_loopback_only:
+        remote = "" if is_loopback(host) else " (remote clients get 403)"
+        out.write(
+            "  no API tokens configured: answering loopback clients only"
+            f"{remote}; set RELAYBATON_API_TOKENS to allow others\n"
+        )
+    else:
+        out.write(f"  {len(tokens.tokens)} API token(s) configured; bearer auth required\n")
+    out.flush()
+
+
+async def serve(
+    flow: FlowFile,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    tokens: TokenTable | None = None,
+    limits: ServiceLimits | None = None,
+    overrides: dict[str, str] | None = None,
+    record_content: bool = False,
+    out: TextIO = sys.stdout,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    store_path: str | None = None,
+    durability: str = "batched",
+) -> int:
+    """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
+
+    Cancelling it skips the drain: the runtime's own exit cancels turns in flight.
+    """
+    tokens = tokens or TokenTable()
+    limits = limits or ServiceLimits()
+    log = structlog.get_logger("relaybaton.service")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    finished = False
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with AsyncExitStack() as stack:
+            store = None
+            if store_path:
+                store = await stack.enter_async_context(open_store_path(store_path, durability))
+            runtime = await stack.enter_async_context(
+                open_flow(
+                    flow,
+                    model_overrides=overrides,
+                    tracing=False,
+                    store=store,
+                    durability=durability,
+                )
+            )
+            service = create_service(
+                runtime,
+                flow_name=flow.flow.name,
+                tokens=tokens,
+                limits=limits,
+                record_content=record_content,
+                approvals=RuntimeApprovals(runtime) if store is not None else None,
+                exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
+            )
+            runner = web.AppRunner(
+                service.app, access_log=None, handle_signals=False, shutdown_timeout=5.0
+            )
+            await runner.setup()
+            site = web.TCPSite(runner, host, port, backlog=4096)
+            await site.start()
+            bound = runner.addresses[0]
+            shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
+            url = f"http://{shown}:{bound[1]}"
+            _banner(out, flow, url, tokens, host)
+            if on_ready is not None:
+                on_ready(url)
+            await stop.wait()
+            out.write("relaybaton: draining: no new connections; finishing turns in flight\n")
+            out.flush()
+            await site.stop()
+            finished = await service.drain(limits.drain_timeout_s)
+            await runner.cleanup()
+            service.close()
+            if not finished:
+                log.warning("drain_deadline_passed", turns=len(service.pending))
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    out.write("relaybaton: drained, exiting\n" if finished else "relaybaton: deadline passed\n")
+    out.flush()
+    return 0 if finished else 1
+
+
+class RuntimeApprovals:
+    """The service's approval desk over a durable runtime: list and decide, then it resumes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def pending(self) -> Sequence[Mapping[str, object]]:
+        return [
+            {
+                "id": r.approval_id,
+                "agent": r.agent,
+                "tool": r.tool,
+                "arguments": json.loads(r.arguments or "{}"),
+                "arguments_hash": r.arguments_hash,
+                "rule": r.rule,
+                "requested_at": r.requested_at,
+                "expires_at": r.expires_at,
+            }
+            for r in self.runtime.approvals()
+        ]
+
+    async def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        arguments: Mapping[str, object] | None,
+        reason: str,
+    ) -> Mapping[str, object]:
+        request = next((r for r in self.runtime.approvals() if r.approval_id == approval_id), None)
+        if request is None:
+            raise LookupError("it is unknown or was decided already")
+        try:
+            decided = self.runtime.decide(
+                approval_id,
+                decision,
+                arguments_hash=request.arguments_hash,
+                arguments=json.dumps(arguments) if arguments is not None else None,
+                note=reason,
+                by="api",
+            )
+        except ApprovalError as exc:
+            raise LookupError(str(exc)) from exc
+        return {"id": approval_id, "decision": decided.decision, "status": "decided"}

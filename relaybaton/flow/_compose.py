@@ -1,0 +1,480 @@
+"""The composition root: a checked flow file becomes agents, adapters and a running runtime.
+
+This is the only module that names concrete model adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import msgspec
+
+from relaybaton.actors import (
+    Agent,
+    AgentTool,
+    FunctionTool,
+    Handoff,
+    HistoryFilter,
+    ModelSlot,
+    Runtime,
+    handoff,
+    keep_last_user_message,
+    open_runtime,
+    strip_tool_calls,
+)
+from relaybaton.actors._agent import Tool
+from relaybaton.actors.routing._bandit import LearnedRouter
+from relaybaton.actors.routing._breaker import BreakerPolicy
+from relaybaton.actors.routing._features import HeuristicClassifier
+from relaybaton.actors.routing._health import HealthBoard
+from relaybaton.actors.routing._router import Budgets, Candidate, Router
+from relaybaton.actors.routing._supervisor import open_model_supervisor
+from relaybaton.adapters import Capabilities, ModelAdapter, RetryPolicy, create_model_adapter
+from relaybaton.adapters._simulated import SimulatedModel
+from relaybaton.errors import ConfigError
+from relaybaton.flow._file import (
+    AgentConfig,
+    CandidateConfig,
+    FlowFile,
+    HandoffConfig,
+    ModelConfig,
+    RolloutConfig,
+    RoutingConfig,
+    resolve_function,
+)
+from relaybaton.flow._memory import memory_tools_of
+from relaybaton.flow._routing import rollout_policy_of, rules_of
+from relaybaton.flow._tools import open_flow_tools
+from relaybaton.runtime import Clock, Durability, MonotonicClock, Store
+
+__all__ = ["build_agents", "create_adapters", "open_flow", "parse_model_overrides"]
+
+_FILTERS: dict[str, HistoryFilter | None] = {
+    "full": None,
+    "no_tools": strip_tool_calls,
+    "last_user_message": keep_last_user_message,
+}
+
+# The embedded default's prices when the flow gives none: a small hosted model's list price.
+_DEFAULT_PRICE_IN = 0.00015
+_DEFAULT_PRICE_OUT = 0.0006
+
+
+def parse_model_overrides(values: list[str], slots: list[str]) -> dict[str, str]:
+    """Turn ``SLOT=provider:model`` strings (``*`` for every slot) into a mapping."""
+    overrides: dict[str, str] = {}
+    for value in values:
+        slot, sep, model = value.partition("=")
+        if not sep or not slot or ":" not in model:
+            raise ConfigError(
+                f"--model {value!r}: write SLOT=provider:model, e.g. general=openai:gpt-5.2 "
+                "or '*=simulated:general'"
+            )
+        if slot == "*":
+            overrides.update(dict.fromkeys(slots, model))
+        elif slot not in slots:
+            raise ConfigError(
+                f"--model {value!r}: the flow has no slot {slot!r}; its slots: {', '.join(slots)}"
+            )
+        else:
+            overrides[slot] = model
+    return overrides
+
+
+def create_adapters(
+    flow: FlowFile, *, clock: Clock, overrides: Mapping[str, str] | None = None
+) -> dict[str, ModelAdapter]:
+    """One adapter per model slot of the flow (``overrides`` replaces model ids)."""
+    return {
+        slot: _adapter(flow, slot, (overrides or {}).get(slot, config.model), clock)
+        for slot, config in flow.models.items()
+    }
+
+
+def create_slots(
+    flow: FlowFile, *, clock: Clock, overrides: Mapping[str, str] | None = None
+) -> tuple[dict[str, ModelAdapter | ModelSlot], HealthBoard | None]:
+    """The flow's slots: plain adapters, or supervised slots when some have fallbacks.
+
+    A slot with ``fallbacks`` holds its model and the fallbacks as candidates behind one
+    health board (a breaker per adapter), which the model supervisor watches. A slot with a
+    routing table holds its candidates and a router that picks one per call, on the same
+    board (the router skips candidates whose breaker is open). A slot with a rollout table
+    starts its rollout (unless ``overrides`` replaces the slot's model for this run).
+    """
+    overrides = overrides or {}
+    adapters: dict[str, ModelAdapter | ModelSlot] = {
+        slot: _adapter(flow, slot, overrides.get(slot, config.model), clock)
+        for slot, config in flow.models.items()
+        if config.routing is None
+    }
+    if flow.supervisor is None and not any(
+        c.fallbacks or c.routing is not None or c.rollout is not None for c in flow.models.values()
+    ):
+        return adapters, None
+    board = HealthBoard(clock, flow.supervisor or BreakerPolicy())
+    for slot, config in flow.models.items():
+        if config.routing is not None:
+            adapters[slot] = _routed_slot(flow, slot, config.routing, clock, board, overrides)
+            continue
+        primary = adapters[slot]
+        assert not isinstance(primary, ModelSlot)
+        fallbacks = [
+            _adapter(flow, slot, model_id, clock, fallback=True) for model_id in config.fallbacks
+        ]
+        adapters[slot] = ModelSlot(
+            slot,
+            primary,
+            clock=clock,
+            board=board,
+            candidates=[Candidate(a, tier=2) for a in (primary, *fallbacks)],
+        )
+    for slot, config in flow.models.items():
+        if config.rollout is not None and slot not in overrides:
+            routed = adapters[slot]
+            assert isinstance(routed, ModelSlot)
+            _start_rollout(flow, routed, config, config.rollout, clock)
+    return adapters, board
+
+
+def _start_rollout(
+    flow: FlowFile, slot: ModelSlot, base: ModelConfig, rollout: RolloutConfig, clock: Clock
+) -> None:
+    """Start the slot's rollout; the new model takes the options of the one it replaces."""
+    incumbent = slot.primary
+    options = base
+    routing = base.routing
+    if routing is not None:
+        name = rollout.replaces or next(
+            (c.name for c in routing.candidates if c.model == base.model), ""
+        )
+        for index, option in enumerate(routing.candidates):
+            if option.name == name:
+                options = _candidate_config(base, option, index)
+                incumbent = next(c.adapter for c in slot.candidates if c.name == name)
+    config = msgspec.structs.replace(
+        options,
+        model=rollout.model,
+        latency_ms=_first(rollout.latency_ms, options.latency_ms),
+        error_rate=_first(rollout.error_rate, options.error_rate),
+        price_in_per_1k=_first(rollout.price_in_per_1k, options.price_in_per_1k),
+        price_out_per_1k=_first(rollout.price_out_per_1k, options.price_out_per_1k),
+        seed=options.seed + 1 if rollout.seed is None else rollout.seed,
+    )
+    tools = incumbent.capabilities.tools
+    adapter = _adapter(flow, slot.name, rollout.model, clock, config=config, tools=tools)
+    slot.start_rollout(
+        adapter,
+        replaces=incumbent,
+        policy=rollout_policy_of(rollout),
+        shadow_limit=rollout.shadow_concurrency,
+        shadow_timeout_s=rollout.shadow_timeout_s,
+    )
+
+
+def _candidate_config(base: ModelConfig, option: CandidateConfig, index: int) -> ModelConfig:
+    """A routing candidate's options: its own, else the slot's."""
+    return msgspec.structs.replace(
+        base,
+        model=option.model,
+        vision=base.vision if option.vision is None else option.vision,
+        context_tokens=option.context_tokens or base.context_tokens,
+        price_in_per_1k=_first(option.price_in_per_1k, base.price_in_per_1k),
+        price_out_per_1k=_first(option.price_out_per_1k, base.price_out_per_1k),
+        latency_ms=_first(option.latency_ms, base.latency_ms),
+        error_rate=_first(option.error_rate, base.error_rate),
+        seed=base.seed + index if option.seed is None else option.seed,
+        fallbacks=[],
+        routing=None,
+        rollout=None,
+    )
+
+
+def _routed_slot(  # noqa: PLR0917 - private, one call site
+    flow: FlowFile,
+    slot: str,
+    routing: RoutingConfig,
+    clock: Clock,
+    board: HealthBoard,
+    overrides: Mapping[str, str],
+) -> ModelSlot:
+    """A slot whose router picks one of its candidates per call.
+
+    An override of the slot (``--model assistant=...``) replaces every candidate's model.
+    """
+    base = flow.models[slot]
+    candidates: list[Candidate] = []
+    primary: ModelAdapter | None = None
+    for index, option in enumerate(routing.candidates):
+        config = _candidate_config(base, option, index)
+        model_id = overrides.get(slot, option.model)
+        adapter = _adapter(flow, slot, model_id, clock, config=config, tools=option.tools)
+        if primary is None and option.model == base.model:
+            primary = adapter
+        prices = (config.price_in_per_1k, config.price_out_per_1k)
+        if model_id.startswith("simulated:"):
+            prices = (
+                _first(prices[0], _DEFAULT_PRICE_IN),
+                _first(prices[1], _DEFAULT_PRICE_OUT),
+            )
+        candidates.append(
+            Candidate(
+                adapter,
+                name=option.name,
+                tier=option.tier,
+                price_in_per_1k=prices[0] or 0.0,
+                price_out_per_1k=prices[1] or 0.0,
+            )
+        )
+    limits = (
+        routing.budget_usd_per_conversation,
+        routing.budget_tokens_per_conversation,
+        routing.budget_usd_per_agent,
+        routing.budget_tokens_per_agent,
+    )
+    budgets = (
+        Budgets(
+            conversation_usd=routing.budget_usd_per_conversation,
+            conversation_tokens=routing.budget_tokens_per_conversation,
+            agent_usd=routing.budget_usd_per_agent,
+            agent_tokens=routing.budget_tokens_per_agent,
+            step_down_at=routing.step_down_at,
+        )
+        if any(limit is not None for limit in limits)
+        else None
+    )
+    learned = (
+        LearnedRouter(decay=routing.learn_decay, explore=routing.explore, seed=base.seed)
+        if routing.policy == "learned"
+        else None
+    )
+    router = Router(
+        candidates, rules=rules_of(routing), learned=learned, budgets=budgets, health=board
+    )
+    return ModelSlot(
+        slot,
+        primary or candidates[0].adapter,
+        clock=clock,
+        board=board,
+        candidates=candidates,
+        router=router,
+        classifier=HeuristicClassifier(),
+    )
+
+
+def _first(value: float | None, default: float | None) -> float | None:
+    return default if value is None else value
+
+
+def _adapter(
+    flow: FlowFile,
+    slot: str,
+    model_id: str,
+    clock: Clock,
+    *,
+    fallback: bool = False,
+    config: ModelConfig | None = None,
+    tools: bool = True,
+) -> ModelAdapter:
+    config = config or flow.models[slot]
+    provider, _, name = model_id.partition(":")
+    if provider == "simulated":
+        # A simulated fallback shares the slot's options but not its injected failures.
+        return SimulatedModel(
+            model_id,
+            latency_p50_s=config.latency_ms / 1000,
+            latency_sigma=config.latency_sigma,
+            error_rate=0.0 if fallback else config.error_rate,
+            price_in_per_1k=(
+                config.price_in_per_1k if config.price_in_per_1k is not None else _DEFAULT_PRICE_IN
+            ),
+            price_out_per_1k=(
+                config.price_out_per_1k
+                if config.price_out_per_1k is not None
+                else _DEFAULT_PRICE_OUT
+            ),
+            capabilities=Capabilities(
+                tools=tools,
+                vision=bool(config.vision),
+                context_tokens=config.context_tokens or 128_000,
+            ),
+            seed=config.seed + int(fallback),
+            clock=clock,
+        )
+    capabilities = None
+    if config.vision is not None or config.context_tokens is not None or not tools:
+        capabilities = Capabilities(
+            tools=tools,
+            vision=bool(config.vision),
+            context_tokens=config.context_tokens or 128_000,
+        )
+    try:
+        return create_model_adapter(
+            model_id,
+            base_url=None if fallback else config.base_url,
+            api_key_env=None if fallback else config.api_key_env,
+            prices=flow.prices or None,
+            # The slot retries every adapter the same way, on the runtime's clock.
+            retry=RetryPolicy(attempts=1),
+            capabilities=capabilities,
+            clock=clock,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"models.{slot} ({name}): {exc}") from exc
+
+
+def _handoff(edge: str | HandoffConfig, configs: dict[str, AgentConfig]) -> Handoff:
+    if isinstance(edge, str):
+        return handoff(edge, tool_description=configs[edge].description or None)
+    return handoff(
+        edge.agent,
+        tool_name=edge.tool_name,
+        tool_description=edge.description or configs[edge.agent].description or None,
+        return_to_sender=edge.return_to_sender,
+        lease_turns=edge.lease_turns,
+        input_filter=_FILTERS[edge.history],
+    )
+
+
+def build_agents(flow: FlowFile, extra: Mapping[str, Tool] | None = None) -> dict[str, Agent]:
+    """The flow's agents by name; references between them are by name.
+
+    ``extra`` holds the memory and MCP tools by their flow-file names (``memory.search_nodes``,
+    ``mcp.files.read_file``), as ``open_flow`` opens them; without it those are left out.
+    """
+    configs = {a.name: a for a in flow.agents}
+    functions = {
+        name: FunctionTool(
+            resolve_function(tool.function, flow.base_dir),
+            name=name,
+            description=tool.description,
+            needs_approval=tool.needs_approval,
+            approval_timeout=tool.approval_timeout_s,
+            retry_safe=tool.retry_safe,
+        )
+        for name, tool in flow.tools.items()
+    }
+    agents: dict[str, Agent] = {}
+    for config in flow.agents:
+        tools: list[Tool] = []
+        for tool in config.tools:
+            if isinstance(tool, str) and tool.startswith("mcp."):
+                prefix = tool.removesuffix("*")
+                tools.extend(
+                    t
+                    for name, t in (extra or {}).items()
+                    if (name.startswith(prefix) if tool.endswith(".*") else name == tool)
+                )
+            elif isinstance(tool, str) and tool.startswith("memory."):
+                continue  # with the memory access below, in the graph's tool order
+            elif isinstance(tool, str):
+                tools.append(functions[tool])
+            else:
+                tools.append(
+                    AgentTool(
+                        agent=tool.agent,
+                        name=tool.name or tool.agent,
+                        description=tool.description
+                        or configs[tool.agent].description
+                        or f"Ask the {tool.agent} agent.",
+                        timeout=tool.timeout_s,
+                    )
+                )
+        tools.extend(
+            (extra or {})[f"memory.{name}"]
+            for name in memory_tools_of(config)
+            if f"memory.{name}" in (extra or {})
+        )
+        agents[config.name] = Agent(
+            name=config.name,
+            instructions=config.instructions,
+            model=config.model,
+            description=config.description,
+            tools=tuple(tools),
+            handoffs=tuple(_handoff(edge, configs) for edge in config.handoffs),
+            max_turns=config.max_turns,
+        )
+    return agents
+
+
+@asynccontextmanager
+async def open_flow(
+    flow: FlowFile,
+    *,
+    clock: Clock | None = None,
+    tracing: bool = True,
+    model_overrides: Mapping[str, str] | None = None,
+    gc_young_threshold: int | None = 10_000,
+    store: Store | None = None,
+    durability: Durability | str = Durability.BATCHED,
+) -> AsyncIterator[Runtime]:
+    """Build the flow's agents and adapters and run them for the block.
+
+    With a ``store``, every conversation is journaled there and the ones a previous run
+    left unfinished continue at once.
+    """
+    clock = clock or MonotonicClock()
+    async with AsyncExitStack() as stack:
+        # Memory store and MCP sessions first: the agents' tools come from them, and they
+        # close after the runtime (the exit stack unwinds after the block below).
+        extras = await open_flow_tools(flow, stack)
+        async with _open_runtime_of(
+            flow,
+            build_agents(flow, extras.tools),
+            clock,
+            tracing=tracing,
+            model_overrides=model_overrides,
+            gc_young_threshold=gc_young_threshold,
+            store=store,
+            durability=durability,
+        ) as runtime:
+            extras.start(runtime.system)
+            yield runtime
+
+
+@asynccontextmanager
+async def _open_runtime_of(
+    flow: FlowFile,
+    agents: dict[str, Agent],
+    clock: Clock,
+    *,
+    tracing: bool,
+    model_overrides: Mapping[str, str] | None,
+    gc_young_threshold: int | None,
+    store: Store | None,
+    durability: Durability | str,
+) -> AsyncIterator[Runtime]:
+    adapters, board = create_slots(flow, clock=clock, overrides=model_overrides)
+    try:
+        async with open_runtime(
+            agents[flow.entry],
+            agents=list(agents.values()),
+            models=adapters,
+            clock=clock,
+            tracing=tracing,
+            max_turns=flow.flow.max_turns,
+            max_handoffs=flow.flow.max_handoffs,
+            gc_young_threshold=gc_young_threshold,
+            store=store,
+            durability=durability,
+        ) as runtime:
+            if board is None:
+                yield runtime
+            else:
+                slots = {k: v for k, v in adapters.items() if isinstance(v, ModelSlot)}
+                async with open_model_supervisor(runtime.system, slots, board):
+                    yield runtime
+    finally:
+        # Every adapter once: a rollout's two models may sit in the slot or only in it.
+        owned: dict[int, ModelAdapter] = {}
+        for adapter in adapters.values():
+            if isinstance(adapter, ModelSlot):
+                held = [c.adapter for c in adapter.candidates]
+                if adapter.rollout is not None:
+                    held += [adapter.rollout.incumbent, adapter.rollout.candidate]
+                owned.update((id(a), a) for a in held)
+            else:
+                owned[id(adapter)] = adapter
+        for adapter in owned.values():
+            await adapter.aclose()

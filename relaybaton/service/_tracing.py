@@ -1,0 +1,399 @@
+"""Spans for the service, built from the runtime's event stream, named as OpenTelemetry's
+GenAI conventions name them.
+
+One user message is one trace: an ``invoke_workflow {flow}`` span, under it an
+``invoke_agent {agent}`` span per owner (linked to the previous owner's span when the baton
+moved), ``chat {model}`` spans for model calls, ``execute_tool {tool}`` spans for tool calls
+and ``handoff {target}`` spans for the baton in flight. Supervisor decisions are
+``supervise {kind}`` spans of their own. The trace id is derived from the conversation and
+message ids, so logs and spans of a turn agree on it without passing it around.
+
+Finished spans go to a bounded in-memory ring (read per conversation by
+``GET /v1/conversations/{id}/trace``) and, when the ``otel`` extra is installed and
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to OpenTelemetry's OTLP exporter with the same ids.
+Message content (reply text, tool arguments and results) is recorded only with
+``record_content``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, final
+
+import msgspec
+import structlog
+
+from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.runtime import SupervisionEvent
+from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
+
+__all__ = ["Span", "SpanExporter", "Tracer", "create_otlp_exporter", "trace_id_for"]
+
+Attribute = str | int | float | bool
+
+
+def trace_id_for(conversation_id: str, message_id: str) -> str:
+    """The trace id (32 hex digits) of one user message's turn."""
+    digest = hashlib.blake2b(f"{conversation_id}\x00{message_id}".encode(), digest_size=16)
+    return digest.hexdigest()
+
+
+@dataclass(slots=True)
+class Span:
+    """One finished (or open) span; times are Unix seconds."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    start: float
+    conversation_id: str = ""
+    end: float | None = None
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The span as JSON-ready data."""
+        return {
+            "name": self.name,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_id,
+            "start_time": self.start,
+            "end_time": self.end,
+            "duration_s": None if self.end is None else round(self.end - self.start, 6),
+            "status": "error" if self.error else "ok",
+            "error": self.error,
+            "attributes": self.attributes,
+            "links": [{"trace_id": t, "span_id": s} for t, s in self.links],
+        }
+
+
+class SpanExporter(Protocol):
+    """Where finished spans go besides the ring."""
+
+    def export(self, span: Span) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Turn:
+    message_id: str
+    workflow: Span
+    agent: Span | None = None
+    previous_agent: Span | None = None
+    handoff: Span | None = None
+
+
+@final
+class Tracer:
+    """Turns the runtime's events into spans; keeps the last ones, exports them if asked."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        flow_name: str,
+        record_content: bool = False,
+        max_spans: int = 20_000,
+        spans_per_conversation: int = 512,
+        max_conversations: int = 10_000,
+        exporter: SpanExporter | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.flow_name = flow_name
+        self.record_content = record_content
+        self.exporter = exporter
+        self.spans: deque[Span] = deque(maxlen=max_spans)
+        self.by_conversation: OrderedDict[str, deque[Span]] = OrderedDict()
+        self.spans_per_conversation = spans_per_conversation
+        self.max_conversations = max_conversations
+        self.log = structlog.get_logger("relaybaton.service")
+        self._turns: dict[str, _Turn] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.randbits(32)
+        self._clock = runtime.system.clock
+        self._detach = [runtime.conversations.subscribe(self._on_event)]
+        runtime.system.supervision_listeners.append(self._on_supervision)
+
+    def close(self) -> None:
+        """Stop listening, end open spans, and flush the exporter."""
+        for detach in self._detach:
+            detach()
+        self._detach.clear()
+        listeners = self.runtime.system.supervision_listeners
+        if self._on_supervision in listeners:
+            listeners.remove(self._on_supervision)
+        now = self._clock.now()
+        for turn in list(self._turns.values()):
+            self._end_turn(turn, now, error="the service stopped before the turn ended")
+        self._turns.clear()
+        if self.exporter is not None:
+            self.exporter.shutdown()
+
+    def trace(self, conversation_id: str) -> list[Span]:
+        """The conversation's recent finished spans, oldest first."""
+        return list(self.by_conversation.get(conversation_id, ()))
+
+    # --- building spans ---------------------------------------------------------------------
+
+    def _span_id(self) -> str:
+        return f"{self._id_prefix:08x}{next(self._ids) & 0xFFFFFFFF:08x}"
+
+    def _wall(self, at: float) -> float:
+        """Unix time of the runtime clock's ``at``."""
+        return time.time() - (self._clock.now() - at)
+
+    def _open(  # noqa: PLR0917 - private, called with the span's parts in order
+        self,
+        name: str,
+        trace_id: str,
+        parent: Span | None,
+        at: float,
+        conversation_id: str,
+        attributes: Mapping[str, Attribute],
+    ) -> Span:
+        return Span(
+            name=name,
+            trace_id=trace_id,
+            span_id=self._span_id(),
+            parent_id=parent.span_id if parent else None,
+            start=self._wall(at),
+            conversation_id=conversation_id,
+            attributes=dict(attributes),
+        )
+
+    def _close(self, span: Span, at: float, error: str | None = None) -> None:
+        span.end = max(span.start, self._wall(at))
+        if error:
+            span.error = error
+            span.attributes["error.type"] = error.split(":", 1)[0][:80]
+        self.spans.append(span)
+        key = span.conversation_id
+        if key:
+            ring = self.by_conversation.get(key)
+            if ring is None:
+                ring = self.by_conversation[key] = deque(maxlen=self.spans_per_conversation)
+                if len(self.by_conversation) > self.max_conversations:
+                    self.by_conversation.popitem(last=False)
+            else:
+                self.by_conversation.move_to_end(key)
+            ring.append(span)
+        if self.exporter is not None:
+            self.exporter.export(span)
+
+    def _turn(self, conversation_id: str, at: float) -> _Turn | None:
+        conversation = self.runtime.conversation(conversation_id)
+        active = conversation.active if conversation is not None else None
+        if active is None:
+            return None
+        turn = self._turns.get(conversation_id)
+        if turn is not None and turn.message_id == active.message_id:
+            return turn
+        if turn is not None:  # the previous turn ended without a reply event
+            self._end_turn(turn, at, error=None)
+        workflow = self._open(
+            f"invoke_workflow {self.flow_name}",
+            trace_id_for(conversation_id, active.message_id),
+            None,
+            at,
+            conversation_id,
+            {
+                "gen_ai.operation.name": "invoke_workflow",
+                "gen_ai.workflow.name": self.flow_name,
+                "gen_ai.conversation.id": conversation_id,
+                "relaybaton.message.id": active.message_id,
+            },
+        )
+        turn = self._turns[conversation_id] = _Turn(active.message_id, workflow)
+        return turn
+
+    def _agent(self, turn: _Turn, agent: str, at: float, epoch: int | None = None) -> Span:
+        if turn.agent is not None:
+            return turn.agent
+        span = self._open(
+            f"invoke_agent {agent}",
+            turn.workflow.trace_id,
+            turn.workflow,
+            at,
+            turn.workflow.conversation_id,
+            {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": agent,
+                "gen_ai.conversation.id": turn.workflow.conversation_id,
+            },
+        )
+        if epoch is not None:
+            span.attributes["relaybaton.epoch"] = epoch
+        if turn.previous_agent is not None:
+            span.links.append((turn.previous_agent.trace_id, turn.previous_agent.span_id))
+        turn.agent = span
+        return span
+
+    def _end_turn(self, turn: _Turn, at: float, error: str | None) -> None:
+        if turn.handoff is not None:
+            self._close(turn.handoff, at)
+        if turn.agent is not None:
+            self._close(turn.agent, at, error)
+        self._close(turn.workflow, at, error)
+        self._turns.pop(turn.workflow.conversation_id, None)
+        self.log.debug(
+            "turn_finished",
+            conversation_id=turn.workflow.conversation_id,
+            message_id=turn.message_id,
+            trace_id=turn.workflow.trace_id,
+            agent=turn.agent.attributes.get("gen_ai.agent.name") if turn.agent else None,
+            epoch=turn.agent.attributes.get("relaybaton.epoch") if turn.agent else None,
+            duration_s=round((turn.workflow.end or 0.0) - turn.workflow.start, 6),
+            error=error,
+        )
+
+    def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
+        at = getattr(event, "at", None)
+        at = self._clock.now() if not isinstance(at, float) else at
+        turn = self._turn(conversation_id, at)
+        if turn is None:
+            return
+        if isinstance(event, ModelCallEvent):
+            self._model_call(turn, event)
+        elif isinstance(event, ToolCallEvent):
+            self._tool_call(turn, event)
+        elif isinstance(event, HandoffEvent):
+            self._handoff(turn, event)
+        elif isinstance(event, ReplyEvent):
+            agent = self._agent(turn, event.agent, event.at, event.epoch)
+            agent.attributes.setdefault("relaybaton.epoch", event.epoch)
+            if self.record_content and event.text:
+                agent.attributes["gen_ai.output.messages"] = msgspec.json.encode(
+                    [{"role": "assistant", "parts": [{"type": "text", "content": event.text}]}]
+                ).decode()
+            self._end_turn(turn, event.at, event.error)
+
+    def _model_call(self, turn: _Turn, event: ModelCallEvent) -> None:
+        parent = self._agent(turn, event.agent, event.at)
+        provider, _, model = event.model.rpartition(":")
+        span = self._open(
+            f"chat {model or event.model}",
+            turn.workflow.trace_id,
+            parent,
+            event.at,
+            turn.workflow.conversation_id,
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": provider or "custom",
+                "gen_ai.request.model": model or event.model,
+                "gen_ai.response.model": model or event.model,
+                "gen_ai.usage.input_tokens": event.input_tokens,
+                "gen_ai.usage.output_tokens": event.output_tokens,
+                "gen_ai.conversation.id": turn.workflow.conversation_id,
+                "gen_ai.agent.name": event.agent,
+                "relaybaton.slot": event.slot,
+                "relaybaton.cost_usd": event.cost_usd,
+            },
+        )
+        self._close(
+            span, event.at + event.latency_s, None if event.outcome == "ok" else event.outcome
+        )
+
+    def _tool_call(self, turn: _Turn, event: ToolCallEvent) -> None:
+        parent = self._agent(turn, event.agent, event.at)
+        attributes: dict[str, Attribute] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": event.tool,
+            "gen_ai.tool.call.id": event.call_id,
+            "gen_ai.tool.type": "function" if event.tool_kind == "function" else "extension",
+            "gen_ai.conversation.id": turn.workflow.conversation_id,
+            "gen_ai.agent.name": event.agent,
+        }
+        if self.record_content:
+            attributes["gen_ai.tool.call.arguments"] = event.arguments
+            attributes["gen_ai.tool.call.result"] = event.result
+        span = self._open(
+            f"execute_tool {event.tool}",
+            turn.workflow.trace_id,
+            parent,
+            event.at,
+            turn.workflow.conversation_id,
+            attributes,
+        )
+        self._close(span, event.at + event.latency_s, "ToolError" if event.is_error else None)
+
+    def _handoff(self, turn: _Turn, event: HandoffEvent) -> None:
+        attributes: dict[str, Attribute] = {
+            "relaybaton.handoff.action": event.action,
+            "relaybaton.handoff.sender": event.sender,
+            "relaybaton.handoff.target": event.target,
+            "relaybaton.epoch": event.epoch,
+            "gen_ai.conversation.id": turn.workflow.conversation_id,
+        }
+        if event.action == "accept":
+            if turn.handoff is not None:
+                self._close(turn.handoff, event.at)
+                turn.handoff = None
+            self._agent(turn, event.target, event.at, event.epoch)
+            return
+        sender = turn.agent or self._agent(turn, event.sender, event.at)
+        span = self._open(
+            f"handoff {event.target}",
+            turn.workflow.trace_id,
+            turn.workflow,
+            event.at,
+            turn.workflow.conversation_id,
+            attributes,
+        )
+        span.links.append((sender.trace_id, sender.span_id))
+        if event.action == "return":
+            # The baton goes back after the reply: the return is an instant, no new turn.
+            self._close(span, event.at)
+            return
+        self._close(sender, event.at)
+        turn.previous_agent, turn.agent, turn.handoff = sender, None, span
+
+    def _on_supervision(self, event: SupervisionEvent) -> None:
+        at = event.at or self._clock.now()
+        span = self._open(
+            f"supervise {event.kind}",
+            secrets.token_hex(16),
+            None,
+            at,
+            "",
+            {
+                "relaybaton.supervisor": event.supervisor,
+                "relaybaton.child": event.child,
+                "relaybaton.restarted": ",".join(event.restarted),
+            },
+        )
+        self._close(span, at, event.error or None)
+
+
+# --- OTLP -------------------------------------------------------------------------------------
+
+
+def create_otlp_exporter(
+    environ: Mapping[str, str] | None = None, *, service_name: str = "relaybaton"
+) -> SpanExporter | None:
+    """An OTLP exporter when the ``otel`` extra is installed and an endpoint is set, else None."""
+    env = os.environ if environ is None else environ
+    if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT") and not env.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        return None
+    try:
+        from relaybaton.service._otlp import OtlpExporter  # noqa: PLC0415 - optional extra
+    except ImportError:
+        structlog.get_logger("relaybaton.service").warning(
+            "otlp_unavailable",
+            hint="OTEL_EXPORTER_OTLP_ENDPOINT is set but the otel extra is not installed; "
+            "pip install 'relaybaton[otel]'. Spans stay in the in-memory ring.",
+        )
+        return None
+    return OtlpExporter(service_name=service_name)

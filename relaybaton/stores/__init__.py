@@ -1,0 +1,11 @@
+"""Journal stores: SQLite (the embedded default) and PostgreSQL (many nodes).
+
+Both implement the kernel's :class:`~relaybaton.runtime.Store` port and pass one
+conformance suite; ``open_store`` picks one from a path or a ``postgresql://`` URL.
+"""
+
+from relaybaton.stores._factory import open_store
+from relaybaton.stores._postgres import PostgresStore, open_postgres_store
+from relaybaton.stores._sqlite import SqliteStore
+
+__all__ = ["PostgresStore", "SqliteStore", "open_postgres_store", "open_store"]

@@ -1,0 +1,72 @@
+"""`relaybaton serve --store`: a refund over the rule waits; a decision over HTTP resumes it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from relaybaton.cli._serve import serve
+from relaybaton.flow._file import load_flow
+from relaybaton.service._auth import TokenTable
+
+pytestmark = pytest.mark.anyio
+
+FLOW = Path(__file__).resolve().parents[1] / "integration" / "crash_flow" / "flow.toml"
+
+
+async def _until_paused(session: aiohttp.ClientSession, url: str) -> None:
+    async with session.get(f"{url}/v1/conversations/c1/events") as events:
+        async for line in events.content:
+            if b'"kind":"paused"' in line:
+                return
+
+
+async def test_an_approval_is_listed_and_decided_over_http_and_the_turn_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYBATON_TEST_EFFECTS", str(tmp_path / "effects.jsonl"))
+    stop = asyncio.Event()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    server = asyncio.ensure_future(
+        serve(
+            load_flow(FLOW),
+            port=0,
+            tokens=TokenTable(),
+            stop=stop,
+            on_ready=ready.set_result,
+            store_path=str(tmp_path / "journal.db"),
+            durability="sync",
+            out=io.StringIO(),
+        )
+    )
+    try:
+        url = await asyncio.wait_for(ready, 10)
+        async with aiohttp.ClientSession() as session:
+            watcher = asyncio.ensure_future(_until_paused(session, url))
+            body = {"text": "I want a refund of $150 for order CD-5678", "message_id": "m1"}
+            async with session.post(
+                f"{url}/v1/conversations/c1/messages?wait=false", json=body
+            ) as accepted:
+                assert accepted.status == 202
+            await asyncio.wait_for(watcher, 10)
+            async with session.get(f"{url}/v1/approvals") as listed:
+                [request] = (await listed.json())["data"]
+            assert request["tool"] == "issue_refund"
+            assert request["arguments"]["amount"] == 150
+            decision = {"decision": "approve", "reason": "checked the receipt"}
+            async with session.post(f"{url}/v1/approvals/{request['id']}", json=decision) as r:
+                assert r.status == 200, await r.text()
+            async with session.post(f"{url}/v1/approvals/{request['id']}", json=decision) as r:
+                assert r.status == 404  # single-use: it is no longer pending
+            async with session.post(f"{url}/v1/conversations/c1/messages", json=body) as again:
+                replies = (await again.json())["replies"]  # the same id: the one result
+            assert "refunded $150.00" in replies[0]["text"]
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(server, 20) == 0
+    effects = (tmp_path / "effects.jsonl").read_text().splitlines()
+    assert len(effects) == 1
