@@ -8,7 +8,13 @@ import anyio
 import pytest
 
 from relaybaton.actors import ModelSlot
-from relaybaton.adapters import ModelCallRecord, ModelRequest, ModelResponse, RequestMetadata
+from relaybaton.adapters import (
+    ModelCallRecord,
+    ModelRequest,
+    ModelResponse,
+    RequestMetadata,
+    RetryPolicy,
+)
 from relaybaton.adapters._scripted import ScriptedModel
 from relaybaton.errors import AuthenticationError, ModelOverloadedError, RateLimitedError
 from relaybaton.runtime import FakeClock
@@ -47,7 +53,7 @@ async def test_a_retry_after_a_swap_goes_to_the_new_adapter() -> None:
     clock = FakeClock()
     old = ScriptedModel([ModelOverloadedError("busy")], name="old")
     new = ScriptedModel(["from new"], name="new")
-    slot = ModelSlot("general", old, clock=clock, seed=1)
+    slot = ModelSlot("general", old, clock=clock, retry=RetryPolicy(seed=1))
     async with anyio.create_task_group() as tg:
         responses: list[ModelResponse] = []
 
@@ -64,7 +70,7 @@ async def test_a_retry_after_a_swap_goes_to_the_new_adapter() -> None:
 async def test_listeners_get_one_model_call_event_per_attempt() -> None:
     clock = FakeClock()
     model = ScriptedModel([ModelOverloadedError("busy"), "ok"], name="scripted", cost_per_call=0.1)
-    slot = ModelSlot("general", model, clock=clock, seed=3)
+    slot = ModelSlot("general", model, clock=clock, retry=RetryPolicy(seed=3))
     events: list[ModelCallRecord] = []
     slot.listeners.append(events.append)
     async with anyio.create_task_group() as tg:
@@ -83,7 +89,7 @@ async def test_listeners_get_one_model_call_event_per_attempt() -> None:
 
 async def test_a_non_retryable_error_is_raised_at_once() -> None:
     model = ScriptedModel([AuthenticationError("bad key", status=401), "never"])
-    slot = ModelSlot("general", model, clock=FakeClock(), attempts=5)
+    slot = ModelSlot("general", model, clock=FakeClock(), retry=RetryPolicy(attempts=5))
     with pytest.raises(AuthenticationError, match="bad key"):
         await slot.call(REQUEST)
     assert len(model.requests) == 1
@@ -112,7 +118,7 @@ async def test_the_last_error_is_raised_when_every_attempt_failed() -> None:
     model = ScriptedModel(
         [ModelOverloadedError("one"), ModelOverloadedError("two"), ModelOverloadedError("three")]
     )
-    slot = ModelSlot("general", model, clock=clock, attempts=3, backoff=1.0)
+    slot = ModelSlot("general", model, clock=clock, retry=RetryPolicy(attempts=3, base_delay=1.0))
     errors: list[str] = []
 
     async def call() -> None:
