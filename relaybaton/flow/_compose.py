@@ -315,6 +315,8 @@ def _adapter(
             base_url=None if fallback else config.base_url,
             api_key_env=None if fallback else config.api_key_env,
             prices=flow.prices or None,
+            # No retry policy of its own needed: every flow adapter runs under a ModelSlot,
+            # which retries and has its adapters send each call once (``sending_once``).
             capabilities=capabilities,
             clock=clock,
         )
