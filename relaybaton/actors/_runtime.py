@@ -14,7 +14,7 @@ from relaybaton.actors._agent import Agent, AgentTool
 from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
 from relaybaton.actors.routing._shadow import open_shadow_runner
 from relaybaton.actors.routing._slot import ModelSlot
-from relaybaton.adapters import ChatMessage, ImagePart, ModelAdapter, UserMessage
+from relaybaton.adapters import ChatMessage, ImagePart, ModelAdapter, RetryPolicy, UserMessage
 from relaybaton.errors import ConfigError
 from relaybaton.runtime import (
     ActorSystem,
@@ -244,7 +244,8 @@ async def open_runtime(
         max_turns: model turns per user message, over all agents.
         max_handoffs: handoffs per user message.
         mailbox_capacity: bound of each activation's mailbox.
-        model_attempts: tries per model call for retryable errors.
+        model_attempts: tries per model call for retryable errors (the slots' ``RetryPolicy``
+            for the adapters given bare; a ready ``ModelSlot`` keeps its own).
         gc_young_threshold: see ``open_system`` (the CLI sets 10,000).
         store: journal every conversation to this store (durable execution); without
             one, conversations live in memory only.
@@ -328,10 +329,11 @@ async def _open_agents(
             tracing=tracing,
             journal=journal,
         )
+        retry = RetryPolicy(attempts=max(1, model_attempts))
         slots = {
             name: adapter
             if isinstance(adapter, ModelSlot)
-            else ModelSlot(name, adapter, clock=clock, attempts=model_attempts)
+            else ModelSlot(name, adapter, clock=clock, retry=retry)
             for name, adapter in adapters.items()
         }
         flow = FlowContext(conversations=conversations, slots=slots, clock=clock)

@@ -30,7 +30,7 @@ from relaybaton.adapters._pricing import ModelPrice, PriceTable
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
 from relaybaton.adapters._provider import ProviderAdapter
 from relaybaton.adapters._redact import redact_processor, redact_text
-from relaybaton.adapters._retry import ClockLike, RetryPolicy
+from relaybaton.adapters._retry import RetryPolicy, sending_once
 from relaybaton.adapters._scripted import ScriptedModel, ScriptItem, tool_call
 from relaybaton.adapters._simulated import SimulatedModel
 
@@ -39,7 +39,6 @@ __all__ = [
     "AssistantMessage",
     "Capabilities",
     "ChatMessage",
-    "ClockLike",
     "GeminiAdapter",
     "ImagePart",
     "MeteredAdapter",
@@ -71,5 +70,6 @@ __all__ = [
     "create_model_adapter",
     "redact_processor",
     "redact_text",
+    "sending_once",
     "tool_call",
 ]

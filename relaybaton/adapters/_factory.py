@@ -19,8 +19,9 @@ from relaybaton.adapters._openai import OpenAIChatAdapter
 from relaybaton.adapters._pricing import PriceTable
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
 from relaybaton.adapters._provider import ProviderAdapter
-from relaybaton.adapters._retry import ClockLike, RetryPolicy
+from relaybaton.adapters._retry import RetryPolicy
 from relaybaton.errors import ConfigError
+from relaybaton.runtime import Clock
 
 __all__ = ["BASE_URL_VARIABLES", "DEFAULT_BASE_URLS", "PROVIDERS", "create_model_adapter"]
 
@@ -70,7 +71,7 @@ def create_model_adapter(
     timeouts: Timeouts | None = None,
     retry: RetryPolicy | None = None,
     capabilities: Capabilities | None = None,
-    clock: ClockLike | None = None,
+    clock: Clock | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ModelAdapter:
     """Build the HTTP adapter that ``model_id`` names; no connection is opened yet.
@@ -83,7 +84,8 @@ def create_model_adapter(
         api_key_env: the variable holding the key, instead of the provider's usual one.
         prices: price overrides, ``{provider: {model: {input, cached_input, output}}}``.
         timeouts: connect, first-byte and total timeouts.
-        retry: the retry policy.
+        retry: the retry policy when the adapter is called on its own; under a
+            ``ModelSlot`` the slot's policy governs and the adapter sends each call once.
         capabilities: what the model accepts, when the provider default is wrong.
         clock: the clock for backoff sleeps (the runtime's, in production).
         environ: the environment to read (``os.environ`` by default).

@@ -22,7 +22,8 @@ from relaybaton.adapters._chat import (
     Usage,
 )
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
-from relaybaton.adapters._retry import ClockLike, LoopClock, RetryLog, recording_retries
+from relaybaton.adapters._retry import RetryLog, recording_retries
+from relaybaton.runtime import Clock, MonotonicClock
 
 __all__ = ["MeteredAdapter", "MetricsSink", "ModelCallRecord"]
 
@@ -74,11 +75,11 @@ class MeteredAdapter:
     """
 
     def __init__(
-        self, inner: ModelAdapter, sink: MetricsSink, *, clock: ClockLike | None = None
+        self, inner: ModelAdapter, sink: MetricsSink, *, clock: Clock | None = None
     ) -> None:
         self._inner = inner
         self._sink = sink
-        self._clock: ClockLike = clock or LoopClock()
+        self._clock: Clock = clock or MonotonicClock()
 
     def __repr__(self) -> str:
         return f"MeteredAdapter({self._inner!r})"

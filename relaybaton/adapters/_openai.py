@@ -33,7 +33,8 @@ from relaybaton.adapters._http import Timeouts
 from relaybaton.adapters._pricing import PriceTable
 from relaybaton.adapters._protocol import Capabilities
 from relaybaton.adapters._provider import ProviderAdapter, StreamAssembler
-from relaybaton.adapters._retry import ClockLike, RetryPolicy
+from relaybaton.adapters._retry import RetryPolicy
+from relaybaton.runtime import Clock
 
 __all__ = [
     "OpenAIChatAdapter",
@@ -370,7 +371,7 @@ class OpenAIChatAdapter(ProviderAdapter):
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         prices: PriceTable | None = None,
-        clock: ClockLike | None = None,
+        clock: Clock | None = None,
         capabilities: Capabilities | None = None,
         provider_name: str | None = None,
         instructions_role: str = "system",

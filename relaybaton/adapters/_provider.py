@@ -26,14 +26,9 @@ from relaybaton.adapters._errorbody import ProviderReply
 from relaybaton.adapters._http import HttpClient, Timeouts, iter_sse, model_error
 from relaybaton.adapters._pricing import PriceTable
 from relaybaton.adapters._protocol import Capabilities
-from relaybaton.adapters._retry import (
-    ClockLike,
-    LoopClock,
-    RetryPolicy,
-    current_retry_log,
-    note_retry,
-)
+from relaybaton.adapters._retry import RetryPolicy, current_retry_log, note_retry
 from relaybaton.errors import ModelError
+from relaybaton.runtime import Clock, MonotonicClock
 
 __all__ = ["ProviderAdapter", "ProviderReply", "StreamAssembler"]
 
@@ -83,7 +78,7 @@ class ProviderAdapter:
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         prices: PriceTable | None = None,
-        clock: ClockLike | None = None,
+        clock: Clock | None = None,
         capabilities: Capabilities | None = None,
         provider_name: str | None = None,
     ) -> None:
@@ -92,7 +87,7 @@ class ProviderAdapter:
         self._base_url = base_url.rstrip("/")
         self._retry = retry or RetryPolicy()
         self._prices = prices or PriceTable.default()
-        self._clock: ClockLike = clock or LoopClock()
+        self._clock: Clock = clock or MonotonicClock()
         self._capabilities = capabilities or Capabilities()
         self._http = HttpClient(
             provider=self._provider_name,
@@ -138,7 +133,10 @@ class ProviderAdapter:
         return msgspec.structs.replace(response, usage=usage)
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        """Send the request and return the whole answer, retrying per the policy."""
+        """Send the request and return the whole answer, retrying per the policy.
+
+        Under a ``ModelSlot`` (inside ``sending_once``) it sends once: the slot retries.
+        """
         url = self._url(stream=False)
         body = msgspec.json.encode(self._encode(request, stream=False))
 
@@ -154,13 +152,15 @@ class ProviderAdapter:
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Yield the answer as it arrives, then one ``StreamDone``.
 
-        A failure before the first yielded event is retried per the policy; after it, the
-        failure is raised as ``StreamInterruptedError(emitted=True)`` and never retried.
+        A failure before the first yielded event is retried per the policy (under a
+        ``ModelSlot``, by the slot); after it, the failure is raised as
+        ``StreamInterruptedError(emitted=True)`` and never retried.
         Close the iterator (``aclosing``) when abandoning it early.
         """
         url = self._url(stream=True)
         body = msgspec.json.encode(self._encode(request, stream=True))
-        rng = self._retry.rng()
+        policy = self._retry.in_context()  # a single send under a slot: the slot retries
+        rng = policy.rng()
         started = self._clock.now()
         log = current_retry_log()
         retry = 0
@@ -170,7 +170,7 @@ class ProviderAdapter:
                     yield event
             except ModelError as error:
                 elapsed = self._clock.now() - started
-                wait = self._retry.delay(error, retry=retry, elapsed=elapsed, rng=rng)
+                wait = policy.delay(error, retry=retry, elapsed=elapsed, rng=rng)
                 if wait is None:
                     raise
                 note_retry(log, error, retry=retry, wait=wait)

@@ -28,7 +28,7 @@ from relaybaton.actors.routing._breaker import BreakerPolicy
 from relaybaton.actors.routing._health import HealthBoard
 from relaybaton.actors.routing._router import Candidate
 from relaybaton.actors.routing._supervisor import SwapEvent, open_model_supervisor
-from relaybaton.adapters import ModelAdapter, SimulatedModel
+from relaybaton.adapters import ModelAdapter, RetryPolicy, SimulatedModel
 from relaybaton.adapters._faulty import FaultyModel
 from relaybaton.flow._compose import build_agents, create_adapters
 from relaybaton.flow._file import load_flow
@@ -116,7 +116,7 @@ def _slots(flow_adapters: dict[str, ModelAdapter], clock: MonotonicClock, board:
         )
         faulty[name] = primary
         slots[name] = ModelSlot(
-            name, primary, clock=clock, attempts=2, backoff=0.01, board=board,
+            name, primary, clock=clock, retry=RetryPolicy(attempts=2, base_delay=0.01), board=board,
             candidates=[Candidate(primary, tier=2), Candidate(fallback, tier=2)],
             attempt_timeout_multiple=3.0,
         )  # fmt: skip

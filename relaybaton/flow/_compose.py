@@ -30,7 +30,7 @@ from relaybaton.actors.routing._features import HeuristicClassifier
 from relaybaton.actors.routing._health import HealthBoard
 from relaybaton.actors.routing._router import Budgets, Candidate, Router
 from relaybaton.actors.routing._supervisor import open_model_supervisor
-from relaybaton.adapters import Capabilities, ModelAdapter, RetryPolicy, create_model_adapter
+from relaybaton.adapters import Capabilities, ModelAdapter, create_model_adapter
 from relaybaton.adapters._simulated import SimulatedModel
 from relaybaton.errors import ConfigError
 from relaybaton.flow._file import (
@@ -315,8 +315,8 @@ def _adapter(
             base_url=None if fallback else config.base_url,
             api_key_env=None if fallback else config.api_key_env,
             prices=flow.prices or None,
-            # The slot retries every adapter the same way, on the runtime's clock.
-            retry=RetryPolicy(attempts=1),
+            # No retry policy of its own needed: every flow adapter runs under a ModelSlot,
+            # which retries and has its adapters send each call once (``sending_once``).
             capabilities=capabilities,
             clock=clock,
         )

@@ -20,6 +20,7 @@ from relaybaton.adapters import (
     ToolResultMessage,
     ToolSpec,
     UserMessage,
+    sending_once,
 )
 from relaybaton.errors import (
     ContextLengthExceededError,
@@ -313,6 +314,24 @@ async def test_rate_limit_then_success_honours_retry_after(server: FakeServer) -
     finally:
         await model.aclose()
     assert clock.sleeps[0] >= 2.0
+
+
+async def test_under_sending_once_the_adapter_sends_each_call_once(server: FakeServer) -> None:
+    # What a ModelSlot does around its calls: the slot retries, so its adapter must not.
+    overloaded = {
+        "error": {"message": "The engine is currently overloaded", "type": "server_error"}
+    }
+    server.enqueue(*(Reply.json(overloaded, status=503) for _ in range(6)))
+    model = adapter(server, retry=RetryPolicy(attempts=3, base_delay=0.0))
+    try:
+        with sending_once():
+            with pytest.raises(ModelOverloadedError):
+                await model.complete(REQUEST)
+            with pytest.raises(ModelOverloadedError):
+                [e async for e in model.stream(REQUEST)]
+    finally:
+        await model.aclose()
+    assert len(server.received) == 2
 
 
 @pytest.mark.parametrize(

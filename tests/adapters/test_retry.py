@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from relaybaton.adapters._retry import RetryPolicy, recording_retries
+from relaybaton.adapters._retry import RetryPolicy, recording_retries, sending_once
 from relaybaton.errors import (
     BadRequestError,
     ModelOverloadedError,
@@ -104,3 +104,30 @@ async def test_a_stream_cut_before_emitting_is_retried() -> None:
 def test_policy_rejects_zero_attempts_with_a_message() -> None:
     with pytest.raises(ValueError, match="expected >= 1, got 0"):
         RetryPolicy(attempts=0)
+
+
+async def test_a_retry_after_past_the_deadline_is_raised_with_a_note_saying_why() -> None:
+    clock = StepClock()
+    send = Flaky(RateLimitedError("slow down", retry_after=30.0))
+    with pytest.raises(RateLimitedError) as info:
+        await RetryPolicy(attempts=5, deadline=10.0).call(send, clock=clock)
+    (note,) = info.value.__notes__
+    assert "asked to wait 30 s" in note
+    assert "10.00 s were left of the call's 10 s retry deadline" in note
+    assert "RetryPolicy.deadline" in note  # what to do about it
+
+
+async def test_inside_sending_once_a_policy_sends_once() -> None:
+    clock = StepClock()
+    send = Flaky(ModelOverloadedError("busy"), ModelOverloadedError("busy again"))
+    with sending_once(), pytest.raises(ModelOverloadedError, match="busy"):
+        await RetryPolicy(attempts=5).call(send, clock=clock)
+    assert send.calls == 1
+    assert clock.sleeps == []
+    assert await RetryPolicy(attempts=5).call(send, clock=clock) == "ok"  # outside: retries
+
+
+@pytest.mark.parametrize("field", ["deadline", "base_delay", "max_delay"])
+def test_policy_rejects_negative_seconds_naming_the_field(field: str) -> None:
+    with pytest.raises(ValueError, match=f"RetryPolicy.{field}: expected seconds >= 0, got -1"):
+        RetryPolicy(**{field: -1.0})  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from relaybaton.adapters import (
     ModelRequest,
     ModelResponse,
     RequestMetadata,
+    RetryPolicy,
 )
 from relaybaton.errors import ModelOverloadedError
 from relaybaton.runtime import MonotonicClock
@@ -70,7 +71,9 @@ class SwapMachine(RuleBasedStateMachine):
         first = self._adapter()
         clock = MonotonicClock()
         board = HealthBoard(clock) if self.with_board else None
-        self.slot = ModelSlot("s", first, clock=clock, attempts=2, backoff=0.0, board=board)
+        self.slot = ModelSlot(
+            "s", first, clock=clock, retry=RetryPolicy(attempts=2, base_delay=0.0), board=board
+        )
         self.calls: dict[str, asyncio.Task[ModelResponse]] = {}
         self.expected: dict[str, list[str]] = {}  # call -> adapters held at each attempt start
         self.ids = itertools.count()
@@ -109,7 +112,7 @@ class SwapMachine(RuleBasedStateMachine):
     @rule(data=st.data(), ok=st.booleans())
     def end_attempt(self, data: st.DataObject, ok: bool) -> None:
         call, adapter = data.draw(st.sampled_from(sorted(self._waiting(), key=lambda p: p[0])))
-        retries = len(self.expected[call]) < self.slot.attempts and not ok
+        retries = len(self.expected[call]) < self.slot.retry.attempts and not ok
         adapter.waiting[call].set_result(ok)
         if retries:
             self.expected[call].append(self.slot.adapter.name)

@@ -26,7 +26,6 @@ it where it went, so the conversation's trace can say why.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, final
@@ -42,14 +41,15 @@ from relaybaton.adapters import (
     ModelCallRecord,
     ModelRequest,
     ModelResponse,
+    RetryPolicy,
     StreamDone,
     TextDelta,
     Usage,
+    sending_once,
 )
 from relaybaton.errors import (
     ModelError,
     ModelTimeoutError,
-    RateLimitedError,
     StreamInterruptedError,
 )
 from relaybaton.runtime import Clock
@@ -67,11 +67,15 @@ __all__ = ["ModelSlot"]
 class ModelSlot:
     """A named place for a model adapter, with retries of retryable failures.
 
-    Retries: up to ``attempts`` tries, sleeping ``backoff * 2**n`` seconds with full jitter
-    between them (or the provider's ``Retry-After`` when it gave one), on the injected
-    clock. A retry reads the slot again, so it goes to a swapped-in adapter if there is one.
-    Every attempt is published to ``listeners`` (the metrics stream) as a
-    ``ModelCallRecord``; ``retries`` counts the attempts before it.
+    Retries follow ``retry`` (a ``RetryPolicy``), for ``call`` and ``stream`` alike: up to
+    ``retry.attempts`` tries, waiting a full-jitter backoff under ``base_delay * 2**n``
+    (capped at ``max_delay``) between them, but at least the provider's ``Retry-After``;
+    when that wait would end past ``retry.deadline`` (from the call's start) the error is
+    raised at once, with a note saying why. Waits are slept on the injected clock. The slot
+    owns the retries: its adapters send each call once (``sending_once``). A retry reads
+    the slot again, so it goes to a swapped-in adapter if there is one. Every attempt is
+    published to ``listeners`` (the metrics stream) as a ``ModelCallRecord``; ``retries``
+    counts the attempts before it.
     """
 
     def __init__(
@@ -80,10 +84,7 @@ class ModelSlot:
         adapter: ModelAdapter,
         *,
         clock: Clock,
-        attempts: int = 3,
-        backoff: float = 0.25,
-        max_backoff: float = 8.0,
-        seed: int | None = None,
+        retry: RetryPolicy | None = None,
         candidates: Sequence[Candidate] = (),
         router: Router | None = None,
         classifier: Classifier | None = None,
@@ -102,16 +103,16 @@ class ModelSlot:
         self.attempt_timeout_multiple = attempt_timeout_multiple
         self.decision_listeners: list[Callable[[str, str, Decision], None]] = []
         self.clock = clock
-        self.attempts = max(1, attempts)
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.retry = retry or RetryPolicy()
         self.in_flight: dict[str, int] = {}
         self.calls: dict[str, int] = {}
         self.listeners: list[Callable[[ModelCallRecord], None]] = []
         self.rollout: SlotRollout | None = None
         self.rollout_listeners: list[Callable[[RolloutEvent], None]] = []
         self.shadows: ShadowRunner | None = None  # the runtime sets it while it runs
-        self._random = random.Random(seed)
+        # One jitter source for all the slot's calls: seeded, a fresh source per call
+        # would give every call that failed together the same wait.
+        self._random = self.retry.rng()
 
     def __repr__(self) -> str:
         return f"ModelSlot({self.name!r}, {self.adapter.name!r})"
@@ -171,8 +172,13 @@ class ModelSlot:
         Raises ``NoCapableModelError`` or ``BudgetExceededError`` (not retried) when the
         slot's router refuses the call.
         """
-        if self.router is not None or self.board is not None or self.rollout is not None:
-            return await self._call_routed(request, agent, routes)
+        with sending_once():  # the slot retries; its adapters send once
+            if self.router is not None or self.board is not None or self.rollout is not None:
+                return await self._call_routed(request, agent, routes)
+            return await self._call_held(request, agent)
+
+    async def _call_held(self, request: ModelRequest, agent: str) -> ModelResponse:
+        began = self.clock.now()
         attempt = 0
         while True:
             adapter = self.adapter
@@ -186,9 +192,10 @@ class ModelSlot:
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
                 attempt += 1
-                if not exc.retryable or attempt >= self.attempts:
+                wait = self._wait(exc, attempt, began)
+                if wait is None:
                     raise
-                await self.clock.sleep(self._delay(exc, attempt))
+                await self.clock.sleep(wait)
                 continue
             finally:
                 in_flight[name] -= 1
@@ -196,11 +203,10 @@ class ModelSlot:
                 self._publish(request, agent, name, started, response, "ok", attempt)
             return response
 
-    def _delay(self, error: ModelError, attempt: int) -> float:
-        if isinstance(error, RateLimitedError) and error.retry_after is not None:
-            return min(error.retry_after, self.max_backoff * 4)
-        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-        return self._random.uniform(0, ceiling)
+    def _wait(self, error: ModelError, failed: int, began: float) -> float | None:
+        """Return the seconds to wait after ``failed`` attempts, or None to raise ``error``."""
+        elapsed = self.clock.now() - began
+        return self.retry.delay(error, retry=failed - 1, elapsed=elapsed, rng=self._random)
 
     def _publish(  # noqa: PLR0917 - private, and every caller passes all of them
         self,
@@ -322,6 +328,7 @@ class ModelSlot:
     async def _call_routed(
         self, request: ModelRequest, agent: str, routes: list[Decision] | None
     ) -> ModelResponse:
+        began = self.clock.now()
         features = await self._features(request)
         board = self.board
         avoid: list[str] = []
@@ -340,17 +347,19 @@ class ModelSlot:
             token = board.started(name, probe=probe) if board is not None else 0
             ok = False
             try:
-                response = await self._attempt(adapter, request, last=attempt + 1 >= self.attempts)
+                last = attempt + 1 >= self.retry.attempts
+                response = await self._attempt(adapter, request, last=last)
                 ok = True
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
                 if self.rollout is not None:
                     self._observe(self.rollout, name, started, ok=False)
                 attempt += 1
-                if not exc.retryable or attempt >= self.attempts:
+                wait = self._wait(exc, attempt, began)
+                if wait is None:
                     raise
                 avoid.append(name)
-                await self.clock.sleep(self._delay(exc, attempt))
+                await self.clock.sleep(wait)
                 continue
             finally:
                 in_flight[name] -= 1
@@ -403,7 +412,9 @@ class ModelSlot:
         started = self.clock.now()
         response: ModelResponse | None = None
         try:
-            response = await self._complete_within(adapter, request, rollout.shadow_timeout_s)
+            # Sent once, like every call the slot makes: a shadow copy is never retried.
+            with sending_once():
+                response = await self._complete_within(adapter, request, rollout.shadow_timeout_s)
             outcome = "ok" if response is not None else ModelTimeoutError.__name__
         except Exception as exc:
             outcome = type(exc).__name__
@@ -458,17 +469,24 @@ class ModelSlot:
     ) -> ModelResponse:
         """Call the slot's model streaming; ``on_text`` gets each text delta as it arrives.
 
-        Retries like ``call``, but only before the first delta: once text has gone to
-        ``on_text``, a failure is raised, since sending the request again would show the
-        user the same text twice. Returns the assembled answer of the stream's end.
-        A routed slot (router, breakers or a rollout) answers whole, through ``call``:
-        routing, health checks and rollouts apply to every call, streamed or not.
+        Retries like ``call``, through the same policy, but only before the first delta:
+        once text has gone to ``on_text``, a failure is raised, since sending the request
+        again would show the user the same text twice. Returns the assembled answer of the
+        stream's end. A routed slot (router, breakers or a rollout) answers whole, through
+        ``call``: routing, health checks and rollouts apply to every call, streamed or not.
         """
         if self.router is not None or self.board is not None or self.rollout is not None:
             whole = await self.call(request, agent=agent, routes=routes)
             if whole.message.text:
                 on_text(whole.message.text)
             return whole
+        with sending_once():  # the slot retries; its adapters send once
+            return await self._stream_held(request, agent, on_text)
+
+    async def _stream_held(
+        self, request: ModelRequest, agent: str, on_text: Callable[[str], None]
+    ) -> ModelResponse:
+        began = self.clock.now()
         attempt = 0
         while True:
             adapter = self.adapter
@@ -495,9 +513,11 @@ class ModelSlot:
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
                 attempt += 1
-                if emitted or not exc.retryable or attempt >= self.attempts:
+                # Text already shown is never asked for again, whatever the error says.
+                wait = None if emitted else self._wait(exc, attempt, began)
+                if wait is None:
                     raise
-                await self.clock.sleep(self._delay(exc, attempt))
+                await self.clock.sleep(wait)
                 continue
             finally:
                 in_flight[name] -= 1

@@ -8,7 +8,13 @@ from relaybaton.actors import ModelSlot
 from relaybaton.actors.routing._features import HeuristicClassifier, SlotClassifier
 from relaybaton.actors.routing._router import Candidate, Decision, Router
 from relaybaton.actors.routing._rules import Rule
-from relaybaton.adapters import ModelCallRecord, ModelRequest, RequestMetadata, UserMessage
+from relaybaton.adapters import (
+    ModelCallRecord,
+    ModelRequest,
+    RequestMetadata,
+    RetryPolicy,
+    UserMessage,
+)
 from relaybaton.adapters._scripted import ScriptedModel, ScriptItem
 from relaybaton.errors import AuthenticationError
 from relaybaton.runtime import FakeClock
@@ -25,7 +31,7 @@ REQUEST = ModelRequest(
 def _routed(verdicts: list[ScriptItem]) -> tuple[ModelSlot, ScriptedModel, list[ModelCallRecord]]:
     clock = FakeClock()
     judge = ScriptedModel(verdicts, name="judge")
-    judge_slot = ModelSlot("cheap", judge, clock=clock, attempts=1)
+    judge_slot = ModelSlot("cheap", judge, clock=clock, retry=RetryPolicy(attempts=1))
     records: list[ModelCallRecord] = []
     judge_slot.listeners.append(records.append)
     small = Candidate(ScriptedModel(lambda _: "from small", name="small"), name="small")
@@ -93,7 +99,9 @@ async def test_a_failed_or_unreadable_verdict_falls_back_to_the_heuristic(
     assert features == HeuristicClassifier().classify(REQUEST)
     assert classifier.failures == 1
     slot.classifier = SlotClassifier(
-        ModelSlot("cheap", ScriptedModel([verdict]), clock=FakeClock(), attempts=1)
+        ModelSlot(
+            "cheap", ScriptedModel([verdict]), clock=FakeClock(), retry=RetryPolicy(attempts=1)
+        )
     )
     response = await slot.call(REQUEST)
     assert response.message.text == "from small"  # the call itself never fails for it

@@ -19,7 +19,13 @@ from relaybaton.actors.routing._router import Decision
 from relaybaton.actors.routing._shadow import ShadowRunner, open_shadow_runner
 from relaybaton.actors.routing._slot_rollout import RolloutEvent
 from relaybaton.actors.routing._supervisor import open_model_supervisor
-from relaybaton.adapters import ModelCallRecord, ModelRequest, RequestMetadata, UserMessage
+from relaybaton.adapters import (
+    ModelCallRecord,
+    ModelRequest,
+    RequestMetadata,
+    RetryPolicy,
+    UserMessage,
+)
 from relaybaton.adapters._scripted import ScriptedModel, tool_call
 from relaybaton.errors import ModelOverloadedError
 from relaybaton.runtime import FakeClock, open_system
@@ -53,7 +59,9 @@ def _answer(text: str) -> ScriptedModel:
 def _slot(
     clock: FakeClock, new: ScriptedModel, *, stages: tuple[float, ...] = (0.0, 0.05, 0.5, 1.0)
 ) -> tuple[ModelSlot, list[ModelCallRecord], list[RolloutEvent]]:
-    slot = ModelSlot("general", _answer("old"), clock=clock, attempts=2, backoff=0.0)
+    slot = ModelSlot(
+        "general", _answer("old"), clock=clock, retry=RetryPolicy(attempts=2, base_delay=0.0)
+    )
     records: list[ModelCallRecord] = []
     events: list[RolloutEvent] = []
     slot.listeners.append(records.append)
@@ -256,7 +264,7 @@ def test_a_conversation_stays_on_one_arm_while_the_rollout_runs(
                 return ModelOverloadedError("busy")
             return "new"
 
-        slot = ModelSlot("general", _answer("old"), clock=clock, attempts=1)
+        slot = ModelSlot("general", _answer("old"), clock=clock, retry=RetryPolicy(attempts=1))
         slot.start_rollout(
             ScriptedModel(new_model, name="new"),
             policy=RolloutPolicy(stages=stages, window_s=3.0, min_calls=2),

@@ -11,7 +11,13 @@ from relaybaton.actors.routing._health import HealthBoard
 from relaybaton.actors.routing._router import Candidate
 from relaybaton.actors.routing._slot import ModelSlot
 from relaybaton.actors.routing._supervisor import open_model_supervisor
-from relaybaton.adapters import ModelRequest, RequestMetadata, SimulatedModel, UserMessage
+from relaybaton.adapters import (
+    ModelRequest,
+    RequestMetadata,
+    RetryPolicy,
+    SimulatedModel,
+    UserMessage,
+)
 from relaybaton.adapters._faulty import FaultyModel
 from relaybaton.runtime import FakeClock, SupervisionEvent, open_system
 
@@ -43,8 +49,7 @@ async def _setup(clock: FakeClock) -> tuple[FaultyModel, SimulatedModel, ModelSl
         "general",
         primary,
         clock=clock,
-        attempts=2,
-        backoff=0.0,
+        retry=RetryPolicy(attempts=2, base_delay=0.0),
         candidates=[Candidate(primary, tier=2), Candidate(fallback, tier=2)],
         board=board,
         attempt_timeout_multiple=2.0,
