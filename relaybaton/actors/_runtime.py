@@ -181,12 +181,7 @@ class Runtime:
 
     def approvals(self) -> list[ApprovalRequested]:
         """The approval requests waiting for a decision, oldest first."""
-        pending = [
-            request
-            for conversation in self.conversations.by_id.values()
-            for request in conversation.pending_approvals
-        ]
-        return sorted(pending, key=lambda r: r.requested_at)
+        return self.conversations.pending_approvals()
 
     async def settle(self) -> None:
         """Wait until every conversation is idle or waiting for a person's decision."""

@@ -31,6 +31,7 @@ from relaybaton.runtime import (
     MonotonicClock,
     Store,
 )
+from relaybaton.runtime._approvals import decide_on
 from relaybaton.runtime._journal_events import (
     Appended,
     Charged,
@@ -38,7 +39,6 @@ from relaybaton.runtime._journal_events import (
     Replied,
     TurnFailed,
 )
-from relaybaton.runtime._ownership import check_decision
 
 __all__ = ["add_durable_commands", "open_store_path"]
 
@@ -216,24 +216,17 @@ def _decide(args: argparse.Namespace) -> int:
             if conversation is None:  # pragma: no cover - a row implies a journal
                 raise ConfigError(f"conversation {row.conversation_id!r} has no journal")
             request = conversation.approvals[args.approval_id]
-            taken = check_decision(
+            taken, fresh = decide_on(
                 conversation,
                 args.approval_id,
                 decision,
                 arguments_hash=request.arguments_hash,
                 arguments=edit,
+                note=args.note,
+                by=args.by,
                 now=time.time(),
             )
-            if taken is None:
-                taken = ApprovalDecided(
-                    approval_id=args.approval_id,
-                    decision=decision,
-                    arguments_hash=request.arguments_hash,
-                    arguments=edit,
-                    note=args.note,
-                    by=args.by,
-                )
-                conversation.add_decision(taken)
+            if fresh:
                 journal.record(conversation, taken)
                 await journal.flush()
         print(

@@ -250,7 +250,7 @@ class RuntimeApprovals:
         arguments: Mapping[str, object] | None,
         reason: str,
     ) -> Mapping[str, object]:
-        request = next((r for r in self.runtime.approvals() if r.approval_id == approval_id), None)
+        request = self.runtime.conversations.pending_approval(approval_id)
         if request is None:
             raise LookupError("it is unknown or was decided already")
         try:

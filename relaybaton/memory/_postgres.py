@@ -41,7 +41,6 @@ refused with ``StoreError`` (SQLite keeps it).
 from __future__ import annotations
 
 import threading
-import unicodedata
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC
@@ -53,6 +52,7 @@ import psycopg
 from psycopg import sql
 
 from relaybaton.errors import StoreError, StoreUnavailableError
+from relaybaton.memory._postgres_sql import QUERY, RANK_WEIGHTS, RELATION_SHARE, SCHEMA, fold
 from relaybaton.memory._store import GraphTransaction
 from relaybaton.memory._types import EntityRow, Observation, Provenance, Relation
 from relaybaton.stores._postgres import postgres_location
@@ -62,60 +62,6 @@ __all__ = ["SCHEMA_VERSION", "PostgresGraphStore", "open_postgres_graph_store"]
 T = TypeVar("T")
 
 SCHEMA_VERSION: Final = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS {s}.entity (
-    id bigserial PRIMARY KEY,
-    namespace text NOT NULL,
-    name text NOT NULL,
-    entity_type text NOT NULL,
-    name_lc text NOT NULL,
-    type_lc text NOT NULL,
-    search tsvector NOT NULL DEFAULT ''::tsvector
-);
-CREATE INDEX IF NOT EXISTS entity_by_name ON {s}.entity (namespace, name);
-CREATE INDEX IF NOT EXISTS entity_by_namespace ON {s}.entity (namespace, id);
-CREATE INDEX IF NOT EXISTS entity_search ON {s}.entity USING gin (search);
-CREATE TABLE IF NOT EXISTS {s}.observation (
-    id bigserial PRIMARY KEY,
-    entity_id bigint NOT NULL REFERENCES {s}.entity (id) ON DELETE CASCADE,
-    content text NOT NULL,
-    content_lc text NOT NULL,
-    agent text,
-    conversation_id text,
-    at timestamptz
-);
-CREATE INDEX IF NOT EXISTS observation_by_entity ON {s}.observation (entity_id, id);
-CREATE TABLE IF NOT EXISTS {s}.relation (
-    id bigserial PRIMARY KEY,
-    namespace text NOT NULL,
-    source text NOT NULL,
-    target text NOT NULL,
-    relation_type text NOT NULL,
-    search tsvector NOT NULL
-);
-CREATE INDEX IF NOT EXISTS relation_by_source ON {s}.relation (namespace, source, target);
-CREATE INDEX IF NOT EXISTS relation_by_target ON {s}.relation (namespace, target);
-CREATE INDEX IF NOT EXISTS relation_by_namespace ON {s}.relation (namespace, id);
-CREATE INDEX IF NOT EXISTS relation_search ON {s}.relation USING gin (search)
-"""
-
-# ts_rank's weights are given for D, C, B, A: observations, (unused), type, name.
-_RANK_WEIGHTS = "ARRAY[0.1, 0.1, 0.4, 1.0]::float4[]"
-# A relation whose type matches lends its endpoints this share of its own rank.
-_RELATION_SHARE = 0.5
-# The OR of the terms, each a prefix; quote_literal makes tsquery syntax in a term inert.
-_QUERY = (
-    "(SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' | '))"
-    " FROM unnest(%s::text[]) AS t)"
-)
-
-
-def fold(text: str) -> str:
-    """Lower-case ``text`` and drop its diacritics: what ranked search compares."""
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c)
-    )
 
 
 @final
@@ -323,8 +269,8 @@ class _PostgresTransaction(GraphTransaction):
         scores: dict[int, float] = {}
         rows: dict[int, EntityRow] = {}
         for entity_id, name, kind, score in self._rows(
-            f"SELECT e.id, e.name, e.entity_type, ts_rank({_RANK_WEIGHTS}, e.search, q)"
-            f" FROM {{s}}.entity e, {_QUERY} AS q(q)"
+            f"SELECT e.id, e.name, e.entity_type, ts_rank({RANK_WEIGHTS}, e.search, q)"
+            f" FROM {{s}}.entity e, {QUERY} AS q(q)"
             " WHERE e.namespace = %s AND e.search @@ q",
             (folded, self._ns),
         ):
@@ -333,12 +279,12 @@ class _PostgresTransaction(GraphTransaction):
         by_name: dict[str, float] = {}
         for source, target, score in self._rows(
             "SELECT r.source, r.target, ts_rank(r.search, q)"
-            f" FROM {{s}}.relation r, {_QUERY} AS q(q)"
+            f" FROM {{s}}.relation r, {QUERY} AS q(q)"
             " WHERE r.namespace = %s AND r.search @@ q",
             (folded, self._ns),
         ):
             for name in (source, target):
-                by_name[name] = by_name.get(name, 0.0) + _RELATION_SHARE * score
+                by_name[name] = by_name.get(name, 0.0) + RELATION_SHARE * score
         if by_name:
             for row in self.find_entities(by_name):
                 scores[row.id] = scores.get(row.id, 0.0) + by_name[row.name]
@@ -499,7 +445,7 @@ class PostgresGraphStore:
                     store=self.where,
                 )
             if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     conn.execute(self._sql(statement))
                 conn.execute(
                     self._sql(

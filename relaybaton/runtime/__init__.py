@@ -17,13 +17,13 @@ from relaybaton.runtime._conversation import (
     TurnResult,
 )
 from relaybaton.runtime._conversation_actor import ConversationActor, OwnerHandle, ToolScope
+from relaybaton.runtime._conversations import AgentTable, Conversations
 from relaybaton.runtime._deadletters import DeadLetter, DeadLetters
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._failpoints import FAILPOINTS, failpoint
 from relaybaton.runtime._journal import Journal
 from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested, JournalRecord
 from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
-from relaybaton.runtime._ownership import AgentTable, Conversations
 from relaybaton.runtime._store import (
     ApprovalRow,
     Durability,

@@ -1,7 +1,8 @@
 """A conversation's state: owner, epoch, transcript, turns, leases and usage ledger.
 
-The fields are written only by ``Conversations`` (``_ownership.py``), which checks the
-baton rules first; everything else reads them.
+The fields are written only by the transitions of ``_transitions.py``, which
+``Conversations`` (``_conversations.py``) calls after checking the baton rules and the
+journal's fold calls on replay; everything else reads them.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ import msgspec
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime._actor import Actor
 from relaybaton.runtime._conversation import Conversation
+from relaybaton.runtime._conversations import Conversations
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._journal_events import ApprovalRequested, Charged
-from relaybaton.runtime._ownership import Conversations
 from relaybaton.runtime.messages import BatonPass, KernelMessage, ToolRequest, UserTurn
 
 __all__ = ["ConversationActor", "OwnerHandle", "ToolScope"]

@@ -1,8 +1,9 @@
 """Rebuilding a conversation from its journal: the fold, and snapshots.
 
 ``apply`` does to a ``Conversation`` exactly what the live registry did when it wrote the
-event, so that a conversation restored after a crash is the one that was running (a
-property test compares the two on random runs). Snapshots carry the whole state, so the
+event, by calling the same transition (``_transitions.py``), so that a conversation
+restored after a crash is the one that was running (a property test compares the two on
+random runs). Snapshots carry the whole state, so the
 fold starts from the newest one and older records can be pruned.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from relaybaton.runtime import _transitions as transitions
 from relaybaton.runtime._conversation import (
     Conversation,
     ConversationStatus,
@@ -47,7 +49,7 @@ from relaybaton.runtime._journal_events import (
 )
 from relaybaton.runtime.messages import BatonPass
 
-__all__ = ["add_charge", "apply", "finish_turn", "replay", "restore", "snapshot_state"]
+__all__ = ["apply", "replay", "restore", "snapshot_state"]
 
 
 def replay(
@@ -66,127 +68,53 @@ def replay(
 
 
 def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
-    """Apply one record to the conversation, as the live registry did."""
+    """Apply one record to the conversation with the transition the live registry used."""
     conversation.seq = record.seq
     event = record.event
     match event:
-        case Opened():
-            conversation.owner = event.owner
-            conversation.ownership[:] = [OwnershipRecord(owner=event.owner, epoch=0)]
         case Accepted():
             if event.opened_by is not None:
-                conversation.owner = event.opened_by
-                conversation.ownership[:] = [OwnershipRecord(owner=event.opened_by, epoch=0)]
-            if event.user is not None:
-                conversation.user = event.user
-            turn = Turn(message_id=event.message_id, payload=event.item)
-            conversation.seen[event.message_id] = turn
-            if event.started:
-                conversation.active = turn
-                conversation.transcript.append(turn.payload)
-            else:
-                conversation.inbox.append(turn)
+                transitions.opened(conversation, event.opened_by)
+            transitions.accepted(
+                conversation, event.message_id, event.item, event.started, event.user
+            )
         case TurnStarted():
-            turn = conversation.inbox.popleft()
-            conversation.active = turn
-            conversation.transcript.append(turn.payload)
+            transitions.turn_started(conversation)
         case Appended():
-            conversation.transcript.append(event.item)
-            if event.charge is not None:
-                add_charge(conversation, event.charge)
+            transitions.appended(conversation, event.item, event.charge)
         case ToolStarted():
-            conversation.add_tool_started(event.call_id)
+            transitions.tool_started(conversation, event.call_id)
         case HandedOff():
-            if conversation.active is not None:
-                conversation.active.handoffs += 1
-            conversation.epoch = event.epoch
-            conversation.owner = None
-            conversation.in_flight = BatonPass(
-                conversation_id=conversation.id,
-                sender=event.sender,
-                target=event.target,
-                epoch=event.epoch,
-                message_id=event.message_id,
+            transitions.handed_off(
+                conversation,
+                event.sender,
+                event.target,
+                event.epoch,
+                event.message_id,
                 return_to=event.return_to,
                 lease_turns=event.lease_turns,
                 note=event.note,
             )
-            conversation.ownership.append(OwnershipRecord(owner=None, epoch=event.epoch))
         case BatonAccepted():
-            baton = conversation.in_flight
-            conversation.in_flight = None
-            conversation.owner = event.agent
-            conversation.ownership[-1] = OwnershipRecord(owner=event.agent, epoch=event.epoch)
-            if baton is not None and baton.return_to is not None:
-                conversation.leases = (
-                    *conversation.leases,
-                    Lease(return_to=baton.return_to, turns_left=baton.lease_turns),
-                )
+            transitions.baton_accepted(conversation, event.agent, event.epoch)
         case BatonReturned():
-            conversation.in_flight = None
-            conversation.epoch = event.epoch
-            conversation.owner = event.target
-            conversation.ownership.append(OwnershipRecord(owner=event.target, epoch=event.epoch))
+            transitions.baton_returned(conversation, event.target, event.epoch)
         case Replied():
-            if conversation.active is not None:
-                conversation.active.replies.append(Reply(agent=event.agent, text=event.text))
-            finish_turn(conversation, event.agent, None)
+            transitions.replied(conversation, event.agent, event.text)
         case TurnFailed():
-            finish_turn(conversation, event.agent, event.error)
+            transitions.turn_failed(conversation, event.agent, event.error)
         case Charged():
-            add_charge(conversation, event)
+            transitions.add_charge(conversation, event)
         case ApprovalRequested():
-            conversation.add_approval(event)
-            conversation.status = ConversationStatus.AWAITING_APPROVAL
+            transitions.approval_requested(conversation, event)
         case ApprovalDecided():
-            conversation.add_decision(event)
-            if not conversation.pending_approvals:
-                conversation.status = ConversationStatus.ACTIVE
+            transitions.approval_decided(conversation, event)
         case ClosedEvent():
-            conversation.status = ConversationStatus.CLOSED
+            transitions.closed(conversation)
+        case Opened():  # written by older journals only: now ``Accepted.opened_by``
+            transitions.opened(conversation, event.owner)
         case ModelSwapped():
             pass  # recorded for the history; it changes no conversation state
-
-
-def add_charge(conversation: Conversation, charge: Charged) -> None:
-    """Add one model call's usage to the ledger (shared by the registry and the fold)."""
-    entry = conversation.ledger.get((charge.agent, charge.model))
-    if entry is None:
-        entry = conversation.ledger[(charge.agent, charge.model)] = LedgerEntry()
-    entry.calls += 1
-    entry.input_tokens += charge.input_tokens
-    entry.output_tokens += charge.output_tokens
-    entry.cost_usd += charge.cost_usd
-
-
-def finish_turn(conversation: Conversation, agent: str | None, error: str | None) -> Turn | None:
-    """End the active turn: keep its result, count down a lease (maybe return the baton).
-
-    Shared by the live registry and the fold, so that both end turns the same way.
-    """
-    turn = conversation.active
-    if turn is None:
-        return None
-    conversation.active = None
-    if conversation.leases and agent is not None:
-        lease = conversation.leases[-1]
-        lease.turns_left -= 1
-        if lease.turns_left <= 0:
-            conversation.leases = conversation.leases[:-1]
-            conversation.epoch += 1
-            conversation.owner = lease.return_to
-            conversation.ownership.append(
-                OwnershipRecord(owner=lease.return_to, epoch=conversation.epoch)
-            )
-    turn.result = TurnResult(
-        conversation_id=conversation.id,
-        message_id=turn.message_id,
-        replies=tuple(turn.replies),
-        owner=conversation.owner,
-        epoch=conversation.epoch,
-        error=error,
-    )
-    return turn
 
 
 def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Struct]:

@@ -1,0 +1,58 @@
+"""Durable execution: marking effects, reloading conversations from the journal, resuming.
+
+A conversation rebuilt from its journal (``_fold.py``) is adopted here and its unfinished
+work continues: a baton in flight is delivered again, an active turn goes back to its
+owner, and a turn paused for a person stays parked until the decision.
+"""
+
+from __future__ import annotations
+
+from relaybaton.runtime import _transitions as transitions
+from relaybaton.runtime._approvals import Approvals
+from relaybaton.runtime._conversation import Conversation
+from relaybaton.runtime._journal_events import ToolStarted
+
+__all__ = ["Recovery"]
+
+
+class Recovery(Approvals):
+    """Records effects, and loads and continues conversations a previous run left."""
+
+    def tool_started(
+        self, conversation_id: str, agent: str, epoch: int, call_id: str, tool: str
+    ) -> None:
+        """Record that a tool with side effects is about to run (owner only)."""
+        conversation = self.check(conversation_id, agent, epoch)
+        transitions.tool_started(conversation, call_id)
+        if self.journal is not None:
+            self.journal.record(conversation, ToolStarted(agent=agent, call_id=call_id, tool=tool))
+
+    def restore(self, conversation: Conversation) -> None:
+        """Adopt a conversation rebuilt from its journal and continue its unfinished work."""
+        if self.tracing and conversation.events is None:
+            conversation.events = []
+        self.by_id[conversation.id] = conversation
+        for request in conversation.approvals.values():
+            self.approval_index[request.approval_id] = conversation.id
+        for request in conversation.pending_approvals:
+            self._schedule_expiry(request)
+        self._resume_turn(conversation)
+
+    async def load(self, conversation_id: str) -> Conversation | None:
+        """The conversation, loaded from the journal if it is not in memory (None if new)."""
+        conversation = self.by_id.get(conversation_id)
+        if conversation is None and self.journal is not None:
+            conversation = await self.journal.load(conversation_id, entry=self.entry)
+            if conversation is not None and conversation_id not in self.by_id:
+                self.restore(conversation)
+            conversation = self.by_id.get(conversation_id)
+        return conversation
+
+    async def resume_all(self) -> int:
+        """Load and continue every conversation a previous run left unfinished."""
+        if self.journal is None:
+            return 0
+        heads = await self.journal.store.heads(unfinished_only=True)
+        for head in heads:
+            await self.load(head.conversation_id)
+        return len(heads)
