@@ -27,7 +27,6 @@ from relaybaton.runtime import (
     Conversation,
     Durability,
     Journal,
-    JournalRecord,
     MonotonicClock,
     Store,
 )
@@ -35,6 +34,7 @@ from relaybaton.runtime._journal_events import (
     Appended,
     Charged,
     HandedOff,
+    JournalRecord,
     Replied,
     TurnFailed,
 )

@@ -16,7 +16,6 @@ from relaybaton.actors import (
     FunctionTool,
     Handoff,
     HistoryFilter,
-    ModelSlot,
     Runtime,
     handoff,
     keep_last_user_message,
@@ -24,6 +23,7 @@ from relaybaton.actors import (
     strip_tool_calls,
 )
 from relaybaton.actors._agent import Tool
+from relaybaton.actors.routing import ModelSlot
 from relaybaton.actors.routing._bandit import LearnedRouter
 from relaybaton.actors.routing._breaker import BreakerPolicy
 from relaybaton.actors.routing._features import HeuristicClassifier

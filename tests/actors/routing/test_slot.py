@@ -7,11 +7,10 @@ from functools import partial
 import anyio
 import pytest
 
-from relaybaton.actors import ModelSlot
+from relaybaton.actors.routing import ModelSlot
 from relaybaton.adapters import ModelCallRecord, ModelRequest, ModelResponse, RequestMetadata
-from relaybaton.adapters._scripted import ScriptedModel
 from relaybaton.errors import AuthenticationError, ModelOverloadedError, RateLimitedError
-from relaybaton.runtime import FakeClock
+from relaybaton.testing import FakeClock, ScriptedModel
 
 pytestmark = pytest.mark.anyio
 
