@@ -194,7 +194,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 [
                     sys.executable,
                     "-m",
-                    "relaybaton.cli._memory",
+                    "relaybaton",
                     "mcp",
                     "memory",
                     "--store",
