@@ -32,20 +32,12 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from relaybaton.adapters import (
-    AnthropicAdapter,
-    GeminiAdapter,
-    ModelRequest,
-    OpenAIChatAdapter,
-    ProviderAdapter,
-    RetryPolicy,
-    Secret,
-    ToolSpec,
-    UserMessage,
-)
-from relaybaton.adapters._anthropic import AnthropicStreamAssembler
-from relaybaton.adapters._gemini import GeminiStreamAssembler
-from relaybaton.adapters._openai import OpenAIStreamAssembler
+from relaybaton.adapters import ModelRequest, RetryPolicy, ToolSpec, UserMessage
+from relaybaton.adapters._anthropic import AnthropicAdapter, AnthropicStreamAssembler
+from relaybaton.adapters._credentials import Secret
+from relaybaton.adapters._gemini import GeminiAdapter, GeminiStreamAssembler
+from relaybaton.adapters._openai import OpenAIChatAdapter, OpenAIStreamAssembler
+from relaybaton.adapters._provider import ProviderAdapter
 from relaybaton.adapters._sse import iter_sse
 
 REQUEST = ModelRequest(

@@ -53,17 +53,21 @@ from typing import Never
 
 import structlog
 
-from relaybaton.actors.routing._breaker import BreakerPolicy
-from relaybaton.actors.routing._health import HealthBoard
-from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy, RolloutState
-from relaybaton.actors.routing._router import Candidate
-from relaybaton.actors.routing._slot import ModelSlot
+from relaybaton.actors.routing import (
+    BreakerPolicy,
+    Candidate,
+    HealthBoard,
+    ModelSlot,
+    Rollout,
+    RolloutPolicy,
+    SupervisorPolicy,
+    SwapEvent,
+)
+from relaybaton.actors.routing._rollout import RolloutState
 from relaybaton.actors.routing._supervisor import (
     ModelSupervisor,
     SupervisorMessage,
-    SupervisorPolicy,
     SupervisorState,
-    SwapEvent,
     Tick,
 )
 from relaybaton.adapters import ModelRequest

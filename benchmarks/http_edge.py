@@ -44,12 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from relaybaton.actors import open_runtime  # noqa: E402
-from relaybaton.adapters import ScriptedModel  # noqa: E402
 from relaybaton.cli._logging import configure_logging  # noqa: E402
+from relaybaton.flow import load_flow  # noqa: E402
 from relaybaton.flow._compose import build_agents  # noqa: E402
-from relaybaton.flow._file import load_flow  # noqa: E402
-from relaybaton.service._limits import ServiceLimits  # noqa: E402
-from relaybaton.service._server import create_service  # noqa: E402
+from relaybaton.service import ServiceLimits, create_service  # noqa: E402
+from relaybaton.testing import ScriptedModel  # noqa: E402
 
 BODY = b'{"text": "Hello"}'
 

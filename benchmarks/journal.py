@@ -35,7 +35,7 @@ from overhead import _agents, _scripts
 
 from relaybaton.actors import open_runtime
 from relaybaton.runtime import Durability
-from relaybaton.stores._sqlite import SqliteStore
+from relaybaton.stores import SqliteStore
 
 
 async def _measure(

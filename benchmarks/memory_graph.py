@@ -42,14 +42,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # The benchmark runs from a checkout, so the imports below follow this line (E402).
 sys.path.insert(0, str(ROOT))
 
-from relaybaton.memory._graph import Compat, KnowledgeGraph  # noqa: E402
-from relaybaton.memory._jsonl import dumps_memory_file, import_memory_file  # noqa: E402
+from relaybaton.memory import (  # noqa: E402  # noqa: E402
+    Compat,
+    Entity,
+    KnowledgeGraph,
+    Relation,
+    import_memory_file,
+)
+from relaybaton.memory._jsonl import dumps_memory_file  # noqa: E402
 from relaybaton.memory._mcp_tools import call_memory_tool  # noqa: E402
 from relaybaton.memory._sqlite import SqliteGraphStore  # noqa: E402
-from relaybaton.memory._types import (  # noqa: E402
-    Entity,
-    Relation,
-)
 
 PACKAGE = "@modelcontextprotocol/server-memory"
 VERSION = "2026.8.31"
@@ -192,7 +194,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 [
                     sys.executable,
                     "-m",
-                    "relaybaton.cli._memory",
+                    "relaybaton",
                     "mcp",
                     "memory",
                     "--store",

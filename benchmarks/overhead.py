@@ -53,8 +53,8 @@ from relaybaton.adapters import (
     ToolSpec,
     UserMessage,
 )
-from relaybaton.adapters._scripted import ScriptedModel, tool_call
 from relaybaton.runtime._system import GC_MIDDLE_THRESHOLD
+from relaybaton.testing import ScriptedModel, tool_call
 
 # --- relaybaton ---------------------------------------------------------------------------
 

@@ -42,9 +42,13 @@ from pathlib import Path
 
 import msgspec
 
-from relaybaton.actors.routing._bandit import LearnedRouter
-from relaybaton.actors.routing._features import HeuristicClassifier, TaskFeatures
-from relaybaton.actors.routing._router import Candidate, Router
+from relaybaton.actors.routing import (
+    Candidate,
+    HeuristicClassifier,
+    LearnedRouter,
+    Router,
+    TaskFeatures,
+)
 from relaybaton.adapters import ModelRequest, SimulatedModel, UserMessage
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"

@@ -36,6 +36,9 @@ PUBLIC = [
 ]
 
 
+FAKES = ["FakeClock", "FaultyModel", "ScriptItem", "ScriptedModel", "tool_call"]
+
+
 def _contracts() -> list[dict[str, object]]:
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     contracts: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
@@ -63,6 +66,17 @@ def test_all_is_sorted_and_every_name_in_it_exists(module_name: str) -> None:
     assert len(names) == len(set(names))
     missing = [name for name in names if not hasattr(module, name)]
     assert missing == []
+
+
+@pytest.mark.parametrize("module_name", [name for name in PUBLIC if name != "relaybaton.testing"])
+def test_test_fakes_have_one_public_home(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert [name for name in FAKES if name in module.__all__ or hasattr(module, name)] == []
+
+
+def test_the_test_fakes_are_in_relaybaton_testing() -> None:
+    testing = importlib.import_module("relaybaton.testing")
+    assert testing.__all__ == FAKES
 
 
 def test_every_part_of_the_package_is_a_layer_of_the_contract() -> None:

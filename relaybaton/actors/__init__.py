@@ -1,4 +1,11 @@
-"""Agents built on the kernel: the turn loop, tools, handoffs, slots and the runtime."""
+"""Agents built on the kernel: the turn loop, tools, handoffs and the runtime.
+
+Exported are what a program defining agents needs (``Agent``, tools, handoffs and their
+history filters, ``open_runtime`` and its ``Runtime``) and the events a runtime reports,
+which the HTTP edge and the command line render. ``SchemaTool`` is the seam for tools
+defined by a JSON Schema (memory and MCP tools). Model routing is in
+``relaybaton.actors.routing``.
+"""
 
 from relaybaton.actors._agent import (
     Agent,
@@ -10,30 +17,25 @@ from relaybaton.actors._agent import (
     keep_last_user_message,
     strip_tool_calls,
 )
-from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
 from relaybaton.actors._events import AgentEvent, ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
-from relaybaton.actors._runtime import Runtime, collect_agents, open_runtime
+from relaybaton.actors._runtime import Runtime, open_runtime
+from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tools import FunctionTool, ToolContext, function_tool
-from relaybaton.actors.routing import ModelSlot
 
 __all__ = [
     "Agent",
-    "AgentActor",
     "AgentEvent",
     "AgentTool",
-    "CompiledAgent",
-    "FlowContext",
     "FunctionTool",
     "Handoff",
     "HistoryFilter",
     "ModelCallEvent",
-    "ModelSlot",
     "ReplyDeltaEvent",
     "Runtime",
+    "SchemaTool",
     "Tool",
     "ToolCallEvent",
     "ToolContext",
-    "collect_agents",
     "function_tool",
     "handoff",
     "keep_last_user_message",

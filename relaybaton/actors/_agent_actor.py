@@ -45,15 +45,9 @@ from relaybaton.errors import (
     ToolError,
     UnknownToolError,
 )
-from relaybaton.runtime import (
-    Clock,
-    ConversationActor,
-    Conversations,
-    OwnerHandle,
-    ToolScope,
-    failpoint,
-)
+from relaybaton.runtime import Clock, ConversationActor, Conversations, OwnerHandle, ToolScope
 from relaybaton.runtime import _failpoints as failpoints
+from relaybaton.runtime._failpoints import failpoint
 from relaybaton.runtime._journal_events import Charged
 from relaybaton.runtime.messages import BatonPass, ToolRequest
 

@@ -29,9 +29,9 @@ from relaybaton.runtime import (
     MonotonicClock,
     Store,
     TurnResult,
-    failpoint,
     open_system,
 )
+from relaybaton.runtime._failpoints import failpoint
 
 __all__ = ["Runtime", "collect_agents", "open_runtime"]
 

@@ -1,8 +1,13 @@
-"""Model adapters: the chat types and the adapter protocol, the providers' wire protocols over
-aiohttp, retries, pricing, credentials, redaction, and the simulated and scripted models.
+"""Model adapters: the chat types, the adapter protocol, and the models a flow names.
+
+Exported are what a caller of a model and a writer of an adapter need: the chat and stream
+types, ``ModelAdapter`` and its ``Capabilities``, ``create_model_adapter`` (a provider's
+adapter from a ``provider:model`` id, with its ``Timeouts`` and ``RetryPolicy``), the offline
+``SimulatedModel`` and the ``ModelCallRecord`` every model call publishes. The providers'
+wire protocols, pricing, credentials and redaction are internals; the scripted and faulty
+models are test fakes, in ``relaybaton.testing``.
 """
 
-from relaybaton.adapters._anthropic import AnthropicAdapter
 from relaybaton.adapters._chat import (
     AssistantMessage,
     ChatMessage,
@@ -20,42 +25,24 @@ from relaybaton.adapters._chat import (
     Usage,
     UserMessage,
 )
-from relaybaton.adapters._credentials import Secret
 from relaybaton.adapters._factory import create_model_adapter
-from relaybaton.adapters._gemini import GeminiAdapter
 from relaybaton.adapters._http import Timeouts
-from relaybaton.adapters._metrics import MeteredAdapter, MetricsSink, ModelCallRecord
-from relaybaton.adapters._openai import OpenAIChatAdapter
-from relaybaton.adapters._pricing import ModelPrice, PriceTable
+from relaybaton.adapters._metrics import ModelCallRecord
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
-from relaybaton.adapters._provider import ProviderAdapter
-from relaybaton.adapters._redact import redact_processor, redact_text
 from relaybaton.adapters._retry import RetryPolicy, sending_once
-from relaybaton.adapters._scripted import ScriptedModel, ScriptItem, tool_call
 from relaybaton.adapters._simulated import SimulatedModel
 
 __all__ = [
-    "AnthropicAdapter",
     "AssistantMessage",
     "Capabilities",
     "ChatMessage",
-    "GeminiAdapter",
     "ImagePart",
-    "MeteredAdapter",
-    "MetricsSink",
     "ModelAdapter",
     "ModelCallRecord",
-    "ModelPrice",
     "ModelRequest",
     "ModelResponse",
-    "OpenAIChatAdapter",
-    "PriceTable",
-    "ProviderAdapter",
     "RequestMetadata",
     "RetryPolicy",
-    "ScriptItem",
-    "ScriptedModel",
-    "Secret",
     "SimulatedModel",
     "StreamDone",
     "StreamEvent",
@@ -68,8 +55,5 @@ __all__ = [
     "Usage",
     "UserMessage",
     "create_model_adapter",
-    "redact_processor",
-    "redact_text",
     "sending_once",
-    "tool_call",
 ]

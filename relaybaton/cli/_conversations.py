@@ -27,7 +27,6 @@ from relaybaton.runtime import (
     Conversation,
     Durability,
     Journal,
-    JournalRecord,
     MonotonicClock,
     Store,
 )
@@ -36,6 +35,7 @@ from relaybaton.runtime._journal_events import (
     Appended,
     Charged,
     HandedOff,
+    JournalRecord,
     Replied,
     TurnFailed,
 )

@@ -23,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from relaybaton.actors import ModelSlot, open_runtime
+from relaybaton.actors import open_runtime
+from relaybaton.actors.routing import ModelSlot
 from relaybaton.actors.routing._breaker import BreakerPolicy
 from relaybaton.actors.routing._health import HealthBoard
 from relaybaton.actors.routing._router import Candidate

@@ -10,7 +10,7 @@ import sys
 
 import structlog
 
-from relaybaton.adapters import redact_processor
+from relaybaton.adapters._redact import redact_processor
 
 __all__ = ["configure_logging"]
 

@@ -1,4 +1,4 @@
-"""The ``memory`` and ``mcp memory`` commands of the command line.
+"""The ``memory import`` and ``memory export`` commands of the command line.
 
 The main CLI calls :func:`add_memory_commands` with its argparse subparsers; each command
 stores its function in ``func`` and returns an exit status. Errors the user can fix (a
@@ -19,17 +19,24 @@ import anyio
 
 from relaybaton.errors import RelaybatonError
 from relaybaton.memory._factory import is_postgres_url, open_graph_store
-from relaybaton.memory._graph import Compat
 from relaybaton.memory._jsonl import (
     export_memory_file,
     import_memory_file,
     write_memory_file,
 )
 
-__all__ = ["add_memory_commands", "mcp_memory", "memory_export", "memory_import"]
+__all__ = [
+    "NAMESPACE_HELP",
+    "STORE_HELP",
+    "add_memory_commands",
+    "memory_export",
+    "memory_import",
+    "run_graph_command",
+]
 
 USAGE_ERROR = 2
-_STORE_HELP = "the SQLite database (created if missing) or a postgresql:// URL"
+STORE_HELP = "the SQLite database (created if missing) or a postgresql:// URL"
+NAMESPACE_HELP = "the graph's namespace (tenant or user), default: %(default)s"
 
 
 async def memory_import(
@@ -53,17 +60,8 @@ async def memory_export(
     return text
 
 
-async def mcp_memory(
-    store: str | Path, compat: Compat | str = Compat.STRICT, namespace: str = "default"
-) -> None:
-    """Serve the graph in ``store`` over MCP stdio until the client hangs up."""
-    # Imported here so the other commands work without the optional mcp extra.
-    from relaybaton.mcp._memory_server import serve_memory_stdio  # noqa: PLC0415
-
-    await serve_memory_stdio(store, compat=compat, namespace=namespace)
-
-
-def _run(main: Callable[[], Coroutine[Any, Any, object]]) -> int:
+def run_graph_command(main: Callable[[], Coroutine[Any, Any, object]]) -> int:
+    """Run ``main`` to the end; an error the user can fix is one line and exit status 2."""
     try:
         anyio.run(main)
     except (RelaybatonError, OSError, sqlite3.Error) as exc:
@@ -79,7 +77,7 @@ def _import_command(args: argparse.Namespace) -> int:
         )
         print(f"imported {entities} entities and {relations} relations into {args.store}")
 
-    return _run(main)
+    return run_graph_command(main)
 
 
 def _export_command(args: argparse.Namespace) -> int:
@@ -89,11 +87,7 @@ def _export_command(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
 
-    return _run(main)
-
-
-def _mcp_memory_command(args: argparse.Namespace) -> int:
-    return _run(lambda: mcp_memory(args.store, args.compat, args.namespace))
+    return run_graph_command(main)
 
 
 def _existing_store(value: str) -> str:
@@ -103,12 +97,11 @@ def _existing_store(value: str) -> str:
 
 
 def add_memory_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register ``memory import``, ``memory export`` and ``mcp memory`` on ``subparsers``.
+    """Register ``memory import`` and ``memory export`` on ``subparsers``.
 
     Each leaf parser sets ``func`` to a function of the parsed namespace that returns
     the process exit status.
     """
-    namespace_help = "the graph's namespace (tenant or user), default: %(default)s"
     memory = subparsers.add_parser("memory", help="long-term memory: the knowledge graph")
     memory_commands = memory.add_subparsers(dest="memory_command", required=True)
 
@@ -116,28 +109,13 @@ def add_memory_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "import", help="load an MCP memory server JSONL file into a store"
     )
     imp.add_argument("file", help="the JSONL file (MEMORY_FILE_PATH of the reference server)")
-    imp.add_argument("--store", required=True, help=_STORE_HELP)
-    imp.add_argument("--namespace", default="default", help=namespace_help)
+    imp.add_argument("--store", required=True, help=STORE_HELP)
+    imp.add_argument("--namespace", default="default", help=NAMESPACE_HELP)
     imp.add_argument("--replace", action="store_true", help="overwrite a non-empty namespace")
     imp.set_defaults(func=_import_command)
 
     exp = memory_commands.add_parser("export", help="write a store as an MCP memory JSONL file")
-    exp.add_argument("--store", required=True, type=_existing_store, help=_STORE_HELP)
+    exp.add_argument("--store", required=True, type=_existing_store, help=STORE_HELP)
     exp.add_argument("-o", "--output", help="the file to write (default: standard output)")
-    exp.add_argument("--namespace", default="default", help=namespace_help)
+    exp.add_argument("--namespace", default="default", help=NAMESPACE_HELP)
     exp.set_defaults(func=_export_command)
-
-    mcp = subparsers.add_parser("mcp", help="serve relaybaton pieces over MCP")
-    mcp_commands = mcp.add_subparsers(dest="mcp_command", required=True)
-    serve = mcp_commands.add_parser(
-        "memory", help="serve the knowledge graph over stdio, like the MCP memory server"
-    )
-    serve.add_argument("--store", required=True, help=_STORE_HELP)
-    serve.add_argument(
-        "--compat",
-        choices=[c.value for c in Compat],
-        default=Compat.STRICT.value,
-        help="released: npm 2026.8.31 exactly; strict: the next release (default)",
-    )
-    serve.add_argument("--namespace", default="default", help=namespace_help)
-    serve.set_defaults(func=_mcp_memory_command)

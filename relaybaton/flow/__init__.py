@@ -2,14 +2,7 @@
 running runtime (``open_flow``).
 """
 
-from relaybaton.flow._compose import build_agents, open_flow, parse_model_overrides
+from relaybaton.flow._compose import open_flow
 from relaybaton.flow._file import FlowFile, load_flow, parse_flow
 
-__all__ = [
-    "FlowFile",
-    "build_agents",
-    "load_flow",
-    "open_flow",
-    "parse_flow",
-    "parse_model_overrides",
-]
+__all__ = ["FlowFile", "load_flow", "open_flow", "parse_flow"]

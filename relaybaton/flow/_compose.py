@@ -16,22 +16,30 @@ from relaybaton.actors import (
     FunctionTool,
     Handoff,
     HistoryFilter,
-    ModelSlot,
     Runtime,
+    Tool,
     handoff,
     keep_last_user_message,
     open_runtime,
     strip_tool_calls,
 )
-from relaybaton.actors._agent import Tool
-from relaybaton.actors.routing._bandit import LearnedRouter
-from relaybaton.actors.routing._breaker import BreakerPolicy
-from relaybaton.actors.routing._features import HeuristicClassifier
-from relaybaton.actors.routing._health import HealthBoard
-from relaybaton.actors.routing._router import Budgets, Candidate, Router
-from relaybaton.actors.routing._supervisor import open_model_supervisor
-from relaybaton.adapters import Capabilities, ModelAdapter, create_model_adapter
-from relaybaton.adapters._simulated import SimulatedModel
+from relaybaton.actors.routing import (
+    BreakerPolicy,
+    Budgets,
+    Candidate,
+    HealthBoard,
+    HeuristicClassifier,
+    LearnedRouter,
+    ModelSlot,
+    Router,
+    open_model_supervisor,
+)
+from relaybaton.adapters import (
+    Capabilities,
+    ModelAdapter,
+    SimulatedModel,
+    create_model_adapter,
+)
 from relaybaton.errors import ConfigError
 from relaybaton.flow._file import (
     AgentConfig,

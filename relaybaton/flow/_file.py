@@ -18,8 +18,8 @@ from pathlib import Path
 
 import msgspec
 
-from relaybaton.actors._tools import FunctionTool
-from relaybaton.actors.routing._breaker import BreakerPolicy
+from relaybaton.actors import FunctionTool
+from relaybaton.actors.routing import BreakerPolicy
 from relaybaton.errors import FlowError, FlowProblem
 from relaybaton.flow._memory import check_memory_and_mcp
 from relaybaton.flow._routing import (

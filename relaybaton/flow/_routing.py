@@ -53,8 +53,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from relaybaton.actors.routing._rollout import RolloutPolicy
-from relaybaton.actors.routing._rules import FLAGS, NUMERIC, Rule, check_rules
+from relaybaton.actors.routing import RolloutPolicy, Rule
+from relaybaton.actors.routing._rules import FLAGS, NUMERIC, check_rules
 from relaybaton.errors import FlowProblem
 
 __all__ = [

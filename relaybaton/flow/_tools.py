@@ -14,14 +14,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relaybaton.actors._agent import Tool
+from relaybaton.actors import Tool
 from relaybaton.errors import ConfigError
 from relaybaton.flow._file import FlowFile
 from relaybaton.flow._memory import memory_tools_of
-from relaybaton.mcp._client import open_mcp_tools
-from relaybaton.memory._actor import Memory, create_memory_tools
-from relaybaton.memory._factory import is_postgres_url, open_graph_store
-from relaybaton.memory._graph import Compat
+from relaybaton.mcp import open_mcp_tools
+from relaybaton.memory import Compat, Memory, create_memory_tools, open_graph_store
+from relaybaton.memory._factory import is_postgres_url
 from relaybaton.memory._mcp_tools import TOOLS, call_memory_tool
 from relaybaton.runtime import ActorSystem
 

@@ -6,6 +6,6 @@ reference memory server.
 """
 
 from relaybaton.mcp._client import open_mcp_tools
-from relaybaton.mcp._memory_server import create_memory_server, serve_memory_stdio
+from relaybaton.mcp._memory_server import serve_memory_stdio
 
-__all__ = ["create_memory_server", "open_mcp_tools", "serve_memory_stdio"]
+__all__ = ["open_mcp_tools", "serve_memory_stdio"]

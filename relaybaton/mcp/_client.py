@@ -18,8 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from relaybaton.actors._schema_tool import SchemaTool
-from relaybaton.actors._tools import ToolContext
+from relaybaton.actors import SchemaTool, ToolContext
 from relaybaton.errors import ConfigError, ToolError
 
 if TYPE_CHECKING:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relaybaton.errors import ConfigError
-from relaybaton.memory._factory import open_graph_store
-from relaybaton.memory._graph import Compat, KnowledgeGraph
+from relaybaton.memory import Compat, KnowledgeGraph, open_graph_store
 from relaybaton.memory._mcp_tools import TOOLS, call_memory_tool
 
 if TYPE_CHECKING:

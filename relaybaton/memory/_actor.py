@@ -23,8 +23,7 @@ from typing import Any, Protocol, cast, final
 
 import msgspec
 
-from relaybaton.actors._schema_tool import SchemaTool
-from relaybaton.actors._tools import ToolContext
+from relaybaton.actors import SchemaTool, ToolContext
 from relaybaton.errors import ConfigError, ToolError
 from relaybaton.memory._graph import Compat, KnowledgeGraph
 from relaybaton.memory._store import GraphStore

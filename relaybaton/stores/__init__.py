@@ -5,7 +5,7 @@ conformance suite; ``open_store`` picks one from a path or a ``postgresql://`` U
 """
 
 from relaybaton.stores._factory import open_store
-from relaybaton.stores._postgres import PostgresStore, open_postgres_store
+from relaybaton.stores._postgres import PostgresStore
 from relaybaton.stores._sqlite import SqliteStore
 
-__all__ = ["PostgresStore", "SqliteStore", "open_postgres_store", "open_store"]
+__all__ = ["PostgresStore", "SqliteStore", "open_store"]

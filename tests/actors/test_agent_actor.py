@@ -20,17 +20,16 @@ from relaybaton.actors import (
 )
 from relaybaton.adapters import (
     AssistantMessage,
+    Capabilities,
     ModelRequest,
     ModelResponse,
     ToolResultMessage,
     Usage,
     UserMessage,
 )
-from relaybaton.adapters._protocol import Capabilities
-from relaybaton.adapters._scripted import ScriptedModel, tool_call
 from relaybaton.errors import BadRequestError, ModelOverloadedError
-from relaybaton.runtime import FakeClock
 from relaybaton.runtime.messages import HandoffEvent
+from relaybaton.testing import FakeClock, ScriptedModel, tool_call
 
 pytestmark = pytest.mark.anyio
 

@@ -9,18 +9,13 @@ import anyio
 import msgspec
 import pytest
 
-from relaybaton import Agent, FunctionTool, ToolContext, handoff, open_runtime
+from relaybaton import Agent, ToolContext, handoff, open_runtime
+from relaybaton.actors import FunctionTool
 from relaybaton.adapters import ModelRequest, ToolResultMessage, UserMessage
 from relaybaton.errors import ApprovalError
-from relaybaton.runtime import (
-    ConversationStatus,
-    Durability,
-    EncodedRecord,
-    FakeClock,
-    MemoryStore,
-    WriteBatch,
-)
-from relaybaton.testing import ScriptedModel, tool_call
+from relaybaton.runtime import ConversationStatus, Durability
+from relaybaton.runtime._store import EncodedRecord, MemoryStore, WriteBatch
+from relaybaton.testing import FakeClock, ScriptedModel, tool_call
 
 pytestmark = pytest.mark.anyio
 
@@ -274,7 +269,7 @@ async def test_a_writer_with_an_older_epoch_is_refused_by_the_store() -> None:
     newer = WriteBatch(
         records=[EncodedRecord(conversation_id="c", seq=1, epoch=3, kind="opened", body=b"{}")]
     )
-    from relaybaton.runtime import Head
+    from relaybaton.runtime._store import Head
 
     newer.heads["c"] = Head(
         conversation_id="c", seq=1, epoch=3, owner="a", status="active", unfinished=False,

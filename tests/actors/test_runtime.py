@@ -7,10 +7,10 @@ from functools import partial
 import anyio
 import pytest
 
-from relaybaton.actors import Agent, AgentTool, collect_agents, open_runtime
-from relaybaton.adapters._scripted import ScriptedModel
+from relaybaton.actors import Agent, AgentTool, open_runtime
+from relaybaton.actors._runtime import collect_agents
 from relaybaton.errors import ConfigError
-from relaybaton.runtime import FakeClock
+from relaybaton.testing import FakeClock, ScriptedModel
 
 pytestmark = pytest.mark.anyio
 

@@ -71,7 +71,7 @@ async def server() -> AsyncIterator[FakeServer]:
 @pytest.fixture
 def captured_logs() -> Iterator[list[str]]:
     """Route structlog through the redaction processor into a list of rendered lines."""
-    from relaybaton.adapters import redact_processor
+    from relaybaton.adapters._redact import redact_processor
 
     lines: list[str] = []
 

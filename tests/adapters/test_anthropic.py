@@ -7,11 +7,9 @@ from typing import Any
 import pytest
 
 from relaybaton.adapters import (
-    AnthropicAdapter,
     AssistantMessage,
     ModelRequest,
     RetryPolicy,
-    Secret,
     StreamDone,
     TextDelta,
     ToolCall,
@@ -20,6 +18,8 @@ from relaybaton.adapters import (
     ToolSpec,
     UserMessage,
 )
+from relaybaton.adapters._anthropic import AnthropicAdapter
+from relaybaton.adapters._credentials import Secret
 from relaybaton.errors import (
     AuthenticationError,
     ContextLengthExceededError,

@@ -6,15 +6,12 @@ import pickle
 
 import pytest
 
-from relaybaton.adapters import (
-    AnthropicAdapter,
-    GeminiAdapter,
-    OpenAIChatAdapter,
-    PriceTable,
-    Secret,
-    Usage,
-    create_model_adapter,
-)
+from relaybaton.adapters import Usage, create_model_adapter
+from relaybaton.adapters._anthropic import AnthropicAdapter
+from relaybaton.adapters._credentials import Secret
+from relaybaton.adapters._gemini import GeminiAdapter
+from relaybaton.adapters._openai import OpenAIChatAdapter
+from relaybaton.adapters._pricing import PriceTable
 from relaybaton.errors import ConfigError, MissingCredentialsError
 
 pytestmark = pytest.mark.anyio

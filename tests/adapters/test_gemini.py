@@ -8,11 +8,9 @@ import pytest
 
 from relaybaton.adapters import (
     AssistantMessage,
-    GeminiAdapter,
     ImagePart,
     ModelRequest,
     RetryPolicy,
-    Secret,
     StreamDone,
     TextDelta,
     ToolCall,
@@ -21,6 +19,8 @@ from relaybaton.adapters import (
     ToolSpec,
     UserMessage,
 )
+from relaybaton.adapters._credentials import Secret
+from relaybaton.adapters._gemini import GeminiAdapter
 from relaybaton.errors import (
     AuthenticationError,
     ContentFilteredError,

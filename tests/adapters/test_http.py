@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from relaybaton.adapters._http import AIOHTTP_ERRORS, HttpClient, Timeouts, iter_sse, model_error
+from relaybaton.adapters import Timeouts
+from relaybaton.adapters._http import AIOHTTP_ERRORS, HttpClient, iter_sse, model_error
 from relaybaton.errors import (
     AuthenticationError,
     BadRequestError,

@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 
 from relaybaton.adapters import (
-    MeteredAdapter,
     ModelCallRecord,
     ModelRequest,
-    OpenAIChatAdapter,
     RequestMetadata,
     RetryPolicy,
-    Secret,
     UserMessage,
 )
+from relaybaton.adapters._credentials import Secret
+from relaybaton.adapters._metrics import MeteredAdapter
+from relaybaton.adapters._openai import OpenAIChatAdapter
 from relaybaton.errors import BadRequestError
 from tests.adapters._fakes import StepClock
 from tests.adapters._servers import FakeServer, Reply, openai_sse

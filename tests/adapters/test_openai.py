@@ -9,9 +9,7 @@ import pytest
 from relaybaton.adapters import (
     AssistantMessage,
     ModelRequest,
-    OpenAIChatAdapter,
     RetryPolicy,
-    Secret,
     StreamDone,
     TextDelta,
     Timeouts,
@@ -22,6 +20,8 @@ from relaybaton.adapters import (
     UserMessage,
     sending_once,
 )
+from relaybaton.adapters._credentials import Secret
+from relaybaton.adapters._openai import OpenAIChatAdapter
 from relaybaton.errors import (
     ContextLengthExceededError,
     ModelOverloadedError,

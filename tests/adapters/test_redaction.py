@@ -12,15 +12,14 @@ import pytest
 import structlog
 
 from relaybaton.adapters import (
-    MeteredAdapter,
     ModelCallRecord,
     ModelRequest,
     RetryPolicy,
     UserMessage,
     create_model_adapter,
-    redact_processor,
-    redact_text,
 )
+from relaybaton.adapters._metrics import MeteredAdapter
+from relaybaton.adapters._redact import redact_processor, redact_text
 from relaybaton.errors import ModelError
 from tests.adapters._fakes import StepClock
 from tests.adapters._servers import FakeServer, Reply, anthropic_sse, gemini_sse, openai_sse

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from relaybaton.adapters._retry import RetryPolicy, recording_retries, sending_once
+from relaybaton.adapters import RetryPolicy, sending_once
+from relaybaton.adapters._retry import recording_retries
 from relaybaton.errors import (
     BadRequestError,
     ModelOverloadedError,

@@ -15,8 +15,8 @@ from relaybaton.adapters import (
     ToolCall,
     UserMessage,
 )
-from relaybaton.adapters._scripted import ScriptedModel, tool_call
 from relaybaton.errors import ModelTimeoutError
+from relaybaton.testing import ScriptedModel, tool_call
 
 pytestmark = pytest.mark.anyio
 

@@ -12,14 +12,14 @@ from relaybaton.adapters import (
     AssistantMessage,
     ModelRequest,
     RequestMetadata,
+    SimulatedModel,
     ToolCall,
     ToolResultMessage,
     ToolSpec,
     UserMessage,
 )
-from relaybaton.adapters._simulated import SimulatedModel
 from relaybaton.errors import ModelOverloadedError
-from relaybaton.runtime import FakeClock
+from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -69,10 +69,10 @@ def test_export_of_a_missing_store_is_a_usage_error(tmp_path: Path) -> None:
 def test_commands_register_on_a_parent_parser() -> None:
     parser = argparse.ArgumentParser(prog="relaybaton")
     add_memory_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["mcp", "memory", "--store", "x.db", "--namespace", "u1"])
-    assert (args.store, args.compat, args.namespace) == ("x.db", "strict", "u1")
+    args = parser.parse_args(["memory", "export", "--store", __file__, "-o", "g.jsonl"])
+    assert (args.store, args.output, args.namespace) == (__file__, "g.jsonl", "default")
     with pytest.raises(SystemExit):
-        parser.parse_args(["mcp", "memory", "--store", "x.db", "--compat", "loose"])
+        parser.parse_args(["mcp", "memory", "--store", "x.db"])
 
 
 @pytest.mark.integration

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from relaybaton.actors import ModelSlot
+from relaybaton.actors.routing import ModelSlot
 from relaybaton.adapters import ModelCallRecord
 from relaybaton.errors import FlowError
-from relaybaton.flow._compose import open_flow
-from relaybaton.flow._file import parse_flow
+from relaybaton.flow import open_flow, parse_flow
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from relaybaton.errors import FlowError
+from relaybaton.flow import load_flow, parse_flow
 from relaybaton.flow._compose import build_agents
-from relaybaton.flow._file import load_flow, parse_flow
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -10,9 +10,8 @@ import structlog
 
 from relaybaton.cli import main
 from relaybaton.errors import FlowError
-from relaybaton.flow._compose import open_flow
-from relaybaton.flow._file import load_flow, parse_flow
-from relaybaton.runtime import FakeClock
+from relaybaton.flow import load_flow, open_flow, parse_flow
+from relaybaton.testing import FakeClock
 from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = pytest.mark.anyio

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from relaybaton.actors import ModelCallEvent, ModelSlot
-from relaybaton.actors.routing._bandit import LearnedRouter
+from relaybaton.actors import ModelCallEvent
+from relaybaton.actors.routing import LearnedRouter, ModelSlot
 from relaybaton.actors.routing._rollout import RolloutState
 from relaybaton.adapters import ModelCallRecord
 from relaybaton.errors import FlowError
-from relaybaton.flow._compose import open_flow
-from relaybaton.flow._file import parse_flow
+from relaybaton.flow import open_flow, parse_flow
 
 pytestmark = pytest.mark.anyio
 

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from relaybaton.actors import ModelSlot
-from relaybaton.actors.routing._router import Router
+from relaybaton.actors.routing import ModelSlot, Router
 from relaybaton.adapters import ImagePart, ModelCallRecord
 from relaybaton.cli import main
 from relaybaton.errors import FlowError
-from relaybaton.flow._compose import open_flow
-from relaybaton.flow._file import parse_flow
+from relaybaton.flow import open_flow, parse_flow
 
 pytestmark = pytest.mark.anyio
 

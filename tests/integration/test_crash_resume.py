@@ -29,9 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relaybaton.adapters import AssistantMessage, ChatMessage, ToolResultMessage, UserMessage
-from relaybaton.runtime import FAILPOINTS, Journal, MonotonicClock
+from relaybaton.runtime import Journal, MonotonicClock
+from relaybaton.runtime._failpoints import FAILPOINTS
 from relaybaton.runtime._journal_events import Accepted, Replied, TurnFailed
-from relaybaton.stores._factory import open_store
+from relaybaton.stores import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = Path(__file__).parent / "crash_flow" / "flow.toml"

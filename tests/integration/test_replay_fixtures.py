@@ -14,9 +14,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from relaybaton import Agent, FunctionTool, ToolContext, handoff, open_runtime
+from relaybaton import Agent, ToolContext, handoff, open_runtime
+from relaybaton.actors import FunctionTool
 from relaybaton.adapters import ChatMessage, ModelRequest
-from relaybaton.runtime import EncodedRecord, Head, JournalRecord, MemoryStore, WriteBatch
+from relaybaton.runtime._journal_events import JournalRecord
+from relaybaton.runtime._store import EncodedRecord, Head, MemoryStore, WriteBatch
 from relaybaton.testing import ScriptedModel
 
 pytestmark = pytest.mark.anyio

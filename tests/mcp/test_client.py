@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from relaybaton.actors import Agent, ToolCallEvent, ToolContext, open_runtime
-from relaybaton.adapters import ScriptedModel, ToolResultMessage, tool_call
+from relaybaton.adapters import ToolResultMessage
 from relaybaton.errors import ConfigError, ToolArgumentsError, ToolError
-from relaybaton.flow._compose import open_flow
-from relaybaton.flow._file import parse_flow
-from relaybaton.mcp._client import exposed_tool_name, open_mcp_tools
-from relaybaton.runtime import FakeClock
+from relaybaton.flow import open_flow, parse_flow
+from relaybaton.mcp import open_mcp_tools
+from relaybaton.mcp._client import exposed_tool_name
+from relaybaton.testing import FakeClock, ScriptedModel, tool_call
 
 pytestmark = pytest.mark.anyio
 

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from relaybaton.memory._graph import Compat, KnowledgeGraph
+from relaybaton.memory import Compat, GraphStore, KnowledgeGraph
 from relaybaton.memory._sqlite import open_sqlite_graph_store
-from relaybaton.memory._store import GraphStore
 from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 REFERENCE_VERSION = "2026.8.31"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from relaybaton.errors import EntityNotFoundError
-from relaybaton.memory._graph import Compat, KnowledgeGraph
-from relaybaton.memory._store import GraphStore
-from relaybaton.memory._types import (
+from relaybaton.memory import (
+    Compat,
     Entity,
+    GraphStore,
+    KnowledgeGraph,
     ObservationAddition,
     ObservationDeletion,
     Relation,

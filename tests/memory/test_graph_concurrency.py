@@ -17,15 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relaybaton.errors import GraphError
-from relaybaton.memory._graph import Compat, KnowledgeGraph
-from relaybaton.memory._sqlite import SqliteGraphStore
-from relaybaton.memory._types import (
+from relaybaton.memory import (
+    Compat,
     Entity,
+    KnowledgeGraph,
     ObservationAddition,
     ObservationDeletion,
     Relation,
-    to_wire,
 )
+from relaybaton.memory._sqlite import SqliteGraphStore
+from relaybaton.memory._types import to_wire
 from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = pytest.mark.anyio

@@ -12,16 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relaybaton.errors import GraphError, GraphFileError
-from relaybaton.memory._graph import KnowledgeGraph
-from relaybaton.memory._jsonl import (
-    dumps_memory_file,
+from relaybaton.memory import (
+    Entity,
+    GraphStore,
+    KnowledgeGraph,
+    Relation,
     export_memory_file,
     import_memory_file,
-    loads_memory_file,
 )
+from relaybaton.memory._jsonl import dumps_memory_file, loads_memory_file
 from relaybaton.memory._sqlite import SqliteGraphStore
-from relaybaton.memory._store import GraphStore
-from relaybaton.memory._types import Entity, Relation
 
 # Text as it occurs in memory files: any code point, control characters, quotes,
 # non-ASCII, astral characters and unpaired surrogates (which JSON.stringify escapes).

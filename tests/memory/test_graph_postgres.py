@@ -6,9 +6,8 @@ import psycopg
 import pytest
 
 from relaybaton.errors import StoreError
-from relaybaton.memory._graph import KnowledgeGraph
+from relaybaton.memory import Entity, KnowledgeGraph, ObservationAddition
 from relaybaton.memory._postgres import SCHEMA_VERSION, PostgresGraphStore
-from relaybaton.memory._types import Entity, ObservationAddition
 from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]

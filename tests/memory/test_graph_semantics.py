@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from relaybaton.errors import EntityNotFoundError, GraphError
-from relaybaton.memory._graph import KnowledgeGraph
-from relaybaton.memory._store import GraphStore
-from relaybaton.memory._types import (
+from relaybaton.memory import (
     Entity,
+    GraphStore,
+    KnowledgeGraph,
     ObservationAddition,
     ObservationDeletion,
     Relation,
-    to_wire,
 )
+from relaybaton.memory._types import to_wire
 
 pytestmark = pytest.mark.anyio
 

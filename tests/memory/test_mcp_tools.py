@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from relaybaton.errors import ConfigError
-from relaybaton.memory._graph import KnowledgeGraph
+from relaybaton.memory import KnowledgeGraph
 from relaybaton.memory._mcp_tools import TOOLS, call_memory_tool
 
 pytestmark = pytest.mark.anyio

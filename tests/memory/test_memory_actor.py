@@ -13,10 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relaybaton.actors._tools import ToolContext
+from relaybaton.actors import ToolContext
 from relaybaton.errors import ToolArgumentsError, ToolError
-from relaybaton.memory._actor import Memory, create_memory_tools
-from relaybaton.memory._graph import Compat, KnowledgeGraph
+from relaybaton.memory import Compat, KnowledgeGraph, Memory, create_memory_tools
 from relaybaton.memory._mcp_tools import TOOLS, ToolOutcome, call_memory_tool
 from relaybaton.memory._sqlite import SqliteGraphStore, open_sqlite_graph_store
 from relaybaton.runtime import open_system

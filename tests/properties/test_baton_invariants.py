@@ -42,10 +42,10 @@ from relaybaton.adapters import (
     ToolResultMessage,
     UserMessage,
 )
-from relaybaton.adapters._scripted import ScriptedModel, tool_call
 from relaybaton.errors import NotOwnerError, StaleEpochError, UndeclaredHandoffError
-from relaybaton.runtime import FakeClock, TurnResult
+from relaybaton.runtime import TurnResult
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
+from relaybaton.testing import FakeClock, ScriptedModel, tool_call
 from tests.properties._driver import LoopDriver, settle
 from tests.properties._profile import machine_settings
 

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from relaybaton.actors import Agent, collect_agents, function_tool, handoff, open_runtime
+from relaybaton.actors import Agent, function_tool, handoff, open_runtime
+from relaybaton.actors._runtime import collect_agents
 from relaybaton.adapters import ModelRequest
-from relaybaton.adapters._scripted import ScriptedModel, tool_call
-from relaybaton.runtime import FakeClock
+from relaybaton.testing import FakeClock, ScriptedModel, tool_call
 from tests.properties._driver import settle
 
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relaybaton.errors import AskTimeoutError
-from relaybaton.runtime import FakeClock
 from relaybaton.runtime._deadlines import Deadlines
+from relaybaton.testing import FakeClock
 
 # (start time, timeout, answer delay or None for never), in whole seconds: exact floats
 _ask = st.tuples(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from relaybaton.errors import ActorStoppedError, MailboxFullError
-from relaybaton.runtime import Mailbox, MailboxClosed
+from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
 from tests.properties._profile import machine_settings
 
 

@@ -14,11 +14,12 @@ import anyio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaybaton.actors import Agent, FunctionTool, ModelSlot, open_runtime
+from relaybaton.actors import Agent, FunctionTool, open_runtime
+from relaybaton.actors.routing import ModelSlot
 from relaybaton.adapters import ModelRequest
-from relaybaton.adapters._scripted import ScriptedModel, ScriptItem, tool_call
 from relaybaton.errors import ModelOverloadedError
 from relaybaton.runtime import MonotonicClock
+from relaybaton.testing import ScriptedModel, ScriptItem, tool_call
 
 
 def _incumbent() -> ScriptedModel:

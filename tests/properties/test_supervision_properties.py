@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from relaybaton.errors import ActorStoppedError
-from relaybaton.runtime import Actor, FakeClock, Strategy, open_system
+from relaybaton.runtime import Actor, Strategy, open_system
+from relaybaton.testing import FakeClock
 from tests.properties._driver import LoopDriver
 from tests.properties._driver import settle as settle_loop
 from tests.properties._profile import machine_settings

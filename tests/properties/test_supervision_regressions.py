@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relaybaton.runtime import FakeClock, Strategy, open_system
+from relaybaton.runtime import Strategy, open_system
+from relaybaton.testing import FakeClock
 from tests.properties._driver import settle
 from tests.properties.test_supervision_properties import Recorder, Worker
 

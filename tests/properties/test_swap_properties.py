@@ -16,8 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from relaybaton.actors.routing._health import HealthBoard
-from relaybaton.actors.routing._slot import ModelSlot
+from relaybaton.actors.routing import HealthBoard, ModelSlot
 from relaybaton.adapters import (
     AssistantMessage,
     Capabilities,

@@ -6,7 +6,8 @@ import anyio
 import pytest
 
 from relaybaton.errors import ActorStoppedError
-from relaybaton.runtime import Actor, FakeClock, open_system
+from relaybaton.runtime import Actor, open_system
+from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,8 @@ from relaybaton.errors import (
     CalleeFailedError,
     MailboxFullError,
 )
-from relaybaton.runtime import Actor, ActorRef, ActorSystem, Envelope, FakeClock, open_system
+from relaybaton.runtime import Actor, ActorRef, ActorSystem, Envelope, open_system
+from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import pytest
 
 from relaybaton.errors import ApprovalError
+from relaybaton.runtime import (
+    ApprovalDecided,
+    ApprovalRequested,
+    Conversation,
+    ConversationStatus,
+)
 from relaybaton.runtime._approvals import (
     arguments_hash,
     decide_on,
     expire_on,
     pending_of,
 )
-from relaybaton.runtime._conversation import Conversation, ConversationStatus
-from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested
 from relaybaton.runtime._transitions import approval_requested
 
 ARGS = '{"amount": 120}'

@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from relaybaton.runtime import FakeClock, MonotonicClock
+from relaybaton.runtime import MonotonicClock
+from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -10,22 +10,17 @@ import anyio
 import msgspec
 import pytest
 
-from relaybaton.runtime import (
-    EncodedRecord,
-    FakeClock,
-    Head,
-    Journal,
-    MemoryStore,
-    WriteBatch,
-)
-from relaybaton.runtime._conversation import Conversation
+from relaybaton.runtime import Conversation, Journal
 from relaybaton.runtime._journal_events import (
     Charged,
     JournalRecord,
     Opened,
     TurnStarted,
 )
-from relaybaton.stores._sqlite import SCHEMA_VERSION, SqliteStore
+from relaybaton.runtime._store import EncodedRecord, Head, MemoryStore, WriteBatch
+from relaybaton.stores import SqliteStore
+from relaybaton.stores._sqlite import SCHEMA_VERSION
+from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

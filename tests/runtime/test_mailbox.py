@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from relaybaton.errors import ActorStoppedError, MailboxFullError
-from relaybaton.runtime import Mailbox, MailboxClosed
+from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
 
 pytestmark = pytest.mark.anyio
 

@@ -22,16 +22,10 @@ from relaybaton.errors import (
     StaleEpochError,
     UndeclaredHandoffError,
 )
-from relaybaton.runtime import (
-    ConversationActor,
-    Conversations,
-    FakeClock,
-    OwnerHandle,
-    OwnershipRecord,
-    ToolScope,
-    open_system,
-)
+from relaybaton.runtime import ConversationActor, Conversations, OwnerHandle, ToolScope, open_system
+from relaybaton.runtime._conversation import OwnershipRecord
 from relaybaton.runtime.messages import BatonPass, HandoffEvent, ReplyEvent, ToolRequest
+from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

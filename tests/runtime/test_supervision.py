@@ -8,14 +8,8 @@ import anyio
 import pytest
 
 from relaybaton.errors import EscalationError
-from relaybaton.runtime import (
-    Actor,
-    ActorRef,
-    FakeClock,
-    Strategy,
-    Supervisor,
-    open_system,
-)
+from relaybaton.runtime import Actor, ActorRef, Strategy, Supervisor, open_system
+from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,10 @@ import gc
 import anyio
 import pytest
 
-from relaybaton.runtime import Actor, FakeClock, Mailbox, open_system
+from relaybaton.runtime import Actor, open_system
+from relaybaton.runtime._mailbox import Mailbox
 from relaybaton.runtime._system import GC_MIDDLE_THRESHOLD
+from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
+from relaybaton.runtime import Conversation
 from relaybaton.runtime import _transitions as transitions
-from relaybaton.runtime._conversation import Conversation, OwnershipRecord
+from relaybaton.runtime._conversation import OwnershipRecord
 from relaybaton.runtime._fold import apply
 from relaybaton.runtime._journal_events import (
     Accepted,

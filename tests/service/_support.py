@@ -10,17 +10,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from relaybaton.actors import Agent, FunctionTool, Runtime, handoff, open_runtime
-from relaybaton.adapters import (
-    ModelRequest,
-    ScriptedModel,
-    ScriptItem,
-    ToolResultMessage,
-    UserMessage,
-    tool_call,
-)
-from relaybaton.service._auth import TokenTable
-from relaybaton.service._limits import ServiceLimits
-from relaybaton.service._server import Service, create_service
+from relaybaton.adapters import ModelRequest, ToolResultMessage, UserMessage
+from relaybaton.service import Service, ServiceLimits, TokenTable, create_service
+from relaybaton.testing import ScriptedModel, ScriptItem, tool_call
 
 FLOW = "support"
 

@@ -8,7 +8,7 @@ import json
 import aiohttp
 import pytest
 
-from relaybaton.service._limits import ServiceLimits
+from relaybaton.service import ServiceLimits
 from tests.service._support import serving
 
 pytestmark = pytest.mark.anyio

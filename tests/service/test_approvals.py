@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from relaybaton.cli._serve import serve
-from relaybaton.flow._file import load_flow
-from relaybaton.service._auth import TokenTable
+from relaybaton.flow import load_flow
+from relaybaton.service import TokenTable
 
 pytestmark = pytest.mark.anyio
 

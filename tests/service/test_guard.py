@@ -9,9 +9,8 @@ import aiohttp
 import pytest
 
 from relaybaton.errors import ConfigError
-from relaybaton.service._auth import TokenTable
+from relaybaton.service import ServiceLimits, TokenTable
 from relaybaton.service._errors import ApiError
-from relaybaton.service._limits import ServiceLimits
 from tests.service._support import serving
 
 pytestmark = pytest.mark.anyio

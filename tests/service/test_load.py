@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from relaybaton.service._limits import ServiceLimits
+from relaybaton.service import ServiceLimits
 from tests.service._support import serving
 
 pytestmark = pytest.mark.anyio

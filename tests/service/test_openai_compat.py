@@ -7,8 +7,7 @@ import asyncio
 import openai
 import pytest
 
-from relaybaton.service._auth import TokenTable
-from relaybaton.service._limits import ServiceLimits
+from relaybaton.service import ServiceLimits, TokenTable
 from tests.service._support import Served, serving
 
 pytestmark = pytest.mark.anyio

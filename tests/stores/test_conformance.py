@@ -21,17 +21,10 @@ import anyio
 import pytest
 
 from relaybaton.errors import ConfigError, StaleEpochError, StoreError
-from relaybaton.runtime._store import (
-    ApprovalRow,
-    Durability,
-    EncodedRecord,
-    Head,
-    MemoryStore,
-    Store,
-    WriteBatch,
-)
-from relaybaton.stores._factory import open_store
-from relaybaton.stores._sqlite import SCHEMA_VERSION, SqliteStore
+from relaybaton.runtime import Durability, Store
+from relaybaton.runtime._store import ApprovalRow, EncodedRecord, Head, MemoryStore, WriteBatch
+from relaybaton.stores import SqliteStore, open_store
+from relaybaton.stores._sqlite import SCHEMA_VERSION
 from tests._postgres import PG_DSN, require_postgres
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,7 +163,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         made = Backend(kind, persistent=True, factory=sqlite, location=str(path))
     else:
         require_postgres()
-        from relaybaton.stores._postgres import PostgresStore
+        from relaybaton.stores import PostgresStore
 
         schema = f"rb_test_{uuid.uuid4().hex[:12]}"
 
@@ -609,7 +602,7 @@ async def _kill_backends(application_name: str) -> int:
 async def test_postgres_writes_and_reads_again_after_its_backends_are_killed(
     backend: Backend,
 ) -> None:
-    from relaybaton.stores._postgres import PostgresStore
+    from relaybaton.stores import PostgresStore
 
     store = await backend.open()
     assert isinstance(store, PostgresStore)
@@ -659,8 +652,8 @@ async def test_postgres_refuses_a_schema_written_by_a_newer_relaybaton() -> None
     require_postgres()
     import psycopg
 
+    from relaybaton.stores import PostgresStore
     from relaybaton.stores._postgres import SCHEMA_VERSION as PG_VERSION
-    from relaybaton.stores._postgres import PostgresStore
 
     schema = f"rb_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -680,7 +673,7 @@ async def test_postgres_refuses_a_schema_written_by_a_newer_relaybaton() -> None
 async def test_postgres_reports_a_server_that_does_not_answer_without_the_password() -> None:
     pytest.importorskip("psycopg")
     from relaybaton.errors import StoreUnavailableError
-    from relaybaton.stores._postgres import PostgresStore
+    from relaybaton.stores import PostgresStore
 
     store = PostgresStore("postgresql://me:s3cret@127.0.0.1:1/journal", connect_timeout=2)
     with pytest.raises(StoreUnavailableError) as caught:
@@ -696,7 +689,7 @@ async def test_postgres_reports_a_server_that_does_not_answer_without_the_passwo
 
 async def test_postgres_schema_must_be_a_plain_identifier() -> None:
     pytest.importorskip("psycopg")
-    from relaybaton.stores._postgres import PostgresStore
+    from relaybaton.stores import PostgresStore
 
     with pytest.raises(ConfigError, match=r"lower-case identifier .*got 'x; drop'"):
         PostgresStore(PG_DSN, schema="x; drop")
@@ -737,7 +730,7 @@ async def test_open_store_names_the_accepted_forms_for_anything_else(target: str
 @pytest.mark.integration
 async def test_open_store_connects_to_postgres_and_creates_the_schema() -> None:
     require_postgres()
-    from relaybaton.stores._postgres import PostgresStore
+    from relaybaton.stores import PostgresStore
 
     schema = f"rb_test_{uuid.uuid4().hex[:12]}"
     try:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from relaybaton.actors.routing._bandit import LearnedRouter, bucket_of
-from relaybaton.actors.routing._features import TaskFeatures
+from relaybaton.actors.routing import LearnedRouter, TaskFeatures
+from relaybaton.actors.routing._bandit import bucket_of
 
 
 def test_within_one_bucket_more_number_words_raise_the_strong_models_gain() -> None:

@@ -7,7 +7,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relaybaton.actors.routing._breaker import Breaker, BreakerPolicy, BreakerState
+from relaybaton.actors.routing import BreakerPolicy
+from relaybaton.actors.routing._breaker import Breaker, BreakerState
 
 POLICY = BreakerPolicy(
     error_rate=0.4, min_calls=10, window_calls=20, consecutive_failures=4, p95_s=None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relaybaton.actors.routing._features import HeuristicClassifier
+from relaybaton.actors.routing import HeuristicClassifier
 from relaybaton.adapters import ModelRequest, UserMessage
 
 PROBLEM = (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy, RolloutState
+from relaybaton.actors.routing import Rollout, RolloutPolicy
+from relaybaton.actors.routing._rollout import RolloutState
 
 
 def test_a_conversation_keeps_its_arm_while_shares_grow() -> None:

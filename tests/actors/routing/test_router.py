@@ -6,10 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaybaton.actors.routing._bandit import LearnedRouter
-from relaybaton.actors.routing._features import HeuristicClassifier, TaskFeatures
-from relaybaton.actors.routing._router import Budgets, Candidate, Router, violates
-from relaybaton.actors.routing._rules import Rule
+from relaybaton.actors.routing import (
+    Budgets,
+    Candidate,
+    HeuristicClassifier,
+    LearnedRouter,
+    Router,
+    Rule,
+    TaskFeatures,
+)
+from relaybaton.actors.routing._router import violates
 from relaybaton.adapters import (
     Capabilities,
     ImagePart,

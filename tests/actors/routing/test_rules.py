@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relaybaton.actors.routing._features import TaskFeatures
-from relaybaton.actors.routing._rules import Rule, check_rules
+from relaybaton.actors.routing import Rule, TaskFeatures
+from relaybaton.actors.routing._rules import check_rules
 
 
 def _rules(*specs: tuple[str, str] | tuple[str, str, int]) -> list[Rule]:

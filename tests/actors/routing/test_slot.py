@@ -8,8 +8,7 @@ from functools import partial
 import anyio
 import pytest
 
-from relaybaton.actors import ModelSlot
-from relaybaton.actors.routing import HealthBoard
+from relaybaton.actors.routing import HealthBoard, ModelSlot
 from relaybaton.adapters import (
     Capabilities,
     ModelAdapter,
@@ -22,9 +21,9 @@ from relaybaton.adapters import (
     StreamEvent,
     TextDelta,
 )
-from relaybaton.adapters._scripted import ScriptedModel
 from relaybaton.errors import AuthenticationError, ModelOverloadedError, RateLimitedError
-from relaybaton.runtime import FakeClock, MonotonicClock
+from relaybaton.runtime import MonotonicClock
+from relaybaton.testing import FakeClock, ScriptedModel
 
 pytestmark = pytest.mark.anyio
 

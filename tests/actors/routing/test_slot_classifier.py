@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from relaybaton.actors import ModelSlot
-from relaybaton.actors.routing._features import HeuristicClassifier, SlotClassifier
-from relaybaton.actors.routing._router import Candidate, Decision, Router
-from relaybaton.actors.routing._rules import Rule
+from relaybaton.actors.routing import Candidate, HeuristicClassifier, ModelSlot, Router, Rule
+from relaybaton.actors.routing._features import SlotClassifier
+from relaybaton.actors.routing._router import Decision
 from relaybaton.adapters import (
     ModelCallRecord,
     ModelRequest,
@@ -15,9 +14,8 @@ from relaybaton.adapters import (
     RetryPolicy,
     UserMessage,
 )
-from relaybaton.adapters._scripted import ScriptedModel, ScriptItem
 from relaybaton.errors import AuthenticationError
-from relaybaton.runtime import FakeClock
+from relaybaton.testing import FakeClock, ScriptedModel, ScriptItem
 
 pytestmark = pytest.mark.anyio
 

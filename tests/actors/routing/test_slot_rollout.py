@@ -12,13 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaybaton.actors import ModelSlot
-from relaybaton.actors.routing._health import HealthBoard
-from relaybaton.actors.routing._rollout import RolloutPolicy, arm_point
+from relaybaton.actors.routing import HealthBoard, ModelSlot, RolloutPolicy, open_model_supervisor
+from relaybaton.actors.routing._rollout import arm_point
 from relaybaton.actors.routing._router import Decision
 from relaybaton.actors.routing._shadow import ShadowRunner, open_shadow_runner
 from relaybaton.actors.routing._slot_rollout import RolloutEvent
-from relaybaton.actors.routing._supervisor import open_model_supervisor
 from relaybaton.adapters import (
     ModelCallRecord,
     ModelRequest,
@@ -26,9 +24,9 @@ from relaybaton.adapters import (
     RetryPolicy,
     UserMessage,
 )
-from relaybaton.adapters._scripted import ScriptedModel, tool_call
 from relaybaton.errors import ModelOverloadedError
-from relaybaton.runtime import FakeClock, open_system
+from relaybaton.runtime import open_system
+from relaybaton.testing import FakeClock, ScriptedModel, tool_call
 
 pytestmark = pytest.mark.anyio
 

@@ -6,11 +6,13 @@ import asyncio
 
 import pytest
 
-from relaybaton.actors.routing._breaker import BreakerPolicy
-from relaybaton.actors.routing._health import HealthBoard
-from relaybaton.actors.routing._router import Candidate
-from relaybaton.actors.routing._slot import ModelSlot
-from relaybaton.actors.routing._supervisor import open_model_supervisor
+from relaybaton.actors.routing import (
+    BreakerPolicy,
+    Candidate,
+    HealthBoard,
+    ModelSlot,
+    open_model_supervisor,
+)
 from relaybaton.adapters import (
     ModelRequest,
     RequestMetadata,
@@ -18,8 +20,8 @@ from relaybaton.adapters import (
     SimulatedModel,
     UserMessage,
 )
-from relaybaton.adapters._faulty import FaultyModel
-from relaybaton.runtime import FakeClock, SupervisionEvent, open_system
+from relaybaton.runtime import SupervisionEvent, open_system
+from relaybaton.testing import FakeClock, FaultyModel
 
 pytestmark = pytest.mark.anyio
 

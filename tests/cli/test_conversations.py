@@ -1,0 +1,33 @@
+"""The commands over a durable store: approvals decide a paused step, resume finishes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from relaybaton.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CODE_REVIEW = str(ROOT / "examples" / "code_review.toml")
+
+
+def test_a_security_finding_blocks_the_release_until_a_person_clears_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "review.db")
+    message = "Review this code for bugs, performance and security: data = eval(open(p).read())"
+    assert main(["run", CODE_REVIEW, "--store", store, "-m", message, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["replies"] == []
+    assert report["status"] == "awaiting_approval"
+    [request] = report["approvals"]
+    assert request["tool"] == "publish_review"
+    assert json.loads(request["arguments"])["security_findings"] == 1
+    assert "CWE-95" in json.loads(request["arguments"])["report"]
+    assert main(["approvals", "approve", request["approval_id"], "--store", store]) == 0
+    assert main(["resume", CODE_REVIEW, "--store", store, "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    [conversation] = resumed["conversations"]
+    assert "released with findings cleared by a person" in conversation["last_replies"][0]["text"]
