@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
 from relaybaton.adapters import ToolCall
+from relaybaton.errors import ConfigError
 from relaybaton.runtime import Conversation
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class ApprovalRule:
         try:
             tree = ast.parse(self.text, mode="eval").body
         except SyntaxError as exc:
-            raise ValueError(f"approval rule {text!r} is not an expression: {exc.msg}") from None
+            raise ConfigError(f"approval rule {text!r} is not an expression: {exc.msg}") from None
         self.names = frozenset(self._check(tree))
         self._tree = tree
 
@@ -64,11 +65,11 @@ class ApprovalRule:
         return f"ApprovalRule({self.text!r})"
 
     def check_names(self, parameters: Collection[str]) -> None:
-        """Raise ``ValueError`` naming an argument the tool does not have."""
+        """Raise ``ConfigError`` naming an argument the tool does not have."""
         for name in sorted(self.names - set(parameters)):
             close = difflib.get_close_matches(name, list(parameters), n=1)
             hint = f" (did you mean `{close[0]}`?)" if close else ""
-            raise ValueError(
+            raise ConfigError(
                 f"approval rule {self.text!r} uses `{name}`, which is not an argument of the "
                 f"tool{hint}; its arguments: {', '.join(sorted(parameters)) or 'none'}"
             )
@@ -101,7 +102,7 @@ class ApprovalRule:
         )
         for child in ast.walk(node):
             if not isinstance(child, allowed):
-                raise ValueError(  # noqa: TRY004 - a bad rule in a flow, not a type error
+                raise ConfigError(
                     f"approval rule {self.text!r}: `{type(child).__name__}` is not allowed; "
                     "use comparisons, and/or/not, in, numbers, strings and lists"
                 )

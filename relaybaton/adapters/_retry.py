@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar, final
 import msgspec
 import structlog
 
-from relaybaton.errors import ModelError, RateLimitedError, StreamInterruptedError
+from relaybaton.errors import ConfigError, ModelError, RateLimitedError, StreamInterruptedError
 
 __all__ = [
     "ClockLike",
@@ -114,7 +114,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts: expected >= 1, got {self.attempts}")
+            raise ConfigError(f"RetryPolicy.attempts: expected >= 1, got {self.attempts}")
 
     def delay(
         self, error: ModelError, *, retry: int, elapsed: float, rng: random.Random

@@ -302,7 +302,7 @@ class Service:
             status = exc.status
             self.metrics.refusals.labels(exc.code).inc()
             return web.Response(
-                body=exc.body(),
+                body=error_json(exc.status, exc.message, code=exc.code, param=exc.param),
                 status=exc.status,
                 content_type="application/json",
                 headers=exc.headers,

@@ -7,7 +7,7 @@ from collections import Counter
 import anyio
 import pytest
 
-from relaybaton.errors import EscalationError
+from relaybaton.errors import ConfigError, EscalationError
 from relaybaton.runtime import (
     Actor,
     ActorRef,
@@ -207,5 +207,5 @@ async def test_a_sibling_restart_fails_the_message_it_was_handling_and_keeps_the
 
 
 def test_a_supervisor_refuses_a_meaningless_intensity() -> None:
-    with pytest.raises(ValueError, match="max_restarts must be >= 0 and within > 0, got -1 and 5"):
+    with pytest.raises(ConfigError, match="max_restarts must be >= 0 and within > 0, got -1 and 5"):
         Supervisor(None, "sv", max_restarts=-1)  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ from relaybaton.adapters import (
     Usage,
 )
 from relaybaton.errors import (
+    ConfigError,
     ModelError,
     ModelTimeoutError,
     RateLimitedError,
@@ -139,16 +140,16 @@ class ModelSlot:
         calls. Neither adapter is closed here: whoever made them closes them.
 
         Raises:
-            ValueError: a rollout is already running, or both adapters have one name.
+            ConfigError: a rollout is already running, or both adapters have one name.
         """
         incumbent = replaces or self.primary
         if self.rollout is not None and self.rollout.running:
-            raise ValueError(
+            raise ConfigError(
                 f"slot {self.name!r} already runs a rollout of {self.rollout.candidate.name!r}; "
                 "wait for it to be promoted or rolled back"
             )
         if candidate.name == incumbent.name:
-            raise ValueError(
+            raise ConfigError(
                 f"the new model {candidate.name!r} has the name of the one it replaces; "
                 "a rollout tells them apart by name"
             )
