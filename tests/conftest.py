@@ -14,6 +14,19 @@ class NonLoopbackConnectionError(AssertionError):
     """A test tried to open a connection to a host other than this machine."""
 
 
+# Unconfigured, structlog renders each traceback with rich, locals and all: tens of
+# milliseconds apiece, and the property tests crash actors and fail tools by the thousand on
+# purpose. Plain tracebacks keep every log line (pytest shows them for a failing test).
+structlog.configure(
+    processors=[
+        structlog.processors.add_log_level,
+        structlog.processors.format_exc_info,
+        structlog.dev.ConsoleRenderer(colors=False),
+    ],
+    cache_logger_on_first_use=False,
+)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -17,6 +17,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
+import structlog
+
 from relaybaton.adapters import ToolCall
 from relaybaton.errors import ConfigError
 from relaybaton.runtime import Conversation
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from relaybaton.actors._tools import FunctionTool
 
 __all__ = ["ApprovalRule", "Gate", "approval_gate"]
+
+_log = structlog.get_logger("relaybaton.agents")
 
 _LITERALS = frozenset({"true", "false", "True", "False"})
 
@@ -78,9 +82,10 @@ class ApprovalRule:
         """Whether the call with these arguments must wait for a person."""
         try:
             return bool(self._eval(self._tree, arguments))
-        except TypeError:
+        except TypeError as exc:
             # A comparison the arguments cannot make (a missing value, say): ask a person,
             # since a rule exists to stop calls that nobody checked.
+            _log.info("approval_rule_undecided", rule=self.text, exc_info=exc)
             return True
 
     def _check(self, node: ast.AST) -> set[str]:

@@ -168,4 +168,5 @@ def note_retry(log: RetryLog | None, error: ModelError, *, retry: int, wait: flo
         status=error.status,
         retry=retry + 1,
         wait_s=round(wait, 3),
+        exc_info=error,
     )

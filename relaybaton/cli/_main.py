@@ -23,6 +23,7 @@ from contextlib import AsyncExitStack
 from typing import TextIO
 
 import msgspec
+import structlog
 
 from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.cli._conversations import add_durable_commands, open_store_path
@@ -30,7 +31,7 @@ from relaybaton.cli._demo import add_demo_command
 from relaybaton.cli._logging import configure_logging
 from relaybaton.cli._memory import add_memory_commands
 from relaybaton.cli._serve import add_serve_command
-from relaybaton.errors import ConfigError, FlowError
+from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import build_agents, open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
 from relaybaton.runtime import (
@@ -43,6 +44,7 @@ from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
 __all__ = ["main"]
 
 _encoder = msgspec.json.Encoder()
+_log = structlog.get_logger("relaybaton.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,10 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except FlowError as exc:
-        print(f"relaybaton: {exc}", file=sys.stderr)
-        return 2
-    except ConfigError as exc:
+    except ConfigError as exc:  # FlowError is one
+        # Bad input is a message, never a traceback on screen; `--log-level debug` has it.
+        _log.debug("command_refused", exc_info=exc)
         print(f"relaybaton: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.actors.routing._breaker import BreakerPolicy
@@ -49,6 +50,8 @@ __all__ = [
     "parse_flow",
     "resolve_function",
 ]
+
+_log = structlog.get_logger("relaybaton.flow")
 
 _NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
@@ -343,12 +346,16 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
     for name, tool in flow.tools.items():
         try:
             function = resolve_function(tool.function, flow.base_dir)
-        except ValueError as exc:
+        except ConfigError as exc:
+            # The problem names the cause; the traceback (a tool module that failed to
+            # load, say) is for `--log-level debug`.
+            _log.debug("flow_tool_unresolved", tool=name, exc_info=exc)
             add(FlowProblem(f"tools.{name}.function", str(exc)))
             continue
         try:
             FunctionTool(function, name=name, needs_approval=tool.needs_approval)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # also what msgspec says of an annotation
+            _log.debug("flow_tool_refused", tool=name, exc_info=exc)
             field = "needs_approval" if "approval rule" in str(exc) else "function"
             add(FlowProblem(f"tools.{name}.{field}", str(exc)))
     seen: set[str] = set()

@@ -316,7 +316,8 @@ class Service:
                 content_type="application/json",
             )
         except Exception as exc:
-            self.log.error("request_failed", route=route, error=repr(exc))
+            # The client gets a clean 500; the traceback goes to the log, never to the body.
+            self.log.exception("request_failed", route=route, error=repr(exc))
             return web.Response(
                 body=error_json(500, "internal error; the server logged it", code="internal"),
                 status=500,

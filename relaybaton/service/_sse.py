@@ -17,11 +17,14 @@ from typing import NamedTuple, final
 
 import anyio
 import msgspec
+import structlog
 from aiohttp import web
 
 from relaybaton.runtime import Conversations
 
 __all__ = ["EventHub", "EventLog", "LoggedEvent", "stream_events"]
+
+_log = structlog.get_logger("relaybaton.service")
 
 _encoder = msgspec.json.Encoder()
 
@@ -193,8 +196,9 @@ async def stream_events(
             await log.wait(keepalive_s)
             if not log.after(last_id)[0] and not log.closed:
                 await response.write(b": keep-alive\n\n")
-    except (ConnectionResetError, ConnectionError):
-        pass  # the client left; its conversation goes on without it
+    except ConnectionError as exc:  # ConnectionResetError is one
+        # The client left; its conversation goes on without it. Clients leave all the time.
+        _log.debug("event_stream_closed_by_client", conversation_id=conversation_id, exc_info=exc)
     finally:
         log.readers -= 1
     return response

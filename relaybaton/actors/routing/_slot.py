@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, final
 
 import anyio
 import msgspec
+import structlog
 
 from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy
 from relaybaton.actors.routing._router import Decision
@@ -62,6 +63,10 @@ if TYPE_CHECKING:
     from relaybaton.actors.routing._shadow import ShadowRunner
 
 __all__ = ["ModelSlot"]
+
+# Retried attempts are expected and already published (ModelCallRecord, the metrics):
+# their tracebacks go to debug, not to every operator's screen.
+_log = structlog.get_logger("relaybaton.routing")
 
 
 @final
@@ -189,6 +194,7 @@ class ModelSlot:
                 attempt += 1
                 if not exc.retryable or attempt >= self.attempts:
                     raise
+                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
                 await self.clock.sleep(self._delay(exc, attempt))
                 continue
             finally:
@@ -350,6 +356,7 @@ class ModelSlot:
                 attempt += 1
                 if not exc.retryable or attempt >= self.attempts:
                     raise
+                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
                 avoid.append(name)
                 await self.clock.sleep(self._delay(exc, attempt))
                 continue
@@ -408,6 +415,11 @@ class ModelSlot:
             outcome = "ok" if response is not None else ModelTimeoutError.__name__
         except Exception as exc:
             outcome = type(exc).__name__
+            # The candidate's model errors are what the rollout measures; anything else is
+            # a bug worth a look.
+            (_log.debug if isinstance(exc, ModelError) else _log.warning)(
+                "shadow_call_failed", slot=self.name, model=adapter.name, exc_info=exc
+            )
         finally:
             rollout.shadow_in_flight -= 1
         if response is not None:
@@ -498,6 +510,7 @@ class ModelSlot:
                 attempt += 1
                 if emitted or not exc.retryable or attempt >= self.attempts:
                     raise
+                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
                 await self.clock.sleep(self._delay(exc, attempt))
                 continue
             finally:
