@@ -74,6 +74,8 @@ from relaybaton.runtime._journal_events import (
 from relaybaton.runtime._store import Durability
 from relaybaton.runtime._system import ActorSystem
 from relaybaton.runtime.messages import (
+    ApprovalDecidedEvent,
+    ApprovalRequestedEvent,
     BatonPass,
     HandoffEvent,
     KernelMessage,
@@ -648,7 +650,7 @@ class Conversations:
         if self.journal is not None:
             self.journal.record(conversation, request)
         if self.observed:
-            self._emit(conversation, request)
+            self._emit(conversation, ApprovalRequestedEvent.of(request))
         if timeout is not None:
             self._schedule_expiry(request)
         return request
@@ -735,7 +737,7 @@ class Conversations:
         if self.journal is not None:
             self.journal.record(conversation, decided)
         if self.observed:
-            self._emit(conversation, decided)
+            self._emit(conversation, ApprovalDecidedEvent.of(decided))
         self._resume_turn(conversation)
         return decided
 

@@ -503,7 +503,7 @@ def conversation_view(conversation: Conversation) -> dict[str, object]:
         for agent, entry in conversation.usage_by_agent().items()
     }
     return {
-        "id": conversation.id,
+        "conversation_id": conversation.id,
         "owner": conversation.owner,
         "epoch": conversation.epoch,
         "status": str(conversation.status),

@@ -37,9 +37,13 @@ class LoggedEvent(NamedTuple):
     event: msgspec.Struct
 
     def data(self, conversation_id: str) -> dict[str, object]:
-        """The event as JSON-ready data, with its id, conversation and message."""
+        """The event as JSON-ready data, with its id, conversation and message.
+
+        Every id is named for what it identifies (``event_id``, as in ``Last-Event-ID``),
+        and the event's own fields follow, ``kind`` first.
+        """
         body: dict[str, object] = {
-            "id": self.id,
+            "event_id": self.id,
             "conversation_id": conversation_id,
             "message_id": self.message_id,
         }
@@ -185,7 +189,12 @@ async def stream_events(
         while True:
             events, missed = log.after(last_id)
             if missed:
-                gap = {"kind": "gap", "missed": missed, "after": last_id}
+                gap = {
+                    "kind": "gap",
+                    "conversation_id": conversation_id,
+                    "missed": missed,
+                    "after": last_id,
+                }
                 await response.write(b"event: gap\ndata: %s\n\n" % _encoder.encode(gap))
             if events:
                 await response.write(b"".join(_frame(e, conversation_id) for e in events))
