@@ -314,8 +314,8 @@ class ActorCell(Generic[M, R]):
             self.system.log.exception(
                 "on_failure_hook_failed", actor=self.name, error=repr(hook_error)
             )
-        # The crash is survived (the supervisor decides what happens next), so this line is
-        # the only place its traceback is kept.
+        # The crash is survived (the supervisor decides what happens next): its traceback
+        # is logged here, where it was caught, whether or not an asker hears of it.
         self.system.log.warning("actor_crashed", actor=self.name, error=repr(error), exc_info=error)
         self.parent.child_failed(self, error)  # type: ignore[arg-type]
 
