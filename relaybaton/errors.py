@@ -35,14 +35,17 @@ The tree::
     │   ├── MalformedResponseError       the provider answered something we cannot read
     │   ├── StreamInterruptedError       a stream ended before its end marker
     │   └── NoCapableModelError          no candidate of the slot has what the call needs
-    ├── ConfigError                      a flow file, a model id or an environment variable
+    ├── ConfigError                      (also ValueError) configuration misuse: a flow file, a
+    │   │                                constructor argument, a model id, an environment variable
     │   ├── FlowError                    one or more problems in a flow file, with paths
     │   └── MissingCredentialsError      an API key variable is not set
     ├── GraphError                       the knowledge graph refused an operation; nothing changed
     │   ├── EntityNotFoundError          (also LookupError) an operation named a missing entity
     │   └── GraphFileError               (also ValueError) a memory JSONL file cannot be read
-    └── StoreError                       a journal store failed or refused an operation
-        └── StoreUnavailableError        (also ConnectionError) the database did not answer, twice
+    ├── StoreError                       a journal store failed or refused an operation
+    │   └── StoreUnavailableError        (also ConnectionError) the database did not answer, twice
+    └── ApiError                         the HTTP service refused a request; ``status``, ``code``
+                                         and ``param`` make its JSON error answer
 
 Classes are named by condition, carry their context as attributes, and subclass a builtin
 where the meaning matches, so ``except TimeoutError`` catches an ask that timed out.
@@ -50,11 +53,13 @@ where the meaning matches, so ``except TimeoutError`` catches an ask that timed 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import final
 
 __all__ = [
     "ActorError",
     "ActorStoppedError",
+    "ApiError",
     "ApprovalError",
     "AskTimeoutError",
     "AuthenticationError",
@@ -393,8 +398,14 @@ class NoCapableModelError(ModelError):
 # --- configuration ------------------------------------------------------------------------
 
 
-class ConfigError(RelaybatonError):
-    """Configuration is wrong; nothing was started."""
+class ConfigError(RelaybatonError, ValueError):
+    """Configuration is wrong; nothing was started.
+
+    The one class for configuration misuse: a flow file, an argument a constructor refuses
+    (a mailbox capacity, an agent name, an approval rule, a routing condition, ...), a model
+    id or an environment variable. It is also a ``ValueError``, which these refusals were
+    before they had a class of their own.
+    """
 
 
 class FlowProblem:
@@ -479,3 +490,39 @@ class StoreError(RelaybatonError):
 
 class StoreUnavailableError(StoreError, ConnectionError):
     """The database could not be reached, and a fresh connection failed too."""
+
+
+# --- the HTTP service ---------------------------------------------------------------------
+
+
+@final
+class ApiError(RelaybatonError):
+    """A request the HTTP service refuses; its middleware turns it into an error answer.
+
+    It never leaves the service: handlers raise it, the middleware answers it with
+    ``status`` and the JSON body ``{"error": {"message", "type", "param", "code"}}`` and
+    counts it by ``code``.
+
+    Attributes:
+        status: the HTTP status of the answer (400, 401, 404, 429, ...).
+        message: the sentence the client reads.
+        code: a stable, machine-readable reason (``invalid_body``, ``rate_limited``, ...).
+        param: the request field at fault, when one is.
+        headers: extra answer headers (``Retry-After``, ``WWW-Authenticate``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = dict(headers or {})

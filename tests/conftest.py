@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -12,6 +13,19 @@ import structlog
 
 class NonLoopbackConnectionError(AssertionError):
     """A test tried to open a connection to a host other than this machine."""
+
+
+# Unconfigured, structlog renders each traceback with rich, locals and all: tens of
+# milliseconds apiece, and the property tests crash actors and fail tools by the thousand on
+# purpose. Plain tracebacks keep every log line (pytest shows them for a failing test).
+structlog.configure(
+    processors=[
+        structlog.processors.add_log_level,
+        structlog.processors.format_exc_info,
+        structlog.dev.ConsoleRenderer(colors=False),
+    ],
+    cache_logger_on_first_use=False,
+)
 
 
 @pytest.fixture
@@ -64,3 +78,33 @@ def _refuse_non_loopback_connections(monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     return
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[list[str]]:
+    """Route structlog through the redaction processor into a list of rendered JSON lines.
+
+    Tracebacks are formatted into each line's ``exception`` field, as the CLI's logging does.
+    """
+    from relaybaton.adapters._redact import redact_processor
+
+    lines: list[str] = []
+
+    def sink(logger: object, method: str, event: Any) -> str:
+        lines.append(str(event))
+        raise structlog.DropEvent
+
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            redact_processor,
+            structlog.processors.JSONRenderer(),
+            sink,
+        ],
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield lines
+    finally:
+        structlog.reset_defaults()

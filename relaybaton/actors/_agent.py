@@ -10,6 +10,7 @@ from typing import final
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.adapters import AssistantMessage, ChatMessage, ToolResultMessage, ToolSpec
+from relaybaton.errors import ConfigError
 
 __all__ = [
     "Agent",
@@ -181,12 +182,12 @@ class Agent:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise ValueError(
+            raise ConfigError(
                 f"agent name {self.name!r} must start with a letter and use only letters, "
                 "digits, '_' and '-' (at most 64 characters)"
             )
         if self.max_turns < 1:
-            raise ValueError(f"agent {self.name!r}: max_turns must be at least 1")
+            raise ConfigError(f"agent {self.name!r}: max_turns must be at least 1")
 
     @property
     def handoff_edges(self) -> tuple[Handoff, ...]:

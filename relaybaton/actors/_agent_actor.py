@@ -17,6 +17,7 @@ from typing import Any, Protocol, final
 
 import anyio
 import msgspec
+import structlog
 
 from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
 from relaybaton.actors._approval import approval_gate
@@ -52,6 +53,13 @@ from relaybaton.runtime._journal_events import Charged
 from relaybaton.runtime.messages import BatonPass, ToolRequest
 
 __all__ = ["AgentActor", "CompiledAgent", "FlowContext"]
+
+# A failure that ends a turn, or that a tool result tells the model about, is survived
+# here; these lines keep its traceback. Levels: debug for a tool's own ToolError (the model
+# is told and recovers; it happens often), info for a limit or a refused handoff, warning
+# for what someone should look at (a model that failed after its retries, a tool that
+# raised something else).
+_log = structlog.get_logger("relaybaton.agents")
 
 
 class _AgentToolInput(msgspec.Struct, forbid_unknown_fields=True):
@@ -186,6 +194,12 @@ class AgentActor(ConversationActor):
             try:
                 owner.count_model_turn()
             except LimitExceededError as exc:
+                _log.info(
+                    "turn_limit_reached",
+                    conversation_id=owner.conversation_id,
+                    agent=agent.name,
+                    exc_info=exc,
+                )
                 owner.fail(str(exc))
                 return
             history: Sequence[msgspec.Struct] = (
@@ -200,6 +214,12 @@ class AgentActor(ConversationActor):
             try:
                 message, charge = await self._call_model(request, owner)
             except ModelError as exc:
+                _log.warning(
+                    "model_call_failed",
+                    conversation_id=owner.conversation_id,
+                    agent=agent.name,
+                    exc_info=exc,
+                )
                 owner.fail(f"the model of agent {agent.name!r} failed: {exc}")
                 return
             if failpoints.ARMED:
@@ -311,6 +331,12 @@ class AgentActor(ConversationActor):
                 ),
             )
         except LimitExceededError as exc:
+            _log.info(
+                "handoff_refused",
+                conversation_id=owner.conversation_id,
+                target=target,
+                exc_info=exc,
+            )
             owner.append(
                 ToolResultMessage(
                     call_id=chosen.id, name=chosen.name, content=str(exc), is_error=True
@@ -319,6 +345,12 @@ class AgentActor(ConversationActor):
             owner.fail(str(exc))
             return True
         except OwnershipError as exc:
+            _log.info(
+                "handoff_refused",
+                conversation_id=owner.conversation_id,
+                target=target,
+                exc_info=exc,
+            )
             owner.append(
                 ToolResultMessage(
                     call_id=chosen.id, name=chosen.name, content=str(exc), is_error=True
@@ -456,10 +488,19 @@ class AgentActor(ConversationActor):
             content = str(await self._invoke(call, arguments, conversation_id, chain, owner))
             is_error = False
         except ToolError as exc:
+            _log.debug(
+                "tool_refused", conversation_id=conversation_id, tool=call.name, exc_info=exc
+            )
             content, is_error = str(exc), True
         except (ActorError, LimitExceededError) as exc:
+            _log.warning(
+                "agent_tool_failed", conversation_id=conversation_id, tool=call.name, exc_info=exc
+            )
             content, is_error = f"agent tool {call.name!r} failed: {exc}", True
         except Exception as exc:  # a tool is user code: its failure is news for the model
+            _log.warning(
+                "tool_failed", conversation_id=conversation_id, tool=call.name, exc_info=exc
+            )
             content, is_error = f"tool {call.name!r} raised {type(exc).__name__}: {exc}", True
         if call.name in self.compiled.agent_tools:
             kind = "agent"

@@ -17,7 +17,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
+import structlog
+
 from relaybaton.adapters import ToolCall
+from relaybaton.errors import ConfigError
 from relaybaton.runtime import Conversation
 
 if TYPE_CHECKING:
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from relaybaton.actors._tools import FunctionTool
 
 __all__ = ["ApprovalRule", "Gate", "approval_gate"]
+
+_log = structlog.get_logger("relaybaton.agents")
 
 _LITERALS = frozenset({"true", "false", "True", "False"})
 
@@ -56,7 +61,7 @@ class ApprovalRule:
         try:
             tree = ast.parse(self.text, mode="eval").body
         except SyntaxError as exc:
-            raise ValueError(f"approval rule {text!r} is not an expression: {exc.msg}") from None
+            raise ConfigError(f"approval rule {text!r} is not an expression: {exc.msg}") from None
         self.names = frozenset(self._check(tree))
         self._tree = tree
 
@@ -64,11 +69,11 @@ class ApprovalRule:
         return f"ApprovalRule({self.text!r})"
 
     def check_names(self, parameters: Collection[str]) -> None:
-        """Raise ``ValueError`` naming an argument the tool does not have."""
+        """Raise ``ConfigError`` naming an argument the tool does not have."""
         for name in sorted(self.names - set(parameters)):
             close = difflib.get_close_matches(name, list(parameters), n=1)
             hint = f" (did you mean `{close[0]}`?)" if close else ""
-            raise ValueError(
+            raise ConfigError(
                 f"approval rule {self.text!r} uses `{name}`, which is not an argument of the "
                 f"tool{hint}; its arguments: {', '.join(sorted(parameters)) or 'none'}"
             )
@@ -77,9 +82,10 @@ class ApprovalRule:
         """Whether the call with these arguments must wait for a person."""
         try:
             return bool(self._eval(self._tree, arguments))
-        except TypeError:
+        except TypeError as exc:
             # A comparison the arguments cannot make (a missing value, say): ask a person,
             # since a rule exists to stop calls that nobody checked.
+            _log.info("approval_rule_undecided", rule=self.text, exc_info=exc)
             return True
 
     def _check(self, node: ast.AST) -> set[str]:
@@ -101,7 +107,7 @@ class ApprovalRule:
         )
         for child in ast.walk(node):
             if not isinstance(child, allowed):
-                raise ValueError(  # noqa: TRY004 - a bad rule in a flow, not a type error
+                raise ConfigError(
                     f"approval rule {self.text!r}: `{type(child).__name__}` is not allowed; "
                     "use comparisons, and/or/not, in, numbers, strings and lists"
                 )

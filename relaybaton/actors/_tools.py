@@ -17,7 +17,7 @@ import msgspec
 
 from relaybaton.actors._approval import ApprovalRule
 from relaybaton.adapters import ToolSpec
-from relaybaton.errors import ToolArgumentsError
+from relaybaton.errors import ConfigError, ToolArgumentsError
 
 __all__ = ["FunctionTool", "ToolContext", "function_tool"]
 
@@ -133,7 +133,7 @@ class FunctionTool:
                 self._context_param = param.name
                 continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(f"tool {self.name!r}: *args and **kwargs cannot be described")
+                raise ConfigError(f"tool {self.name!r}: *args and **kwargs cannot be described")
             doc = param_docs.get(param.name)
             if doc is not None:
                 from typing import Annotated  # noqa: PLC0415 - only when documented

@@ -114,7 +114,7 @@ def create_model_adapter(
         )
     try:
         table = PriceTable.default(prices)
-    except (TypeError, ValueError) as exc:
+    except ConfigError as exc:
         raise ConfigError(f"model {model_id!r}: {exc}") from exc
     api_key = resolve_api_key(provider, model_id, api_key_env=api_key_env, environ=env)
     caps = capabilities or _CAPABILITIES[provider]

@@ -15,6 +15,7 @@ import msgspec
 import structlog
 
 from relaybaton.adapters._chat import Usage
+from relaybaton.errors import ConfigError
 
 __all__ = ["ModelPrice", "PriceTable"]
 
@@ -42,9 +43,8 @@ class PriceTable:
         """Load the shipped table, then apply ``overrides`` (same shape as the TOML).
 
         Raises:
-            TypeError: an override is not a table of models.
-            ValueError: an override entry is not ``{"input": ..., "output": ...}``; the
-                message names the entry.
+            ConfigError: an override is not a table of models, or an entry is not
+                ``{"input": ..., "output": ...}``; the message names the entry.
         """
         text = resources.files("relaybaton.adapters").joinpath("prices.toml").read_text()
         table = cls.from_mapping(tomllib.loads(text))
@@ -60,7 +60,7 @@ class PriceTable:
         prices: dict[str, dict[str, ModelPrice]] = {}
         for provider, models in raw.items():
             if not isinstance(models, Mapping):
-                raise TypeError(
+                raise ConfigError(
                     f"prices: expected a table of models at `{provider}`, "
                     f"got {type(models).__name__}"
                 )
@@ -68,7 +68,7 @@ class PriceTable:
                 try:
                     price = msgspec.convert(entry, ModelPrice)
                 except msgspec.ValidationError as exc:
-                    raise ValueError(
+                    raise ConfigError(
                         f"prices: {exc} - at `{provider}.{model}`; write "
                         "{input = ..., cached_input = ..., output = ...} in $ per 1M tokens"
                     ) from exc

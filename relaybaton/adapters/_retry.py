@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TypeVar, final
 import msgspec
 import structlog
 
-from relaybaton.errors import ModelError, RateLimitedError, StreamInterruptedError
+from relaybaton.errors import ConfigError, ModelError, RateLimitedError, StreamInterruptedError
 
 if TYPE_CHECKING:
     from relaybaton.runtime import Clock
@@ -117,14 +117,14 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"RetryPolicy.attempts: expected >= 1, got {self.attempts}; "
                 "1 sends each call once, without retries"
             )
         for field in ("deadline", "base_delay", "max_delay"):
             value = getattr(self, field)
             if value < 0:
-                raise ValueError(f"RetryPolicy.{field}: expected seconds >= 0, got {value}")
+                raise ConfigError(f"RetryPolicy.{field}: expected seconds >= 0, got {value}")
 
     def in_context(self) -> RetryPolicy:
         """Return this policy, or a single send when the caller retries (``sending_once``)."""
@@ -216,4 +216,5 @@ def note_retry(log: RetryLog | None, error: ModelError, *, retry: int, wait: flo
         status=error.status,
         retry=retry + 1,
         wait_s=round(wait, 3),
+        exc_info=error,
     )

@@ -45,7 +45,7 @@ from relaybaton.adapters._chat import (
     UserMessage,
 )
 from relaybaton.adapters._protocol import Capabilities
-from relaybaton.errors import ModelOverloadedError
+from relaybaton.errors import ConfigError, ModelOverloadedError
 from relaybaton.runtime import Clock, MonotonicClock
 
 __all__ = ["SimulatedModel"]
@@ -147,7 +147,7 @@ class SimulatedModel:
         clock: Clock | None = None,
     ) -> None:
         if not 0.0 <= error_rate <= 1.0:
-            raise ValueError(f"error_rate must be within [0, 1], got {error_rate}")
+            raise ConfigError(f"error_rate must be within [0, 1], got {error_rate}")
         self._name = name if ":" in name else f"simulated:{name}"
         self.latency_p50_s = latency_p50_s
         self.latency_sigma = latency_sigma

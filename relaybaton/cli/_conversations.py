@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import structlog
 
 from relaybaton.adapters import ChatMessage
 from relaybaton.errors import ApprovalError, ConfigError
@@ -43,6 +44,7 @@ from relaybaton.runtime._journal_events import (
 __all__ = ["add_durable_commands", "open_store_path"]
 
 _encoder = msgspec.json.Encoder()
+_log = structlog.get_logger("relaybaton.cli")
 DURABILITIES = [d.value for d in Durability]
 
 
@@ -96,6 +98,7 @@ def _run(main: Callable[[], Any]) -> int:
     try:
         return int(asyncio.run(main()))
     except ApprovalError as exc:
+        _log.debug("command_refused", exc_info=exc)  # `--log-level debug` shows where
         print(f"relaybaton: {exc}", file=sys.stderr)
         return 2
 

@@ -20,6 +20,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+import structlog
+
 from relaybaton.cli._conversations import add_durable_commands
 from relaybaton.cli._demo import add_demo_command
 from relaybaton.cli._logging import configure_logging
@@ -27,9 +29,11 @@ from relaybaton.cli._mcp import add_mcp_commands
 from relaybaton.cli._memory import add_memory_commands
 from relaybaton.cli._run import add_run_commands
 from relaybaton.cli._serve import add_serve_command
-from relaybaton.errors import ConfigError, FlowError
+from relaybaton.errors import ConfigError
 
 __all__ = ["main"]
+
+_log = structlog.get_logger("relaybaton.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,10 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except FlowError as exc:
-        print(f"relaybaton: {exc}", file=sys.stderr)
-        return 2
-    except ConfigError as exc:
+    except ConfigError as exc:  # FlowError is one
+        # Bad input is a message, never a traceback on screen; `--log-level debug` has it.
+        _log.debug("command_refused", exc_info=exc)
         print(f"relaybaton: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import structlog
 
 from relaybaton.errors import RelaybatonError
 from relaybaton.memory._factory import is_postgres_url, open_graph_store
@@ -33,6 +34,8 @@ __all__ = [
     "memory_import",
     "run_graph_command",
 ]
+
+_log = structlog.get_logger("relaybaton.cli")
 
 USAGE_ERROR = 2
 STORE_HELP = "the SQLite database (created if missing) or a postgresql:// URL"
@@ -65,6 +68,7 @@ def run_graph_command(main: Callable[[], Coroutine[Any, Any, object]]) -> int:
     try:
         anyio.run(main)
     except (RelaybatonError, OSError, sqlite3.Error) as exc:
+        _log.debug("command_refused", exc_info=exc)  # `--log-level debug` shows where
         print(f"relaybaton: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     return 0

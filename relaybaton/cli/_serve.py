@@ -230,7 +230,7 @@ class RuntimeApprovals:
     def pending(self) -> Sequence[Mapping[str, object]]:
         return [
             {
-                "id": r.approval_id,
+                "approval_id": r.approval_id,
                 "agent": r.agent,
                 "tool": r.tool,
                 "arguments": json.loads(r.arguments or "{}"),
@@ -264,4 +264,4 @@ class RuntimeApprovals:
             )
         except ApprovalError as exc:
             raise LookupError(str(exc)) from exc
-        return {"id": approval_id, "decision": decided.decision, "status": "decided"}
+        return {"approval_id": approval_id, "decision": decided.decision, "status": "decided"}

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from relaybaton.actors import FunctionTool
 from relaybaton.actors.routing import BreakerPolicy
-from relaybaton.errors import FlowError, FlowProblem
+from relaybaton.errors import ConfigError, FlowError, FlowProblem
 from relaybaton.flow._memory import check_memory_and_mcp
 from relaybaton.flow._routing import (
     CandidateConfig,
@@ -49,6 +50,8 @@ __all__ = [
     "parse_flow",
     "resolve_function",
 ]
+
+_log = structlog.get_logger("relaybaton.flow")
 
 _NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
@@ -343,12 +346,16 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
     for name, tool in flow.tools.items():
         try:
             function = resolve_function(tool.function, flow.base_dir)
-        except ValueError as exc:
+        except ConfigError as exc:
+            # The problem names the cause; the traceback (a tool module that failed to
+            # load, say) is for `--log-level debug`.
+            _log.debug("flow_tool_unresolved", tool=name, exc_info=exc)
             add(FlowProblem(f"tools.{name}.function", str(exc)))
             continue
         try:
             FunctionTool(function, name=name, needs_approval=tool.needs_approval)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # also what msgspec says of an annotation
+            _log.debug("flow_tool_refused", tool=name, exc_info=exc)
             field = "needs_approval" if "approval rule" in str(exc) else "function"
             add(FlowProblem(f"tools.{name}.{field}", str(exc)))
     seen: set[str] = set()
@@ -432,28 +439,28 @@ def _check_edges(
 def resolve_function(spec: str, base_dir: Path) -> Callable[..., object]:
     """Find ``file.py:function`` (relative to ``base_dir``) or ``package.module:function``.
 
-    Raises ``ValueError`` with the reason and a fix.
+    Raises ``ConfigError`` with the reason and a fix.
     """
     module_part, sep, attribute = spec.partition(":")
     if not sep or not module_part or not attribute:
-        raise ValueError(
+        raise ConfigError(
             f'"{spec}" should be "file.py:function" (next to the flow) or "package.module:function"'
         )
     if module_part.endswith(".py"):
         file = (base_dir / module_part).resolve()
         if not file.is_file():
-            raise ValueError(f"no file {module_part} next to the flow (looked for {file})")
+            raise ConfigError(f"no file {module_part} next to the flow (looked for {file})")
         module_name = f"relaybaton_flow_tools_{abs(hash(str(file)))}"
         module = sys.modules.get(module_name)
         if module is None:
             loader_spec = importlib.util.spec_from_file_location(module_name, file)
             if loader_spec is None or loader_spec.loader is None:  # pragma: no cover
-                raise ValueError(f"cannot load {file}")
+                raise ConfigError(f"cannot load {file}")
             module = importlib.util.module_from_spec(loader_spec)
             try:
                 loader_spec.loader.exec_module(module)
             except Exception as exc:
-                raise ValueError(
+                raise ConfigError(
                     f"{module_part} failed to load: {type(exc).__name__}: {exc}"
                 ) from exc
             sys.modules[module_name] = module
@@ -461,11 +468,10 @@ def resolve_function(spec: str, base_dir: Path) -> Callable[..., object]:
         try:
             module = importlib.import_module(module_part)
         except ImportError as exc:
-            raise ValueError(f"cannot import module {module_part}: {exc}") from exc
+            raise ConfigError(f"cannot import module {module_part}: {exc}") from exc
     function = getattr(module, attribute, None)
     if not callable(function):
         public = [n for n in dir(module) if not n.startswith("_")]
         hint = _suggest(attribute, public)
-        # ValueError, not TypeError: a bad value in a file, reported as a flow problem.
-        raise ValueError(f'no function "{attribute}" in {module_part}{hint}')  # noqa: TRY004
+        raise ConfigError(f'no function "{attribute}" in {module_part}{hint}')
     return function  # type: ignore[no-any-return]

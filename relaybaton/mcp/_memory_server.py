@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,10 @@ def create_memory_server(graph: KnowledgeGraph) -> Server[Any]:
             outcome = await call_memory_tool(graph, params.name, params.arguments)
         except Exception as exc:  # the client gets the error, the server lives
             text = f"{type(exc).__name__}: {exc}"
+            # Straight to stderr, not through structlog: on stdio, stdout is the protocol,
+            # and structlog writes to stdout until someone configures it.
             print(f"relaybaton memory: tool {params.name} failed: {text}", file=sys.stderr)
+            traceback.print_exception(exc, file=sys.stderr)
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=text)], is_error=True
             )

@@ -49,6 +49,7 @@ from typing import Any, Final, TypeVar, final
 import anyio
 import anyio.to_thread
 import psycopg
+import structlog
 from psycopg import sql
 
 from relaybaton.errors import StoreError, StoreUnavailableError
@@ -58,6 +59,8 @@ from relaybaton.memory._types import EntityRow, Observation, Provenance, Relatio
 from relaybaton.stores._postgres import postgres_location
 
 __all__ = ["SCHEMA_VERSION", "PostgresGraphStore", "open_postgres_graph_store"]
+
+_log = structlog.get_logger("relaybaton.memory")
 
 T = TypeVar("T")
 
@@ -497,6 +500,8 @@ class PostgresGraphStore:
                             store=self.where,
                         ) from broke.__cause__
                     self.reconnects += 1
+                    # Survived by reconnecting once: the only place its traceback is kept.
+                    _log.warning("graph_store_reconnect", store=self.where, exc_info=broke)
             raise AssertionError("unreachable")
 
     def _attempt(

@@ -19,7 +19,11 @@ from relaybaton.runtime import _transitions as transitions
 from relaybaton.runtime._conversation import Conversation, ConversationStatus
 from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested
 from relaybaton.runtime._turns import Turns
-from relaybaton.runtime.messages import PausedEvent
+from relaybaton.runtime.messages import (
+    ApprovalDecidedEvent,
+    ApprovalRequestedEvent,
+    PausedEvent,
+)
 
 __all__ = [
     "Approvals",
@@ -73,7 +77,7 @@ class Approvals(Turns):
         if self.journal is not None:
             self.journal.record(conversation, request)
         if self.observed:
-            self._emit(conversation, request)
+            self._emit(conversation, ApprovalRequestedEvent.of(request))
         if timeout is not None:
             self._schedule_expiry(request)
         return request
@@ -161,7 +165,7 @@ class Approvals(Turns):
         if self.journal is not None:
             self.journal.record(conversation, decided)
         if self.observed:
-            self._emit(conversation, decided)
+            self._emit(conversation, ApprovalDecidedEvent.of(decided))
         self._resume_turn(conversation)
 
 

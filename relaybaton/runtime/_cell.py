@@ -292,7 +292,7 @@ class ActorCell(Generic[M, R]):
         except Exception as error:
             # Actor errors are handled in the loop; anything reaching here is a bug in the
             # kernel itself, and the only safe answer is to stop everything loudly.
-            system.log.error("runtime_task_failed", actor=self.name, error=repr(error))
+            system.log.exception("runtime_task_failed", actor=self.name, error=repr(error))
             system.fail(error)
         finally:
             if self._drain_gen == gen:
@@ -311,8 +311,12 @@ class ActorCell(Generic[M, R]):
         try:
             await self.instance.on_failure(error, envelope)
         except Exception as hook_error:  # a broken hook must not hide the original crash
-            self.system.log.error("on_failure_hook_failed", actor=self.name, error=repr(hook_error))
-        self.system.log.warning("actor_crashed", actor=self.name, error=repr(error))
+            self.system.log.exception(
+                "on_failure_hook_failed", actor=self.name, error=repr(hook_error)
+            )
+        # The crash is survived (the supervisor decides what happens next): its traceback
+        # is logged here, where it was caught, whether or not an asker hears of it.
+        self.system.log.warning("actor_crashed", actor=self.name, error=repr(error), exc_info=error)
         self.parent.child_failed(self, error)  # type: ignore[arg-type]
 
     def _fail_envelope(
@@ -331,7 +335,7 @@ class ActorCell(Generic[M, R]):
             try:
                 await instance.on_stop()
             except Exception as exc:
-                self.system.log.error("on_stop_failed", actor=self.name, error=repr(exc))
+                self.system.log.exception("on_stop_failed", actor=self.name, error=repr(exc))
         self._mark_stopped()
 
     def _mark_stopped(self) -> None:

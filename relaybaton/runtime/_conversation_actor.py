@@ -227,7 +227,11 @@ class ConversationActor(Actor[KernelMessage, object]):
         elif type(message) is BatonPass:
             try:
                 conversation = conversations.accept(message, self.agent_name)
-            except OwnershipError:
+            except OwnershipError as exc:
+                # Fencing at work, not a fault: the dead letter is counted at warning level.
+                self.context.system.log.debug(
+                    "baton_refused", conversation_id=message.conversation_id, exc_info=exc
+                )
                 self._stale(message)
                 return None
             handle = OwnerHandle(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+from relaybaton.errors import ConfigError
+
 __all__ = ["ARMED", "FAILPOINTS", "failpoint"]
 
 FAILPOINTS = (
@@ -39,7 +41,7 @@ def _arm() -> None:
         return
     name, _, count = spec.partition(":")
     if name not in FAILPOINTS:
-        raise ValueError(
+        raise ConfigError(
             f"RELAYBATON_FAILPOINT={spec!r}: unknown failpoint; use one of {', '.join(FAILPOINTS)}"
         )
     _armed[name] = int(count or "1")

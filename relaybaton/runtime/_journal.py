@@ -275,7 +275,7 @@ class Journal(Generic[T]):
         except Exception as exc:
             # A journal that cannot write must stop the runtime loudly, not drop records.
             self.failure = exc
-            _log.error("journal_write_failed", error=repr(exc))
+            _log.exception("journal_write_failed", error=repr(exc))
             for _, future in self._waiters:
                 if not future.done():
                     future.set_exception(exc)

@@ -16,7 +16,7 @@ import asyncio
 from collections import deque
 from typing import Generic, TypeVar, final
 
-from relaybaton.errors import ActorStoppedError, MailboxFullError
+from relaybaton.errors import ActorStoppedError, ConfigError, MailboxFullError
 
 __all__ = ["Mailbox", "MailboxClosed"]
 
@@ -38,7 +38,7 @@ class Mailbox(Generic[T]):
 
     def __init__(self, owner: str, capacity: int = 1000) -> None:
         if capacity < 1:
-            raise ValueError(f"mailbox capacity must be at least 1, got {capacity}")
+            raise ConfigError(f"mailbox capacity must be at least 1, got {capacity}")
         self.owner = owner
         self.capacity = capacity
         # A list, not a deque: an empty deque is 760 bytes, a list holding one item 88, and

@@ -101,7 +101,7 @@ class Registry:
             try:
                 listener(conversation.id, event)
             except Exception as exc:  # a broken subscriber must not break a conversation
-                self.system.log.error("event_listener_failed", error=repr(exc), exc_info=True)
+                self.system.log.exception("event_listener_failed", error=repr(exc))
 
     def record(self, conversation_id: str, event: msgspec.Struct) -> None:
         """Keep a trace event when tracing is on (anyone may trace; it changes no state)."""

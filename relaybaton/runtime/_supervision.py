@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
 import msgspec
 
-from relaybaton.errors import EscalationError
+from relaybaton.errors import ConfigError, EscalationError
 from relaybaton.runtime._actor import Actor, ActorRef
 from relaybaton.runtime._cell import ActorCell
 
@@ -130,7 +130,7 @@ class Supervisor:
         parent: Supervisor | None = None,
     ) -> None:
         if max_restarts < 0 or within <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"supervisor {name!r}: max_restarts must be >= 0 and within > 0, "
                 f"got {max_restarts} and {within}"
             )

@@ -107,6 +107,10 @@ class Turns(Registry):
                 bounded=False,
             )
         except ActorStoppedError as exc:
+            # The dead letter is logged at warning already; the turn fails with this error.
+            self.system.log.info(
+                "turn_undeliverable", conversation_id=conversation.id, agent=agent, exc_info=exc
+            )
             if type(message) is BatonPass and conversation.in_flight is message:
                 # The baton cannot reach its target (its activation is stopping): it goes
                 # back to the sender under a new epoch, so the conversation keeps exactly one

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import msgspec
 
+from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested
+
 __all__ = [
+    "ApprovalDecidedEvent",
+    "ApprovalRequestedEvent",
     "BatonPass",
     "HandoffEvent",
     "KernelMessage",
@@ -96,4 +100,42 @@ class PausedEvent(
     at: float
 
 
-TraceEvent = HandoffEvent | ReplyEvent | PausedEvent
+# The journal spells its records' tag ``type`` and cannot change it (journals on disk are
+# read back); every event a listener, ``run --json`` or the service shows spells it
+# ``kind``. So the approval records go out as these subclasses: the same fields and class,
+# the event stream's tag field.
+
+
+class ApprovalRequestedEvent(
+    ApprovalRequested,
+    frozen=True,
+    kw_only=True,
+    gc=False,
+    tag_field="kind",
+    tag="approval_requested",
+):
+    """A step waits for a person (the journal's ``ApprovalRequested``, as an event)."""
+
+    @classmethod
+    def of(cls, request: ApprovalRequested) -> ApprovalRequestedEvent:
+        """The event for a journal record."""
+        return cls(**msgspec.structs.asdict(request))
+
+
+class ApprovalDecidedEvent(
+    ApprovalDecided,
+    frozen=True,
+    kw_only=True,
+    gc=False,
+    tag_field="kind",
+    tag="approval_decided",
+):
+    """A person decided (the journal's ``ApprovalDecided``, as an event)."""
+
+    @classmethod
+    def of(cls, decided: ApprovalDecided) -> ApprovalDecidedEvent:
+        """The event for a journal record."""
+        return cls(**msgspec.structs.asdict(decided))
+
+
+TraceEvent = HandoffEvent | ReplyEvent | PausedEvent | ApprovalRequestedEvent | ApprovalDecidedEvent

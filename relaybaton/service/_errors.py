@@ -8,12 +8,11 @@ native API and the OpenAI-compatible endpoint alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import final
-
 import msgspec
 
-from relaybaton.errors import RelaybatonError
+# ApiError lives with every other exception (relaybaton.errors); service code imports it
+# from here, next to the encoder of the answer it becomes.
+from relaybaton.errors import ApiError
 
 __all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_json"]
 
@@ -50,35 +49,6 @@ class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _encoder = msgspec.json.Encoder()
-
-
-@final
-class ApiError(RelaybatonError):
-    """A request the service refuses; the middleware turns it into an error answer.
-
-    It never leaves the service: handlers raise it, the middleware answers it and counts
-    it by ``code``.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str,
-        param: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
-        self.headers = dict(headers or {})
-
-    def body(self) -> bytes:
-        """The JSON error answer."""
-        return error_json(self.status, self.message, code=self.code, param=self.param)
 
 
 def error_json(status: int, message: str, *, code: str, param: str | None = None) -> bytes:

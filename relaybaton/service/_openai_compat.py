@@ -22,6 +22,7 @@ import time
 from typing import final
 
 import msgspec
+import structlog
 from aiohttp import web
 
 from relaybaton.actors import ModelCallEvent, ReplyDeltaEvent
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from relaybaton.service._server import Service
 
 __all__ = ["OpenAICompat"]
+
+_log = structlog.get_logger("relaybaton.service")
 
 _encoder = msgspec.json.Encoder()
 _CHUNK_CHARS = 24
@@ -315,6 +318,7 @@ class OpenAICompat:
                     }
                     await response.write(b"data: " + _encoder.encode(usage) + b"\n\n")
             await response.write(b"data: [DONE]\n\n")
-        except (ConnectionResetError, ConnectionError):
-            pass  # the client left; the turn goes on and its result is kept
+        except ConnectionError as exc:  # ConnectionResetError is one
+            # The client left; the turn goes on and its result is kept.
+            _log.debug("completion_stream_closed_by_client", message_id=message_id, exc_info=exc)
         return response

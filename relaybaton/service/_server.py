@@ -302,7 +302,7 @@ class Service:
             status = exc.status
             self.metrics.refusals.labels(exc.code).inc()
             return web.Response(
-                body=exc.body(),
+                body=error_json(exc.status, exc.message, code=exc.code, param=exc.param),
                 status=exc.status,
                 content_type="application/json",
                 headers=exc.headers,
@@ -316,7 +316,8 @@ class Service:
                 content_type="application/json",
             )
         except Exception as exc:
-            self.log.error("request_failed", route=route, error=repr(exc))
+            # The client gets a clean 500; the traceback goes to the log, never to the body.
+            self.log.exception("request_failed", route=route, error=repr(exc))
             return web.Response(
                 body=error_json(500, "internal error; the server logged it", code="internal"),
                 status=500,
@@ -502,7 +503,7 @@ def conversation_view(conversation: Conversation) -> dict[str, object]:
         for agent, entry in conversation.usage_by_agent().items()
     }
     return {
-        "id": conversation.id,
+        "conversation_id": conversation.id,
         "owner": conversation.owner,
         "epoch": conversation.epoch,
         "status": str(conversation.status),

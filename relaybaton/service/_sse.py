@@ -17,11 +17,14 @@ from typing import NamedTuple, final
 
 import anyio
 import msgspec
+import structlog
 from aiohttp import web
 
 from relaybaton.runtime import Conversations
 
 __all__ = ["EventHub", "EventLog", "LoggedEvent", "stream_events"]
+
+_log = structlog.get_logger("relaybaton.service")
 
 _encoder = msgspec.json.Encoder()
 
@@ -34,9 +37,13 @@ class LoggedEvent(NamedTuple):
     event: msgspec.Struct
 
     def data(self, conversation_id: str) -> dict[str, object]:
-        """The event as JSON-ready data, with its id, conversation and message."""
+        """The event as JSON-ready data, with its id, conversation and message.
+
+        Every id is named for what it identifies (``event_id``, as in ``Last-Event-ID``),
+        and the event's own fields follow, ``kind`` first.
+        """
         body: dict[str, object] = {
-            "id": self.id,
+            "event_id": self.id,
             "conversation_id": conversation_id,
             "message_id": self.message_id,
         }
@@ -182,7 +189,12 @@ async def stream_events(
         while True:
             events, missed = log.after(last_id)
             if missed:
-                gap = {"kind": "gap", "missed": missed, "after": last_id}
+                gap = {
+                    "kind": "gap",
+                    "conversation_id": conversation_id,
+                    "missed": missed,
+                    "after": last_id,
+                }
                 await response.write(b"event: gap\ndata: %s\n\n" % _encoder.encode(gap))
             if events:
                 await response.write(b"".join(_frame(e, conversation_id) for e in events))
@@ -193,8 +205,9 @@ async def stream_events(
             await log.wait(keepalive_s)
             if not log.after(last_id)[0] and not log.closed:
                 await response.write(b": keep-alive\n\n")
-    except (ConnectionResetError, ConnectionError):
-        pass  # the client left; its conversation goes on without it
+    except ConnectionError as exc:  # ConnectionResetError is one
+        # The client left; its conversation goes on without it. Clients leave all the time.
+        _log.debug("event_stream_closed_by_client", conversation_id=conversation_id, exc_info=exc)
     finally:
         log.readers -= 1
     return response

@@ -392,6 +392,7 @@ def create_otlp_exporter(
     except ImportError:
         structlog.get_logger("relaybaton.service").warning(
             "otlp_unavailable",
+            exc_info=True,
             hint="OTEL_EXPORTER_OTLP_ENDPOINT is set but the otel extra is not installed; "
             "pip install 'relaybaton[otel]'. Spans stay in the in-memory ring.",
         )

@@ -37,6 +37,7 @@ from typing import Any, Final, TypeVar, final
 
 import anyio
 import psycopg
+import structlog
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -51,6 +52,8 @@ from relaybaton.runtime._store import (
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "open_postgres_store"]
+
+_log = structlog.get_logger("relaybaton.stores")
 
 T = TypeVar("T")
 
@@ -448,6 +451,8 @@ class _Link:
                             store=store.where,
                         ) from exc
                     store.reconnects += 1
+                    # Survived by reconnecting once: the only place its traceback is kept.
+                    _log.warning("journal_reconnect", store=store.where, exc_info=exc)
                 except RelaybatonError:
                     raise  # refused by us (a stale epoch): the transaction rolled back cleanly
                 except BaseException:

@@ -15,6 +15,7 @@ from relaybaton.actors import (
     strip_tool_calls,
 )
 from relaybaton.adapters import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
+from relaybaton.errors import ConfigError
 
 REFUND = Agent(name="refund", description="Refunds for orders.")
 
@@ -91,12 +92,12 @@ def test_an_invalid_agent_name_is_refused_with_the_rule(name: str) -> None:
         f"agent name {name!r} must start with a letter and use only letters, digits, '_' and "
         "'-' (at most 64 characters)"
     )
-    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
         Agent(name=name)
 
 
 def test_max_turns_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="agent 'a': max_turns must be at least 1"):
+    with pytest.raises(ConfigError, match="agent 'a': max_turns must be at least 1"):
         Agent(name="a", max_turns=0)
 
 

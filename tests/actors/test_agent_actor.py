@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import anyio
@@ -262,6 +263,20 @@ async def test_a_tool_that_raises_is_a_tool_error_with_the_exception() -> None:
         is_error=True,
     )
     assert result.text == "It failed."
+
+
+async def test_a_tool_that_raises_is_logged_with_its_traceback(captured_logs: list[str]) -> None:
+    def explode(order_id: str) -> str:
+        raise LookupError(f"no order {order_id}")
+
+    result, _, _ = await solo(
+        [tool_call("explode", order_id="AB-1"), "It failed."], tools=(FunctionTool(explode),)
+    )
+    assert result.text == "It failed."  # the turn survived the tool's failure
+    [record] = [json.loads(line) for line in captured_logs if '"tool_failed"' in line]
+    assert (record["level"], record["tool"]) == ("warning", "explode")
+    assert "in explode" in record["exception"]
+    assert record["exception"].rstrip().endswith("LookupError: no order AB-1")
 
 
 async def test_a_non_retryable_model_error_ends_the_turn_with_an_error_result() -> None:

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from relaybaton.actors import FunctionTool, ToolContext, function_tool
-from relaybaton.errors import ToolArgumentsError, ToolError
+from relaybaton.errors import ConfigError, ToolArgumentsError, ToolError
 
 pytestmark = pytest.mark.anyio
 
@@ -93,7 +93,7 @@ def test_var_args_cannot_be_described() -> None:
         return sum(values)
 
     with pytest.raises(
-        TypeError, match=r"tool 'spread': \*args and \*\*kwargs cannot be described"
+        ConfigError, match=r"tool 'spread': \*args and \*\*kwargs cannot be described"
     ):
         FunctionTool(spread)
 

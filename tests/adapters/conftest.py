@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import pytest
-import structlog
 
 from tests.adapters._servers import FakeServer
 
@@ -66,29 +65,3 @@ async def server() -> AsyncIterator[FakeServer]:
         yield fake
     finally:
         await fake.stop()
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[list[str]]:
-    """Route structlog through the redaction processor into a list of rendered lines."""
-    from relaybaton.adapters._redact import redact_processor
-
-    lines: list[str] = []
-
-    def sink(logger: object, method: str, event: Any) -> str:
-        lines.append(str(event))
-        raise structlog.DropEvent
-
-    structlog.configure(
-        processors=[
-            structlog.processors.format_exc_info,
-            redact_processor,
-            structlog.processors.JSONRenderer(),
-            sink,
-        ],
-        cache_logger_on_first_use=False,
-    )
-    try:
-        yield lines
-    finally:
-        structlog.reset_defaults()

@@ -126,5 +126,5 @@ def test_flow_prices_override_the_shipped_table_and_bad_entries_are_named() -> N
     table = PriceTable.default({"openai": {"gpt-5.2": {"input": 1.0, "output": 2.0}}})
     usage = Usage(input_tokens=1_000_000, cached_input_tokens=1_000_000, output_tokens=0)
     assert table.cost("openai", "gpt-5.2", usage) == pytest.approx(1.0)  # no cached price
-    with pytest.raises(ValueError, match=r"at `openai.gpt-x`"):
+    with pytest.raises(ConfigError, match=r"at `openai.gpt-x`"):
         PriceTable.default({"openai": {"gpt-x": {"input": "cheap"}}})

@@ -10,6 +10,7 @@ from relaybaton.adapters import RetryPolicy, sending_once
 from relaybaton.adapters._retry import recording_retries
 from relaybaton.errors import (
     BadRequestError,
+    ConfigError,
     ModelOverloadedError,
     ModelTimeoutError,
     RateLimitedError,
@@ -103,7 +104,7 @@ async def test_a_stream_cut_before_emitting_is_retried() -> None:
 
 
 def test_policy_rejects_zero_attempts_with_a_message() -> None:
-    with pytest.raises(ValueError, match="expected >= 1, got 0"):
+    with pytest.raises(ConfigError, match="expected >= 1, got 0"):
         RetryPolicy(attempts=0)
 
 

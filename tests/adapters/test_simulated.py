@@ -18,7 +18,7 @@ from relaybaton.adapters import (
     ToolSpec,
     UserMessage,
 )
-from relaybaton.errors import ModelOverloadedError
+from relaybaton.errors import ConfigError, ModelOverloadedError
 from relaybaton.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -185,7 +185,7 @@ async def test_an_error_rate_raises_a_retryable_overload_error() -> None:
 
 
 def test_an_error_rate_outside_zero_to_one_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"error_rate must be within \[0, 1\], got 1.5"):
+    with pytest.raises(ConfigError, match=r"error_rate must be within \[0, 1\], got 1.5"):
         SimulatedModel(error_rate=1.5)
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from relaybaton.cli import main
+from tests._spelling import assert_event_spelling, assert_no_bare_id
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER_SERVICE = str(ROOT / "examples" / "customer_service.toml")
 CODE_REVIEW = str(ROOT / "examples" / "code_review.toml")
 REFUND = "I want a refund of $42 for order AB-1234, it arrived damaged"
+CRASH_FLOW = str(ROOT / "tests" / "integration" / "crash_flow" / "flow.toml")
 BILLING = "Why was I charged twice on my invoice?"
 
 
@@ -179,3 +181,41 @@ def test_a_model_override_for_every_slot_is_used(capsys: pytest.CaptureFixture[s
     report = json.loads(capsys.readouterr().out)
     models = {e["model"] for e in report["events"] if e["kind"] == "model_call"}
     assert models == {"simulated:other"}
+
+
+def test_every_json_event_spells_kind_and_no_id_is_bare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYBATON_TEST_EFFECTS", str(tmp_path / "effects.jsonl"))
+    assert main(["run", CUSTOMER_SERVICE, "-m", REFUND, "-m", BILLING, "--json"]) == 0
+    handed = json.loads(capsys.readouterr().out)
+    assert_no_bare_id(handed, "run --json")
+    kinds = set(assert_event_spelling(handed["events"], "run --json"))
+    assert kinds >= {"model_call", "tool_call", "handoff", "reply"}
+
+    store = str(tmp_path / "journal.db")
+    refund = "I want a refund of $150 for order CD-5678"
+    run = ["run", CRASH_FLOW, "--store", store, "-m", refund, "--conversation", "c1", "--json"]
+    assert main(run) == 0
+    paused = json.loads(capsys.readouterr().out)
+    assert_no_bare_id(paused, "run --json")
+    kinds = set(assert_event_spelling(paused["events"], "run --json"))
+    assert kinds >= {"approval_requested", "paused"}
+    for request in paused["approvals"]:
+        assert_no_bare_id(request, "run --json approvals")
+
+    assert main(["approvals", "list", "--store", store, "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert_no_bare_id(listed, "approvals list --json")
+    assert (listed["conversation_id"], listed["tool"]) == ("c1", "issue_refund")
+    assert main(["approvals", "approve", listed["approval_id"], "--store", store]) == 0
+    assert main(["resume", CRASH_FLOW, "--store", store, "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    for item in [*resumed["conversations"], *resumed["approvals"]]:
+        assert_no_bare_id(item, "resume --json")
+
+    assert main(["conversations", "show", "c1", "--store", store, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert_no_bare_id(shown, "conversations show --json")
+    kinds = set(assert_event_spelling(shown["events"], "conversations show --json"))
+    assert kinds >= {"approval_requested", "approval_decided", "reply"}

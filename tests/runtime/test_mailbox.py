@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from relaybaton.errors import ActorStoppedError, MailboxFullError
+from relaybaton.errors import ActorStoppedError, ConfigError, MailboxFullError
 from relaybaton.runtime._mailbox import Mailbox, MailboxClosed
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +39,7 @@ def test_an_unbounded_put_goes_past_the_capacity() -> None:
 
 
 def test_a_capacity_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="mailbox capacity must be at least 1, got 0"):
+    with pytest.raises(ConfigError, match="mailbox capacity must be at least 1, got 0"):
         Mailbox("a", capacity=0)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import anyio
 import pytest
 
-from relaybaton.errors import EscalationError
+from relaybaton.errors import ConfigError, EscalationError
 from relaybaton.runtime import Actor, ActorRef, Strategy, Supervisor, open_system
 from relaybaton.testing import FakeClock
 
@@ -65,6 +66,23 @@ async def test_a_crash_restarts_the_children_its_strategy_names(
         assert {name: made[name] - 1 for name in "abc"} == {
             name: int(name in restarted) for name in "abc"
         }
+
+
+async def test_a_crash_the_supervisor_survives_is_logged_with_its_traceback(
+    captured_logs: list[str],
+) -> None:
+    made: Counter[str] = Counter()
+    async with open_system(clock=FakeClock()) as system:
+        supervisor = system.spawn_supervisor("sv")
+        refs = await _children(supervisor, ["a"], made, [])
+        refs["a"].tell("crash")
+        await anyio.wait_all_tasks_blocked()
+        assert await refs["a"].ask("after") == "after"  # restarted, and serving
+    [record] = [json.loads(line) for line in captured_logs if '"actor_crashed"' in line]
+    assert (record["level"], record["actor"]) == ("warning", "a")
+    assert record["exception"].startswith("Traceback (most recent call last):")
+    assert "in receive" in record["exception"]
+    assert record["exception"].rstrip().endswith("RuntimeError: a crashed")
 
 
 async def test_restarts_within_the_window_beyond_the_intensity_escalate() -> None:
@@ -201,5 +219,5 @@ async def test_a_sibling_restart_fails_the_message_it_was_handling_and_keeps_the
 
 
 def test_a_supervisor_refuses_a_meaningless_intensity() -> None:
-    with pytest.raises(ValueError, match="max_restarts must be >= 0 and within > 0, got -1 and 5"):
+    with pytest.raises(ConfigError, match="max_restarts must be >= 0 and within > 0, got -1 and 5"):
         Supervisor(None, "sv", max_restarts=-1)  # type: ignore[arg-type]

@@ -92,6 +92,36 @@ async def test_unknown_conversation_and_bad_ids_get_404_and_400_in_the_error_sha
         assert (await route.json())["error"]["type"] == "not_found_error"
 
 
+async def test_a_handler_crash_is_a_clean_500_and_its_traceback_is_logged(
+    monkeypatch: pytest.MonkeyPatch, captured_logs: list[str]
+) -> None:
+    def broken_view(conversation: object) -> dict[str, object]:
+        raise ZeroDivisionError("the view divided by zero")
+
+    async with serving() as served, aiohttp.ClientSession() as http:
+        url = f"{served.url}/v1/conversations/c500"
+        await http.post(f"{url}/messages", json={"text": "hello"})
+        monkeypatch.setattr("relaybaton.service._server.conversation_view", broken_view)
+        answer = await http.get(url)
+        assert answer.status == 500
+        body = await answer.text()
+    assert json.loads(body) == {
+        "error": {
+            "message": "internal error; the server logged it",
+            "type": "server_error",
+            "param": None,
+            "code": "internal",
+        }
+    }
+    assert "Traceback" not in body
+    assert "ZeroDivisionError" not in body
+    [record] = [json.loads(line) for line in captured_logs if '"request_failed"' in line]
+    assert record["level"] == "error"
+    assert record["exception"].startswith("Traceback (most recent call last):")
+    assert "in broken_view" in record["exception"]
+    assert record["exception"].rstrip().endswith("ZeroDivisionError: the view divided by zero")
+
+
 async def test_events_stream_replays_after_last_event_id_and_sends_keepalives() -> None:
     limits = ServiceLimits(keepalive_s=0.05)
     async with serving(limits=limits) as served, aiohttp.ClientSession() as http:

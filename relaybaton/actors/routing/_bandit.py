@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import TypeVar, final
 
 from relaybaton.actors.routing._features import TaskFeatures
+from relaybaton.errors import ConfigError
 
 __all__ = ["LearnedRouter", "bucket_of", "numeric_features"]
 
@@ -205,9 +206,9 @@ class LearnedRouter:
         trust: float | None = None,
     ) -> None:
         if not 0.0 < decay <= 1.0:
-            raise ValueError(f"decay must be within (0, 1], got {decay}")
+            raise ConfigError(f"decay must be within (0, 1], got {decay}")
         if trust is not None and not 0.0 <= trust <= 1.0:
-            raise ValueError(f"trust must be within [0, 1] or None (learned), got {trust}")
+            raise ConfigError(f"trust must be within [0, 1] or None (learned), got {trust}")
         self.decay = decay
         self.prior_weight = prior_weight
         self.prior = prior

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol, final
 
 import msgspec
+import structlog
 
 from relaybaton.adapters import ModelRequest, ToolResultMessage, UserMessage
 from relaybaton.errors import ModelError
@@ -29,6 +30,9 @@ __all__ = [
     "TaskFeatures",
     "request_text",
 ]
+
+# A failed classification falls back to the heuristic and is counted in ``failures``.
+_log = structlog.get_logger("relaybaton.routing")
 
 
 class TaskFeatures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -227,8 +231,9 @@ class SlotClassifier:
         try:
             response = await self.slot.call(probe, agent="classifier")
             verdict = msgspec.json.decode(response.message.text, type=_Verdict)
-        except (ModelError, msgspec.DecodeError):
+        except (ModelError, msgspec.DecodeError) as exc:
             self.failures += 1
+            _log.info("classifier_failed", fallback="heuristic", exc_info=exc)
             return base
         return msgspec.structs.replace(
             base, complexity=max(0, min(10, verdict.complexity)), domain=verdict.domain or "general"

@@ -31,7 +31,7 @@ from relaybaton.actors.routing._bandit import LearnedRouter
 from relaybaton.actors.routing._features import TaskFeatures
 from relaybaton.actors.routing._rules import Rule, ordered
 from relaybaton.adapters import Capabilities, ModelAdapter, Usage
-from relaybaton.errors import BudgetExceededError, NoCapableModelError
+from relaybaton.errors import BudgetExceededError, ConfigError, NoCapableModelError
 
 __all__ = ["Budgets", "Candidate", "Decision", "HealthView", "Router", "violates"]
 
@@ -149,13 +149,13 @@ class Router:
         max_tracked: int = 100_000,
     ) -> None:
         if not candidates:
-            raise ValueError("a router needs at least one candidate")
+            raise ConfigError("a router needs at least one candidate")
         self.candidates = tuple(candidates)
         self.by_name = {c.name: c for c in self.candidates}
         self.rules = ordered(rules)
         unknown = [r for r in self.rules if r.use not in self.by_name]
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"{unknown[0].label} uses {unknown[0].use!r}, which is not a candidate; "
                 f"candidates: {', '.join(self.by_name)}"
             )

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import final
 
 from relaybaton.actors.routing._features import TaskFeatures
+from relaybaton.errors import ConfigError
 
 __all__ = ["Rule", "RuleProblem", "check_rules", "parse_condition"]
 
@@ -84,7 +85,7 @@ def parse_condition(text: str) -> _Region:
         if match := _NUM_COND.match(part):
             feature, op, number = match.group(1), match.group(2), float(match.group(3))
             if feature not in NUMERIC:
-                raise ValueError(
+                raise ConfigError(
                     f"unknown feature `{feature}` in `{part}`; expected one of "
                     f"{', '.join(NUMERIC)}, vision, tools, domain"
                 )
@@ -101,7 +102,7 @@ def parse_condition(text: str) -> _Region:
         if match := _DOMAIN_IN.match(part):
             region.domain_only(frozenset(_QUOTED.findall(match.group(1))))
             continue
-        raise ValueError(
+        raise ConfigError(
             f"cannot read condition `{part}`; expected e.g. `complexity <= 3`, `vision`, "
             '`not tools`, `domain == "math"` or `domain in ["math", "code"]`, joined by `and`'
         )

@@ -50,8 +50,9 @@ class ShadowRunner:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("shadow_call_failed", error=repr(task.exception()))
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            _log.error("shadow_call_failed", error=repr(error), exc_info=error)
 
     async def aclose(self) -> None:
         """Refuse new calls, cancel the running ones and wait until they have ended."""

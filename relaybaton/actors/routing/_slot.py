@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, final
 
 import anyio
 import msgspec
+import structlog
 
 from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy
 from relaybaton.actors.routing._router import Decision
@@ -48,6 +49,7 @@ from relaybaton.adapters import (
     sending_once,
 )
 from relaybaton.errors import (
+    ConfigError,
     ModelError,
     ModelTimeoutError,
     StreamInterruptedError,
@@ -61,6 +63,10 @@ if TYPE_CHECKING:
     from relaybaton.actors.routing._shadow import ShadowRunner
 
 __all__ = ["ModelSlot"]
+
+# Retried attempts are expected and already published (ModelCallRecord, the metrics):
+# their tracebacks go to debug, not to every operator's screen.
+_log = structlog.get_logger("relaybaton.routing")
 
 
 @final
@@ -140,16 +146,16 @@ class ModelSlot:
         calls. Neither adapter is closed here: whoever made them closes them.
 
         Raises:
-            ValueError: a rollout is already running, or both adapters have one name.
+            ConfigError: a rollout is already running, or both adapters have one name.
         """
         incumbent = replaces or self.primary
         if self.rollout is not None and self.rollout.running:
-            raise ValueError(
+            raise ConfigError(
                 f"slot {self.name!r} already runs a rollout of {self.rollout.candidate.name!r}; "
                 "wait for it to be promoted or rolled back"
             )
         if candidate.name == incumbent.name:
-            raise ValueError(
+            raise ConfigError(
                 f"the new model {candidate.name!r} has the name of the one it replaces; "
                 "a rollout tells them apart by name"
             )
@@ -195,6 +201,7 @@ class ModelSlot:
                 wait = self._wait(exc, attempt, began)
                 if wait is None:
                     raise
+                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
                 await self.clock.sleep(wait)
                 continue
             finally:
@@ -358,6 +365,7 @@ class ModelSlot:
                 wait = self._wait(exc, attempt, began)
                 if wait is None:
                     raise
+                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
                 avoid.append(name)
                 await self.clock.sleep(wait)
                 continue
@@ -418,6 +426,11 @@ class ModelSlot:
             outcome = "ok" if response is not None else ModelTimeoutError.__name__
         except Exception as exc:
             outcome = type(exc).__name__
+            # The candidate's model errors are what the rollout measures; anything else is
+            # a bug worth a look.
+            (_log.debug if isinstance(exc, ModelError) else _log.warning)(
+                "shadow_call_failed", slot=self.name, model=adapter.name, exc_info=exc
+            )
         finally:
             rollout.shadow_in_flight -= 1
         if response is not None:
@@ -517,6 +530,7 @@ class ModelSlot:
                 wait = None if emitted else self._wait(exc, attempt, began)
                 if wait is None:
                     raise
+                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
                 await self.clock.sleep(wait)
                 continue
             finally:

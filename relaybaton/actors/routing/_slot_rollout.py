@@ -20,6 +20,7 @@ import msgspec
 
 from relaybaton.actors.routing._rollout import Rollout, RolloutState
 from relaybaton.adapters import ModelAdapter
+from relaybaton.errors import ConfigError
 
 __all__ = ["RolloutEvent", "SlotRollout"]
 
@@ -51,7 +52,7 @@ class SlotRollout:
         shadow_timeout_s: float = 60.0,
     ) -> None:
         if shadow_limit < 1:
-            raise ValueError(f"shadow_limit must be at least 1, got {shadow_limit}")
+            raise ConfigError(f"shadow_limit must be at least 1, got {shadow_limit}")
         self.slot = slot
         self.incumbent = incumbent
         self.candidate = candidate

@@ -12,6 +12,8 @@ import bisect
 from collections import deque
 from typing import NamedTuple, final
 
+from relaybaton.errors import ConfigError
+
 __all__ = ["SlidingWindow"]
 
 
@@ -32,7 +34,7 @@ class SlidingWindow:
 
     def __init__(self, *, horizon_s: float = 60.0, max_count: int = 200) -> None:
         if horizon_s <= 0 or max_count < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"a window needs horizon_s > 0 and max_count >= 1, got {horizon_s} and {max_count}"
             )
         self.horizon_s = horizon_s

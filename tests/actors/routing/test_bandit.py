@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from relaybaton.actors.routing import LearnedRouter, TaskFeatures
 from relaybaton.actors.routing._bandit import bucket_of
+from relaybaton.errors import ConfigError
 
 
 def test_within_one_bucket_more_number_words_raise_the_strong_models_gain() -> None:
@@ -149,5 +150,5 @@ def test_trust_starts_at_the_length_prior_and_is_learned_only_from_unseen_grades
 
 
 def test_a_trust_outside_zero_and_one_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"trust must be within \[0, 1\] or None"):
+    with pytest.raises(ConfigError, match=r"trust must be within \[0, 1\] or None"):
         LearnedRouter(trust=1.5)

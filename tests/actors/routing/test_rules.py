@@ -6,6 +6,7 @@ import pytest
 
 from relaybaton.actors.routing import Rule, TaskFeatures
 from relaybaton.actors.routing._rules import check_rules
+from relaybaton.errors import ConfigError
 
 
 def _rules(*specs: tuple[str, str] | tuple[str, str, int]) -> list[Rule]:
@@ -88,7 +89,7 @@ def test_domain_rules_are_checked_too() -> None:
 
 
 def test_unreadable_conditions_say_what_was_expected() -> None:
-    with pytest.raises(ValueError, match="cannot read condition `complexity ~ 3`"):
+    with pytest.raises(ConfigError, match="cannot read condition `complexity ~ 3`"):
         Rule("complexity ~ 3", "a")
-    with pytest.raises(ValueError, match="unknown feature `cost`"):
+    with pytest.raises(ConfigError, match="unknown feature `cost`"):
         Rule("cost > 5", "a")

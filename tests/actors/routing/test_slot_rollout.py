@@ -24,7 +24,7 @@ from relaybaton.adapters import (
     RetryPolicy,
     UserMessage,
 )
-from relaybaton.errors import ModelOverloadedError
+from relaybaton.errors import ConfigError, ModelOverloadedError
 from relaybaton.runtime import open_system
 from relaybaton.testing import FakeClock, ScriptedModel, tool_call
 
@@ -228,10 +228,10 @@ async def test_a_retry_after_the_new_model_failed_goes_to_the_incumbent() -> Non
 
 def test_start_rollout_refuses_a_second_rollout_and_a_same_named_model() -> None:
     slot = ModelSlot("general", _answer("old"), clock=FakeClock())
-    with pytest.raises(ValueError, match="has the name of the one it replaces"):
+    with pytest.raises(ConfigError, match="has the name of the one it replaces"):
         slot.start_rollout(_answer("old"))
     slot.start_rollout(_answer("new"))
-    with pytest.raises(ValueError, match="already runs a rollout of 'new'"):
+    with pytest.raises(ConfigError, match="already runs a rollout of 'new'"):
         slot.start_rollout(_answer("newer"))
 
 
