@@ -9,7 +9,7 @@ The tree::
     │   ├── AskTimeoutError              (also TimeoutError) no reply before the deadline
     │   ├── CalleeFailedError            the callee raised while handling the request
     │   └── EscalationError              a supervisor gave up: restart intensity exceeded
-    ├── OwnershipError                   a baton rule (DESIGN.md invariants 1-4, 6, 9) refused
+    ├── OwnershipError                   a baton rule (invariants 1-4, 6, 9) refused
     │   ├── NotOwnerError                the actor acted for a conversation it does not own
     │   ├── StaleEpochError              the write carried an epoch older than the current one
     │   ├── UndeclaredHandoffError       a handoff to an agent not listed in the sender's edges
@@ -236,7 +236,7 @@ class ApprovalError(RelaybatonError):
 
 
 class LimitExceededError(RelaybatonError):
-    """A bound of DESIGN.md invariant 7 was reached; the turn ends with this error."""
+    """A bound of docs/architecture.md invariant 7 was reached; the turn ends with this error."""
 
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)

@@ -1,4 +1,4 @@
-"""The agent actor: the turn loop of DESIGN.md, run for one (agent, conversation).
+"""The agent actor: the turn loop of docs/architecture.md, run for one (agent, conversation).
 
 A turn: build the model request from the transcript, call the model through the agent's
 slot, and for each tool call run the tool (a function, or another agent asked over

@@ -1,4 +1,4 @@
-"""The baton's invariants (DESIGN.md 1-7 and 9) under random interleavings on a real runtime.
+"""The baton's invariants (docs/architecture.md 1-7, 9) under random interleavings, for real.
 
 Four agents run on one ``ScriptedModel`` whose script is a function: each model call takes
 the next decision from a per-conversation plan that hypothesis chose (reply, hand off along

@@ -1,4 +1,4 @@
-"""The baton registry: each ownership invariant of DESIGN.md, one focused example at a time.
+"""The baton registry: each invariant of docs/architecture.md, one focused example at a time.
 
 The agents here are small ``ConversationActor`` subclasses whose behaviour each test writes
 out, so every interleaving is explicit.

@@ -1,8 +1,8 @@
 """Model slots: the name an agent binds to, and the adapter behind it right now.
 
-A slot is the seam of hot-swap (DESIGN.md invariant 8): ``call`` reads the adapter once, at
-the start of an attempt, so a call begun on the old adapter finishes there while calls that
-start after ``swap`` go to the new one; nothing is dropped or sent twice.
+A slot is the seam of hot-swap (invariant 8 of docs/architecture.md): ``call`` reads the
+adapter once, at the start of an attempt, so a call begun on the old adapter finishes there
+while calls that start after ``swap`` go to the new one; nothing is dropped or sent twice.
 
 A slot may also hold several candidates and a router: then each attempt asks the router
 (once, at its start) which candidate takes it, the call's task features are classified once
