@@ -198,11 +198,8 @@ class ModelSlot:
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
                 attempt += 1
-                wait = self._wait(exc, attempt, began)
-                if wait is None:
+                if not await self._back_off(exc, name, attempt, began):
                     raise
-                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
-                await self.clock.sleep(wait)
                 continue
             finally:
                 in_flight[name] -= 1
@@ -210,10 +207,19 @@ class ModelSlot:
                 self._publish(request, agent, name, started, response, "ok", attempt)
             return response
 
-    def _wait(self, error: ModelError, failed: int, began: float) -> float | None:
-        """Return the seconds to wait after ``failed`` attempts, or None to raise ``error``."""
+    async def _back_off(self, error: ModelError, adapter: str, failed: int, began: float) -> bool:
+        """Wait before the next attempt after ``failed`` ones; False when ``error`` must raise.
+
+        The one retry rule of the slot, for calls, routed calls and streams: the policy says
+        how long (at least a provider's Retry-After) or that the deadline forbids a retry.
+        """
         elapsed = self.clock.now() - began
-        return self.retry.delay(error, retry=failed - 1, elapsed=elapsed, rng=self._random)
+        wait = self.retry.delay(error, retry=failed - 1, elapsed=elapsed, rng=self._random)
+        if wait is None:
+            return False
+        _log.debug("slot_attempt_retried", slot=self.name, model=adapter, exc_info=error)
+        await self.clock.sleep(wait)
+        return True
 
     def _publish(  # noqa: PLR0917 - private, and every caller passes all of them
         self,
@@ -362,12 +368,9 @@ class ModelSlot:
                 if self.rollout is not None:
                     self._observe(self.rollout, name, started, ok=False)
                 attempt += 1
-                wait = self._wait(exc, attempt, began)
-                if wait is None:
-                    raise
-                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
                 avoid.append(name)
-                await self.clock.sleep(wait)
+                if not await self._back_off(exc, name, attempt, began):
+                    raise
                 continue
             finally:
                 in_flight[name] -= 1
@@ -527,11 +530,8 @@ class ModelSlot:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
                 attempt += 1
                 # Text already shown is never asked for again, whatever the error says.
-                wait = None if emitted else self._wait(exc, attempt, began)
-                if wait is None:
+                if emitted or not await self._back_off(exc, name, attempt, began):
                     raise
-                _log.debug("slot_attempt_retried", slot=self.name, model=name, exc_info=exc)
-                await self.clock.sleep(wait)
                 continue
             finally:
                 in_flight[name] -= 1
