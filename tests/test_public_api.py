@@ -104,3 +104,13 @@ def test_an_upward_import_from_the_kernel_breaks_the_layers_contract(tmp_path: P
     done = _lint_imports(tmp_path)
     assert done.returncode != 0
     assert "relaybaton.runtime._probe -> relaybaton.actors" in done.stdout
+
+
+def test_no_module_of_the_package_is_over_600_lines() -> None:
+    # The house style splits a module before 600 lines: one concept per module.
+    long = {
+        str(path.relative_to(REPO)): lines
+        for path in PACKAGE.rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert long == {}

@@ -12,20 +12,19 @@ the calls a handoff cut short), so no provider is ever sent a history it rejects
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, final
+from typing import Any, Protocol
 
 import anyio
 import msgspec
 import structlog
 
-from relaybaton.actors._agent import Agent, AgentTool, Handoff, HistoryFilter
+from relaybaton.actors._agent import HistoryFilter
 from relaybaton.actors._approval import approval_gate
+from relaybaton.actors._compiled import CompiledAgent, FlowContext
 from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.actors.routing._router import Decision
-from relaybaton.actors.routing._slot import ModelSlot
 from relaybaton.adapters import (
     AssistantMessage,
     ChatMessage,
@@ -33,7 +32,6 @@ from relaybaton.adapters import (
     RequestMetadata,
     ToolCall,
     ToolResultMessage,
-    ToolSpec,
     UserMessage,
 )
 from relaybaton.errors import (
@@ -46,13 +44,13 @@ from relaybaton.errors import (
     ToolError,
     UnknownToolError,
 )
-from relaybaton.runtime import Clock, ConversationActor, Conversations, OwnerHandle, ToolScope
+from relaybaton.runtime import Clock, ConversationActor, OwnerHandle, ToolScope
 from relaybaton.runtime import _failpoints as failpoints
 from relaybaton.runtime._failpoints import failpoint
 from relaybaton.runtime._journal_events import Charged
 from relaybaton.runtime.messages import BatonPass, ToolRequest
 
-__all__ = ["AgentActor", "CompiledAgent", "FlowContext"]
+__all__ = ["AgentActor"]
 
 # A failure that ends a turn, or that a tool result tells the model about, is survived
 # here; these lines keep its traceback. Levels: debug for a tool's own ToolError (the model
@@ -67,49 +65,6 @@ class _AgentToolInput(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _agent_tool_input = msgspec.json.Decoder(_AgentToolInput)
-
-
-@final
-@dataclass(slots=True)
-class FlowContext:
-    """What the agent actors of one runtime share."""
-
-    conversations: Conversations
-    slots: dict[str, ModelSlot]
-    clock: Clock
-    agents: dict[str, CompiledAgent] = field(default_factory=dict)
-
-
-@final
-class CompiledAgent:
-    """An ``Agent`` prepared once: its tool specs and lookup tables."""
-
-    __slots__ = (
-        "agent",
-        "agent_tools",
-        "function_tools",
-        "handoffs",
-        "handoffs_by_target",
-        "owner_specs",
-        "slot",
-        "tool_specs",
-    )
-
-    def __init__(self, agent: Agent, slot: ModelSlot) -> None:
-        self.agent = agent
-        self.slot = slot  # the slot object is stable; a swap changes what it holds
-        self.function_tools: dict[str, FunctionTool | SchemaTool] = {}
-        self.agent_tools: dict[str, AgentTool] = {}
-        for tool in agent.tools:
-            if isinstance(tool, FunctionTool | SchemaTool):
-                self.function_tools[tool.name] = tool
-            else:
-                self.agent_tools[tool.name] = tool
-        edges = agent.handoff_edges
-        self.handoffs: dict[str, Handoff] = {h.tool_name: h for h in edges}
-        self.handoffs_by_target: dict[str, Handoff] = {h.target: h for h in edges}
-        self.tool_specs: tuple[ToolSpec, ...] = tuple(t.spec for t in agent.tools)
-        self.owner_specs: tuple[ToolSpec, ...] = self.tool_specs + tuple(h.spec for h in edges)
 
 
 class _Sink(Protocol):

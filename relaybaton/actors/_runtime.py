@@ -11,7 +11,8 @@ from functools import partial
 from typing import final
 
 from relaybaton.actors._agent import Agent, AgentTool
-from relaybaton.actors._agent_actor import AgentActor, CompiledAgent, FlowContext
+from relaybaton.actors._agent_actor import AgentActor
+from relaybaton.actors._compiled import CompiledAgent, FlowContext
 from relaybaton.actors.routing._shadow import open_shadow_runner
 from relaybaton.actors.routing._slot import ModelSlot
 from relaybaton.adapters import ChatMessage, ImagePart, ModelAdapter, RetryPolicy, UserMessage
