@@ -54,9 +54,9 @@ __all__ = ["AgentActor"]
 
 # A failure that ends a turn, or that a tool result tells the model about, is survived
 # here; these lines keep its traceback. Levels: debug for a tool's own ToolError (the model
-# is told and recovers; it happens often), info for a limit or a refused handoff, warning
-# for what someone should look at (a model that failed after its retries, a tool that
-# raised something else).
+# is told and recovers; it happens often), info for a limit, a refused handoff or a tool
+# that raised something else (the model is told too), warning for what someone should look
+# at (a model that failed after its retries, an agent used as a tool that failed).
 _log = structlog.get_logger("relaybaton.agents")
 
 
@@ -453,9 +453,9 @@ class AgentActor(ConversationActor):
             )
             content, is_error = f"agent tool {call.name!r} failed: {exc}", True
         except Exception as exc:  # a tool is user code: its failure is news for the model
-            _log.warning(
-                "tool_failed", conversation_id=conversation_id, tool=call.name, exc_info=exc
-            )
+            # Info, not warning: raising is how many tools refuse bad arguments, and the
+            # model is told and recovers; the traceback is here for whoever looks.
+            _log.info("tool_failed", conversation_id=conversation_id, tool=call.name, exc_info=exc)
             content, is_error = f"tool {call.name!r} raised {type(exc).__name__}: {exc}", True
         if call.name in self.compiled.agent_tools:
             kind = "agent"

@@ -274,7 +274,7 @@ async def test_a_tool_that_raises_is_logged_with_its_traceback(captured_logs: li
     )
     assert result.text == "It failed."  # the turn survived the tool's failure
     [record] = [json.loads(line) for line in captured_logs if '"tool_failed"' in line]
-    assert (record["level"], record["tool"]) == ("warning", "explode")
+    assert (record["level"], record["tool"]) == ("info", "explode")
     assert "in explode" in record["exception"]
     assert record["exception"].rstrip().endswith("LookupError: no order AB-1")
 
