@@ -29,7 +29,7 @@ from relaybaton.adapters._factory import create_model_adapter
 from relaybaton.adapters._http import Timeouts
 from relaybaton.adapters._metrics import ModelCallRecord
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
-from relaybaton.adapters._retry import RetryPolicy, sending_once
+from relaybaton.adapters._retry import RetryPolicy, retries_itself, sending_once
 from relaybaton.adapters._simulated import SimulatedModel
 
 __all__ = [
@@ -55,5 +55,6 @@ __all__ = [
     "Usage",
     "UserMessage",
     "create_model_adapter",
+    "retries_itself",
     "sending_once",
 ]

@@ -19,6 +19,7 @@ from typing import final
 
 from relaybaton.adapters._chat import ModelRequest, ModelResponse, StreamDone, StreamEvent
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
+from relaybaton.adapters._retry import retries_itself
 from relaybaton.errors import ModelOverloadedError
 from relaybaton.runtime import Clock
 
@@ -42,6 +43,11 @@ class FaultyModel:
     @property
     def name(self) -> str:
         return self.inner.name
+
+    @property
+    def retries_itself(self) -> bool:
+        """Whether the wrapped adapter retries on its own (see ``retries_itself``)."""
+        return retries_itself(self.inner)
 
     @property
     def capabilities(self) -> Capabilities:

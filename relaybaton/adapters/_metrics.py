@@ -22,7 +22,7 @@ from relaybaton.adapters._chat import (
     Usage,
 )
 from relaybaton.adapters._protocol import Capabilities, ModelAdapter
-from relaybaton.adapters._retry import RetryLog, recording_retries
+from relaybaton.adapters._retry import RetryLog, recording_retries, retries_itself
 from relaybaton.runtime import Clock, MonotonicClock
 
 __all__ = ["MeteredAdapter", "MetricsSink", "ModelCallRecord"]
@@ -88,6 +88,11 @@ class MeteredAdapter:
     def inner(self) -> ModelAdapter:
         """The wrapped adapter."""
         return self._inner
+
+    @property
+    def retries_itself(self) -> bool:
+        """Whether the wrapped adapter retries on its own (see ``retries_itself``)."""
+        return retries_itself(self._inner)
 
     @property
     def name(self) -> str:

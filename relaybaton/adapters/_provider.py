@@ -86,6 +86,8 @@ class ProviderAdapter:
         self._provider_name = provider_name or self.provider
         self._base_url = base_url.rstrip("/")
         self._retry = retry or RetryPolicy()
+        # Read by a retrying caller (a slot) to know it must mark its calls ``sending_once``.
+        self.retries_itself = self._retry.attempts > 1
         self._prices = prices or PriceTable.default()
         self._clock: Clock = clock or MonotonicClock()
         self._capabilities = capabilities or Capabilities()

@@ -35,6 +35,7 @@ __all__ = [
     "RetryPolicy",
     "current_retry_log",
     "recording_retries",
+    "retries_itself",
     "sending_once",
 ]
 
@@ -95,6 +96,18 @@ def sending_once() -> Iterator[None]:
         yield
     finally:
         _caller_retries.reset(token)
+
+
+def retries_itself(adapter: object) -> bool:
+    """Whether ``adapter`` retries failed sends on its own, so a retrying caller must wrap
+    its calls in ``sending_once``.
+
+    An adapter says so with a true ``retries_itself`` attribute (``ProviderAdapter`` does
+    when its policy allows more than one send; wrappers pass on their inner adapter's).
+    Offline models have none: a slot then skips the marker, which is a context change per
+    call that would be held for as long as the call is in flight.
+    """
+    return getattr(adapter, "retries_itself", False) is True
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):

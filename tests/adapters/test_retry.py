@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from relaybaton.adapters import RetryPolicy, sending_once
+from relaybaton.adapters import (
+    RetryPolicy,
+    SimulatedModel,
+    create_model_adapter,
+    retries_itself,
+    sending_once,
+)
+from relaybaton.adapters._metrics import MeteredAdapter
 from relaybaton.adapters._retry import recording_retries
 from relaybaton.errors import (
     BadRequestError,
@@ -133,3 +140,16 @@ async def test_inside_sending_once_a_policy_sends_once() -> None:
 def test_policy_rejects_negative_seconds_naming_the_field(field: str) -> None:
     with pytest.raises(ValueError, match=f"RetryPolicy.{field}: expected seconds >= 0, got -1"):
         RetryPolicy(**{field: -1.0})  # type: ignore[arg-type]
+
+
+def test_an_adapter_says_whether_it_retries_on_its_own_and_wrappers_pass_it_on() -> None:
+    retrying = create_model_adapter("openai-compatible:m", base_url="http://127.0.0.1:9")
+    single = create_model_adapter(
+        "openai-compatible:m", base_url="http://127.0.0.1:9", retry=RetryPolicy(attempts=1)
+    )
+    assert retries_itself(retrying)
+    assert not retries_itself(single)
+    # Offline models send once already: a slot needs no marker for them.
+    assert not retries_itself(SimulatedModel())
+    assert retries_itself(MeteredAdapter(retrying, lambda record: None))
+    assert not retries_itself(MeteredAdapter(SimulatedModel(), lambda record: None))

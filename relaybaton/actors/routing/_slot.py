@@ -26,6 +26,7 @@ it where it went, so the conversation's trace can say why.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, final
@@ -46,6 +47,7 @@ from relaybaton.adapters import (
     StreamDone,
     TextDelta,
     Usage,
+    retries_itself,
     sending_once,
 )
 from relaybaton.errors import (
@@ -63,6 +65,8 @@ if TYPE_CHECKING:
     from relaybaton.actors.routing._shadow import ShadowRunner
 
 __all__ = ["ModelSlot"]
+
+_AS_IS = contextlib.nullcontext()  # reusable: it keeps no state
 
 # Retried attempts are expected and already published (ModelCallRecord, the metrics):
 # their tracebacks go to debug, not to every operator's screen.
@@ -178,12 +182,12 @@ class ModelSlot:
         Raises ``NoCapableModelError`` or ``BudgetExceededError`` (not retried) when the
         slot's router refuses the call.
         """
-        with sending_once():  # the slot retries; its adapters send once
-            if self.router is not None or self.board is not None or self.rollout is not None:
+        if self.router is not None or self.board is not None or self.rollout is not None:
+            with sending_once():  # the slot retries; its adapters send once
                 return await self._call_routed(request, agent, routes)
-            return await self._call_held(request, agent)
-
-    async def _call_held(self, request: ModelRequest, agent: str) -> ModelResponse:
+        # The held path is the hot one: no extra coroutine frame, and the send-once marker
+        # only for an adapter that retries on its own (a marker is a context change held for
+        # as long as the call is in flight: a cost per conversation).
         began = self.clock.now()
         attempt = 0
         while True:
@@ -194,7 +198,10 @@ class ModelSlot:
             in_flight[name] = in_flight.get(name, 0) + 1
             self.calls[name] = self.calls.get(name, 0) + 1
             try:
-                response = await adapter.complete(request)
+                if retries_itself(adapter):
+                    response = await _complete_once(adapter, request)
+                else:
+                    response = await adapter.complete(request)
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
                 attempt += 1
@@ -496,12 +503,6 @@ class ModelSlot:
             if whole.message.text:
                 on_text(whole.message.text)
             return whole
-        with sending_once():  # the slot retries; its adapters send once
-            return await self._stream_held(request, agent, on_text)
-
-    async def _stream_held(
-        self, request: ModelRequest, agent: str, on_text: Callable[[str], None]
-    ) -> ModelResponse:
         began = self.clock.now()
         attempt = 0
         while True:
@@ -514,13 +515,14 @@ class ModelSlot:
             emitted = False
             response: ModelResponse | None = None
             try:
-                async for event in adapter.stream(request):
-                    if isinstance(event, TextDelta):
-                        if event.text:
-                            emitted = True
-                            on_text(event.text)
-                    elif isinstance(event, StreamDone):
-                        response = event.response
+                with sending_once() if retries_itself(adapter) else _AS_IS:
+                    async for event in adapter.stream(request):
+                        if isinstance(event, TextDelta):
+                            if event.text:
+                                emitted = True
+                                on_text(event.text)
+                        elif isinstance(event, StreamDone):
+                            response = event.response
                 if response is None:
                     raise StreamInterruptedError(
                         f"the stream of {name!r} ended without its final answer",
@@ -538,3 +540,9 @@ class ModelSlot:
             if self.listeners:
                 self._publish(request, agent, name, started, response, "ok", attempt)
             return response
+
+
+async def _complete_once(adapter: ModelAdapter, request: ModelRequest) -> ModelResponse:
+    """``adapter.complete`` sent once: the slot, not the adapter, retries it."""
+    with sending_once():
+        return await adapter.complete(request)

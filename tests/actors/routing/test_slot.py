@@ -292,6 +292,7 @@ class _SelfRetrying:
 
     name = "self-retrying"
     capabilities = Capabilities()
+    retries_itself = True  # how an adapter tells a retrying caller to mark it sending_once
 
     def __init__(self) -> None:
         self.sent = 0
