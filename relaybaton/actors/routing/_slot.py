@@ -27,7 +27,7 @@ it where it went, so the conversation's trace can say why.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, final
 
@@ -82,7 +82,8 @@ class ModelSlot:
     (capped at ``max_delay``) between them, but at least the provider's ``Retry-After``;
     when that wait would end past ``retry.deadline`` (from the call's start) the error is
     raised at once, with a note saying why. Waits are slept on the injected clock. The slot
-    owns the retries: its adapters send each call once (``sending_once``). A retry reads
+    owns the retries: an adapter that retries on its own sends each call once (``_send``).
+    A retry reads
     the slot again, so it goes to a swapped-in adapter if there is one. Every attempt is
     published to ``listeners`` (the metrics stream) as a ``ModelCallRecord``; ``retries``
     counts the attempts before it.
@@ -183,11 +184,7 @@ class ModelSlot:
         slot's router refuses the call.
         """
         if self.router is not None or self.board is not None or self.rollout is not None:
-            with sending_once():  # the slot retries; its adapters send once
-                return await self._call_routed(request, agent, routes)
-        # The held path is the hot one: no extra coroutine frame, and the send-once marker
-        # only for an adapter that retries on its own (a marker is a context change held for
-        # as long as the call is in flight: a cost per conversation).
+            return await self._call_routed(request, agent, routes)
         began = self.clock.now()
         attempt = 0
         while True:
@@ -198,10 +195,7 @@ class ModelSlot:
             in_flight[name] = in_flight.get(name, 0) + 1
             self.calls[name] = self.calls.get(name, 0) + 1
             try:
-                if retries_itself(adapter):
-                    response = await _complete_once(adapter, request)
-                else:
-                    response = await adapter.complete(request)
+                response = await _send(adapter, request)
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
                 attempt += 1
@@ -430,9 +424,8 @@ class ModelSlot:
         started = self.clock.now()
         response: ModelResponse | None = None
         try:
-            # Sent once, like every call the slot makes: a shadow copy is never retried.
-            with sending_once():
-                response = await self._complete_within(adapter, request, rollout.shadow_timeout_s)
+            # Sent once, like every call the slot makes (``_send``): a shadow is never retried.
+            response = await self._complete_within(adapter, request, rollout.shadow_timeout_s)
             outcome = "ok" if response is not None else ModelTimeoutError.__name__
         except Exception as exc:
             outcome = type(exc).__name__
@@ -457,7 +450,7 @@ class ModelSlot:
         if not last and multiple is not None and board is not None:
             normal = board.breaker(adapter.name).normal_p95
         if normal is None:
-            return await adapter.complete(request)
+            return await _send(adapter, request)
         limit = multiple * normal  # type: ignore[operator]
         response = await self._complete_within(adapter, request, limit)
         if response is not None:
@@ -477,7 +470,7 @@ class ModelSlot:
             # event loop's, so simulated time and real time behave the same.
             timer = self.clock.call_later(limit, scope.cancel)
             try:
-                return await adapter.complete(request)
+                return await _send(adapter, request)
             finally:
                 timer.cancel()
         return None
@@ -542,7 +535,20 @@ class ModelSlot:
             return response
 
 
+def _send(adapter: ModelAdapter, request: ModelRequest) -> Awaitable[ModelResponse]:
+    """Send ``request`` to ``adapter`` once: the slot, not the adapter, retries it.
+
+    Every whole-answer send of the slot (held, routed, timed, shadow) goes through here,
+    and ``stream`` marks its streams by the same test: ``sending_once`` only for an adapter
+    that retries on its own, since the marker is a context change held for as long as the
+    call is in flight, a cost per live conversation that offline models need not pay.
+    Returning the adapter's own awaitable otherwise keeps the hot path free of a frame.
+    """
+    if retries_itself(adapter):
+        return _complete_once(adapter, request)
+    return adapter.complete(request)
+
+
 async def _complete_once(adapter: ModelAdapter, request: ModelRequest) -> ModelResponse:
-    """``adapter.complete`` sent once: the slot, not the adapter, retries it."""
     with sending_once():
         return await adapter.complete(request)
