@@ -107,7 +107,7 @@ def test_an_upward_import_from_the_kernel_breaks_the_layers_contract(tmp_path: P
 
 
 def test_no_module_of_the_package_is_over_600_lines() -> None:
-    # The house style splits a module before 600 lines: one concept per module.
+    # One concept per module: a module is split before it reaches 600 lines.
     long = {
         str(path.relative_to(REPO)): lines
         for path in PACKAGE.rglob("*.py")

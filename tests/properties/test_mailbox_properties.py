@@ -1,4 +1,4 @@
-"""The mailbox's close semantics against a model deque (STYLE.md: documented and tested).
+"""The mailbox's close semantics against a model deque (docs/architecture.md, Mailboxes).
 
 FIFO; a full mailbox refuses ``put_nowait`` with ``MailboxFullError`` and parks ``put``;
 after ``close`` every put fails with ``ActorStoppedError``, items queued before it are still
