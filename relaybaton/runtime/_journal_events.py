@@ -12,6 +12,20 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from relaybaton.runtime._operator_events import (
+    BatonGiven,
+    BatonTaken,
+    BreakpointsSet,
+    CheckpointPassed,
+    ControlState,
+    Forked,
+    Halted,
+    HoldCleared,
+    HoldSet,
+    NoteAdded,
+    NotesDelivered,
+)
+
 __all__ = [
     "Accepted",
     "Appended",
@@ -214,6 +228,7 @@ class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, g
     decisions: list[ApprovalDecided]
     tools_started: list[str]
     user: str = ""
+    control: ControlState[T] | None = None  # what people set (``_operator_events.py``)
 
 
 class Snapshot(msgspec.Struct, Generic[T], tag="snapshot", frozen=True, kw_only=True, gc=False):
@@ -239,6 +254,17 @@ JournalEvent = (
     | ModelSwapped
     | ClosedEvent
     | Snapshot[T]
+    # What people do (``_operator_events.py``):
+    | HoldSet
+    | HoldCleared
+    | Halted
+    | CheckpointPassed
+    | BreakpointsSet
+    | NoteAdded[T]
+    | NotesDelivered
+    | BatonTaken
+    | BatonGiven
+    | Forked[T]
 )
 
 
