@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import Runtime
 from relaybaton.cli._conversations import open_store_path
-from relaybaton.errors import ApprovalError, ConfigError
+from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
+from relaybaton.service._approval_desk import RuntimeApprovals
 from relaybaton.service._auth import TokenTable, is_loopback
 from relaybaton.service._limits import ServiceLimits
 from relaybaton.service._server import create_service
@@ -219,49 +218,3 @@ async def serve(
     out.write("relaybaton: drained, exiting\n" if finished else "relaybaton: deadline passed\n")
     out.flush()
     return 0 if finished else 1
-
-
-class RuntimeApprovals:
-    """The service's approval desk over a durable runtime: list and decide, then it resumes."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def pending(self) -> Sequence[Mapping[str, object]]:
-        return [
-            {
-                "approval_id": r.approval_id,
-                "agent": r.agent,
-                "tool": r.tool,
-                "arguments": json.loads(r.arguments or "{}"),
-                "arguments_hash": r.arguments_hash,
-                "rule": r.rule,
-                "requested_at": r.requested_at,
-                "expires_at": r.expires_at,
-            }
-            for r in self.runtime.approvals()
-        ]
-
-    async def decide(
-        self,
-        approval_id: str,
-        decision: str,
-        *,
-        arguments: Mapping[str, object] | None,
-        reason: str,
-    ) -> Mapping[str, object]:
-        request = self.runtime.conversations.pending_approval(approval_id)
-        if request is None:
-            raise LookupError("it is unknown or was decided already")
-        try:
-            decided = self.runtime.decide(
-                approval_id,
-                decision,
-                arguments_hash=request.arguments_hash,
-                arguments=json.dumps(arguments) if arguments is not None else None,
-                note=reason,
-                by="api",
-            )
-        except ApprovalError as exc:
-            raise LookupError(str(exc)) from exc
-        return {"approval_id": approval_id, "decision": decided.decision, "status": "decided"}

@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Annotated, Literal, Protocol, TypeVar, final
+from typing import Annotated, Protocol, TypeVar, final
 
 import anyio
 import msgspec
@@ -30,8 +30,9 @@ import structlog
 from aiohttp import web
 
 from relaybaton.actors import Runtime
-from relaybaton.errors import OwnershipError
+from relaybaton.errors import ConflictError, OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
+from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._limits import (
@@ -40,6 +41,7 @@ from relaybaton.service._limits import (
     check_depth,
     read_body,
 )
+from relaybaton.service._operator_api import OperatorApi, caller
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
@@ -71,20 +73,21 @@ class ApprovalDesk(Protocol):
         *,
         arguments: Mapping[str, object] | None,
         reason: str,
+        arguments_hash: str | None = None,
+        by: str = "api",
     ) -> Mapping[str, object]:
-        """Record a decision; raise ``LookupError`` for an unknown or decided approval."""
+        """Record a decision bound to ``arguments_hash`` (the request's when None).
+
+        Raises ``LookupError`` for an unknown approval, ``ConflictError`` for one decided
+        already or changed since the person read it.
+        """
         ...
 
 
-class _MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    text: str
-    message_id: MessageId | None = None
-
-
-class _DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    decision: Literal["approve", "reject", "edit"]
-    arguments: dict[str, object] | None = None
-    reason: str = ""
+# The request bodies live with the answers in ``_api_types.py``: the OpenAPI document is
+# generated from the same types.
+_MessageIn = MessageIn
+_DecisionIn = DecisionIn
 
 
 def decode_body(body: bytes, kind: type[T], limits: ServiceLimits) -> T:
@@ -268,11 +271,14 @@ class Service:
         from relaybaton.service._openai_compat import OpenAICompat  # noqa: PLC0415 - cycle
 
         compat = OpenAICompat(self)
+
+        self.operator_api = OperatorApi(self)
         router = app.router
         router.add_get("/healthz", self._healthz)
         router.add_get("/readyz", self._readyz)
         router.add_get("/metrics", self._metrics)
         router.add_post("/v1/conversations/{conversation_id}/messages", self._post_message)
+        self.operator_api.add_routes(router)
         router.add_get("/v1/conversations/{conversation_id}/events", self._events)
         router.add_get("/v1/conversations/{conversation_id}/trace", self._trace)
         router.add_get("/v1/conversations/{conversation_id}", self._get_conversation)
@@ -452,7 +458,11 @@ class Service:
                 decision.decision,
                 arguments=decision.arguments,
                 reason=decision.reason,
+                arguments_hash=decision.arguments_hash,
+                by=caller(),
             )
+        except ConflictError as exc:
+            raise ApiError(409, str(exc), code="approval_conflict") from exc
         except LookupError as exc:
             raise ApiError(
                 404, f"no pending approval {approval_id[:60]!r}: {exc}", code="approval_not_found"

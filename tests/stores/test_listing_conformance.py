@@ -15,7 +15,7 @@ from relaybaton.errors import ConfigError
 from relaybaton.runtime import Store
 from relaybaton.runtime._listing import HeadQuery, select_heads
 from relaybaton.runtime._store import Head, WriteBatch
-from tests.stores.test_conformance import backend, every_store, store  # noqa: F401 - fixtures
+from tests.stores.test_conformance import every_store
 
 pytestmark = pytest.mark.anyio
 
