@@ -129,8 +129,15 @@ class OperatorApi:
         # Without a store, the listing's update times: the last event seen per conversation
         # (wall clock). With a store its heads carry them, and this stays empty.
         self.touched: dict[str, float] = {}
+        self._detach: Callable[[], None] | None = None
         if self.runtime.conversations.journal is None:
-            self.runtime.conversations.subscribe(self._touch)
+            self._detach = self.runtime.conversations.subscribe(self._touch)
+
+    def close(self) -> None:
+        """Stop listening to the runtime."""
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
 
     def _touch(self, conversation_id: str, event: object) -> None:
         self.touched[conversation_id] = time.time()

@@ -198,6 +198,7 @@ class Service:
         self.hub.close()
         self.metrics.close()
         self.tracer.close()
+        self.operator_api.close()
 
     # --- admission --------------------------------------------------------------------------
 
