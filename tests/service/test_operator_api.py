@@ -101,6 +101,7 @@ async def test_a_person_pauses_takes_the_baton_replies_and_hands_it_back_over_ht
             session, "POST", f"{base}/baton/reply", {"epoch": 1, "text": "a person here"}
         )
         assert status == 200
+        assert replied["waiting_for_a_person"] is False
         status, given = await call(
             session, "POST", f"{base}/baton/give", {"epoch": 1, "agent": "billing"}
         )
