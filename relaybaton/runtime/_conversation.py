@@ -179,8 +179,10 @@ class Conversation:
 
         A decision, a resume, or the reply of the person who holds the baton.
         """
-        return self.parked and (
-            self.status is not ConversationStatus.ACTIVE or is_person(self.owner)
+        return (
+            self.parked
+            and self.active is not None
+            and (self.status is not ConversationStatus.ACTIVE or is_person(self.owner))
         )
 
     @property
