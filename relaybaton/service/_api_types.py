@@ -7,7 +7,7 @@ drift from what the server accepts.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -59,7 +59,7 @@ class DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A decision on an approval; ``arguments_hash`` binds it to what the person read."""
 
     decision: Literal["approve", "reject", "edit"]
-    arguments: dict[str, object] | None = None
+    arguments: dict[str, Any] | None = None
     reason: str = ""
     arguments_hash: str | None = None
 
@@ -166,9 +166,9 @@ class ConversationView(msgspec.Struct, kw_only=True):
     status: str
     handoff_in_flight: bool
     pending_messages: int
-    transcript: list[dict[str, object]]
-    ownership: list[dict[str, object]]
-    usage: dict[str, object]
+    transcript: list[dict[str, Any]]
+    ownership: list[dict[str, Any]]
+    usage: dict[str, Any]
 
 
 class ApprovalItem(msgspec.Struct, kw_only=True):
@@ -178,7 +178,7 @@ class ApprovalItem(msgspec.Struct, kw_only=True):
     conversation_id: str
     agent: str
     tool: str
-    arguments: object
+    arguments: Any
     arguments_hash: str
     rule: str
     requested_at: float

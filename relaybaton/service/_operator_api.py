@@ -19,7 +19,7 @@ from aiohttp import web
 
 from relaybaton.actors._operations import Operations
 from relaybaton.errors import ConfigError, ConflictError, OwnershipError
-from relaybaton.runtime import Conversation
+from relaybaton.runtime import Conversation, ConversationStatus
 from relaybaton.runtime._listing import HeadPage, HeadQuery, select_heads
 from relaybaton.runtime._operator import person
 from relaybaton.runtime._store import Head
@@ -81,7 +81,7 @@ def operator_state(conversation: Conversation) -> OperatorState:
 
 def _float(request: web.Request, name: str) -> float | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = float(raw)
@@ -107,7 +107,19 @@ def listing_query(request: web.Request) -> HeadQuery:
             code="invalid_query",
             param="limit",
         )
-    statuses = tuple(s for s in request.query.get("status", "").split(",") if s)
+    statuses = (
+        tuple(request.query.get("status", "").split(",")) if "status" in request.query else ()
+    )
+    known = {str(s) for s in ConversationStatus}
+    for status in statuses:
+        if status not in known:
+            raise ApiError(
+                400,
+                f"status {status[:40]!r} is not one of {', '.join(sorted(known))} "
+                "(separate several with commas)",
+                code="invalid_query",
+                param="status",
+            )
     return HeadQuery(
         statuses=statuses,
         owner=request.query.get("owner") or None,

@@ -278,6 +278,7 @@ class Service:
         router.add_get("/healthz", self._healthz)
         router.add_get("/readyz", self._readyz)
         router.add_get("/metrics", self._metrics)
+        router.add_get("/openapi.json", self._openapi)
         router.add_post("/v1/conversations/{conversation_id}/messages", self._post_message)
         self.operator_api.add_routes(router)
         router.add_get("/v1/conversations/{conversation_id}/events", self._events)
@@ -321,6 +322,8 @@ class Service:
                 body=error_json(exc.status, exc.reason or "request refused", code=f"http_{status}"),
                 status=exc.status,
                 content_type="application/json",
+                # A 405 names the methods the route has (RFC 9110 asks for it).
+                headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
             )
         except Exception as exc:
             # The client gets a clean 500; the traceback goes to the log, never to the body.
@@ -358,6 +361,11 @@ class Service:
             {"status": "ready" if ready else "not_ready", "checks": checks, "models": slots},
             status=200 if ready else 503,
         )
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        from relaybaton.service._openapi import openapi_document  # noqa: PLC0415 - rare, lazy
+
+        return _json(openapi_document(title=self.flow_name))
 
     async def _metrics(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
