@@ -97,7 +97,8 @@ _LISTING_QUERY: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "the next_cursor of the previous page (none or empty: the first page)",
         {
             "type": "string",
-            "pattern": r"^(-?[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?~[A-Za-z0-9][A-Za-z0-9._:@-]{0,127})?$",
+            "pattern": r"^(-?[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?"
+            r"~[A-Za-z0-9][A-Za-z0-9._:@-]{0,127})?$",
         },
     ),
     ("limit", "page size (50)", {"type": "integer", "minimum": 1, "maximum": 500}),

@@ -101,9 +101,11 @@ async def test_openapi_json_is_served_and_says_3_1() -> None:
 
 @pytest.mark.anyio
 async def test_the_event_stream_refuses_a_bad_last_event_id_as_documented() -> None:
-    async with serving() as served, aiohttp.ClientSession() as session:
-        url = f"{served.url}/v1/conversations/c/events?last_event_id=soon"
-        async with session.get(url) as response:
-            assert response.status == 400
-            body = await response.json()
+    async with (
+        serving() as served,
+        aiohttp.ClientSession() as session,
+        session.get(f"{served.url}/v1/conversations/c/events?last_event_id=soon") as response,
+    ):
+        assert response.status == 400
+        body = await response.json()
     assert body["error"]["param"] == "Last-Event-ID"
