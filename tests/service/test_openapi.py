@@ -90,9 +90,12 @@ def test_the_document_names_every_route_the_server_has() -> None:
 
 @pytest.mark.anyio
 async def test_openapi_json_is_served_and_says_3_1() -> None:
-    async with serving() as served, aiohttp.ClientSession() as session:
-        async with session.get(f"{served.url}/openapi.json") as response:
-            document = await response.json()
+    async with (
+        serving() as served,
+        aiohttp.ClientSession() as session,
+        session.get(f"{served.url}/openapi.json") as response,
+    ):
+        document = await response.json()
     assert document["openapi"] == "3.1.0"
     assert "/v1/conversations/{conversation_id}/baton/take" in document["paths"]
     take = document["paths"]["/v1/conversations/{conversation_id}/baton/take"]["post"]
