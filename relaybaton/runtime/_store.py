@@ -60,7 +60,8 @@ class EncodedRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class Head(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A conversation's summary row, as of its last record in a batch."""
+    """A conversation's summary row, as of its last record in a batch (``updated_at``: when
+    that batch was committed, in wall-clock seconds since the epoch)."""
 
     conversation_id: str
     seq: int

@@ -180,9 +180,17 @@ class OperatorApi:
             raise ApiError(400, str(exc), code="invalid_query", param="cursor") from exc
         if page is None:
             return _json(ConversationList(object="list", data=[], next_cursor=None))
+        return _json(
+            ConversationList(
+                object="list", data=self.items(page.heads), next_cursor=page.next_cursor
+            )
+        )
+
+    def items(self, heads: list[Head]) -> list[ConversationItem]:
+        """Listing rows: the stored head, with the live state of conversations in memory."""
         conversations = self.runtime.conversations
         items = []
-        for head in page.heads:
+        for head in heads:
             live = conversations.get(head.conversation_id)
             items.append(
                 ConversationItem(
@@ -202,7 +210,7 @@ class OperatorApi:
                     cost_usd=round(live.usage_total().cost_usd, 10) if live is not None else None,
                 )
             )
-        return _json(ConversationList(object="list", data=items, next_cursor=page.next_cursor))
+        return items
 
     async def page(self, query: HeadQuery) -> HeadPage:
         """One page of heads, from the store or, without one, from memory."""

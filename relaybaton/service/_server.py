@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Annotated, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar, final
 
 import anyio
 import msgspec
@@ -45,8 +45,13 @@ from relaybaton.service._operator_api import OperatorApi, caller
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
+from relaybaton.service.console._options import ConsoleOptions
 
-__all__ = ["ApprovalDesk", "Service", "create_service", "decode_body"]
+if TYPE_CHECKING:
+    from relaybaton.service.console import Console
+
+__all__ = ["ApprovalDesk", "ConsoleOptions", "Service", "create_service", "decode_body"]
+
 
 _encoder = msgspec.json.Encoder()
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
@@ -148,8 +153,11 @@ class Service:
         record_content: bool,
         approvals: ApprovalDesk | None,
         exporter: SpanExporter | None,
+        console: ConsoleOptions | None = None,
     ) -> None:
         self.runtime = runtime
+        self.console_options = console
+        self.console: Console | None = None
         self.flow_name = flow_name
         self.tokens = tokens
         self.limits = limits
@@ -281,6 +289,13 @@ class Service:
         router.add_get("/openapi.json", self._openapi)
         router.add_post("/v1/conversations/{conversation_id}/messages", self._post_message)
         self.operator_api.add_routes(router)
+        if self.console_options is not None:
+            from relaybaton.service.console import Console  # noqa: PLC0415 - only when served
+
+            self.console = Console(
+                self, reports=self.console_options.reports, memory=self.console_options.memory
+            )
+            self.console.add_routes(router)
         router.add_get("/v1/conversations/{conversation_id}/events", self._events)
         router.add_get("/v1/conversations/{conversation_id}/trace", self._trace)
         router.add_get("/v1/conversations/{conversation_id}", self._get_conversation)
@@ -297,9 +312,13 @@ class Service:
         status = 500
         principal: str | None = None
         try:
-            if request.path not in _PROBES:
-                token = self.tokens.authenticate(
-                    request.headers.get("Authorization"), request.remote
+            console = self.console
+            # The console's pages authenticate themselves (sessions, a login form).
+            if request.path not in _PROBES and not (console and console.owns(request.path)):
+                token = (
+                    self.tokens.authenticate(request.headers.get("Authorization"), request.remote)
+                    if console is None
+                    else console.authenticate_api(request)  # a session may read too
                 )
                 current_token.set(token)
                 label = token.label if token is not None else "loopback"
@@ -317,6 +336,8 @@ class Service:
             )
         except web.HTTPException as exc:  # aiohttp's own 404, 405, 413
             status = exc.status
+            if status < 400:
+                raise  # a redirect (the console's forms answer 303)
             self.metrics.refusals.labels(f"http_{exc.status}").inc()
             return web.Response(
                 body=error_json(exc.status, exc.reason or "request refused", code=f"http_{status}"),
@@ -543,6 +564,7 @@ def create_service(
     record_content: bool = False,
     approvals: ApprovalDesk | None = None,
     exporter: SpanExporter | None = None,
+    console: ConsoleOptions | None = None,
 ) -> Service:
     """Serve ``runtime`` (one flow) over HTTP; call ``Service.close`` when done.
 
@@ -554,6 +576,7 @@ def create_service(
         record_content: put message content in spans (off by default).
         approvals: where approvals are listed and decided, when there is a store.
         exporter: where finished spans go besides the in-memory ring (OTLP).
+        console: serve the console at ``/`` with these options (None: the API only).
     """
     return Service(
         runtime,
@@ -563,4 +586,5 @@ def create_service(
         record_content=record_content,
         approvals=approvals,
         exporter=exporter,
+        console=console,
     )
