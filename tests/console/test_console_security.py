@@ -64,12 +64,15 @@ async def test_pages_ask_for_a_login_and_a_token_sets_a_strict_httponly_cookie()
 
 
 async def test_a_login_form_without_its_nonce_cookie_is_refused() -> None:
-    async with serving(tokens=tokens(), console=ConsoleOptions()) as served, client() as session:
-        async with session.post(
+    async with (
+        serving(tokens=tokens(), console=ConsoleOptions()) as served,
+        client() as session,
+        session.post(
             f"{served.url}/login", data={"nonce": "guessed", "token": SECRET}, allow_redirects=False
-        ) as refused:
-            assert refused.status == 403
-            assert "rb_session" not in refused.cookies
+        ) as refused,
+    ):
+        assert refused.status == 403
+        assert "rb_session" not in refused.cookies
 
 
 async def test_every_form_needs_the_sessions_csrf_token() -> None:
