@@ -22,6 +22,7 @@ __all__ = [
     "Charged",
     "ClosedEvent",
     "ConversationState",
+    "GuardrailTripped",
     "HandedOff",
     "JournalEvent",
     "JournalRecord",
@@ -172,6 +173,23 @@ class ModelSwapped(msgspec.Struct, tag="model_swapped", frozen=True, kw_only=Tru
     reason: str
 
 
+class GuardrailTripped(
+    msgspec.Struct, tag="guardrail_tripped", frozen=True, kw_only=True, gc=False
+):
+    """A guardrail stopped or rewrote a step (``verdict``: ``blocked`` or ``redacted``).
+
+    Recorded for the history, like ``ModelSwapped``: what the step became is journaled by
+    the step itself (the refusal reply, the error result), so it changes no state.
+    """
+
+    guardrail: str
+    stage: str
+    agent: str
+    verdict: str
+    reason: str = ""
+    tool: str = ""
+
+
 class ClosedEvent(msgspec.Struct, tag="closed", frozen=True, kw_only=True, gc=False):
     """The conversation takes no more messages."""
 
@@ -237,6 +255,7 @@ JournalEvent = (
     | ApprovalRequested
     | ApprovalDecided
     | ModelSwapped
+    | GuardrailTripped
     | ClosedEvent
     | Snapshot[T]
 )
