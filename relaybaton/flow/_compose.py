@@ -51,6 +51,7 @@ from relaybaton.flow._file import (
     RoutingConfig,
     resolve_function,
 )
+from relaybaton.flow._guardrails import guardrails_by_agent, load_schema, tool_rules_of
 from relaybaton.flow._memory import memory_tools_of
 from relaybaton.flow._routing import rollout_policy_of, rules_of
 from relaybaton.flow._tools import open_flow_tools
@@ -360,9 +361,11 @@ def build_agents(flow: FlowFile, extra: Mapping[str, Tool] | None = None) -> dic
             needs_approval=tool.needs_approval,
             approval_timeout=tool.approval_timeout_s,
             retry_safe=tool.retry_safe,
+            rules=tool_rules_of(tool.rules),
         )
         for name, tool in flow.tools.items()
     }
+    guardrails = guardrails_by_agent(flow, resolve_function)
     agents: dict[str, Agent] = {}
     for config in flow.agents:
         tools: list[Tool] = []
@@ -402,6 +405,12 @@ def build_agents(flow: FlowFile, extra: Mapping[str, Tool] | None = None) -> dic
             tools=tuple(tools),
             handoffs=tuple(_handoff(edge, configs) for edge in config.handoffs),
             max_turns=config.max_turns,
+            guardrails=guardrails.get(config.name, ()),
+            output_schema=(
+                None
+                if config.output_schema is None
+                else load_schema(config.output_schema, flow.base_dir)
+            ),
         )
     return agents
 
