@@ -26,6 +26,7 @@ from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallE
 from relaybaton.actors._guarding import Where
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._steps import next_step as _next_step
+from relaybaton.actors._steps import refused_event as _refused_event
 from relaybaton.actors._structured import answer_problems, structured_request
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.actors.routing._router import Decision
@@ -251,9 +252,11 @@ class AgentActor(ConversationActor):
                     failpoint("after_approval_decision")
                 runnable.append((call, gate.arguments))
             elif gate.kind == "result":
-                results[call.id] = ToolResultMessage(
+                results[call.id] = refused = ToolResultMessage(
                     call_id=call.id, name=call.name, content=gate.text, is_error=True
                 )
+                if self.conversations.observed:  # a refusal is news in the trace too
+                    owner.record(_refused_event(self.agent_name, call, refused))
             else:
                 waiting = owner.paused = True
                 if gate.kind == "ask" and tool is not None and gate.rule:

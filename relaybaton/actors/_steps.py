@@ -10,9 +10,24 @@ from collections.abc import Sequence
 
 import msgspec
 
+from relaybaton.actors._events import ToolCallEvent
 from relaybaton.adapters import AssistantMessage, ToolCall, ToolResultMessage
 
-__all__ = ["next_step"]
+__all__ = ["next_step", "refused_event"]
+
+
+def refused_event(agent: str, call: ToolCall, result: ToolResultMessage) -> ToolCallEvent:
+    """The trace event of a call refused before it ran (its rules, a rejection)."""
+    return ToolCallEvent(
+        agent=agent,
+        tool=call.name,
+        call_id=call.id,
+        tool_kind="function",
+        latency_s=0.0,
+        is_error=True,
+        arguments=call.arguments[:500],
+        result=result.content[:500],
+    )
 
 
 def next_step(transcript: Sequence[msgspec.Struct], agent: str) -> str | list[ToolCall]:
