@@ -26,6 +26,7 @@ from relaybaton.actors._events import (
 )
 from relaybaton.actors._guardrail import Guardrail, GuardrailContext, GuardrailResult
 from relaybaton.actors._guardrail_checks import create_guardrail
+from relaybaton.actors._pause import Paused, wait_for_turn, waiting_reply
 from relaybaton.actors._runtime import Runtime, open_runtime
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tool_rules import RecordedResult, ToolRules
@@ -43,6 +44,7 @@ __all__ = [
     "Handoff",
     "HistoryFilter",
     "ModelCallEvent",
+    "Paused",
     "RecordedResult",
     "ReplyDeltaEvent",
     "Runtime",
@@ -57,4 +59,6 @@ __all__ = [
     "keep_last_user_message",
     "open_runtime",
     "strip_tool_calls",
+    "wait_for_turn",
+    "waiting_reply",
 ]

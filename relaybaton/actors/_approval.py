@@ -237,7 +237,9 @@ def _first_look(
         if refusal is not None:
             if rules.otherwise == "refuse":
                 return Gate("result", text=refusal)
-            return Gate("ask", arguments, rule=f"{AGAINST_RULES}{refusal}")
+            reason = refusal.removeprefix(f"{tool.name} refused: ")
+            reason = reason.removesuffix("; nothing was done")
+            return Gate("ask", arguments, rule=f"{AGAINST_RULES}{reason}")
     rule = tool.approval_rule
     if rule is not None and _matches(rule, arguments):
         return Gate("ask", arguments, rule=rule.text)

@@ -156,7 +156,8 @@ class SimulatedModel:
         handoffs = [t for t in request.tools if t.name.startswith("transfer_to_")]
         if not mine:
             greeting = greeting_reply(user_text, handoffs)
-            if greeting is not None:
+            # An agent that only knows things answers with them; one that greets people does.
+            if greeting is not None and "knowledge:" not in request.instructions.lower():
                 return AssistantMessage(text=greeting)
             chosen = wants_handoff(handoffs, user_text)
             if chosen is not None:

@@ -211,7 +211,9 @@ def _relevant(tools: Sequence[ToolSpec], text: str, instructions: str) -> list[T
     chosen = [
         t
         for t in tools
-        if _phrase(t.name) in named or keywords(f"{_phrase(t.name)} {t.description}") & wanted
+        if _phrase(t.name) in named
+        or t.name in named
+        or keywords(f"{_phrase(t.name)} {t.description}") & wanted
     ]
     if _ID.search(text) and any(_takes_id(t) for t in chosen):
         # An id to act on is looked up first, by every lookup that takes one.
@@ -319,7 +321,7 @@ def knowledge_lines(instructions: str) -> list[str]:
     ]
 
 
-def _best_knowledge(instructions: str, text: str, at_least: int = 1) -> str | None:
+def _best_knowledge(instructions: str, text: str, at_least: int = 2) -> str | None:
     wanted = keywords(text) - _GENERIC
     scored = [(len(keywords(k) & wanted), k) for k in knowledge_lines(instructions)]
     scored = [(s, k) for s, k in scored if s >= at_least]
@@ -330,7 +332,8 @@ def _sentence(text: str) -> str:
     text = text.strip()
     if not text:
         return text
-    text = text[0].upper() + text[1:]
+    if text.split(" ", 1)[0].isalpha():  # not "open().read()": code keeps its case
+        text = text[0].upper() + text[1:]
     return text if text[-1] in ".!?" else text + "."
 
 
@@ -341,11 +344,13 @@ def _format(value: object) -> str:
         parts = []
         for item in value:
             if isinstance(item, Mapping):
-                described = item.get("description") or item.get("issue") or item.get("name")
-                amount = item.get("amount")
-                parts.append(
-                    f"{described} (${amount:.2f})" if amount is not None else str(described)
+                described = next(
+                    (item[k] for k in ("description", "issue", "suggestion", "name") if k in item),
+                    "",
                 )
+                amount = item.get("amount")
+                priced = f"{described} (${amount:.2f})" if amount is not None else str(described)
+                parts.append(priced.rstrip("."))
             else:
                 parts.append(str(item))
         return ", ".join(parts) if parts else "none"
@@ -396,12 +401,13 @@ def _doing(name: str) -> str:
     return f"{verb} the {rest}" if rest else verb
 
 
-def _refusal(result: ToolResultMessage) -> str:
+def _refusal(result: ToolResultMessage, read: bool) -> str:
     reason = result.content
     for cut in (f"{result.name} refused: ", f"{result.name} may not run yet: "):
         reason = reason.removeprefix(cut)
     reason = reason.split("; nothing was done")[0].split("; do not retry")[0]
-    return _sentence(f"I couldn't {_doing(result.name)}: {reason}")
+    doing = f"get an answer from the {_phrase(result.name)}" if read else _doing(result.name)
+    return _sentence(f"I couldn't {doing}: {reason}")
 
 
 def compose_answer(
@@ -421,15 +427,18 @@ def compose_answer(
     # What was done or refused first, then what was found, then what the agent knows.
     for result in sorted(done, key=lambda r: r.name in reads):
         if result.is_error:
-            sentences.append(_refusal(result))
-        elif result.name not in reads or not acted or _json(result.content) is None:
+            sentences.append(_refusal(result, result.name in reads))
+        elif result.name not in reads or not acted or "findings" in result.content[:20]:
             sentences.append(_describe(result))
     known = _best_knowledge(instructions, text)
     if known is not None and known not in " ".join(sentences):
         # An explanation answers a question best first; after a deed, it adds to it.
-        sentences.insert(len(sentences) if acted else 0, _sentence(known))
+        sentences.insert(len(sentences) if acted else 0, known)
     if sentences:
         return " ".join(dict.fromkeys(s for s in sentences if s))
+    lines = knowledge_lines(instructions)
+    if lines:  # nothing fits better: what the agent knows first is its best guess
+        return lines[0]
     areas = [
         re.split(r"[:.]", t.description, maxsplit=1)[0].strip().lower()
         for t in tools
@@ -446,8 +455,8 @@ def compose_answer(
 
 def structured_answer(schema: Mapping[str, Any], instructions: str, text: str) -> object:
     """A JSON value that fits ``schema``: each ``Knowledge:`` line that fits is a finding."""
-    code = keywords(_code(text)) - _GENERIC
-    fitting = [k for k in knowledge_lines(instructions) if len(keywords(k) & code) >= 2]
+    wanted = keywords(text) - _GENERIC
+    fitting = [k for k in knowledge_lines(instructions) if len(keywords(k) & wanted) >= 2]
     return _fill(schema, fitting, text)
 
 
@@ -485,13 +494,15 @@ def _fill(schema: Mapping[str, Any], lines: Sequence[str], text: str, line: str 
 def _fill_field(
     name: str, schema: Mapping[str, Any], lines: Sequence[str], text: str, line: str
 ) -> object:
-    if schema.get("type") == "string" and line:
+    if schema.get("type") == "string" and line and not schema.get("enum"):
         first, _, second = line.partition(";")
         lowered = name.lower()
         if "cwe" in lowered:
             found = _CWE.search(line)
             return found.group(0).upper() if found else ""
-        if lowered in ("fix", "suggestion", "recommendation", "remedy"):
+        if lowered in ("fix", "recommendation", "remedy"):
             return _sentence(second or first)
+        if lowered == "suggestion":
+            return _sentence(line)
         return _sentence(first)
     return _fill(schema, lines, text, line)

@@ -25,13 +25,14 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import ModelCallEvent, ReplyDeltaEvent
+from relaybaton.actors import ModelCallEvent, Paused, ReplyDeltaEvent, wait_for_turn
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime import TurnResult
 from relaybaton.runtime.messages import ReplyEvent
 from relaybaton.service._auth import current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._limits import read_body
+from relaybaton.service._paused import paused_result
 from relaybaton.service._sse import EventLog, LoggedEvent
 
 TYPE_CHECKING = False
@@ -197,7 +198,12 @@ class OpenAICompat:
             message_id, future = service.submit(conversation_id, text, message_id[:200], "openai")
             completion_id = f"chatcmpl-{message_id[:24]}"
             if not chat.stream:
-                result = await future
+                outcome = await wait_for_turn(
+                    service.runtime.conversations, conversation_id, future
+                )
+                result = (
+                    paused_result(outcome, message_id) if isinstance(outcome, Paused) else outcome
+                )
                 return self._whole(chat, completion_id, result, log.after(start)[0])
             return await self._stream(request, chat, completion_id, message_id, future, log, start)
         finally:

@@ -29,7 +29,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import Runtime
+from relaybaton.actors import Paused, Runtime, wait_for_turn
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._auth import TokenTable, current_token
@@ -40,6 +40,7 @@ from relaybaton.service._limits import (
     check_depth,
     read_body,
 )
+from relaybaton.service._paused import paused_body, settle
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
@@ -168,8 +169,9 @@ class Service:
         self.limiter = TokenLimiter(
             rate_per_s=limits.rate_per_s, burst=limits.burst, max_concurrent=limits.max_concurrent
         )
-        # The service's own waiters of accepted turns: drain waits on them, nothing polls.
-        self.pending: set[asyncio.Future[TurnResult]] = set()
+        # The service's own waiters of accepted turns, with their conversations: drain waits
+        # on them (not on those parked for a person), nothing polls.
+        self.pending: dict[asyncio.Future[TurnResult], str] = {}
         self.app = self._build_app()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -184,9 +186,7 @@ class Service:
         finished = True
         if self.pending:
             self.log.info("draining", turns=len(self.pending), deadline_s=timeout)
-            with anyio.move_on_after(timeout):
-                await asyncio.wait(set(self.pending))
-            finished = not self.pending
+            finished = await settle(self.runtime.conversations, self.pending, timeout)
         self.hub.close()
         return finished
 
@@ -254,8 +254,8 @@ class Service:
             raise ApiError(409, str(exc), code="conversation_closed") from exc
         self.metrics.messages_received.labels(api).inc()
         if not future.done():
-            self.pending.add(future)
-            future.add_done_callback(self.pending.discard)
+            self.pending[future] = conversation_id
+            future.add_done_callback(lambda done: self.pending.pop(done, None))
         return message_id, future
 
     # --- the app ----------------------------------------------------------------------------
@@ -378,8 +378,10 @@ class Service:
             return _json(_accepted(conversation_id, message_id), 202, location)
         with anyio.move_on_after(self.limits.wait_timeout_s):
             # Our own waiter: a client that goes away cancels this wait, never the turn.
-            result = await future
-            return _json(result)
+            outcome = await wait_for_turn(self.runtime.conversations, conversation_id, future)
+            if isinstance(outcome, Paused):  # a person decides later: answer now
+                return _json(paused_body(outcome, message_id), 202, location)
+            return _json(outcome)
         return _json(_accepted(conversation_id, message_id), 202, location)
 
     async def _get_conversation(self, request: web.Request) -> web.Response:
