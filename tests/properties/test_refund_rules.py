@@ -27,7 +27,7 @@ AGENTS = build_agents(FLOW)
 _TOOL = next(t for t in AGENTS["refund"].tools if t.name == "issue_refund")
 assert isinstance(_TOOL, FunctionTool)
 TOOLS = sys.modules[_TOOL.fn.__module__]  # the example's module: its order book and refunds
-ORDERS: dict[str, dict[str, float]] = TOOLS._ORDERS  # noqa: SLF001 - the example's data
+ORDERS: dict[str, dict[str, float]] = TOOLS._ORDERS
 
 _ids = st.sampled_from(["AB-1234", "CD-5678", "ZZ-9999", "ab-1234", "AB-12345", ""])
 _amounts = st.floats(min_value=0.01, max_value=1000, allow_nan=False).map(lambda a: round(a, 2))
@@ -64,9 +64,7 @@ async def _run(steps: list[object]) -> dict[str, tuple[str, float]]:
     return dict(TOOLS.REFUNDS)
 
 
-@settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(_step, min_size=1, max_size=6))
 def test_no_scripted_model_makes_issue_refund_break_the_refund_rules(steps: list[object]) -> None:
     refunds = anyio.run(_run, steps)
