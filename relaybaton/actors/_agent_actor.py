@@ -11,7 +11,7 @@ the calls a handoff cut short), so no provider is ever sent a history it rejects
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -22,14 +22,14 @@ from relaybaton.actors._admission import admit, screen_result
 from relaybaton.actors._agent import HistoryFilter
 from relaybaton.actors._approval import approval_gate, approval_note
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
-from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
+from relaybaton.actors._events import ToolCallEvent
 from relaybaton.actors._guarding import Where
+from relaybaton.actors._model_call import budget_reply, call_model
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._steps import next_step as _next_step
 from relaybaton.actors._steps import refused_event as _refused_event
 from relaybaton.actors._structured import answer_problems, structured_request
 from relaybaton.actors._tools import FunctionTool, ToolContext
-from relaybaton.actors.routing._router import Decision
 from relaybaton.adapters import (
     AssistantMessage,
     ChatMessage,
@@ -41,6 +41,7 @@ from relaybaton.adapters import (
 )
 from relaybaton.errors import (
     ActorError,
+    BudgetExceededError,
     LimitExceededError,
     MaxTurnsExceededError,
     ModelError,
@@ -49,7 +50,7 @@ from relaybaton.errors import (
     ToolError,
     UnknownToolError,
 )
-from relaybaton.runtime import Clock, ConversationActor, OwnerHandle, ToolScope
+from relaybaton.runtime import ConversationActor, OwnerHandle, ToolScope
 from relaybaton.runtime import _failpoints as failpoints
 from relaybaton.runtime._failpoints import failpoint
 from relaybaton.runtime._journal_events import Charged
@@ -76,15 +77,6 @@ class _Sink(Protocol):
     """Where a turn's trace events go: the owner's handle or a callee's scope."""
 
     def record(self, event: msgspec.Struct) -> None: ...
-
-
-def _deltas(owner: OwnerHandle, agent: str, clock: Clock) -> Callable[[str], None]:
-    epoch = owner.epoch
-
-    def publish(text: str) -> None:
-        owner.record(ReplyDeltaEvent(agent=agent, text=text, epoch=epoch, at=clock.now()))
-
-    return publish
 
 
 class AgentActor(ConversationActor):
@@ -189,6 +181,10 @@ class AgentActor(ConversationActor):
             )
             try:
                 message, charge = await self._call_model(request, owner)
+            except BudgetExceededError as exc:  # a refusal, said to the user: not a crash
+                _log.info("budget_refused", conversation_id=owner.conversation_id, exc_info=exc)
+                owner.fail(budget_reply(exc))
+                return
             except ModelError as exc:
                 _log.warning(
                     "model_call_failed",
@@ -357,7 +353,11 @@ class AgentActor(ConversationActor):
             )
             if schema is not None:
                 model_request = structured_request(model_request, agent.name, schema)
-            message, charge = await self._call_model(model_request, scope)
+            try:
+                message, charge = await self._call_model(model_request, scope)
+            except BudgetExceededError as exc:  # the caller's model is told; nothing crashes
+                _log.info("budget_refused", conversation_id=scope.conversation_id, exc_info=exc)
+                return f"not answered: {budget_reply(exc)}"
             scope.add_charge(charge)
             messages.append(message)
             if not message.tool_calls:
@@ -378,55 +378,10 @@ class AgentActor(ConversationActor):
 
     # --- shared -----------------------------------------------------------------------------
 
-    async def _call_model(
-        self, request: ModelRequest, sink: _Sink
-    ) -> tuple[AssistantMessage, Charged]:
-        agent = self.agent_name
-        slot = self.compiled.slot
-        clock = self.flow.clock
-        tracing = self.conversations.observed
-        started = clock.now() if tracing else 0.0
-        routes: list[Decision] | None = [] if tracing else None
-        if (
-            self.conversations.stream_replies
-            and isinstance(sink, OwnerHandle)
-            and not self.compiled.guards.output  # the user sees only a screened reply
-        ):
-            # Someone listens (the HTTP service): stream, so the user sees the answer as it
-            # comes. Only the owner's text is the user's; an agent used as a tool stays whole.
-            response = await slot.stream(
-                request, agent=agent, on_text=_deltas(sink, agent, clock), routes=routes
-            )
-        else:
-            response = await slot.call(request, agent=agent, routes=routes)
-        usage = response.usage
-        model = response.model or slot.adapter.name
-        charge = Charged(
-            agent=agent,
-            model=model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=usage.cost_usd,
-        )
-        if tracing:
-            sink.record(
-                ModelCallEvent(
-                    agent=agent,
-                    slot=slot.name,
-                    model=model,
-                    latency_s=clock.now() - started,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cost_usd=usage.cost_usd,
-                    conversation_id=request.metadata.conversation_id,
-                    at=started,
-                    route=routes[-1] if routes else None,
-                )
-            )
-        message = response.message
-        if message.agent != agent:
-            message = msgspec.structs.replace(message, agent=agent)
-        return message, charge
+    def _call_model(
+        self, request: ModelRequest, sink: OwnerHandle | ToolScope
+    ) -> Coroutine[Any, Any, tuple[AssistantMessage, Charged]]:
+        return call_model(self.compiled, self.flow, request, sink)
 
     async def _run_tools(
         self,
