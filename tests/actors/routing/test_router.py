@@ -15,6 +15,7 @@ from relaybaton.actors.routing import (
     Rule,
     TaskFeatures,
 )
+from relaybaton.actors.routing._budget import expected_cost
 from relaybaton.actors.routing._router import violates
 from relaybaton.adapters import (
     Capabilities,
@@ -25,7 +26,6 @@ from relaybaton.adapters import (
     Usage,
     UserMessage,
 )
-from relaybaton.actors.routing._budget import expected_cost
 from relaybaton.errors import BudgetExceededError, NoCapableModelError
 
 
