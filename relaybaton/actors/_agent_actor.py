@@ -21,7 +21,12 @@ import structlog
 from relaybaton.actors._agent import HistoryFilter
 from relaybaton.actors._approval import approval_gate
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
-from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, ToolCallEvent
+from relaybaton.actors._events import (
+    ModelCallEvent,
+    ReplyDeltaEvent,
+    ToolCallEvent,
+    failed_model_calls,
+)
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.actors.routing._router import Decision
@@ -351,14 +356,22 @@ class AgentActor(ConversationActor):
         tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
         routes: list[Decision] | None = [] if tracing else None
-        if self.conversations.stream_replies and isinstance(sink, OwnerHandle):
-            # Someone listens (the HTTP service): stream, so the user sees the answer as it
-            # comes. Only the owner's text is the user's; an agent used as a tool stays whole.
-            response = await slot.stream(
-                request, agent=agent, on_text=_deltas(sink, agent, clock), routes=routes
-            )
-        else:
-            response = await slot.call(request, agent=agent, routes=routes)
+        try:
+            if self.conversations.stream_replies and isinstance(sink, OwnerHandle):
+                # Someone listens (the HTTP service): stream, so the user sees the answer as
+                # it comes. Only the owner's text is the user's; a tool's agent stays whole.
+                response = await slot.stream(
+                    request, agent=agent, on_text=_deltas(sink, agent, clock), routes=routes
+                )
+            else:
+                response = await slot.call(request, agent=agent, routes=routes)
+        finally:
+            if routes:  # every failed attempt is in the trace, whatever came after it
+                conversation_id = request.metadata.conversation_id
+                for failed in failed_model_calls(
+                    routes, agent, slot.name, conversation_id, started
+                ):
+                    sink.record(failed)
         usage = response.usage
         model = response.model or slot.adapter.name
         charge = Charged(

@@ -238,7 +238,13 @@ def _print_report(
     out.write(f"  user: {messages[0]}\n")
     turn = 0
     for event in conversation.events or []:
-        if isinstance(event, ModelCallEvent):
+        if isinstance(event, ModelCallEvent) and event.error:
+            # A failed attempt (before a retry or a failover, or the last one) is never hidden.
+            out.write(
+                f"  [e{epoch} {owner}] model  {event.agent:<12} {event.model:<22} "
+                f"{event.latency_s * 1000:7.1f} ms  FAILED {event.error}\n"
+            )
+        elif isinstance(event, ModelCallEvent):
             usage = f"{event.input_tokens}→{event.output_tokens} tok"
             route = event.route
             via = f"  via {route.policy}" if route is not None and route.policy else ""

@@ -52,6 +52,7 @@ from relaybaton.flow._file import (
     resolve_function,
 )
 from relaybaton.flow._memory import memory_tools_of
+from relaybaton.flow._overrides import dropped_stand_ins, kept_fallbacks, parse_model_overrides
 from relaybaton.flow._routing import rollout_policy_of, rules_of
 from relaybaton.flow._tools import open_flow_tools
 from relaybaton.runtime import Clock, Durability, MonotonicClock, Store
@@ -67,27 +68,6 @@ _FILTERS: dict[str, HistoryFilter | None] = {
 # The embedded default's prices when the flow gives none: a small hosted model's list price.
 _DEFAULT_PRICE_IN = 0.00015
 _DEFAULT_PRICE_OUT = 0.0006
-
-
-def parse_model_overrides(values: list[str], slots: list[str]) -> dict[str, str]:
-    """Turn ``SLOT=provider:model`` strings (``*`` for every slot) into a mapping."""
-    overrides: dict[str, str] = {}
-    for value in values:
-        slot, sep, model = value.partition("=")
-        if not sep or not slot or ":" not in model:
-            raise ConfigError(
-                f"--model {value!r}: write SLOT=provider:model, e.g. general=openai:gpt-5.2 "
-                "or '*=simulated:general'"
-            )
-        if slot == "*":
-            overrides.update(dict.fromkeys(slots, model))
-        elif slot not in slots:
-            raise ConfigError(
-                f"--model {value!r}: the flow has no slot {slot!r}; its slots: {', '.join(slots)}"
-            )
-        else:
-            overrides[slot] = model
-    return overrides
 
 
 def create_adapters(
@@ -122,6 +102,7 @@ def create_slots(
     ):
         return adapters, None
     board = HealthBoard(clock, flow.supervisor or BreakerPolicy())
+    dropped_stand_ins({s: c.fallbacks for s, c in flow.models.items()}, overrides)
     for slot, config in flow.models.items():
         if config.routing is not None:
             adapters[slot] = _routed_slot(flow, slot, config.routing, clock, board, overrides)
@@ -129,7 +110,8 @@ def create_slots(
         primary = adapters[slot]
         assert not isinstance(primary, ModelSlot)
         fallbacks = [
-            _adapter(flow, slot, model_id, clock, fallback=True) for model_id in config.fallbacks
+            _adapter(flow, slot, model_id, clock, fallback=True)
+            for model_id in kept_fallbacks(slot, config.fallbacks, overrides)
         ]
         adapters[slot] = ModelSlot(
             slot,

@@ -79,13 +79,17 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     ``policy`` names what decided: ``rules``, ``learned``, ``cost``, ``budget`` (a step-down;
     ``stepped_down`` is then true), or, from the slot, ``rollout`` (the conversation is on a
-    new model's arm), ``failover``, ``probe`` and ``retry``.
+    new model's arm), ``failover``, ``probe`` and ``retry``. ``error`` is empty for the
+    attempt that answered, else what failed it (``ProviderUnavailableError: ...``), and
+    ``latency_s`` how long that failed attempt took: a failed attempt stays in the trace.
     """
 
     candidate: str
     reason: str
     stepped_down: bool = False
     policy: str = ""
+    error: str = ""
+    latency_s: float = 0.0
 
 
 class HealthView(Protocol):

@@ -35,6 +35,7 @@ import anyio
 import msgspec
 import structlog
 
+from relaybaton.actors.routing._attempts import failed_attempt, mark_failed
 from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy
 from relaybaton.actors.routing._router import Decision
 from relaybaton.actors.routing._slot_rollout import RolloutEvent, SlotRollout
@@ -187,10 +188,11 @@ class ModelSlot:
             return await self._call_routed(request, agent, routes)
         began = self.clock.now()
         attempt = 0
+        timed = bool(self.listeners) or routes is not None
         while True:
             adapter = self.adapter
             name = adapter.name
-            started = self.clock.now() if self.listeners else 0.0
+            started = self.clock.now() if timed else 0.0
             in_flight = self.in_flight
             in_flight[name] = in_flight.get(name, 0) + 1
             self.calls[name] = self.calls.get(name, 0) + 1
@@ -198,6 +200,8 @@ class ModelSlot:
                 response = await _send(adapter, request)
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
+                if routes is not None:
+                    routes.append(failed_attempt(name, exc, self.clock.now() - started))
                 attempt += 1
                 if not await self._back_off(exc, name, attempt, began):
                     raise
@@ -206,6 +210,8 @@ class ModelSlot:
                 in_flight[name] -= 1
             if self.listeners:
                 self._publish(request, agent, name, started, response, "ok", attempt)
+            if routes:
+                routes.append(Decision(candidate=name, reason=f"retry {attempt}", policy="retry"))
             return response
 
     async def _back_off(self, error: ModelError, adapter: str, failed: int, began: float) -> bool:
@@ -217,7 +223,13 @@ class ModelSlot:
         elapsed = self.clock.now() - began
         wait = self.retry.delay(error, retry=failed - 1, elapsed=elapsed, rng=self._random)
         if wait is None:
+            _log.warning("model_attempt_failed", slot=self.name, model=adapter, error=str(error))
             return False
+        # Never silent: a retry or a failover to another model is news for the operator
+        # (the traceback is at debug, for whoever digs).
+        _log.warning(
+            "model_attempt_retried", slot=self.name, model=adapter, error=str(error), wait_s=wait
+        )
         _log.debug("slot_attempt_retried", slot=self.name, model=adapter, exc_info=error)
         await self.clock.sleep(wait)
         return True
@@ -366,6 +378,8 @@ class ModelSlot:
                 ok = True
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
+                if routes is not None:
+                    mark_failed(routes, name, exc, self.clock.now() - started)
                 if self.rollout is not None:
                     self._observe(self.rollout, name, started, ok=False)
                 attempt += 1
@@ -498,10 +512,11 @@ class ModelSlot:
             return whole
         began = self.clock.now()
         attempt = 0
+        timed = bool(self.listeners) or routes is not None
         while True:
             adapter = self.adapter
             name = adapter.name
-            started = self.clock.now() if self.listeners else 0.0
+            started = self.clock.now() if timed else 0.0
             in_flight = self.in_flight
             in_flight[name] = in_flight.get(name, 0) + 1
             self.calls[name] = self.calls.get(name, 0) + 1
@@ -523,6 +538,8 @@ class ModelSlot:
                     )
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
+                if routes is not None:
+                    routes.append(failed_attempt(name, exc, self.clock.now() - started))
                 attempt += 1
                 # Text already shown is never asked for again, whatever the error says.
                 if emitted or not await self._back_off(exc, name, attempt, began):
@@ -532,6 +549,8 @@ class ModelSlot:
                 in_flight[name] -= 1
             if self.listeners:
                 self._publish(request, agent, name, started, response, "ok", attempt)
+            if routes:
+                routes.append(Decision(candidate=name, reason=f"retry {attempt}", policy="retry"))
             return response
 
 
