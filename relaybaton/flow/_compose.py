@@ -165,9 +165,14 @@ def _start_rollout(
 
 def _candidate_config(base: ModelConfig, option: CandidateConfig, index: int) -> ModelConfig:
     """A routing candidate's options: its own, else the slot's."""
+    same_provider = option.model.partition(":")[0] == base.model.partition(":")[0]
     return msgspec.structs.replace(
         base,
         model=option.model,
+        # The slot's endpoint and key only for a candidate of the same provider: a key
+        # must never reach another provider's host.
+        base_url=option.base_url or (base.base_url if same_provider else None),
+        api_key_env=option.api_key_env or (base.api_key_env if same_provider else None),
         vision=base.vision if option.vision is None else option.vision,
         context_tokens=option.context_tokens or base.context_tokens,
         price_in_per_1k=_first(option.price_in_per_1k, base.price_in_per_1k),
@@ -202,6 +207,10 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
         adapter = _adapter(flow, slot, model_id, clock, config=config, tools=option.tools)
         if primary is None and option.model == base.model:
             primary = adapter
+        if option.p95_s is not None:
+            board.set_policy(
+                adapter.name, msgspec.structs.replace(board.policy, p95_s=option.p95_s)
+            )
         prices = (config.price_in_per_1k, config.price_out_per_1k)
         if model_id.startswith("simulated:"):
             prices = (
@@ -269,6 +278,9 @@ def _adapter(
 ) -> ModelAdapter:
     config = config or flow.models[slot]
     provider, _, name = model_id.partition(":")
+    # An override for this run may name another provider than the one the endpoint and
+    # key variable were written for: they stay with their provider, never follow the slot.
+    own_endpoint = provider == config.model.partition(":")[0]
     if provider == "simulated":
         # A simulated fallback shares the slot's options but not its injected failures.
         return SimulatedModel(
@@ -302,8 +314,8 @@ def _adapter(
     try:
         return create_model_adapter(
             model_id,
-            base_url=None if fallback else config.base_url,
-            api_key_env=None if fallback else config.api_key_env,
+            base_url=config.base_url if own_endpoint and not fallback else None,
+            api_key_env=config.api_key_env if own_endpoint and not fallback else None,
             prices=flow.prices or None,
             # No retry policy of its own needed: every flow adapter runs under a ModelSlot,
             # which retries and has its adapters send each call once (``sending_once``).
