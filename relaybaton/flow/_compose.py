@@ -40,6 +40,7 @@ from relaybaton.adapters import (
     SimulatedModel,
     create_model_adapter,
 )
+from relaybaton.adapters._pricing import PriceTable
 from relaybaton.errors import ConfigError
 from relaybaton.flow._file import (
     AgentConfig,
@@ -217,6 +218,11 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
                 _first(prices[0], _DEFAULT_PRICE_IN),
                 _first(prices[1], _DEFAULT_PRICE_OUT),
             )
+        elif None in prices:
+            # A real model's list price (the flow's [prices], else the shipped table), so
+            # the cost policy and the ``cost`` rule feature never take it for free.
+            listed = _list_price(flow, model_id)
+            prices = (_first(prices[0], listed[0]), _first(prices[1], listed[1]))
         candidates.append(
             Candidate(
                 adapter,
@@ -249,7 +255,12 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
         else None
     )
     router = Router(
-        candidates, rules=rules_of(routing), learned=learned, budgets=budgets, health=board
+        candidates,
+        rules=rules_of(routing),
+        learned=learned,
+        budgets=budgets,
+        health=board,
+        cost_reference=next((c.name for c in routing.candidates if c.model == base.model), None),
     )
     return ModelSlot(
         slot,
@@ -260,6 +271,28 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
         router=router,
         classifier=HeuristicClassifier(),
     )
+
+
+def _list_price(flow: FlowFile, model_id: str) -> tuple[float | None, float | None]:
+    """A real model's listed price per 1k tokens (in, out), or Nones when unlisted."""
+    provider, _, model = model_id.partition(":")
+    listed = PriceTable.default(flow.prices or None).lookup(provider, model)
+    if listed is None:
+        return None, None
+    return listed.input / 1000, listed.output / 1000
+
+
+def _own_prices(flow: FlowFile, model_id: str, config: ModelConfig) -> dict[str, object] | None:
+    """The flow's price table, with the model's own prices from its table (per 1k) on top."""
+    if config.price_in_per_1k is None or config.price_out_per_1k is None:
+        return dict(flow.prices) or None
+    provider, _, model = model_id.partition(":")
+    own = {"input": config.price_in_per_1k * 1000, "output": config.price_out_per_1k * 1000}
+    merged: dict[str, object] = {p: dict(m) for p, m in flow.prices.items()}
+    table = merged.setdefault(provider, {})
+    assert isinstance(table, dict)
+    table[model] = own
+    return merged
 
 
 def _first(value: float | None, default: float | None) -> float | None:
@@ -316,7 +349,8 @@ def _adapter(
             model_id,
             base_url=config.base_url if own_endpoint and not fallback else None,
             api_key_env=config.api_key_env if own_endpoint and not fallback else None,
-            prices=flow.prices or None,
+            # The model's own prices (its candidate's or slot's table) go to the ledger too.
+            prices=_own_prices(flow, model_id, config) if own_endpoint else flow.prices or None,
             # No retry policy of its own needed: every flow adapter runs under a ModelSlot,
             # which retries and has its adapters send each call once (``sending_once``).
             capabilities=capabilities,
