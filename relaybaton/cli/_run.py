@@ -22,7 +22,12 @@ import msgspec
 from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.errors import ConfigError
-from relaybaton.flow._compose import build_agents, open_flow, parse_model_overrides
+from relaybaton.flow._compose import (
+    build_agents,
+    check_models,
+    open_flow,
+    parse_model_overrides,
+)
 from relaybaton.flow._file import FlowFile, load_flow
 from relaybaton.runtime import (
     ApprovalRequested,
@@ -71,14 +76,26 @@ def add_run_commands(commands: Any) -> None:
     )
     run.set_defaults(func=_run)
 
-    validate = commands.add_parser("validate", help="check a flow file and list its problems")
+    validate = commands.add_parser(
+        "validate",
+        help="check a flow file and list its problems: everything run would refuse at load",
+    )
     validate.add_argument("flow", help="the flow file (TOML)")
+    validate.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="SLOT=PROVIDER:MODEL",
+        help="check with another model for a slot, as run --model would use it",
+    )
     validate.set_defaults(func=_validate)
 
 
 def _validate(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     build_agents(flow)
+    # The models too, as run builds them: base URLs, keys' variables, prices.
+    asyncio.run(check_models(flow, parse_model_overrides(args.model, sorted(flow.models))))
     print(
         f"{args.flow}: ok — flow {flow.flow.name!r}, {len(flow.agents)} agents, "
         f"{len(flow.models)} model slots, entry {flow.entry!r}"

@@ -58,7 +58,14 @@ from relaybaton.flow._routing import rollout_policy_of, rules_of
 from relaybaton.flow._tools import open_flow_tools
 from relaybaton.runtime import Clock, Durability, MonotonicClock, Store
 
-__all__ = ["build_agents", "create_adapters", "open_flow", "parse_model_overrides"]
+__all__ = [
+    "build_agents",
+    "check_models",
+    "close_slots",
+    "create_adapters",
+    "open_flow",
+    "parse_model_overrides",
+]
 
 _FILTERS: dict[str, HistoryFilter | None] = {
     "full": None,
@@ -295,6 +302,16 @@ def _own_prices(flow: FlowFile, model_id: str, config: ModelConfig) -> dict[str,
     return merged
 
 
+async def check_models(flow: FlowFile, overrides: Mapping[str, str] | None = None) -> None:
+    """Build every model of the flow as ``run`` would, then close them; no call is made.
+
+    Raises what ``run`` raises at load: ``ConfigError`` (a missing base URL, a bad URL, a
+    price entry) and ``MissingCredentialsError`` (a key's variable is not set).
+    """
+    adapters, _ = create_slots(flow, clock=MonotonicClock(), overrides=overrides)
+    await close_slots(adapters)
+
+
 def _first(value: float | None, default: float | None) -> float | None:
     return default if value is None else value
 
@@ -502,15 +519,20 @@ async def _open_runtime_of(
                 async with open_model_supervisor(runtime.system, slots, board):
                     yield runtime
     finally:
-        # Every adapter once: a rollout's two models may sit in the slot or only in it.
-        owned: dict[int, ModelAdapter] = {}
-        for adapter in adapters.values():
-            if isinstance(adapter, ModelSlot):
-                held = [c.adapter for c in adapter.candidates]
-                if adapter.rollout is not None:
-                    held += [adapter.rollout.incumbent, adapter.rollout.candidate]
-                owned.update((id(a), a) for a in held)
-            else:
-                owned[id(adapter)] = adapter
-        for adapter in owned.values():
-            await adapter.aclose()
+        await close_slots(adapters)
+
+
+async def close_slots(adapters: Mapping[str, ModelAdapter | ModelSlot]) -> None:
+    """Close every adapter of ``create_slots``'s answer once."""
+    # Every adapter once: a rollout's two models may sit in the slot or only in it.
+    owned: dict[int, ModelAdapter] = {}
+    for adapter in adapters.values():
+        if isinstance(adapter, ModelSlot):
+            held = [c.adapter for c in adapter.candidates]
+            if adapter.rollout is not None:
+                held += [adapter.rollout.incumbent, adapter.rollout.candidate]
+            owned.update((id(a), a) for a in held)
+        else:
+            owned[id(adapter)] = adapter
+    for adapter in owned.values():
+        await adapter.aclose()
