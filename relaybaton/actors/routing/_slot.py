@@ -39,6 +39,7 @@ from relaybaton.actors.routing._attempts import failed_attempt, mark_failed
 from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy
 from relaybaton.actors.routing._router import Decision
 from relaybaton.actors.routing._slot_rollout import RolloutEvent, SlotRollout
+from relaybaton.actors.routing._slot_stream import stream_routed
 from relaybaton.adapters import (
     ModelAdapter,
     ModelCallRecord,
@@ -502,14 +503,11 @@ class ModelSlot:
         Retries like ``call``, through the same policy, but only before the first delta:
         once text has gone to ``on_text``, a failure is raised, since sending the request
         again would show the user the same text twice. Returns the assembled answer of the
-        stream's end. A routed slot (router, breakers or a rollout) answers whole, through
-        ``call``: routing, health checks and rollouts apply to every call, streamed or not.
+        stream's end. A routed slot (router, breakers or a rollout) streams too, with its
+        routing, health checks, failover and rollouts (``_slot_stream.stream_routed``).
         """
         if self.router is not None or self.board is not None or self.rollout is not None:
-            whole = await self.call(request, agent=agent, routes=routes)
-            if whole.message.text:
-                on_text(whole.message.text)
-            return whole
+            return await stream_routed(self, request, agent=agent, on_text=on_text, routes=routes)
         began = self.clock.now()
         attempt = 0
         timed = bool(self.listeners) or routes is not None
