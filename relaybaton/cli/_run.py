@@ -21,6 +21,7 @@ import msgspec
 
 from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.cli._conversations import open_store_path
+from relaybaton.cli._live import live_replies
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import (
     build_agents,
@@ -63,6 +64,11 @@ def add_run_commands(commands: Any) -> None:
         help="use another model for a slot for this run ('*=...' for every slot)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="on a terminal, print the replies when they end instead of as they stream",
+    )
     run.add_argument(
         "--store",
         help="journal to this SQLite file (or PostgreSQL URL); the same --conversation "
@@ -107,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     conversation_id = args.conversation or f"c-{secrets.token_hex(4)}"
+    live = not args.json and not args.no_stream and sys.stdout.isatty()
     results, conversation, waiting = asyncio.run(
         _converse(
             flow,
@@ -116,8 +123,11 @@ def _run(args: argparse.Namespace) -> int:
             args.store,
             args.durability,
             user=args.user,
+            live=sys.stdout if live else None,
         )
     )
+    if live:
+        sys.stdout.write("trace:\n")
     if args.json:
         sys.stdout.write(_json_report(conversation, results, waiting) + "\n")
     else:
@@ -150,6 +160,7 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
     durability: str,
     *,
     user: str = "",
+    live: TextIO | None = None,
 ) -> tuple[list[TurnResult], Conversation, list[ApprovalRequested]]:
     async with AsyncExitStack() as stack:
         store = None
@@ -158,8 +169,13 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
         runtime = await stack.enter_async_context(
             open_flow(flow, model_overrides=overrides, store=store, durability=durability)
         )
+        if live is not None:  # a person watches: the replies as they stream
+            runtime.conversations.stream_replies = True
+            stack.callback(runtime.conversations.subscribe(live_replies(conversation_id, live)))
         results: list[TurnResult] = []
         for text in messages:
+            if live is not None:
+                live.write(f"  user: {text}\n")
             future = await runtime.accept(conversation_id, text, user=user)
             await _until_done_or_waiting(runtime, conversation_id, future)
             if not future.done():
