@@ -380,6 +380,7 @@ class AgentActor(ConversationActor):
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=usage.cost_usd,
+            estimated=usage.estimated,
         )
         if tracing:
             sink.record(
@@ -394,6 +395,7 @@ class AgentActor(ConversationActor):
                     conversation_id=request.metadata.conversation_id,
                     at=started,
                     route=routes[-1] if routes else None,
+                    usage_estimated=usage.estimated,
                 )
             )
         message = response.message

@@ -41,6 +41,7 @@ class ModelCallEvent(
     at: float = 0.0
     route: Decision | None = None
     error: str = ""
+    usage_estimated: bool = False  # the server gave no token counts: estimated from the text
 
 
 class ToolCallEvent(

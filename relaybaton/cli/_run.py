@@ -217,12 +217,14 @@ def _usage(conversation: Conversation) -> dict[str, object]:
         "input_tokens": total.input_tokens,
         "output_tokens": total.output_tokens,
         "cost_usd": round(total.cost_usd, 8),
+        "estimated_calls": total.estimated_calls,  # calls whose tokens were estimated
         "by_agent": {
             agent: {
                 "calls": entry.calls,
                 "input_tokens": entry.input_tokens,
                 "output_tokens": entry.output_tokens,
                 "cost_usd": round(entry.cost_usd, 8),
+                "estimated_calls": entry.estimated_calls,
             }
             for agent, entry in conversation.usage_by_agent().items()
         },
@@ -279,6 +281,8 @@ def _print_report(
             )
         elif isinstance(event, ModelCallEvent):
             usage = f"{event.input_tokens}→{event.output_tokens} tok"
+            if event.usage_estimated:  # the server gave no counts: estimated from the text
+                usage = "~" + usage
             route = event.route
             via = f"  via {route.policy}" if route is not None and route.policy else ""
             out.write(

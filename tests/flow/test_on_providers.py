@@ -233,3 +233,20 @@ async def test_a_retry_that_succeeds_shows_the_failed_attempt_in_text_and_json(
     assert text.returncode == 0, text.stderr
     assert "FAILED ModelOverloadedError" in text.stdout
     assert "Hello! How can I help?" in text.stdout
+
+
+async def test_usage_a_server_does_not_report_is_estimated_in_the_ledger_and_the_trace(
+    server: FakeServer,
+) -> None:
+    answer = _openai({"content": "Hello! How can I help you today?"}, "stop")
+    answer.body = answer.body.replace(b', "usage": {', b', "unused": {')  # type: ignore[union-attr]
+    server.enqueue(answer)
+    result = await anyio.to_thread.run_sync(lambda: _run_flow(server, "--json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    [call] = [e for e in report["events"] if e["kind"] == "model_call"]
+    assert call["usage_estimated"] is True
+    assert call["input_tokens"] > 0
+    assert call["output_tokens"] > 0
+    assert report["usage"]["estimated_calls"] == 1
+    assert report["usage"]["cost_usd"] > 0
