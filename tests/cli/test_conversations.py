@@ -31,3 +31,24 @@ def test_a_security_finding_blocks_the_release_until_a_person_clears_it(
     resumed = json.loads(capsys.readouterr().out.splitlines()[-1])
     [conversation] = resumed["conversations"]
     assert "released with findings cleared by a person" in conversation["last_replies"][0]["text"]
+
+
+def test_resume_in_plain_text_prints_the_replies_it_produced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "review.db")
+    message = "Review this code for bugs, performance and security: data = eval(open(p).read())"
+    assert main(["run", CODE_REVIEW, "--store", store, "-m", message, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    [request] = report["approvals"]
+    assert main(["approvals", "approve", request["approval_id"], "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["resume", CODE_REVIEW, "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert (
+        main(["conversations", "show", report["conversation_id"], "--store", store, "--json"]) == 0
+    )
+    shown = json.loads(capsys.readouterr().out)
+    replies = [m for m in shown["transcript"] if m.get("type") == "assistant" and m["text"]]
+    last = replies[-1]
+    assert f"    {last['agent']}: {last['text']}" in out
