@@ -32,6 +32,7 @@ from relaybaton.runtime.messages import ReplyEvent
 from relaybaton.service._auth import current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._limits import read_body
+from relaybaton.service._openai_options import refuse_unsupported
 from relaybaton.service._sse import EventLog, LoggedEvent
 
 TYPE_CHECKING = False
@@ -66,7 +67,13 @@ class _StreamOptions(msgspec.Struct, kw_only=True):
 
 
 class ChatRequest(msgspec.Struct, kw_only=True):
-    """The fields of a Chat Completions request the endpoint reads; others are ignored."""
+    """The fields of a Chat Completions request the endpoint reads.
+
+    Sampling options (temperature, max_tokens, ...) are the flow's to set and are not read;
+    ``tools``, ``tool_choice``, ``functions`` and ``response_format`` change what the answer
+    is, so they are read and refused with a 400 when the endpoint cannot honour them
+    (``refuse_unsupported``), never silently ignored.
+    """
 
     model: str
     messages: list[_Message]
@@ -74,6 +81,10 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     stream_options: _StreamOptions | None = None
     user: str | None = None
     n: int | None = None
+    tools: list[msgspec.Raw] | None = None
+    functions: list[msgspec.Raw] | None = None
+    tool_choice: str | dict[str, object] | None = None
+    response_format: dict[str, object] | None = None
 
 
 def _text(message: _Message) -> str:
@@ -152,6 +163,7 @@ class OpenAICompat:
             )
         if chat.n not in (None, 1):
             raise ApiError(400, "only n=1 is supported", code="unsupported_n", param="n")
+        refuse_unsupported(chat.tools, chat.functions, chat.tool_choice, chat.response_format)
         positions = [i for i, m in enumerate(chat.messages) if m.role == "user"]
         if not positions or positions[-1] != len(chat.messages) - 1:
             raise ApiError(
