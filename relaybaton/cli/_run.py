@@ -20,6 +20,8 @@ from typing import Any, TextIO
 import msgspec
 
 from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.adapters import ImagePart
+from relaybaton.adapters._images import image_from_file
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.cli._live import live_replies
 from relaybaton.errors import ConfigError
@@ -64,6 +66,14 @@ def add_run_commands(commands: Any) -> None:
         help="use another model for a slot for this run ('*=...' for every slot)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an image (PNG, JPEG, GIF, WebP) sent with the first message (repeatable); "
+        "the slot must have a vision-capable model",
+    )
     run.add_argument(
         "--no-stream",
         action="store_true",
@@ -113,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     conversation_id = args.conversation or f"c-{secrets.token_hex(4)}"
+    images = [image_from_file(path) for path in args.image]  # checked before anything runs
     live = not args.json and not args.no_stream and sys.stdout.isatty()
     results, conversation, waiting = asyncio.run(
         _converse(
@@ -124,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
             args.durability,
             user=args.user,
             live=sys.stdout if live else None,
+            images=images,
         )
     )
     if live:
@@ -161,6 +173,7 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
     *,
     user: str = "",
     live: TextIO | None = None,
+    images: list[ImagePart] | None = None,
 ) -> tuple[list[TurnResult], Conversation, list[ApprovalRequested]]:
     async with AsyncExitStack() as stack:
         store = None
@@ -173,10 +186,12 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
             runtime.conversations.stream_replies = True
             stack.callback(runtime.conversations.subscribe(live_replies(conversation_id, live)))
         results: list[TurnResult] = []
-        for text in messages:
+        for index, text in enumerate(messages):
             if live is not None:
                 live.write(f"  user: {text}\n")
-            future = await runtime.accept(conversation_id, text, user=user)
+            future = await runtime.accept(
+                conversation_id, text, user=user, images=(images or []) if index == 0 else ()
+            )
             await _until_done_or_waiting(runtime, conversation_id, future)
             if not future.done():
                 break  # a person must decide first; later messages would only queue

@@ -10,8 +10,10 @@ from __future__ import annotations
 import msgspec
 
 from relaybaton.actors.routing._router import Decision
+from relaybaton.adapters import ModelAdapter, ModelRequest, UserMessage
+from relaybaton.errors import NoCapableModelError
 
-__all__ = ["failed_attempt", "mark_failed"]
+__all__ = ["failed_attempt", "mark_failed", "refuse_without_vision"]
 
 
 def _describe(error: BaseException) -> str:
@@ -39,3 +41,21 @@ def mark_failed(
         )
     else:
         routes.append(failed_attempt(adapter, error, latency_s))
+
+
+def refuse_without_vision(slot: str, adapter: ModelAdapter, request: ModelRequest) -> None:
+    """Refuse a request with an image for a model that cannot read images.
+
+    A routed slot's router never picks such a model (capability comes first); this is the
+    same rule for a slot that holds one model, or a held one that fails over: an image is
+    never sent where it would be dropped or refused.
+    """
+    if adapter.capabilities.vision:
+        return
+    if any(isinstance(m, UserMessage) and m.images for m in request.messages):
+        raise NoCapableModelError(
+            f"slot {slot!r}: the message carries an image and {adapter.name} cannot read "
+            "images; give the slot a vision-capable model (vision = true on a routing "
+            "candidate, or a model that takes images) or send the message without it",
+            needs=("vision",),
+        )

@@ -35,7 +35,11 @@ import anyio
 import msgspec
 import structlog
 
-from relaybaton.actors.routing._attempts import failed_attempt, mark_failed
+from relaybaton.actors.routing._attempts import (
+    failed_attempt,
+    mark_failed,
+    refuse_without_vision,
+)
 from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy
 from relaybaton.actors.routing._router import Decision
 from relaybaton.actors.routing._slot_rollout import RolloutEvent, SlotRollout
@@ -192,6 +196,7 @@ class ModelSlot:
         timed = bool(self.listeners) or routes is not None
         while True:
             adapter = self.adapter
+            refuse_without_vision(self.name, adapter, request)
             name = adapter.name
             started = self.clock.now() if timed else 0.0
             in_flight = self.in_flight
@@ -364,6 +369,7 @@ class ModelSlot:
             adapter, probe, decision = self._choose(
                 request, agent, features, avoid, routes is not None
             )
+            refuse_without_vision(self.name, adapter, request)
             if routes is not None and decision is not None:
                 routes.append(decision)
             name = adapter.name
@@ -513,6 +519,7 @@ class ModelSlot:
         timed = bool(self.listeners) or routes is not None
         while True:
             adapter = self.adapter
+            refuse_without_vision(self.name, adapter, request)
             name = adapter.name
             started = self.clock.now() if timed else 0.0
             in_flight = self.in_flight

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from relaybaton.actors.routing._attempts import mark_failed
+from relaybaton.actors.routing._attempts import mark_failed, refuse_without_vision
 from relaybaton.adapters import (
     ModelRequest,
     ModelResponse,
@@ -58,6 +58,7 @@ async def stream_routed(
     attempt = 0
     while True:
         adapter, probe, decision = slot._choose(request, agent, features, avoid, routes is not None)
+        refuse_without_vision(slot.name, adapter, request)
         if routes is not None and decision is not None:
             routes.append(decision)
         name = adapter.name
