@@ -155,6 +155,7 @@ def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Stru
                 input_tokens=e.input_tokens,
                 output_tokens=e.output_tokens,
                 cost_usd=e.cost_usd,
+                estimated_calls=e.estimated_calls,
             )
             for (agent, model), e in conversation.ledger.items()
         ],
@@ -201,6 +202,7 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
             cost_usd=row.cost_usd,
+            estimated_calls=row.estimated_calls,
         )
 
     def turn_of(ts: TurnState[Any]) -> Turn:

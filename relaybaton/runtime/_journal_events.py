@@ -68,13 +68,17 @@ class TurnStarted(msgspec.Struct, tag="turn_started", frozen=True, kw_only=True,
 
 
 class Charged(msgspec.Struct, tag="charged", frozen=True, kw_only=True, gc=False):
-    """Usage of one model call, charged to the conversation's ledger."""
+    """Usage of one model call, charged to the conversation's ledger.
+
+    ``estimated``: the server reported no token counts; they were estimated from the text.
+    """
 
     agent: str
     model: str
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated: bool = False
 
 
 class Appended(msgspec.Struct, Generic[T], tag="appended", frozen=True, kw_only=True, gc=False):
@@ -212,6 +216,7 @@ class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated_calls: int = 0
 
 
 class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, gc=False):

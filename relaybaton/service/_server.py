@@ -30,10 +30,12 @@ import structlog
 from aiohttp import web
 
 from relaybaton.actors import Paused, Runtime, wait_for_turn
+from relaybaton.adapters import ImagePart
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
+from relaybaton.service._images import images_in
 from relaybaton.service._limits import (
     ServiceLimits,
     TokenLimiter,
@@ -77,9 +79,14 @@ class ApprovalDesk(Protocol):
         ...
 
 
+class _ImageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str  # data:image/...;base64,... or http(s)://...
+
+
 class _MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     text: str
     message_id: MessageId | None = None
+    images: list[_ImageIn] = msgspec.field(default_factory=list)
 
 
 class _DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -199,7 +206,12 @@ class Service:
     # --- admission --------------------------------------------------------------------------
 
     def submit(
-        self, conversation_id: str, text: str, message_id: str | None, api: str
+        self,
+        conversation_id: str,
+        text: str,
+        message_id: str | None,
+        api: str,
+        images: Sequence[ImagePart] = (),
     ) -> tuple[str, asyncio.Future[TurnResult]]:
         """Admit one user message (or refuse it with 503) and submit it to the runtime.
 
@@ -249,7 +261,9 @@ class Service:
         if message_id is None:
             message_id = f"m-{secrets.token_hex(8)}"
         try:
-            future = self.runtime.submit(conversation_id, text, message_id=message_id)
+            future = self.runtime.submit(
+                conversation_id, text, message_id=message_id, images=images
+            )
         except OwnershipError as exc:
             raise ApiError(409, str(exc), code="conversation_closed") from exc
         self.metrics.messages_received.labels(api).inc()
@@ -370,8 +384,9 @@ class Service:
         conversation_id = _conversation_id(request)
         body = await read_body(request, self.limits.max_body_bytes)
         message = decode_body(body, _MessageIn, self.limits)
+        images = images_in([i.url for i in message.images], "images")
         message_id, future = self.submit(
-            conversation_id, message.text, message.message_id, "native"
+            conversation_id, message.text, message.message_id, "native", images
         )
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
