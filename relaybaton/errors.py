@@ -23,7 +23,8 @@ The tree::
     │   └── BudgetExceededError          a conversation's or agent's model budget is spent
     ├── ToolError                        a tool call the model can recover from
     │   ├── UnknownToolError
-    │   └── ToolArgumentsError           the arguments fail the tool's schema
+    │   ├── ToolArgumentsError           the arguments fail the tool's schema
+    │   └── ToolRefusedError             a guardrail or a tool rule stopped the call
     ├── ModelError                       a model call failed; ``retryable`` says what to do
     │   ├── RateLimitedError             429; ``retry_after`` in seconds when the provider said
     │   ├── ModelOverloadedError         Anthropic 529, OpenAI 503
@@ -100,6 +101,7 @@ __all__ = [
     "StreamInterruptedError",
     "ToolArgumentsError",
     "ToolError",
+    "ToolRefusedError",
     "UndeclaredHandoffError",
     "UnknownToolError",
 ]
@@ -296,6 +298,10 @@ class UnknownToolError(ToolError):
 
 class ToolArgumentsError(ToolError, ValueError):
     """The arguments do not match the tool's schema (the message names the field)."""
+
+
+class ToolRefusedError(ToolError):
+    """A guardrail or one of the tool's rules stopped the call before it ran."""
 
 
 # --- models -------------------------------------------------------------------------------

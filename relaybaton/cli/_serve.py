@@ -221,7 +221,16 @@ async def serve(
             )
             await runner.setup()
             site = web.TCPSite(runner, host, port, backlog=4096)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # a busy port, a host not on this machine: one line
+                log.debug("listen_failed", host=host, port=port, exc_info=exc)
+                await runner.cleanup()
+                service.close()
+                raise ConfigError(
+                    f"cannot listen on {host}:{port}: {exc.strerror or exc}; is another server "
+                    "using that port? choose another with --port"
+                ) from exc
             bound = runner.addresses[0]
             shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
             url = f"http://{shown}:{bound[1]}"

@@ -78,12 +78,16 @@ class OwnershipRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class LedgerEntry(msgspec.Struct, kw_only=True, gc=False):
-    """Usage charged to one (agent, model) pair (mutable; numbers only, so untracked by GC)."""
+    """Usage charged to one (agent, model) pair (mutable; numbers only, so untracked by GC).
+
+    ``estimated_calls`` counts the calls whose tokens were estimated (the server gave none).
+    """
 
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    estimated_calls: int = 0
 
 
 @final
@@ -204,6 +208,7 @@ class Conversation:
             total.input_tokens += entry.input_tokens
             total.output_tokens += entry.output_tokens
             total.cost_usd += entry.cost_usd
+            total.estimated_calls += entry.estimated_calls
         return totals
 
     def usage_total(self) -> LedgerEntry:
@@ -214,4 +219,5 @@ class Conversation:
             total.input_tokens += entry.input_tokens
             total.output_tokens += entry.output_tokens
             total.cost_usd += entry.cost_usd
+            total.estimated_calls += entry.estimated_calls
         return total

@@ -36,6 +36,7 @@ from relaybaton.runtime._journal_events import (
     Charged,
     ClosedEvent,
     ConversationState,
+    GuardrailTripped,
     HandedOff,
     JournalRecord,
     LedgerRow,
@@ -128,7 +129,7 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             transitions.closed(conversation)
         case Opened():  # written by older journals only: now ``Accepted.opened_by``
             transitions.opened(conversation, event.owner)
-        case ModelSwapped():
+        case ModelSwapped() | GuardrailTripped():
             pass  # recorded for the history; it changes no conversation state
         case _:
             _apply_operated(conversation, event)
@@ -196,6 +197,7 @@ def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Stru
                 input_tokens=e.input_tokens,
                 output_tokens=e.output_tokens,
                 cost_usd=e.cost_usd,
+                estimated_calls=e.estimated_calls,
             )
             for (agent, model), e in conversation.ledger.items()
         ],
@@ -243,6 +245,7 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
             cost_usd=row.cost_usd,
+            estimated_calls=row.estimated_calls,
         )
 
     def turn_of(ts: TurnState[Any]) -> Turn:

@@ -36,6 +36,7 @@ __all__ = [
     "Charged",
     "ClosedEvent",
     "ConversationState",
+    "GuardrailTripped",
     "HandedOff",
     "JournalEvent",
     "JournalRecord",
@@ -81,13 +82,17 @@ class TurnStarted(msgspec.Struct, tag="turn_started", frozen=True, kw_only=True,
 
 
 class Charged(msgspec.Struct, tag="charged", frozen=True, kw_only=True, gc=False):
-    """Usage of one model call, charged to the conversation's ledger."""
+    """Usage of one model call, charged to the conversation's ledger.
+
+    ``estimated``: the server reported no token counts; they were estimated from the text.
+    """
 
     agent: str
     model: str
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated: bool = False
 
 
 class Appended(msgspec.Struct, Generic[T], tag="appended", frozen=True, kw_only=True, gc=False):
@@ -186,6 +191,23 @@ class ModelSwapped(msgspec.Struct, tag="model_swapped", frozen=True, kw_only=Tru
     reason: str
 
 
+class GuardrailTripped(
+    msgspec.Struct, tag="guardrail_tripped", frozen=True, kw_only=True, gc=False
+):
+    """A guardrail stopped or rewrote a step (``verdict``: ``blocked`` or ``redacted``).
+
+    Recorded for the history, like ``ModelSwapped``: what the step became is journaled by
+    the step itself (the refusal reply, the error result), so it changes no state.
+    """
+
+    guardrail: str
+    stage: str
+    agent: str
+    verdict: str
+    reason: str = ""
+    tool: str = ""
+
+
 class ClosedEvent(msgspec.Struct, tag="closed", frozen=True, kw_only=True, gc=False):
     """The conversation takes no more messages."""
 
@@ -208,6 +230,7 @@ class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated_calls: int = 0
 
 
 class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, gc=False):
@@ -252,6 +275,7 @@ JournalEvent = (
     | ApprovalRequested
     | ApprovalDecided
     | ModelSwapped
+    | GuardrailTripped
     | ClosedEvent
     | Snapshot[T]
     # What people do (``_operator_events.py``):

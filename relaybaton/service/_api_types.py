@@ -25,6 +25,7 @@ __all__ = [
     "DecisionIn",
     "DecisionOut",
     "ForkIn",
+    "ImageIn",
     "MessageIn",
     "NoteIn",
     "OperatorState",
@@ -48,11 +49,18 @@ ConversationId = Annotated[
 ]
 
 
+class ImageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An image sent with a message."""
+
+    url: str  # data:image/...;base64,... or http(s)://...
+
+
 class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A user message."""
+    """A user message, with images if the flow's models see them."""
 
     text: str
     message_id: MessageId | None = None
+    images: list[ImageIn] = msgspec.field(default_factory=list)
 
 
 class DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

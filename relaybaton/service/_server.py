@@ -22,19 +22,21 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
 import anyio
 import msgspec
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import Runtime
+from relaybaton.actors import Paused, Runtime, wait_for_turn
+from relaybaton.adapters import ImagePart
 from relaybaton.errors import ConflictError, OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
+from relaybaton.service._images import images_in
 from relaybaton.service._limits import (
     ServiceLimits,
     TokenLimiter,
@@ -42,6 +44,7 @@ from relaybaton.service._limits import (
     read_body,
 )
 from relaybaton.service._operator_api import OperatorApi, caller
+from relaybaton.service._paused import paused_body, settle
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
@@ -61,7 +64,6 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class ApprovalDesk(Protocol):
@@ -81,11 +83,8 @@ class ApprovalDesk(Protocol):
         arguments_hash: str | None = None,
         by: str = "api",
     ) -> Mapping[str, object]:
-        """Record a decision bound to ``arguments_hash`` (the request's when None).
-
-        Raises ``LookupError`` for an unknown approval, ``ConflictError`` for one decided
-        already or changed since the person read it.
-        """
+        """Decide, bound to ``arguments_hash`` (the request's when None); ``LookupError`` if
+        unknown, ``ConflictError`` if decided already or changed since the person read it."""
         ...
 
 
@@ -179,8 +178,9 @@ class Service:
         self.limiter = TokenLimiter(
             rate_per_s=limits.rate_per_s, burst=limits.burst, max_concurrent=limits.max_concurrent
         )
-        # The service's own waiters of accepted turns: drain waits on them, nothing polls.
-        self.pending: set[asyncio.Future[TurnResult]] = set()
+        # The service's own waiters of accepted turns, with their conversations: drain waits
+        # on them (not on those parked for a person), nothing polls.
+        self.pending: dict[asyncio.Future[TurnResult], str] = {}
         self.app = self._build_app()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -195,9 +195,7 @@ class Service:
         finished = True
         if self.pending:
             self.log.info("draining", turns=len(self.pending), deadline_s=timeout)
-            with anyio.move_on_after(timeout):
-                await asyncio.wait(set(self.pending))
-            finished = not self.pending
+            finished = await settle(self.runtime.conversations, self.pending, timeout)
         self.hub.close()
         return finished
 
@@ -211,7 +209,12 @@ class Service:
     # --- admission --------------------------------------------------------------------------
 
     def submit(
-        self, conversation_id: str, text: str, message_id: str | None, api: str
+        self,
+        conversation_id: str,
+        text: str,
+        message_id: str | None,
+        api: str,
+        images: Sequence[ImagePart] = (),
     ) -> tuple[str, asyncio.Future[TurnResult]]:
         """Admit one user message (or refuse it with 503) and submit it to the runtime.
 
@@ -261,13 +264,15 @@ class Service:
         if message_id is None:
             message_id = f"m-{secrets.token_hex(8)}"
         try:
-            future = self.runtime.submit(conversation_id, text, message_id=message_id)
+            future = self.runtime.submit(
+                conversation_id, text, message_id=message_id, images=images
+            )
         except OwnershipError as exc:
             raise ApiError(409, str(exc), code="conversation_closed") from exc
         self.metrics.messages_received.labels(api).inc()
         if not future.done():
-            self.pending.add(future)
-            future.add_done_callback(self.pending.discard)
+            self.pending[future] = conversation_id
+            future.add_done_callback(lambda done: self.pending.pop(done, None))
         return message_id, future
 
     # --- the app ----------------------------------------------------------------------------
@@ -406,16 +411,19 @@ class Service:
         conversation_id = _conversation_id(request)
         body = await read_body(request, self.limits.max_body_bytes)
         message = decode_body(body, _MessageIn, self.limits)
+        images = images_in([i.url for i in message.images], "images")
         message_id, future = self.submit(
-            conversation_id, message.text, message.message_id, "native"
+            conversation_id, message.text, message.message_id, "native", images
         )
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
             return _json(_accepted(conversation_id, message_id), 202, location)
         with anyio.move_on_after(self.limits.wait_timeout_s):
             # Our own waiter: a client that goes away cancels this wait, never the turn.
-            result = await future
-            return _json(result)
+            outcome = await wait_for_turn(self.runtime.conversations, conversation_id, future)
+            if isinstance(outcome, Paused):  # a person decides later: answer now
+                return _json(paused_body(outcome, message_id), 202, location)
+            return _json(outcome)
         return _json(_accepted(conversation_id, message_id), 202, location)
 
     async def _get_conversation(self, request: web.Request) -> web.Response:
