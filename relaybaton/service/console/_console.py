@@ -88,7 +88,6 @@ class Console:
         self.sessions = Sessions(service.tokens)
         self.reports = reports
         self.memory = memory
-        self.swaps: list[dict[str, Any]] = []
         self._static = {
             "console.js": ((_STATIC / "console.js").read_bytes(), "text/javascript"),
             "console.css": (
@@ -387,7 +386,7 @@ class Console:
     async def _supervisor(self, request: web.Request, session: Session) -> web.StreamResponse:
         return self._whole(
             "Supervisor",
-            supervisor_fragment(self.runtime.slots, self.swaps),
+            supervisor_fragment(self.runtime.slots),
             session,
             current="/supervisor",
         )

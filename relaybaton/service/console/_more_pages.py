@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,9 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f} ms"
 
 
-def supervisor_fragment(slots: Mapping[str, ModelSlot], swaps: Sequence[Mapping[str, Any]]) -> Html:
-    """Each slot: what it holds, its candidates with breaker state and windows, rollouts;
-    then the swaps seen since the server started."""
+def supervisor_fragment(slots: Mapping[str, ModelSlot]) -> Html:
+    """Each slot: what it holds (a swap shows as another model than its primary), its
+    candidates with breaker state and windows, its rollout; then what changed over time."""
     if not slots:
         return html('<p class="empty">This flow binds no model slots.</p>')
     sections = []
@@ -78,23 +78,53 @@ def supervisor_fragment(slots: Mapping[str, ModelSlot], swaps: Sequence[Mapping[
                 join(rows),
             )
         )
-    swap_rows = join(
+    # Over time: every breaker transition (what makes the supervisor swap) and every
+    # rollout step, promotion and rollback, oldest first, on the runtime's clock.
+    moments: list[tuple[float, Html]] = []
+    for name, slot in slots.items():
+        if slot.board is not None:
+            for breaker in slot.board.breakers.values():
+                moments += [
+                    (
+                        t.at,
+                        html(
+                            "slot {}: {} breaker {} → {} ({})",
+                            name,
+                            t.adapter,
+                            t.source.value,
+                            t.target.value,
+                            t.reason,
+                        ),
+                    )
+                    for t in breaker.transitions
+                ]
+        if slot.rollout is not None:
+            moments += [
+                (
+                    e.at,
+                    html(
+                        "slot {}: rollout {} {} → {} at {} ({})",
+                        name,
+                        e.action,
+                        e.incumbent,
+                        e.candidate,
+                        f"{e.share:.0%}",
+                        e.reason,
+                    ),
+                )
+                for e in slot.rollout.events
+            ]
+    moments.sort(key=lambda m: m[0])
+    history = (
         html(
-            "<li>{}: slot {} {} → {} ({})</li>",
-            s.get("at"),
-            s.get("slot"),
-            s.get("from"),
-            s.get("to"),
-            s.get("reason"),
+            "<ol>{}</ol>",
+            join(html("<li>t={} s: {}</li>", f"{at:.1f}", text) for at, text in moments),
         )
-        for s in swaps
+        if moments
+        else html('<p class="empty">No breaker transitions or rollout steps yet.</p>')
     )
     return html(
-        "{}<section><h2>Swaps and rollouts over time</h2>{}</section>",
-        join(sections),
-        html("<ol>{}</ol>", swap_rows)
-        if swaps
-        else html('<p class="empty">No swaps since the server started.</p>'),
+        "{}<section><h2>Breakers and rollouts over time</h2>{}</section>", join(sections), history
     )
 
 
