@@ -72,3 +72,31 @@ def test_the_lane_rules_cover_every_span() -> None:
     css = lane_css()
     assert ".span-1-8 { grid-column: 1 / 9; }" in css
     assert ".lanes-8 {" in css
+
+
+def test_the_supervisor_page_shows_candidates_breakers_windows_and_a_rollout() -> None:
+    from relaybaton.actors.routing import Candidate, HealthBoard, ModelSlot
+    from relaybaton.service.console._more_pages import supervisor_fragment
+    from relaybaton.testing import FakeClock, ScriptedModel
+
+    clock = FakeClock()
+    small = ScriptedModel(["ok"], name="small<1>")
+    large = ScriptedModel(["ok"], name="large")
+    board = HealthBoard(clock)
+    slot = ModelSlot(
+        "general",
+        small,
+        clock=clock,
+        candidates=[Candidate(small, tier=1), Candidate(large, tier=2)],
+        board=board,
+    )
+    breaker = board.breaker("small<1>")
+    token = breaker.started(0.0)
+    breaker.finished(token, 0.25, ok=True)
+    slot.start_rollout(ScriptedModel(["ok"], name="newer"))
+    markup = supervisor_fragment({"general": slot})
+    assert "small&lt;1&gt; (held)" in markup
+    assert "<td>large</td>" in markup
+    assert "250 ms" in markup  # p50 and p95 of the one call
+    assert "rollout small&lt;1&gt; → newer" in markup
+    assert "Breakers and rollouts over time" in markup

@@ -35,13 +35,14 @@ def supervisor_fragment(slots: Mapping[str, ModelSlot]) -> Html:
             rows.append(
                 html(
                     "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                    "<td>{}</td></tr>",
+                    "<td>{}</td><td>{}</td></tr>",
                     adapter,
                     " (held)" if adapter == slot.adapter.name else "",
                     breaker.state.value if breaker is not None else "closed (no calls yet)",
                     _seconds(window.quantile(0.5) if window else None),
                     _seconds(window.quantile(0.95) if window else None),
                     f"{window.error_rate:.1%}" if window else "-",
+                    "-" if window is None or window.utility is None else f"{window.utility:.2f}",
                     slot.calls.get(adapter, 0),
                     join(
                         (f"{t.source.value}→{t.target.value}: {t.reason}" for t in transitions),
@@ -52,11 +53,11 @@ def supervisor_fragment(slots: Mapping[str, ModelSlot]) -> Html:
         rollout = slot.rollout
         rollout_text = (
             html(
-                "<p>rollout {} → {}: {} at {:.0%} share {}</p>",
+                "<p>rollout {} → {}: {} at {} share {}</p>",
                 rollout.incumbent.name,
                 rollout.candidate.name,
                 rollout.rollout.state.value,
-                rollout.rollout.share,
+                f"{rollout.rollout.share:.0%}",
                 rollout.rollout.reason,
             )
             if rollout is not None
@@ -68,7 +69,7 @@ def supervisor_fragment(slots: Mapping[str, ModelSlot]) -> Html:
                 " (primary {})</p>{}"
                 '<table class="list"><thead><tr><th>candidate</th><th>breaker</th><th>p50</th>'
                 "<th>p95</th>"
-                "<th>errors</th><th>calls</th><th>recent"
+                "<th>errors</th><th>utility</th><th>calls</th><th>recent"
                 " transitions</th></tr></thead><tbody>{}</tbody></table></section>",
                 name,
                 name,
