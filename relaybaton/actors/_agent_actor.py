@@ -28,7 +28,7 @@ from relaybaton.actors._model_call import budget_reply, call_model
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._steps import next_step as _next_step
 from relaybaton.actors._steps import refused_event as _refused_event
-from relaybaton.actors._structured import answer_problems, structured_request
+from relaybaton.actors._structured import Unanswered, answer_problems, structured_request
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.adapters import (
     AssistantMessage,
@@ -357,13 +357,15 @@ class AgentActor(ConversationActor):
                 message, charge = await self._call_model(model_request, scope)
             except BudgetExceededError as exc:  # the caller's model is told; nothing crashes
                 _log.info("budget_refused", conversation_id=scope.conversation_id, exc_info=exc)
-                return f"not answered: {budget_reply(exc)}"
+                return Unanswered(budget_reply(exc))
             scope.add_charge(charge)
             messages.append(message)
             if not message.tool_calls:
                 problems = answer_problems(message.text, schema, agent.name, corrected)
                 if problems is None:
                     return message.text
+                if corrected:  # it was told once what is wrong: the caller gets an error
+                    return Unanswered(problems)
                 corrected = True  # once: the model is told what is wrong, then it fails
                 messages.append(UserMessage(text=problems))
                 continue
@@ -441,8 +443,9 @@ class AgentActor(ConversationActor):
                 arguments = await admit(
                     self.flow, compiled, call, arguments, where, callee=owner is None
                 )
-            content = str(await self._invoke(call, arguments, conversation_id, chain, owner))
-            is_error = False
+            answer = await self._invoke(call, arguments, conversation_id, chain, owner)
+            # A callee that could not answer says why: an error result, not an answer.
+            content, is_error = str(answer), type(answer) is Unanswered
         except ToolError as exc:
             _log.debug(
                 "tool_refused", conversation_id=conversation_id, tool=call.name, exc_info=exc
