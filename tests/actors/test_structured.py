@@ -19,7 +19,7 @@ SCHEMA = {
 }
 
 
-def _flow(scanner_answers: list[str]) -> tuple[Agent, Agent, ScriptedModel, ScriptedModel]:
+def _flow(scanner_answers: list[str]) -> tuple[Agent, ScriptedModel, ScriptedModel]:
     scanner = Agent(name="scanner", model="scan", output_schema=SCHEMA)
     lead = Agent(name="lead", model="lead", tools=(scanner.as_tool("scanner"),))
     answers = iter(scanner_answers)
@@ -28,11 +28,11 @@ def _flow(scanner_answers: list[str]) -> tuple[Agent, Agent, ScriptedModel, Scri
         return next(answers)
 
     lead_model = ScriptedModel([tool_call("scanner", input="scan: eval(x)"), "Reviewed."])
-    return lead, scanner, lead_model, ScriptedModel(scan)
+    return lead, lead_model, ScriptedModel(scan)
 
 
 async def test_the_schema_is_asked_for_and_a_fitting_answer_is_the_tool_result() -> None:
-    lead, scanner, lead_model, scan_model = _flow(['{"findings": ["eval of input"]}'])
+    lead, lead_model, scan_model = _flow(['{"findings": ["eval of input"]}'])
     async with open_runtime(lead, models={"lead": lead_model, "scan": scan_model}) as runtime:
         await runtime.send("c1", "review eval(x)")
     [request] = scan_model.requests
@@ -46,7 +46,7 @@ async def test_the_schema_is_asked_for_and_a_fitting_answer_is_the_tool_result()
 
 
 async def test_an_answer_outside_the_schema_is_sent_back_once_then_the_call_fails() -> None:
-    lead, scanner, lead_model, scan_model = _flow(["Looks fine to me.", '{"findings": "none"}'])
+    lead, lead_model, scan_model = _flow(["Looks fine to me.", '{"findings": "none"}'])
     async with open_runtime(lead, models={"lead": lead_model, "scan": scan_model}) as runtime:
         await runtime.send("c1", "review eval(x)")
         dead = runtime.system.dead_letters.total
