@@ -44,7 +44,7 @@ __all__ = ["PII_KINDS", "create_guardrail", "luhn_valid"]
 
 PII_KINDS = ("card", "email")
 
-_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+_CARD = re.compile(r"(?<![\w-])\d+(?:[ -]\d+)*(?![\w-])")  # digit groups: cards are inside
 _DIGITS = re.compile(r"\d[ -]?\d")  # a quick look: without two digits in a row, no card
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 _VERDICT = re.compile(r"^\W*(\w+)\W*(.*)$", re.DOTALL)
@@ -67,6 +67,50 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _redact_cards(run: str) -> tuple[str, int]:
+    """``run`` (digit groups with single spaces or dashes between) with each card removed.
+
+    A card is any stretch of whole groups with 13 to 19 digits that passes the Luhn check,
+    the longest first, so a card beside other numbers ("ref 2026 4111 1111 1111 1111") is
+    found too.
+    """
+    parts = re.split(r"([ -])", run)
+    groups, separators = parts[0::2], parts[1::2]
+    out: list[str] = []
+    count = 0
+    start = 0
+    while start < len(groups):
+        end = _card_end(groups, start)
+        if end is None:
+            out.append(groups[start])
+            if start < len(separators):
+                out.append(separators[start])
+            start += 1
+            continue
+        out.append("[card number removed]")
+        count += 1
+        if end < len(separators):
+            out.append(separators[end])
+        start = end + 1
+    return "".join(out), count
+
+
+def _card_end(groups: Sequence[str], start: int) -> int | None:
+    """The last group of the longest card starting at ``groups[start]``, or None."""
+    digits = ""
+    ends: list[tuple[int, str]] = []
+    for index in range(start, len(groups)):
+        digits += groups[index]
+        if len(digits) > 19:
+            break
+        if len(digits) >= 13:
+            ends.append((index, digits))
+    for index, candidate in reversed(ends):
+        if luhn_valid(candidate):
+            return index
+    return None
+
+
 def _pii(kinds: Sequence[str]) -> GuardrailCheck:
     cards = "card" in kinds
     emails = "email" in kinds
@@ -75,11 +119,9 @@ def _pii(kinds: Sequence[str]) -> GuardrailCheck:
         found: list[str] = []
 
         def card(match: re.Match[str]) -> str:
-            digits = re.sub(r"\D", "", match.group(0))
-            if not luhn_valid(digits):
-                return match.group(0)
-            found.append("a card number")
-            return "[card number removed]"
+            redacted, count = _redact_cards(match.group(0))
+            found.extend(["a card number"] * count)
+            return redacted
 
         def email(_: re.Match[str]) -> str:
             found.append("an e-mail address")
