@@ -13,7 +13,8 @@ The tree::
     │   ├── NotOwnerError                the actor acted for a conversation it does not own
     │   ├── StaleEpochError              the write carried an epoch older than the current one
     │   ├── UndeclaredHandoffError       a handoff to an agent not listed in the sender's edges
-    │   └── DuplicateConversationError   a conversation id that already exists was created
+    │   ├── DuplicateConversationError   a conversation id that already exists was created
+    │   └── ConflictError                a person acted on a conversation that changed since
     ├── ApprovalError                    a decision that cannot be taken (unknown, stale, ...)
     ├── LimitExceededError               invariant 7: a bound was hit
     │   ├── MaxTurnsExceededError
@@ -68,6 +69,7 @@ __all__ = [
     "BudgetExceededError",
     "CalleeFailedError",
     "ConfigError",
+    "ConflictError",
     "ContentFilteredError",
     "ContextLengthExceededError",
     "DuplicateConversationError",
@@ -224,6 +226,17 @@ class UndeclaredHandoffError(OwnershipError):
 
 class DuplicateConversationError(OwnershipError):
     """A conversation with this id exists already."""
+
+
+class ConflictError(OwnershipError):
+    """A person's action met a conversation that changed since they looked (HTTP 409).
+
+    ``changed`` says what changed, in words for the person who acted.
+    """
+
+    def __init__(self, message: str, *, conversation_id: str, changed: str = "") -> None:
+        super().__init__(message, conversation_id=conversation_id)
+        self.changed = changed
 
 
 class ApprovalError(RelaybatonError):

@@ -155,6 +155,10 @@ class AgentActor(ConversationActor):
                     "message without answering; raise its max_turns if this is expected"
                 )
                 return
+            if owner.conversation.control is not None and owner.halts_before(
+                "model", *(() if turns else (f"agent:{agent.name}",))
+            ):
+                return  # a person paused it, or a breakpoint: the turn waits for a resume
             turns += 1
             try:
                 owner.count_model_turn()
@@ -202,6 +206,10 @@ class AgentActor(ConversationActor):
 
     async def _run_owned_tools(self, owner: OwnerHandle, calls: Sequence[ToolCall]) -> bool:
         """Run the calls the owner's model asked for; True if some wait for a person."""
+        if owner.conversation.control is not None and owner.halts_before(
+            *[f"tool:{call.name}" for call in calls]
+        ):
+            return True  # halted before them: a person paused it, or a breakpoint
         function_tools = self.compiled.function_tools
         gated = False
         for call in calls:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import msgspec
 
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
-from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent
+from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, failed_model_calls
 from relaybaton.actors.routing._router import Decision
 from relaybaton.adapters import AssistantMessage, ModelRequest
 from relaybaton.errors import BudgetExceededError
@@ -81,6 +81,11 @@ async def call_model(
                 )
             )
         raise
+    finally:
+        if routes:  # every failed attempt is in the trace, whatever came after it
+            conversation_id = request.metadata.conversation_id
+            for failed in failed_model_calls(routes, agent, slot.name, conversation_id, started):
+                sink.record(failed)
     usage = response.usage
     model = response.model or slot.adapter.name
     charge = Charged(
@@ -89,6 +94,7 @@ async def call_model(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cost_usd=usage.cost_usd,
+        estimated=usage.estimated,
     )
     if tracing:
         sink.record(
@@ -103,6 +109,7 @@ async def call_model(
                 conversation_id=request.metadata.conversation_id,
                 at=started,
                 route=routes[-1] if routes else None,
+                usage_estimated=usage.estimated,
             )
         )
     message = response.message

@@ -12,6 +12,20 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from relaybaton.runtime._operator_events import (
+    BatonGiven,
+    BatonTaken,
+    BreakpointsSet,
+    CheckpointPassed,
+    ControlState,
+    Forked,
+    Halted,
+    HoldCleared,
+    HoldSet,
+    NoteAdded,
+    NotesDelivered,
+)
+
 __all__ = [
     "Accepted",
     "Appended",
@@ -68,13 +82,17 @@ class TurnStarted(msgspec.Struct, tag="turn_started", frozen=True, kw_only=True,
 
 
 class Charged(msgspec.Struct, tag="charged", frozen=True, kw_only=True, gc=False):
-    """Usage of one model call, charged to the conversation's ledger."""
+    """Usage of one model call, charged to the conversation's ledger.
+
+    ``estimated``: the server reported no token counts; they were estimated from the text.
+    """
 
     agent: str
     model: str
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated: bool = False
 
 
 class Appended(msgspec.Struct, Generic[T], tag="appended", frozen=True, kw_only=True, gc=False):
@@ -212,6 +230,7 @@ class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated_calls: int = 0
 
 
 class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, gc=False):
@@ -232,6 +251,7 @@ class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, g
     decisions: list[ApprovalDecided]
     tools_started: list[str]
     user: str = ""
+    control: ControlState[T] | None = None  # what people set (``_operator_events.py``)
 
 
 class Snapshot(msgspec.Struct, Generic[T], tag="snapshot", frozen=True, kw_only=True, gc=False):
@@ -258,6 +278,17 @@ JournalEvent = (
     | GuardrailTripped
     | ClosedEvent
     | Snapshot[T]
+    # What people do (``_operator_events.py``):
+    | HoldSet
+    | HoldCleared
+    | Halted
+    | CheckpointPassed
+    | BreakpointsSet
+    | NoteAdded[T]
+    | NotesDelivered
+    | BatonTaken
+    | BatonGiven
+    | Forked[T]
 )
 
 

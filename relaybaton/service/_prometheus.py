@@ -124,6 +124,13 @@ class ServiceMetrics:
             ["provider", "model", "outcome", "direction"],
             registry=registry,
         )
+        # Of those, the ones estimated from the text because the server reported none.
+        self.model_tokens_estimated = Counter(
+            "relaybaton_model_tokens_estimated",
+            "Tokens of model calls estimated from the text (the server reported none).",
+            ["provider", "model", "outcome", "direction"],
+            registry=registry,
+        )
         self.model_cost = Counter(
             "relaybaton_model_cost_dollars",
             "Priced cost of model calls in US dollars.",
@@ -211,6 +218,10 @@ class ServiceMetrics:
                 self.model_tokens.labels(*labels, "input").inc(usage.input_tokens)
             if usage.output_tokens:
                 self.model_tokens.labels(*labels, "output").inc(usage.output_tokens)
+            if usage.estimated:
+                estimated = self.model_tokens_estimated
+                estimated.labels(*labels, "input").inc(usage.input_tokens)
+                estimated.labels(*labels, "output").inc(usage.output_tokens)
             if usage.cost_usd:
                 self.model_cost.labels(*labels).inc(usage.cost_usd)
 

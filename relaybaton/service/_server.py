@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Annotated, Literal, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
 import anyio
 import msgspec
@@ -30,22 +30,31 @@ import structlog
 from aiohttp import web
 
 from relaybaton.actors import Paused, Runtime, wait_for_turn
-from relaybaton.errors import OwnershipError
+from relaybaton.adapters import ImagePart
+from relaybaton.errors import ConflictError, OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
+from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
+from relaybaton.service._images import images_in
 from relaybaton.service._limits import (
     ServiceLimits,
     TokenLimiter,
     check_depth,
     read_body,
 )
+from relaybaton.service._operator_api import OperatorApi, caller
 from relaybaton.service._paused import paused_body, settle
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
+from relaybaton.service.console._options import ConsoleOptions
 
-__all__ = ["ApprovalDesk", "Service", "create_service", "decode_body"]
+if TYPE_CHECKING:
+    from relaybaton.service.console import Console
+
+__all__ = ["ApprovalDesk", "ConsoleOptions", "Service", "create_service", "decode_body"]
+
 
 _encoder = msgspec.json.Encoder()
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
@@ -55,7 +64,6 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class ApprovalDesk(Protocol):
@@ -72,20 +80,18 @@ class ApprovalDesk(Protocol):
         *,
         arguments: Mapping[str, object] | None,
         reason: str,
+        arguments_hash: str | None = None,
+        by: str = "api",
     ) -> Mapping[str, object]:
-        """Record a decision; raise ``LookupError`` for an unknown or decided approval."""
+        """Decide, bound to ``arguments_hash`` (the request's when None); ``LookupError`` if
+        unknown, ``ConflictError`` if decided already or changed since the person read it."""
         ...
 
 
-class _MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    text: str
-    message_id: MessageId | None = None
-
-
-class _DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    decision: Literal["approve", "reject", "edit"]
-    arguments: dict[str, object] | None = None
-    reason: str = ""
+# The request bodies live with the answers in ``_api_types.py``: the OpenAPI document is
+# generated from the same types.
+_MessageIn = MessageIn
+_DecisionIn = DecisionIn
 
 
 def decode_body(body: bytes, kind: type[T], limits: ServiceLimits) -> T:
@@ -146,8 +152,11 @@ class Service:
         record_content: bool,
         approvals: ApprovalDesk | None,
         exporter: SpanExporter | None,
+        console: ConsoleOptions | None = None,
     ) -> None:
         self.runtime = runtime
+        self.console_options = console
+        self.console: Console | None = None
         self.flow_name = flow_name
         self.tokens = tokens
         self.limits = limits
@@ -195,11 +204,17 @@ class Service:
         self.hub.close()
         self.metrics.close()
         self.tracer.close()
+        self.operator_api.close()
 
     # --- admission --------------------------------------------------------------------------
 
     def submit(
-        self, conversation_id: str, text: str, message_id: str | None, api: str
+        self,
+        conversation_id: str,
+        text: str,
+        message_id: str | None,
+        api: str,
+        images: Sequence[ImagePart] = (),
     ) -> tuple[str, asyncio.Future[TurnResult]]:
         """Admit one user message (or refuse it with 503) and submit it to the runtime.
 
@@ -249,7 +264,9 @@ class Service:
         if message_id is None:
             message_id = f"m-{secrets.token_hex(8)}"
         try:
-            future = self.runtime.submit(conversation_id, text, message_id=message_id)
+            future = self.runtime.submit(
+                conversation_id, text, message_id=message_id, images=images
+            )
         except OwnershipError as exc:
             raise ApiError(409, str(exc), code="conversation_closed") from exc
         self.metrics.messages_received.labels(api).inc()
@@ -268,11 +285,22 @@ class Service:
         from relaybaton.service._openai_compat import OpenAICompat  # noqa: PLC0415 - cycle
 
         compat = OpenAICompat(self)
+
+        self.operator_api = OperatorApi(self)
         router = app.router
         router.add_get("/healthz", self._healthz)
         router.add_get("/readyz", self._readyz)
         router.add_get("/metrics", self._metrics)
+        router.add_get("/openapi.json", self._openapi)
         router.add_post("/v1/conversations/{conversation_id}/messages", self._post_message)
+        self.operator_api.add_routes(router)
+        if self.console_options is not None:
+            from relaybaton.service.console import Console  # noqa: PLC0415 - only when served
+
+            self.console = Console(
+                self, reports=self.console_options.reports, memory=self.console_options.memory
+            )
+            self.console.add_routes(router)
         router.add_get("/v1/conversations/{conversation_id}/events", self._events)
         router.add_get("/v1/conversations/{conversation_id}/trace", self._trace)
         router.add_get("/v1/conversations/{conversation_id}", self._get_conversation)
@@ -289,9 +317,13 @@ class Service:
         status = 500
         principal: str | None = None
         try:
-            if request.path not in _PROBES:
-                token = self.tokens.authenticate(
-                    request.headers.get("Authorization"), request.remote
+            console = self.console
+            # The console's pages authenticate themselves (sessions, a login form).
+            if request.path not in _PROBES and not (console and console.owns(request.path)):
+                token = (
+                    self.tokens.authenticate(request.headers.get("Authorization"), request.remote)
+                    if console is None
+                    else console.authenticate_api(request)  # a session may read too
                 )
                 current_token.set(token)
                 label = token.label if token is not None else "loopback"
@@ -309,11 +341,15 @@ class Service:
             )
         except web.HTTPException as exc:  # aiohttp's own 404, 405, 413
             status = exc.status
+            if status < 400:
+                raise  # a redirect (the console's forms answer 303)
             self.metrics.refusals.labels(f"http_{exc.status}").inc()
             return web.Response(
                 body=error_json(exc.status, exc.reason or "request refused", code=f"http_{status}"),
                 status=exc.status,
                 content_type="application/json",
+                # A 405 names the methods the route has (RFC 9110 asks for it).
+                headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
             )
         except Exception as exc:
             # The client gets a clean 500; the traceback goes to the log, never to the body.
@@ -352,6 +388,11 @@ class Service:
             status=200 if ready else 503,
         )
 
+    async def _openapi(self, request: web.Request) -> web.Response:
+        from relaybaton.service._openapi import openapi_document  # noqa: PLC0415 - rare, lazy
+
+        return _json(openapi_document(title=self.flow_name))
+
     async def _metrics(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
 
@@ -370,8 +411,9 @@ class Service:
         conversation_id = _conversation_id(request)
         body = await read_body(request, self.limits.max_body_bytes)
         message = decode_body(body, _MessageIn, self.limits)
+        images = images_in([i.url for i in message.images], "images")
         message_id, future = self.submit(
-            conversation_id, message.text, message.message_id, "native"
+            conversation_id, message.text, message.message_id, "native", images
         )
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
@@ -454,7 +496,11 @@ class Service:
                 decision.decision,
                 arguments=decision.arguments,
                 reason=decision.reason,
+                arguments_hash=decision.arguments_hash,
+                by=caller(),
             )
+        except ConflictError as exc:
+            raise ApiError(409, str(exc), code="approval_conflict") from exc
         except LookupError as exc:
             raise ApiError(
                 404, f"no pending approval {approval_id[:60]!r}: {exc}", code="approval_not_found"
@@ -526,6 +572,7 @@ def create_service(
     record_content: bool = False,
     approvals: ApprovalDesk | None = None,
     exporter: SpanExporter | None = None,
+    console: ConsoleOptions | None = None,
 ) -> Service:
     """Serve ``runtime`` (one flow) over HTTP; call ``Service.close`` when done.
 
@@ -537,6 +584,7 @@ def create_service(
         record_content: put message content in spans (off by default).
         approvals: where approvals are listed and decided, when there is a store.
         exporter: where finished spans go besides the in-memory ring (OTLP).
+        console: serve the console at ``/`` with these options (None: the API only).
     """
     return Service(
         runtime,
@@ -546,4 +594,5 @@ def create_service(
         record_content=record_content,
         approvals=approvals,
         exporter=exporter,
+        console=console,
     )

@@ -300,6 +300,7 @@ class Tracer:
                 "gen_ai.agent.name": event.agent,
                 "relaybaton.slot": event.slot,
                 "relaybaton.cost_usd": event.cost_usd,
+                "relaybaton.usage.estimated": event.usage_estimated,
             },
         )
         self._close(

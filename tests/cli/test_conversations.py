@@ -57,3 +57,24 @@ def test_a_release_against_the_rules_without_a_reason_is_not_published(
     text = conversation["last_replies"][0]["text"]
     assert "without giving a reason" in text
     assert "published" not in text
+
+
+def test_resume_in_plain_text_prints_the_replies_it_produced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "review.db")
+    message = "Review this code for bugs, performance and security: data = eval(open(p).read())"
+    assert main(["run", CODE_REVIEW, "--store", store, "-m", message, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    [request] = report["approvals"]
+    assert main(["approvals", "approve", request["approval_id"], "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["resume", CODE_REVIEW, "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert (
+        main(["conversations", "show", report["conversation_id"], "--store", store, "--json"]) == 0
+    )
+    shown = json.loads(capsys.readouterr().out)
+    replies = [m for m in shown["transcript"] if m.get("type") == "assistant" and m["text"]]
+    last = replies[-1]
+    assert f"    {last['agent']}: {last['text']}" in out

@@ -32,7 +32,13 @@ def check_report(report: dict[str, object]) -> None:
     assert all("kind" in e for e in events)
     usage = report["usage"]
     assert isinstance(usage, dict)
-    assert set(usage) == {"input_tokens", "output_tokens", "cost_usd", "by_agent"}
+    assert set(usage) == {
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "estimated_calls",
+        "by_agent",
+    }
     assert usage["input_tokens"] > 0
     assert usage["cost_usd"] > 0
 

@@ -21,6 +21,7 @@ Every ``Decision`` carries the reason, so a trace can say why a call went where 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol, final
@@ -80,13 +81,17 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     ``policy`` names what decided: ``rules``, ``learned``, ``cost``, ``budget`` (a step-down;
     ``stepped_down`` is then true), or, from the slot, ``rollout`` (the conversation is on a
-    new model's arm), ``failover``, ``probe`` and ``retry``.
+    new model's arm), ``failover``, ``probe`` and ``retry``. ``error`` is empty for the
+    attempt that answered, else what failed it (``ProviderUnavailableError: ...``), and
+    ``latency_s`` how long that failed attempt took: a failed attempt stays in the trace.
     """
 
     candidate: str
     reason: str
     stepped_down: bool = False
     policy: str = ""
+    error: str = ""
+    latency_s: float = 0.0
 
 
 class HealthView(Protocol):
@@ -148,6 +153,7 @@ class Router:
         tiers: Sequence[tuple[int, int]] = ((3, 1), (7, 2), (10, 3)),
         quality_target: float = 0.8,
         max_tracked: int = 100_000,
+        cost_reference: str | None = None,
     ) -> None:
         if not candidates:
             raise ConfigError("a router needs at least one candidate")
@@ -160,6 +166,10 @@ class Router:
                 f"{unknown[0].label} uses {unknown[0].use!r}, which is not a candidate; "
                 f"candidates: {', '.join(self.by_name)}"
             )
+        # ``cost`` in a rule is the call's expected price on this candidate (the slot's
+        # model), in whole US cents rounded up; computed only when a rule reads it.
+        self.cost_reference = self.by_name.get(cost_reference or "", self.candidates[0])
+        self._rules_read_cost = any("cost" in r.region.ranges for r in self.rules)
         self.learned = learned
         self.budgets = budgets
         self.health = health
@@ -321,8 +331,14 @@ class Router:
             )
         )  # fmt: skip
 
+    def expected_cost_cents(self, features: TaskFeatures) -> int:
+        """The call's expected price on the cost reference, in US cents rounded up."""
+        return math.ceil(self.cost_reference.price(features.expected_tokens) * 100)
+
     def _pick(self, features: TaskFeatures, pool: list[Candidate]) -> tuple[Candidate, str, str]:
         allowed = {c.name for c in pool}
+        if self._rules_read_cost:
+            features = msgspec.structs.replace(features, cost=self.expected_cost_cents(features))
         for rule in self.rules:
             # A rule whose model cannot take the call (capability, health) falls through.
             if rule.matches(features) and rule.use in allowed:
