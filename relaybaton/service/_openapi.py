@@ -292,6 +292,13 @@ _DESCRIPTIONS = {
 }
 
 
+def _any_value(kind: type) -> dict[str, Any]:
+    """The schema of a field typed ``object``: any JSON value (msgspec reads ``{}`` as none)."""
+    if kind is object:
+        return {"description": "any JSON value"}
+    raise NotImplementedError(kind)  # msgspec then names the type it cannot describe
+
+
 def openapi_document(*, title: str = "relaybaton", version: str = "0") -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route in ``ROUTES``."""
     types: list[Any] = [ErrorBody]
@@ -301,7 +308,7 @@ def openapi_document(*, title: str = "relaybaton", version: str = "0") -> dict[s
         types.extend(t for t in route.answers.values() if isinstance(t, type) and t is not str)
     unique = list(dict.fromkeys(types))
     schemas, components = msgspec.json.schema_components(
-        unique, ref_template="#/components/schemas/{name}"
+        unique, ref_template="#/components/schemas/{name}", schema_hook=_any_value
     )
     by_type = dict(zip(unique, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
