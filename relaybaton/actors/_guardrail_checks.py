@@ -182,10 +182,12 @@ def _patterns(name: str, patterns: Sequence[str]) -> GuardrailCheck:
             ) from None
 
     def check(text: str, _: GuardrailContext) -> GuardrailResult:
-        for regex in compiled:
+        for number, regex in enumerate(compiled, 1):
             if regex.search(text):
+                # The pattern's number, not its text: the reason may reach the user.
                 return GuardrailResult(
-                    tripped=True, reason=f"it matches a forbidden pattern ({regex.pattern})"
+                    tripped=True,
+                    reason=f"it has wording this service does not accept (pattern {number})",
                 )
         return PASSED
 
