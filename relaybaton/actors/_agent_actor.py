@@ -18,7 +18,7 @@ import anyio
 import msgspec
 import structlog
 
-from relaybaton.actors._admission import admit, screen_result
+from relaybaton.actors._admission import admit, screen_for_approval, screen_result
 from relaybaton.actors._agent import HistoryFilter
 from relaybaton.actors._approval import approval_gate, approval_note
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
@@ -251,6 +251,9 @@ class AgentActor(ConversationActor):
                 runnable.append((call, call.arguments))  # the common case: nothing to check
                 continue
             gate = approval_gate(conversation, call, tool)
+            if gate.kind == "ask" and self.compiled.guards.tool_arguments:
+                # Screened before a person sees them: a card number never reaches the inbox.
+                gate = await screen_for_approval(self.flow, self.compiled, call, gate, owner)
             if gate.kind == "run":
                 if gate.decided and failpoints.ARMED:
                     failpoint("after_approval_decision")
