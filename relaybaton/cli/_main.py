@@ -24,6 +24,7 @@ import structlog
 
 from relaybaton.cli._conversations import add_durable_commands
 from relaybaton.cli._demo import add_demo_command
+from relaybaton.cli._eval import add_eval_command
 from relaybaton.cli._logging import configure_logging
 from relaybaton.cli._mcp import add_mcp_commands
 from relaybaton.cli._memory import add_memory_commands
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     add_mcp_commands(commands)
     add_serve_command(commands)
     add_demo_command(commands)
+    add_eval_command(commands)
     return parser
 
 

@@ -22,6 +22,8 @@ import structlog
 from relaybaton.actors import FunctionTool
 from relaybaton.actors.routing import BreakerPolicy
 from relaybaton.errors import ConfigError, FlowError, FlowProblem
+from relaybaton.evals import EvalsConfig, GraderSpec, Thresholds
+from relaybaton.flow._evals import check_evals
 from relaybaton.flow._memory import check_memory_and_mcp
 from relaybaton.flow._routing import (
     CandidateConfig,
@@ -174,6 +176,7 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     supervisor: BreakerPolicy | None = None
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     mcp: dict[str, McpServerConfig] = msgspec.field(default_factory=dict)
+    evals: EvalsConfig | None = None
     source: str = ""
 
     @property
@@ -212,6 +215,9 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "supervisor": BreakerPolicy,
     "memory": MemoryConfig,
     "mcp[]": McpServerConfig,
+    "evals": EvalsConfig,
+    "evals.graders[]": GraderSpec,
+    "evals.thresholds": Thresholds,
 }
 
 
@@ -384,6 +390,17 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
             add(FlowProblem(f"{at}.max_turns", f"must be at least 1, got {agent.max_turns}"))
         _check_edges(agent, at, names, flow, add)
     problems.extend(check_memory_and_mcp(flow))
+    if flow.evals is not None:
+        problems.extend(
+            check_evals(
+                flow.evals,
+                base_dir=flow.base_dir,
+                slots=list(flow.models),
+                agents=names,
+                tools=list(flow.tools),
+                resolve=resolve_function,
+            )
+        )
     return problems
 
 
