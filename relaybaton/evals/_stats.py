@@ -64,7 +64,11 @@ def wilson(passed: int, n: int, z: float = Z95) -> Interval:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return Interval(value=p, low=max(0.0, centre - spread), high=min(1.0, centre + spread))
+    # At p = 0 or 1 the bound equals p in exact arithmetic; rounding may put it a hair
+    # inside, so the bounds are clamped around the estimate.
+    low = min(p, max(0.0, centre - spread))
+    high = max(p, min(1.0, centre + spread))
+    return Interval(value=p, low=low, high=high)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -54,7 +54,7 @@ handoffs = ["refnd"]
         (
             "agnets = []\n" + MODELS,
             'unknown field `agnets` (did you mean "agents"?); '
-            "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp",
+            "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp, evals",
         ),
         (
             '[flow]\nentri = "a"\n',
