@@ -56,7 +56,7 @@ def _score(interval: Interval) -> str:
 
 def _row(g: GraderSummary) -> str:
     return (
-        f"  {g.grader[:28]:<28} {g.passed:>5}/{g.runs:<5} {_rate(g.pass_rate):<22} "
+        f"  {g.grader[:36]:<36} {g.passed:>5}/{g.runs:<5} {_rate(g.pass_rate):<22} "
         f"{_score(g.mean_score)}"
     )
 
@@ -65,7 +65,7 @@ def format_summary(summary: Summary) -> str:
     """The summary table of one variant (pass rates with Wilson intervals, scores, cost)."""
     lines = [
         f"variant {summary.variant}: {summary.runs} runs in {summary.wall_s:.2f} s",
-        f"  {'grader':<28} {'passed':>11} {'pass rate [95% CI]':<22} mean score [95% CI]",
+        f"  {'grader':<36} {'passed':>11} {'pass rate [95% CI]':<22} mean score [95% CI]",
     ]
     lines.extend(_row(g) for g in summary.graders)
     lines.append(_row(summary.overall))
@@ -81,14 +81,14 @@ def format_comparison(comparison: Comparison, a: Summary, b: Summary) -> str:
     """B against A per grader: the paired score difference, its interval, the verdict."""
     lines = [
         f"{comparison.b} vs {comparison.a} (paired by item and repeat)",
-        f"  {'grader':<28} {'A score':>8} {'B score':>8} {'B - A [95% CI]':<26} verdict",
+        f"  {'grader':<36} {'A score':>8} {'B score':>8} {'B - A [95% CI]':<26} verdict",
     ]
     for name, diff in comparison.differences.items():
         left, right = a.grader(name), b.grader(name)
         sa = f"{left.mean_score.value:.3f}" if left else "-"
         sb = f"{right.mean_score.value:.3f}" if right else "-"
         ci = f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]"
-        lines.append(f"  {name[:28]:<28} {sa:>8} {sb:>8} {ci:<26} {diff.verdict}")
+        lines.append(f"  {name[:36]:<36} {sa:>8} {sb:>8} {ci:<26} {diff.verdict}")
     lines.append(
         f"  cost per run   A ${a.cost_usd_mean:.6f}   B ${b.cost_usd_mean:.6f}\n"
         f"  latency p50    A {a.latency_p50_s * 1000:.1f} ms   B {b.latency_p50_s * 1000:.1f} ms\n"

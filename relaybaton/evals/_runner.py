@@ -66,12 +66,16 @@ class VariantRun(msgspec.Struct, kw_only=True):
     name: str
     runs: list[ItemRun]
     wall_s: float = 0.0
+    graders: tuple[str, ...] = ()  # the graders' names, in the order they were given
 
 
 async def grade_sample(graders: Sequence[Grader], sample: Sample) -> tuple[Grade, ...]:
     """Every grader's grade of ``sample``, in the graders' order."""
     grades: list[Grade] = []
     for grader in graders:
+        applies = getattr(grader, "applies", None)
+        if applies is not None and not applies(sample):
+            continue  # scoped to other items (tags): no grade, rather than a free pass
         try:
             grades.append(await grader.grade(sample))
         except Exception as exc:  # a grader's bug is that item's failing grade, not the run's end
@@ -235,5 +239,8 @@ async def _run_all(  # noqa: PLR0917 - private; the public call passes its optio
         for index in range(len(jobs)):
             group.start_soon(one, index)
     return VariantRun(
-        name=variant, runs=[r for r in finished if r is not None], wall_s=clock.now() - began
+        name=variant,
+        runs=[r for r in finished if r is not None],
+        wall_s=clock.now() - began,
+        graders=tuple(g.name for g in graders),
     )

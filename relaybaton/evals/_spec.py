@@ -16,7 +16,8 @@ or ``expected``, ``ignore_case``); ``fuzzy`` / ``bleu`` / ``rouge1`` / ``rouge2`
 ``max_handoffs`` / ``max_tool_calls`` / ``max_cost_usd`` / ``max_latency_s`` (``limit``);
 ``no_tool_error``; ``final_owner`` (``agent``); ``model`` (``slot``, ``rubric``,
 ``labels``, ``scale``); ``python`` (``function = "file.py:name"``). ``online = false``
-keeps a grader off live traffic.
+keeps a grader off live traffic; ``tags = ["refund"]`` applies it only to items whose
+``metadata.tags`` hold one of them (a live conversation has none, so it is skipped there).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import json
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import final
 
 import msgspec
 
 from relaybaton.adapters import ModelAdapter
 from relaybaton.errors import ConfigError
 from relaybaton.evals._function_grader import FunctionGrader
-from relaybaton.evals._grade import Grader
+from relaybaton.evals._grade import Grade, Grader, Sample
 from relaybaton.evals._model_grader import ModelGrader
 from relaybaton.evals._text_graders import (
     SIMILARITIES,
@@ -99,6 +101,7 @@ class GraderSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     scale: float = 1.0
     function: str | None = None
     online: bool = True
+    tags: list[str] = msgspec.field(default_factory=list)
 
 
 class Thresholds(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -117,6 +120,29 @@ class EvalsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sample: float = 0.0
     queue: int = 1000
     thresholds: Thresholds = msgspec.field(default_factory=Thresholds)
+
+
+@final
+class ScopedGrader:
+    """A grader that applies only to items tagged with one of ``tags``."""
+
+    needs_expected = True  # live conversations carry no tags
+
+    def __init__(self, inner: Grader, tags: list[str]) -> None:
+        self.inner = inner
+        self.tags = frozenset(tags)
+        self.name = inner.name
+        self.threshold = inner.threshold
+
+    def applies(self, sample: Sample) -> bool:
+        """Whether the sample's item carries one of the tags."""
+        tags = sample.item.metadata.get("tags", ())
+        if isinstance(tags, str):
+            tags = (tags,)
+        return isinstance(tags, list | tuple) and not self.tags.isdisjoint(tags)
+
+    async def grade(self, sample: Sample) -> Grade:
+        return await self.inner.grade(sample)
 
 
 Resolver = Callable[[str, Path], Callable[..., object]]
@@ -228,7 +254,8 @@ def create_graders(
             continue
         names.add(spec.name)
         try:
-            graders.append(create_grader(spec, at, base_dir, resolve, judges))
+            grader = create_grader(spec, at, base_dir, resolve, judges)
+            graders.append(ScopedGrader(grader, spec.tags) if spec.tags else grader)
         except ConfigError as exc:
             problems.append(str(exc) if str(exc).startswith(where) else f"{at}: {exc}")
     if problems:

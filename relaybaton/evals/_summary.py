@@ -70,8 +70,8 @@ def _grader_summary(name: str, scores: Sequence[float], passes: Sequence[bool]) 
     )
 
 
-def _names(runs: Sequence[ItemRun]) -> list[str]:
-    names: list[str] = []
+def _names(runs: Sequence[ItemRun], declared: Sequence[str] = ()) -> list[str]:
+    names: list[str] = list(declared)
     for run in runs:
         for grade in run.grades:
             if grade.grader not in names:
@@ -83,8 +83,10 @@ def summarize(variant: VariantRun) -> Summary:
     """The summary of every run of ``variant``."""
     runs = variant.runs
     graders = []
-    for name in _names(runs):
+    for name in _names(runs, variant.graders):
         grades = [g for r in runs for g in r.grades if g.grader == name]
+        if not grades:
+            continue  # scoped to items this dataset does not have
         graders.append(_grader_summary(name, [g.score for g in grades], [g.passed for g in grades]))
     latencies = [t.latency_s for r in runs for t in r.trace.turns]
     cost = sum(r.trace.cost_usd for r in runs)
@@ -124,7 +126,7 @@ def compare(a: VariantRun, b: VariantRun) -> Comparison:
     pairs = [(by_key[(r.item.id, r.repeat)], r) for r in b.runs if (r.item.id, r.repeat) in by_key]
     differences: dict[str, PairedDifference] = {}
     passing: dict[str, PairedDifference] = {}
-    for name in [*_names(a.runs), OVERALL]:
+    for name in [*_names(a.runs, a.graders), OVERALL]:
         xs: list[float] = []
         ys: list[float] = []
         px: list[float] = []

@@ -163,3 +163,22 @@ def test_from_store_reruns_stored_conversations_filtered_by_agent_and_time(
     assert "no stored conversation matches (looked at 2" in capsys.readouterr().err
     assert main(["eval", str(flow), "--from-store", store, "--since", "yesterday"]) == 2
     assert "write an ISO time" in capsys.readouterr().err
+
+
+def test_the_example_datasets_pass_the_seeds_business_rules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = Path(__file__).resolve().parents[2] / "examples"
+    for flow, rule in (
+        ("customer_service", "refund_over_100_waits_for_a_person"),
+        ("code_review", "review_with_findings_waits_for_a_person"),
+    ):
+        status = main(
+            ["eval", str(root / f"{flow}.toml"), str(root / "evals" / f"{flow}.jsonl"),
+             "--graders", str(root / "evals" / f"{flow}_graders.toml"), "--json",
+             "--fail-under", f"{rule}=1.0"]
+        )  # fmt: skip
+        report = json.loads(capsys.readouterr().out)
+        assert status == 0, report["gate"]
+        grades = [g for r in report["runs"]["A"] for g in r["grades"] if g["grader"] == rule]
+        assert len(grades) == len(report["runs"]["A"])
