@@ -53,6 +53,7 @@ from relaybaton.flow._file import (
 )
 from relaybaton.flow._memory import memory_tools_of
 from relaybaton.flow._routing import rollout_policy_of, rules_of
+from relaybaton.flow._supervision import supervisor_policy_of
 from relaybaton.flow._tools import open_flow_tools
 from relaybaton.runtime import Clock, Durability, MonotonicClock, Store
 
@@ -471,7 +472,8 @@ async def _open_runtime_of(
                 yield runtime
             else:
                 slots = {k: v for k, v in adapters.items() if isinstance(v, ModelSlot)}
-                async with open_model_supervisor(runtime.system, slots, board):
+                policy = supervisor_policy_of(flow.supervisor)
+                async with open_model_supervisor(runtime.system, slots, board, policy=policy):
                     yield runtime
     finally:
         # Every adapter once: a rollout's two models may sit in the slot or only in it.

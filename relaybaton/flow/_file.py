@@ -20,7 +20,6 @@ import msgspec
 import structlog
 
 from relaybaton.actors import FunctionTool
-from relaybaton.actors.routing import BreakerPolicy
 from relaybaton.errors import ConfigError, FlowError, FlowProblem
 from relaybaton.evals import EvalsConfig, GraderSpec, Thresholds
 from relaybaton.flow._evals import check_evals
@@ -33,6 +32,7 @@ from relaybaton.flow._routing import (
     check_rollout,
     check_routing,
 )
+from relaybaton.flow._supervision import SupervisorConfig, check_supervisor
 
 __all__ = [
     "AgentConfig",
@@ -173,7 +173,7 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tools: dict[str, ToolConfig] = msgspec.field(default_factory=dict)
     agents: list[AgentConfig] = msgspec.field(default_factory=list)
     prices: dict[str, dict[str, dict[str, float]]] = msgspec.field(default_factory=dict)
-    supervisor: BreakerPolicy | None = None
+    supervisor: SupervisorConfig | None = None
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     mcp: dict[str, McpServerConfig] = msgspec.field(default_factory=dict)
     evals: EvalsConfig | None = None
@@ -212,7 +212,7 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "agents[]": AgentConfig,
     "agents[].handoffs[]": HandoffConfig,
     "agents[].tools[]": AgentToolConfig,
-    "supervisor": BreakerPolicy,
+    "supervisor": SupervisorConfig,
     "memory": MemoryConfig,
     "mcp[]": McpServerConfig,
     "evals": EvalsConfig,
@@ -390,6 +390,7 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
             add(FlowProblem(f"{at}.max_turns", f"must be at least 1, got {agent.max_turns}"))
         _check_edges(agent, at, names, flow, add)
     problems.extend(check_memory_and_mcp(flow))
+    problems.extend(check_supervisor(flow.supervisor))
     if flow.evals is not None:
         problems.extend(
             check_evals(
