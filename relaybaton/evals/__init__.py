@@ -10,6 +10,7 @@ from relaybaton.evals._dataset import EvalItem, load_dataset, parse_items
 from relaybaton.evals._function_grader import FunctionGrader
 from relaybaton.evals._grade import Grade, Grader, Sample
 from relaybaton.evals._model_grader import ModelGrader
+from relaybaton.evals._online import OnlineGrading, in_sample, open_online_grading
 from relaybaton.evals._report_files import json_report, junit_report
 from relaybaton.evals._report_html import html_report
 from relaybaton.evals._report_text import Progress, format_comparison, format_summary
@@ -31,7 +32,7 @@ from relaybaton.evals._stats import (
 from relaybaton.evals._store_dataset import dataset_from_store
 from relaybaton.evals._summary import Comparison, GraderSummary, Summary, compare, summarize
 from relaybaton.evals._text_graders import JsonSchemaGrader, SimilarityGrader, StringGrader
-from relaybaton.evals._trace import Trace, TraceTurn, build_trace
+from relaybaton.evals._trace import Trace, TraceTurn, build_trace, live_trace
 from relaybaton.evals._trace_graders import (
     ApprovalRequiredGrader,
     FinalOwnerGrader,
@@ -59,6 +60,7 @@ __all__ = [
     "LimitGrader",
     "ModelGrader",
     "NoToolErrorGrader",
+    "OnlineGrading",
     "PairedDifference",
     "Progress",
     "RuntimeFactory",
@@ -80,10 +82,13 @@ __all__ = [
     "format_summary",
     "grade_sample",
     "html_report",
+    "in_sample",
     "json_report",
     "junit_report",
+    "live_trace",
     "load_dataset",
     "load_graders_file",
+    "open_online_grading",
     "paired_difference",
     "parse_items",
     "run_dataset",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import msgspec
 
 from relaybaton.actors import ModelCallEvent, ToolCallEvent
+from relaybaton.adapters import AssistantMessage, UserMessage
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.runtime.messages import (
     ApprovalDecidedEvent,
@@ -23,7 +24,7 @@ from relaybaton.runtime.messages import (
     ReplyEvent,
 )
 
-__all__ = ["Trace", "TraceTurn", "build_trace"]
+__all__ = ["Trace", "TraceTurn", "build_trace", "live_trace"]
 
 
 class TraceTurn(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,4 +147,54 @@ def build_trace(
         input_tokens=total.input_tokens,
         output_tokens=total.output_tokens,
         waiting_for_a_person=conversation.waiting_for_a_person,
+    )
+
+
+def live_trace(conversation: Conversation, events: Sequence[msgspec.Struct]) -> Trace:
+    """The trace of a live conversation from its transcript and the events seen of it.
+
+    Turns are read from the transcript (a user message, then the answers without tool
+    calls); a turn's latency is the time from its first model call to its reply event.
+    """
+    turns: list[TraceTurn] = []
+    user: str | None = None
+    replies: list[tuple[str, str]] = []
+    for message in conversation.transcript:
+        if isinstance(message, UserMessage):
+            if user is not None:
+                turns.append(_turn(user, replies))
+            user, replies = message.text, []
+        elif isinstance(message, AssistantMessage) and message.text and not message.tool_calls:
+            replies.append((message.agent, message.text))
+    if user is not None:
+        turns.append(_turn(user, replies))
+    started = next((e.at for e in events if isinstance(e, ModelCallEvent)), None)
+    ended = next((e.at for e in reversed(events) if isinstance(e, ReplyEvent)), None)
+    if turns and started is not None and ended is not None:
+        last = turns[-1]
+        turns[-1] = TraceTurn(
+            user=last.user, replies=last.replies, agents=last.agents, error=last.error,
+            latency_s=max(0.0, ended - started),
+        )  # fmt: skip
+    total = conversation.usage_total()
+    return Trace(
+        conversation_id=conversation.id,
+        turns=tuple(turns),
+        events=tuple(events),
+        owner=conversation.owner,
+        status=conversation.status.value,
+        cost_usd=total.cost_usd,
+        input_tokens=total.input_tokens,
+        output_tokens=total.output_tokens,
+        waiting_for_a_person=conversation.waiting_for_a_person,
+    )
+
+
+def _turn(user: str, replies: list[tuple[str, str]]) -> TraceTurn:
+    return TraceTurn(
+        user=user,
+        replies=tuple(text for _, text in replies),
+        agents=tuple(agent for agent, _ in replies),
+        error=None,
+        latency_s=0.0,
     )
