@@ -26,6 +26,7 @@ from aiohttp import web
 
 from relaybaton.actors import Runtime
 from relaybaton.cli._conversations import open_store_path
+from relaybaton.cli._quality import watch_quality
 from relaybaton.errors import ApprovalError, ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
@@ -192,6 +193,7 @@ async def serve(
                 approvals=RuntimeApprovals(runtime) if store is not None else None,
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
             )
+            await watch_quality(flow, runtime, service, stack)
             runner = web.AppRunner(
                 service.app, access_log=None, handle_signals=False, shutdown_timeout=5.0
             )

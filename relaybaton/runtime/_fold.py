@@ -35,6 +35,7 @@ from relaybaton.runtime._journal_events import (
     Charged,
     ClosedEvent,
     ConversationState,
+    Feedback,
     HandedOff,
     JournalRecord,
     LedgerRow,
@@ -113,7 +114,7 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             transitions.closed(conversation)
         case Opened():  # written by older journals only: now ``Accepted.opened_by``
             transitions.opened(conversation, event.owner)
-        case ModelSwapped():
+        case ModelSwapped() | Feedback():
             pass  # recorded for the history; it changes no conversation state
 
 

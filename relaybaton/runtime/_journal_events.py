@@ -21,6 +21,7 @@ __all__ = [
     "BatonReturned",
     "Charged",
     "ClosedEvent",
+    "Feedback",
     "ConversationState",
     "HandedOff",
     "JournalEvent",
@@ -172,6 +173,15 @@ class ModelSwapped(msgspec.Struct, tag="model_swapped", frozen=True, kw_only=Tru
     reason: str
 
 
+class Feedback(msgspec.Struct, tag="feedback", frozen=True, kw_only=True, gc=False):
+    """A user rated the conversation (1-5), or one answer of it (``message_id``)."""
+
+    rating: int
+    comment: str = ""
+    message_id: str = ""
+    agent: str = ""
+
+
 class ClosedEvent(msgspec.Struct, tag="closed", frozen=True, kw_only=True, gc=False):
     """The conversation takes no more messages."""
 
@@ -237,6 +247,7 @@ JournalEvent = (
     | ApprovalRequested
     | ApprovalDecided
     | ModelSwapped
+    | Feedback
     | ClosedEvent
     | Snapshot[T]
 )

@@ -34,6 +34,7 @@ from relaybaton.errors import OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
+from relaybaton.service._feedback import FeedbackDesk
 from relaybaton.service._limits import (
     ServiceLimits,
     TokenLimiter,
@@ -195,6 +196,7 @@ class Service:
         self.hub.close()
         self.metrics.close()
         self.tracer.close()
+        self.feedback.close()
 
     # --- admission --------------------------------------------------------------------------
 
@@ -280,6 +282,9 @@ class Service:
         router.add_post("/v1/approvals/{approval_id}", self._decide_approval)
         router.add_post("/v1/chat/completions", compat.chat_completions)
         router.add_get("/v1/models", compat.list_models)
+        self.feedback = FeedbackDesk(self)
+        router.add_post("/v1/conversations/{conversation_id}/feedback", self.feedback.post_feedback)
+        router.add_get("/v1/quality", self.feedback.get_quality)
         return app
 
     @web.middleware
