@@ -27,6 +27,7 @@ from aiohttp import web
 from relaybaton.actors import Runtime
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.cli._quality import watch_quality
+from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
 from relaybaton.errors import ApprovalError, ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
@@ -93,10 +94,13 @@ def add_serve_command(commands: Any) -> None:
         action="store_true",
         help="record message content (replies, tool arguments and results) in spans",
     )
+    add_ab_options(serve_cmd)
     serve_cmd.set_defaults(func=_serve_command)
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    if args.ab:
+        return serve_ab_command(args)
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     tokens = TokenTable.from_environment(os.environ, args.tokens_file)

@@ -9,6 +9,7 @@ the satisfaction metric.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, final
 
 import msgspec
@@ -58,6 +59,8 @@ class FeedbackDesk:
         self.service = service
         self.watch = QualityWatch(service.runtime)
         service.metrics.registry.register(self.watch)
+        # Told of every rating as (conversation, agent, utility): an A/B split's analysis.
+        self.listeners: list[Callable[[str, str, float], None]] = []
 
     def close(self) -> None:
         """Stop watching the runtime."""
@@ -108,6 +111,8 @@ class FeedbackDesk:
         if deployed is not None:
             runtime.slots[deployed.model].grade(conversation_id, utility, agent=agent)
         self.watch.rate(feedback.rating)
+        for listener in self.listeners:
+            listener(conversation_id, agent, utility)
         _log.info("feedback", conversation=conversation_id, rating=feedback.rating, agent=agent)
         return web.Response(
             body=_encoder.encode(
