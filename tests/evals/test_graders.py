@@ -152,3 +152,16 @@ def test_specs_name_every_problem_with_its_path(tmp_path: Path) -> None:
     assert 'evals.graders[3].slot: no model slot named "nope"; the flow\'s slots: m' in message
     assert "evals.graders[4].threshold: must be within 0..1" in message
     assert "evals.graders[5]: no file missing.py next to the flow" in message
+
+
+async def test_a_judge_on_a_simulated_model_is_deterministic_offline() -> None:
+    from relaybaton.adapters import SimulatedModel
+
+    def grader() -> ModelGrader:
+        model = SimulatedModel("simulated:judge", latency_p50_s=0.0)
+        return ModelGrader("m", slot="j", rubric="Is the answer polite?", judge=lambda: model)
+
+    first = await grader().grade(sample("Thank you, your refund is on its way."))
+    second = await grader().grade(sample("Thank you, your refund is on its way."))
+    assert first == second
+    assert 0.0 <= first.score <= 1.0

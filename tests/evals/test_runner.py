@@ -141,3 +141,39 @@ async def test_bad_options_are_refused_with_the_fix() -> None:
         await run_dataset(runtime_factory(), ITEMS, [], concurrency=0)
     with pytest.raises(ConfigError, match="--approvals must be one of"):
         await run_dataset(runtime_factory(), ITEMS, [], approvals="maybe")
+
+
+async def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_otherwise() -> None:
+    import io
+
+    from relaybaton.evals import Progress
+
+    result = await run_dataset(runtime_factory(), ITEMS[:2], GRADERS)
+    live, plain = io.StringIO(), io.StringIO()
+    for out, is_live in ((live, True), (plain, False)):
+        progress = Progress(out, 2, live=is_live)
+        for run in result.runs:
+            progress(run)
+    assert live.getvalue().count("\r") == 2
+    assert live.getvalue().endswith("2/2  pass 1  fail 1\n")
+    assert plain.getvalue().splitlines() == [
+        "[A] 1/2 pass hello#0",
+        "[A] 2/2 FAIL small#0 (no_handoff_for_greeting)",
+    ]
+
+
+async def test_junit_and_html_survive_hostile_replies() -> None:
+    import xml.etree.ElementTree as ET
+
+    from relaybaton.evals import html_report, junit_report, summarize
+
+    item = EvalItem(id="x\x01<y>", messages=("<b>hi</b>\x02 & bye",))
+    result = await run_dataset(
+        runtime_factory(), [item], [StringGrader("s", "contains", value="<")]
+    )
+    root = ET.fromstring(junit_report([result]))
+    [case] = root.iter("testcase")
+    assert case.get("name") == "x\ufffd<y>#0"
+    page = html_report("t", [result], [summarize(result)])
+    assert "<b>hi</b>" not in page
+    assert "&lt;b&gt;hi&lt;/b&gt;" in page
