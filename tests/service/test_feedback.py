@@ -45,6 +45,12 @@ async def test_a_rating_is_a_grade_of_the_answer_and_counts_in_satisfaction() ->
             text = await response.text()
         assert 'relaybaton_feedback_total{rating="5"} 1.0' in text
         assert "relaybaton_satisfaction 4.5" in text
+        # The grades are on the utility histogram, not counted as model calls.
+        assert (
+            'relaybaton_model_utility_count{model="scripted:general",provider="scripted"} 2.0'
+            in text
+        )
+        assert 'outcome="graded"' not in text
         async with session.get(f"{served.url}/v1/quality") as response:
             quality = await response.json()
         assert quality["satisfaction"] == 4.5
