@@ -13,9 +13,11 @@
    as the replies, so this is their whole cost, not only the hot path's hash and append.
 3. ``rollout_on_grades``: on RouteLLM's per-prompt correctness (MMLU, contaminated prompts
    dropped), a rollout fed one grade per call (1 if the answering model was right on the
-   prompt) decides between gpt-4-1106-preview and Mixtral-8x7B: rolled out in place of the
-   strong one the weak one is worse (``gap`` points), and should be rolled back; rolled out in
-   place of the weak one the strong one is better, and should be promoted. Per direction:
+   prompt) decides between gpt-4-1106-preview (80.6% right) and a model worse by ``--gap``
+   points (default 10): on each prompt it answers as Mixtral-8x7B did (68.1% right) with the
+   probability that gives that gap, else as gpt-4 did. Rolled out in place of gpt-4 the worse
+   model should be rolled back; rolled out in place of the worse one gpt-4 should be
+   promoted. Per direction:
    the graded calls until the decision (median and range over 20 seeds) and the false
    decisions. Policy: stages 5%, 50%, 100%; min_calls 100; quality_margin 0.05;
    min_graded 100; no time window (decisions on evidence only).
@@ -164,18 +166,21 @@ POLICY = RolloutPolicy(
 )
 
 
-def _decide(rows: list[tuple[bool, bool]], seed: int, candidate_is_strong: bool) -> tuple[str, int]:
+def _decide(
+    rows: list[tuple[bool, bool]], seed: int, candidate_is_strong: bool, mix: float
+) -> tuple[str, int]:
     """Run one rollout on prompts drawn at random; the decision and the grades it took."""
     rng = random.Random(seed)
     rollout = Rollout("old", "new", policy=POLICY)
     graded = 0
     for call in range(1_000_000):
         strong, weak = rows[rng.randrange(len(rows))]
+        worse = weak if rng.random() < mix else strong
         arm = rollout.arm(f"s{seed}-c{call}")
         right = (
-            (strong if candidate_is_strong else weak)
+            (strong if candidate_is_strong else worse)
             if arm == "new"
-            else (weak if candidate_is_strong else strong)
+            else (worse if candidate_is_strong else strong)
         )
         now = float(call)
         rollout.record(arm, now, 1.0, ok=True)
@@ -188,17 +193,19 @@ def _decide(rows: list[tuple[bool, bool]], seed: int, candidate_is_strong: bool)
     return "undecided", graded
 
 
-def rollout_on_grades(data: Path, seeds: int = 20) -> dict[str, object]:
+def rollout_on_grades(data: Path, seeds: int = 20, gap: float = 10.0) -> dict[str, object]:
     rows = _mmlu(data)
     strong = sum(s for s, _ in rows) / len(rows)
     weak = sum(w for _, w in rows) / len(rows)
+    mix = min(1.0, gap / 100 / (strong - weak))
     report: dict[str, object] = {
         "prompts": len(rows), "strong_accuracy": round(strong, 4),
-        "weak_accuracy": round(weak, 4), "gap_points": round(100 * (strong - weak), 1),
+        "weak_accuracy": round(weak, 4), "gap_points": round(100 * mix * (strong - weak), 1),
+        "answers_as_mixtral": round(mix, 3),
     }  # fmt: skip
     for label, better, wanted in (("worse_candidate", False, "rollback"),
                                   ("better_candidate", True, "promote")):  # fmt: skip
-        outcomes = [_decide(rows, seed, better) for seed in range(seeds)]
+        outcomes = [_decide(rows, seed, better, mix) for seed in range(seeds)]
         right = [n for decision, n in outcomes if decision == wanted]
         report[label] = {
             "wanted": wanted,
@@ -225,8 +232,9 @@ async def _measure(args: argparse.Namespace) -> dict[str, object]:
             "runner_cost": round(bare / runner, 2),
         }
     samples: dict[str, list[float]] = {"none": [], "10%": [], "100%": []}
-    for _ in range(args.repeat):  # interleaved, so drift of the machine hits all three alike
-        for label, share in (("none", None), ("10%", 0.1), ("100%", 1.0)):
+    order: list[tuple[str, float | None]] = [("none", None), ("10%", 0.1), ("100%", 1.0)]
+    for repeat in range(args.repeat):  # interleaved and rotated: drift and warm-up hit all alike
+        for label, share in order[repeat % 3 :] + order[: repeat % 3]:
             samples[label].append(await _edge_throughput(args.messages, share))
     none = statistics.median(samples["none"])
     online = {
@@ -246,12 +254,13 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--gap", type=float, default=10.0, help="quality gap in points")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure_logging("warning")  # a debug line per turn would be most of the work measured
     report = asyncio.run(_measure(args))
     if (args.data / "routellm").is_dir():
-        report["rollout_on_grades"] = rollout_on_grades(args.data, args.seeds)
+        report["rollout_on_grades"] = rollout_on_grades(args.data, args.seeds, args.gap)
     else:
         report["rollout_on_grades"] = f"no RouteLLM data under {args.data}; pass --data DIR"
     if args.json:
