@@ -88,11 +88,12 @@ class UtilityRule:
             demotion.probing = False
             demotion.level += 1
             demotion.probe_at = now + self._probe_delay(demotion.level)
+            graded = window.graded
             window.clear()
             return (
                 slot, demotion.stronger,
                 f"probe failed: utility {utility:.2f} < {policy.utility_floor:g} over "
-                f"{window.graded or policy.min_graded} grades; next probe in "
+                f"{graded} grades; next probe in "
                 f"{demotion.probe_at - now:g} s", "escalate",
             )  # fmt: skip
         if utility >= policy.utility_floor:

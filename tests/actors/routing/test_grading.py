@@ -101,7 +101,9 @@ async def test_a_failed_probe_escalates_again_and_the_next_probe_waits_longer() 
             slot.grade("c", 0.5)
         await supervisor.ref.ask(Tick())
         assert slot.adapter is strong
-        assert supervisor.state.swaps[-1].reason.startswith("probe failed: utility 0.50 < 0.8")
+        assert supervisor.state.swaps[-1].reason == (
+            "probe failed: utility 0.50 < 0.8 over 5 grades; next probe in 20 s"
+        )
         await clock.advance(10.0)
         await supervisor.ref.ask(Tick())
         assert slot.adapter is strong  # backoff: 20 s this time
