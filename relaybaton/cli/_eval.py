@@ -43,6 +43,7 @@ from relaybaton.evals import (
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
 from relaybaton.flow._graders import create_flow_graders
+from relaybaton.flow._variants import variant_of
 
 __all__ = ["add_eval_command"]
 
@@ -66,6 +67,11 @@ def add_eval_command(commands: Any) -> None:
     command.add_argument("--concurrency", type=int, default=8, help="items at once (default 8)")
     command.add_argument("--repeat", type=int, default=1, help="runs per item (default 1)")
     command.add_argument("--compare", metavar="FLOW2", help="run this flow too, as variant B")
+    command.add_argument(
+        "--compare-variant",
+        metavar="NAME",
+        help="run the flow's [variants.NAME] too, as variant B",
+    )
     command.add_argument(
         "--variant",
         action="append",
@@ -199,10 +205,16 @@ def _eval(args: argparse.Namespace) -> int:
     slots = sorted(flow.models)
     common = parse_model_overrides(args.model, slots)
     variants: list[tuple[str, FlowFile, dict[str, str]]] = [("A", flow, common)]
-    if args.compare or args.variant:
-        other = load_flow(args.compare) if args.compare else flow
+    if args.compare and args.compare_variant:
+        raise ConfigError("give --compare FLOW2 or --compare-variant NAME, not both")
+    if args.compare or args.compare_variant or args.variant:
+        other, table = flow, dict[str, str]()
+        if args.compare:
+            other = load_flow(args.compare)
+        elif args.compare_variant:
+            other, table = variant_of(flow, args.compare_variant)
         changed = parse_model_overrides(args.variant, sorted(other.models))
-        variants.append(("B", other, {**common, **changed}))
+        variants.append(("B", other, {**common, **table, **changed}))
     gates = _gates(args.fail_under)
     runs = asyncio.run(_evaluate(args, flow, variants))
     summaries = [summarize(r) for r in runs]

@@ -99,7 +99,7 @@ def add_serve_command(commands: Any) -> None:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
-    if args.ab:
+    if args.ab or args.ab_variant:
         return serve_ab_command(args)
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))

@@ -38,6 +38,7 @@ async def serve_ab(
     tokens: TokenTable | None = None,
     limits: ServiceLimits | None = None,
     policy: RolloutPolicy | None = None,
+    overrides: tuple[dict[str, str], dict[str, str]] = ({}, {}),
     out: TextIO,
     stop: asyncio.Event | None = None,
     on_ready: asyncio.Future[tuple[str, FlowSplit]] | None = None,
@@ -54,8 +55,10 @@ async def serve_ab(
     try:
         async with AsyncExitStack() as stack:
             services: list[Service] = []
-            for flow in flows:
-                runtime = await stack.enter_async_context(open_flow(flow, tracing=False))
+            for flow, models in zip(flows, overrides, strict=True):
+                runtime = await stack.enter_async_context(
+                    open_flow(flow, tracing=False, model_overrides=models)
+                )
                 # Both answer to A's name: clients address one flow, whichever variant serves.
                 service = create_service(
                     runtime, flow_name=flows[0].flow.name, tokens=tokens, limits=limits

@@ -11,6 +11,7 @@ from relaybaton.actors.routing import RolloutPolicy
 from relaybaton.cli._serve_ab import serve_ab
 from relaybaton.errors import ConfigError
 from relaybaton.flow._file import load_flow
+from relaybaton.flow._variants import variant_of
 from relaybaton.service._auth import TokenTable
 from relaybaton.service._limits import ServiceLimits
 
@@ -21,6 +22,9 @@ def add_ab_options(command: argparse.ArgumentParser) -> None:
     """Add the A/B options to ``serve``."""
     group = command.add_argument_group("A/B of two flow versions")
     group.add_argument("--ab", metavar="FLOW2", help="serve FLOW (A) and FLOW2 (B) as one")
+    group.add_argument(
+        "--ab-variant", metavar="NAME", help="B is the flow's [variants.NAME] (instead of --ab)"
+    )
     group.add_argument(
         "--ab-stages",
         default="5,50,100",
@@ -48,7 +52,15 @@ def serve_ab_command(args: argparse.Namespace) -> int:
     """Run ``serve FLOW --ab FLOW2``."""
     if args.store or args.model:
         raise ConfigError("--ab serves both flows in memory: drop --store and --model")
-    flows = (load_flow(args.flow), load_flow(args.ab))
+    if args.ab and args.ab_variant:
+        raise ConfigError("give --ab FLOW2 or --ab-variant NAME, not both")
+    flow = load_flow(args.flow)
+    overrides: tuple[dict[str, str], dict[str, str]]
+    if args.ab_variant:
+        variant, models = variant_of(flow, args.ab_variant)
+        flows, overrides = (flow, variant), ({}, models)
+    else:
+        flows, overrides = (flow, load_flow(args.ab)), ({}, {})
     policy = RolloutPolicy(
         stages=_stages(args.ab_stages), window_s=args.ab_window_s, min_calls=args.ab_min_calls,
         min_graded=args.ab_min_graded, quality_margin=args.ab_quality_margin,
@@ -61,6 +73,6 @@ def serve_ab_command(args: argparse.Namespace) -> int:
     tokens = TokenTable.from_environment(os.environ, args.tokens_file)
     status: int = asyncio.run(
         serve_ab(flows, host=args.host, port=args.port, tokens=tokens, limits=limits,
-                 policy=policy, out=sys.stdout)
+                 policy=policy, overrides=overrides, out=sys.stdout)
     )  # fmt: skip
     return status

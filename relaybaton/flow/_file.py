@@ -33,6 +33,7 @@ from relaybaton.flow._routing import (
     check_routing,
 )
 from relaybaton.flow._supervision import SupervisorConfig, check_supervisor
+from relaybaton.flow._variants import VariantConfig, check_variants
 
 __all__ = [
     "AgentConfig",
@@ -177,6 +178,7 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     mcp: dict[str, McpServerConfig] = msgspec.field(default_factory=dict)
     evals: EvalsConfig | None = None
+    variants: dict[str, VariantConfig] = msgspec.field(default_factory=dict)
     source: str = ""
 
     @property
@@ -218,12 +220,13 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "evals": EvalsConfig,
     "evals.graders[]": GraderSpec,
     "evals.thresholds": Thresholds,
+    "variants[]": VariantConfig,
 }
 
 
 def _name_table(path: str, raw: object, message: str) -> str:
     """Replace msgspec's ``models[...]`` (a dict key it does not name) with the table's name."""
-    match = re.match(r"(models|tools|mcp)\[\.\.\.\](.*)", path)
+    match = re.match(r"(models|tools|mcp|variants)\[\.\.\.\](.*)", path)
     tables = raw.get(match.group(1)) if match and isinstance(raw, dict) else None
     if match is None or not isinstance(tables, dict):
         return path
@@ -391,6 +394,7 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
         _check_edges(agent, at, names, flow, add)
     problems.extend(check_memory_and_mcp(flow))
     problems.extend(check_supervisor(flow.supervisor))
+    problems.extend(check_variants(flow.variants, list(flow.models), names))
     if flow.evals is not None:
         problems.extend(
             check_evals(

@@ -182,3 +182,15 @@ def test_the_example_datasets_pass_the_seeds_business_rules(
         assert status == 0, report["gate"]
         grades = [g for r in report["runs"]["A"] for g in r["grades"] if g["grader"] == rule]
         assert len(grades) == len(report["runs"]["A"])
+
+
+def test_a_variant_table_is_compared_with_the_flow_as_written(
+    flow: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow.write_text(FLOW + '\n[variants.v2]\nmodels = { m = "simulated:general-v2" }\n')
+    status = main(["eval", str(flow), str(dataset), "--compare-variant", "v2", "--json"])
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["runs"]) == {"A", "B"}
+    assert main(["eval", str(flow), str(dataset), "--compare-variant", "v3"]) == 2
+    assert "no variant 'v3'; its variants: v2" in capsys.readouterr().err

@@ -130,3 +130,31 @@ def test_bad_ab_options_are_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--ab-stages '50,5': write rising percents" in capsys.readouterr().err
     assert main(["serve", str(a), "--ab", str(b), "--store", str(tmp_path / "j.db")]) == 2
     assert "drop --store and --model" in capsys.readouterr().err
+
+
+async def test_a_variant_table_is_served_as_b(tmp_path: Path) -> None:
+    path = _flow(tmp_path, "a")
+    path.write_text(
+        path.read_text()
+        + '\n[variants.terse]\ninstructions = { helper = "Knowledge: we open at ten." }\n'
+        + 'models = { m = "simulated:general-v2" }\n'
+    )
+    flow = load_flow(path)
+    from relaybaton.flow._variants import variant_of
+
+    variant, models = variant_of(flow, "terse")
+    stop = asyncio.Event()
+    ready: asyncio.Future[tuple[str, FlowSplit]] = asyncio.get_running_loop().create_future()
+    server = asyncio.ensure_future(
+        serve_ab((flow, variant), port=0, overrides=({}, models), out=io.StringIO(), stop=stop,
+                 on_ready=ready, policy=RolloutPolicy(stages=(0.5, 1.0), min_calls=10_000))
+    )  # fmt: skip
+    try:
+        _url, split = await asyncio.wait_for(ready, 10)
+        b = split.services["B"].runtime
+        assert b.agents["helper"].instructions == "Knowledge: we open at ten."
+        assert b.slots["m"].adapter.name == "simulated:general-v2"
+        assert split.services["A"].runtime.slots["m"].adapter.name == "simulated:general"
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(server, 20) == 0
