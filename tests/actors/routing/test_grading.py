@@ -181,3 +181,27 @@ async def test_a_rollout_with_min_graded_waits_for_grades_before_it_steps_up() -
     slot.grade("c", 0.9, adapter="simulated:new")
     assert rollout.rollout.state.value == "promoted"
     assert slot.primary is new
+
+
+async def test_a_grade_with_its_request_teaches_the_learned_router() -> None:
+    from relaybaton.actors.routing import HeuristicClassifier, LearnedRouter, Router
+    from relaybaton.adapters import ModelRequest, UserMessage
+
+    clock = FakeClock()
+    weak = SimulatedModel("simulated:weak", clock=clock)
+    strong = SimulatedModel("simulated:strong", clock=clock)
+    candidates = [Candidate(weak, name="weak", tier=1), Candidate(strong, name="strong", tier=3)]
+    learned = LearnedRouter()
+    slot = ModelSlot(
+        "general", weak, clock=clock, candidates=candidates,
+        router=Router(candidates, learned=learned), classifier=HeuristicClassifier(),
+    )  # fmt: skip
+    request = ModelRequest(messages=(UserMessage(text="prove the theorem step by step"),))
+    features = HeuristicClassifier().classify(request)
+    before = learned.estimate(features, "weak")
+    for _ in range(30):
+        slot.grade("c", 0.0, adapter="simulated:weak", request=request)
+    assert learned.grades == 30
+    assert learned.estimate(features, "weak") < before
+    slot.grade("c", 1.0)  # without the request the features are unknown: nothing learned
+    assert learned.grades == 30
