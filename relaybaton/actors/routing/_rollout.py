@@ -11,8 +11,8 @@ than the incumbent by more than a margin:
 - quality: its mean grade is below the incumbent's by more than ``quality_margin`` (over
   ``min_graded`` grades of each arm, ``min_calls`` when unset). Grades arrive after their
   calls (``grade``): from ``relaybaton eval``'s graders on live traffic, or from users'
-  feedback. With ``min_graded`` set, a stage also needs that many grades of the new arm
-  before it steps up, so a rollout cannot be promoted on calls alone.
+  feedback. With ``min_graded`` set, a stage also needs that many grades of each arm before
+  it steps up, so a rollout cannot be promoted on calls alone.
 
 Arms are sticky: a conversation's first arm is a hash of its id against the share of the
 moment, and the rollout remembers it, so a conversation keeps its arm for its whole life
@@ -166,8 +166,10 @@ class Rollout:
             return self._decide(now, "rollback", why)
         if now - self.window_started < policy.window_s or new.count < policy.min_calls:
             return None
-        if new.graded < policy.min_graded:
-            return None  # quality is part of the gate: wait for its evidence
+        if new.graded < policy.min_graded or old.graded < policy.min_graded:
+            # Quality is part of the gate: wait for grades of both arms, or the comparison
+            # that would roll a worse model back never had the evidence to run.
+            return None
         self.stage += 1
         if self.stage >= len(self.stages) or self.stages[self.stage] >= 1.0:
             self.state = RolloutState.PROMOTED
