@@ -166,7 +166,7 @@ async def test_grades_reach_a_rollouts_quality_gate_and_roll_a_worse_model_back(
     assert rollout.rollout.reason == "quality 0.50 < incumbent 0.90 - 0.1"
 
 
-async def test_a_rollout_with_min_graded_waits_for_grades_before_it_steps_up() -> None:
+async def test_a_rollout_with_min_graded_waits_for_grades_of_both_arms_before_it_steps_up() -> None:
     clock = FakeClock()
     old = SimulatedModel("simulated:old", clock=clock)
     new = SimulatedModel("simulated:new", clock=clock)
@@ -175,10 +175,13 @@ async def test_a_rollout_with_min_graded_waits_for_grades_before_it_steps_up() -
     rollout = slot.start_rollout(new, policy=policy)
     for index in range(4):
         assert rollout.observe("simulated:new", float(index), 0.1, ok=True) is None
-    for _ in range(2):
+    for _ in range(3):
         slot.grade("c", 0.9, adapter="simulated:new")
+    assert rollout.running  # grades of the new arm alone compare with nothing
+    for _ in range(2):
+        slot.grade("c", 0.9, adapter="simulated:old")
     assert rollout.running
-    slot.grade("c", 0.9, adapter="simulated:new")
+    slot.grade("c", 0.9, adapter="simulated:old")
     assert rollout.rollout.state.value == "promoted"
     assert slot.primary is new
 
