@@ -208,3 +208,33 @@ async def test_a_grade_with_its_request_teaches_the_learned_router() -> None:
     assert learned.estimate(features, "weak") < before
     slot.grade("c", 1.0)  # without the request the features are unknown: nothing learned
     assert learned.grades == 30
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["call", "grade"]), st.sampled_from(["old", "new"]), st.floats(0.0, 1.0)
+        ),
+        max_size=120,
+    ),
+    st.integers(min_value=1, max_value=10),
+)
+def test_a_rollout_never_steps_up_before_both_arms_have_min_graded_grades(
+    steps: list[tuple[str, str, float]], min_graded: int
+) -> None:
+    from relaybaton.actors.routing import Rollout
+
+    policy = RolloutPolicy(stages=(0.5, 1.0), min_calls=1, window_s=0.0, min_graded=min_graded)
+    rollout = Rollout("old", "new", policy=policy)
+    grades = {"old": 0, "new": 0}
+    for index, (kind, arm, value) in enumerate(steps):
+        if kind == "call":
+            decision = rollout.record(arm, float(index), 0.1, ok=True)
+        else:
+            grades[arm] += 1
+            decision = rollout.grade(arm, float(index), value)
+        if decision in {"step", "promote"}:
+            assert grades["old"] >= min_graded
+            assert grades["new"] >= min_graded
+            return
