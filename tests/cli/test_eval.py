@@ -163,6 +163,14 @@ def test_from_store_reruns_stored_conversations_filtered_by_agent_and_time(
     assert "no stored conversation matches (looked at 2" in capsys.readouterr().err
     assert main(["eval", str(flow), "--from-store", store, "--since", "yesterday"]) == 2
     assert "write an ISO time" in capsys.readouterr().err
+    assert main(["eval", str(flow), "--from-store", store, "--status", "closed"]) == 2
+    assert "status=closed" in capsys.readouterr().err
+    assert main(["eval", str(flow), "--from-store", store, "--status", "active",
+                 "--until", "2000-01-01T00:00", "--json"]) == 2  # fmt: skip
+    assert "until=946" in capsys.readouterr().err
+    assert main(["eval", str(flow), "--from-store", store, "--status", "active", "--json",
+                 "--limit", "1"]) == 0  # fmt: skip
+    assert len(json.loads(capsys.readouterr().out)["runs"]["A"]) == 1
 
 
 def test_the_example_datasets_pass_the_seeds_business_rules(
