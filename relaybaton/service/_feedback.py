@@ -9,7 +9,7 @@ the satisfaction metric.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, final
 
 import msgspec
@@ -43,8 +43,11 @@ def rating_utility(rating: int) -> float:
     return (rating - 1) / 4
 
 
-def _answering_agent(conversation: Conversation) -> str:
-    """The agent that answered last (from the trace when kept), else the owner."""
+def _answering_agent(conversation: Conversation, answered: Mapping[str, str]) -> str:
+    """The agent that answered last (seen live, or in the kept trace), else the owner."""
+    agent = answered.get(conversation.id)
+    if agent:
+        return agent
     for event in reversed(conversation.events or ()):
         if isinstance(event, ReplyEvent):
             return event.agent
@@ -97,7 +100,7 @@ class FeedbackDesk:
                 f"{feedback.message_id[:60]!r}",
                 code="message_not_found", param="message_id",
             )  # fmt: skip
-        agent = _answering_agent(conversation)
+        agent = _answering_agent(conversation, self.watch.answered)
         record = Feedback(
             rating=feedback.rating, comment=feedback.comment, message_id=feedback.message_id,
             agent=agent,

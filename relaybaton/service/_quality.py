@@ -11,7 +11,7 @@ adds to and the supervisor acts on).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import final
 
@@ -45,18 +45,27 @@ class QualityWatch(Collector):
         self.outcomes: deque[bool] = deque(maxlen=window)
         self.ratings: deque[int] = deque(maxlen=window)
         self.ratings_total = [0] * 6  # by rating 1..5 (index 0 unused)
+        # Who answered each recent conversation last: the agent a rating grades (the owner
+        # may have changed since, when the baton went back to a return address).
+        self.answered: OrderedDict[str, str] = OrderedDict()
+        self.max_answered = 100_000
         self._unsubscribe = runtime.conversations.subscribe(self._on_event)
 
     def close(self) -> None:
         """Stop reading the runtime's events."""
         self._unsubscribe()
 
-    def _on_event(self, _conversation_id: str, event: msgspec.Struct) -> None:
+    def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
         if isinstance(event, ModelCallEvent):
             self.latencies.append(event.latency_s)
             self.tokens.append((event.input_tokens + event.output_tokens, event.cost_usd))
         elif isinstance(event, ReplyEvent):
             self.outcomes.append(event.error is None)
+            answered = self.answered
+            answered[conversation_id] = event.agent
+            answered.move_to_end(conversation_id)
+            if len(answered) > self.max_answered:
+                answered.popitem(last=False)
 
     def rate(self, rating: int) -> None:
         """Count one user's rating (1..5)."""

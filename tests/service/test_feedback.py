@@ -124,3 +124,15 @@ async def test_declared_thresholds_are_reported_met_or_breached() -> None:
             text = await response.text()
         assert 'relaybaton_threshold_met{threshold="satisfaction"} 0.0' in text
         assert 'relaybaton_threshold_met{threshold="p95_ms"} 1.0' in text
+
+
+async def test_a_rating_grades_the_agent_that_answered_not_the_owner_it_returned_to() -> None:
+    async with serving() as served, aiohttp.ClientSession() as session:
+        await served.runtime.send("c1", "billing: why two charges?")
+        conversation = served.runtime.conversation("c1")
+        assert conversation is not None
+        assert conversation.owner == "triage"  # the baton went back after billing answered
+        async with session.post(
+            f"{served.url}/v1/conversations/c1/feedback", json={"rating": 1}
+        ) as response:
+            assert (await response.json())["agent"] == "billing"
