@@ -90,13 +90,18 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Tokens and dollars of one call, or a sum of calls."""
+    """Tokens and dollars of one call, or a sum of calls.
+
+    ``estimated`` is true when the server reported no counts and they were estimated from
+    the text (``adapters._estimate``); a sum is estimated if any part of it is.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
+    estimated: bool = False
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -105,6 +110,7 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
+            estimated=self.estimated or other.estimated,
         )
 
 

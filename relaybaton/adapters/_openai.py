@@ -62,7 +62,9 @@ def _encode_message(message: ChatMessage) -> dict[str, object]:
         ]
         return {"role": "user", "content": parts}
     if isinstance(message, AssistantMessage):
-        out: dict[str, object] = {"role": "assistant", "content": message.text or None}
+        # Always a string: OpenAI takes "" beside tool calls, and llama.cpp's and
+        # llama-cpp-python's servers refuse null there ("Input should be a valid string").
+        out: dict[str, object] = {"role": "assistant", "content": message.text}
         if message.tool_calls:
             out["tool_calls"] = [
                 {"id": c.id, "type": "function",

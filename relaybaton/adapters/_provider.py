@@ -23,6 +23,7 @@ from relaybaton.adapters._chat import (
 )
 from relaybaton.adapters._credentials import Secret
 from relaybaton.adapters._errorbody import ProviderReply
+from relaybaton.adapters._estimate import with_estimated_usage
 from relaybaton.adapters._http import HttpClient, Timeouts, iter_sse, model_error
 from relaybaton.adapters._pricing import PriceTable
 from relaybaton.adapters._protocol import Capabilities
@@ -129,8 +130,11 @@ class ProviderAdapter:
 
     # --- the calls ------------------------------------------------------------------------
 
-    def _priced(self, response: ModelResponse) -> ModelResponse:
+    def _priced(self, response: ModelResponse, request: ModelRequest) -> ModelResponse:
         model = response.model or self._model
+        # A server that reports no usage (llama.cpp ignores include_usage) is estimated,
+        # and says so, rather than counted as free.
+        response = with_estimated_usage(request, response, self._provider_name)
         usage = self._prices.priced(self._provider_name, model, response.usage)
         return msgspec.structs.replace(response, usage=usage)
 
@@ -145,7 +149,7 @@ class ProviderAdapter:
         async def send() -> ModelResponse:
             raw = await self._http.post(url, body)
             try:
-                return self._priced(self._decode(raw))
+                return self._priced(self._decode(raw), request)
             except _WIRE_ERRORS as exc:
                 raise model_error(self._provider_name, where=f"POST {url}", exc=exc) from exc
 
@@ -168,7 +172,7 @@ class ProviderAdapter:
         retry = 0
         while True:
             try:
-                async for event in self._stream_once(url, body):
+                async for event in self._stream_once(url, body, request):
                     yield event
             except ModelError as error:
                 elapsed = self._clock.now() - started
@@ -181,7 +185,9 @@ class ProviderAdapter:
             await self._clock.sleep(wait)
             retry += 1
 
-    async def _stream_once(self, url: str, body: bytes) -> AsyncIterator[StreamEvent]:
+    async def _stream_once(
+        self, url: str, body: bytes, request: ModelRequest
+    ) -> AsyncIterator[StreamEvent]:
         where = f"POST {url}"
         assembler = self._assembler()
         emitted = False
@@ -200,7 +206,7 @@ class ProviderAdapter:
                     self._provider_name, where=where, exc=exc, emitted=emitted
                 ) from exc
         try:
-            final = self._priced(assembler.finish())
+            final = self._priced(assembler.finish(), request)
         except _WIRE_ERRORS as exc:
             raise model_error(self._provider_name, where=where, exc=exc) from exc
         yield StreamDone(response=final)

@@ -3,7 +3,8 @@
 - ``relaybaton resume FLOW --store PATH``: finish every conversation a crash left unfinished;
 - ``relaybaton approvals list --store PATH``, ``approvals approve|reject ID --store PATH
   [--edit JSON]``: people decide on paused steps (then ``resume`` continues them);
-- ``relaybaton conversations show ID --store PATH``: a conversation from its journal.
+- ``relaybaton conversations show ID --store PATH``: a conversation from its journal;
+  ``list`` and the actions of a person are in ``_operate.py``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def add_durable_commands(commands: Any) -> None:
     show.add_argument("--store", required=True)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=_show)
+    from relaybaton.cli._operate import add_operator_verbs  # noqa: PLC0415 - it imports us
+
+    add_operator_verbs(verbs)
 
 
 def _run(main: Callable[[], Any]) -> int:
@@ -117,9 +121,12 @@ def _resume(args: argparse.Namespace) -> int:
             open_store_path(args.store, args.durability) as store,
             open_flow(flow, store=store, durability=args.durability) as runtime,
         ):
-            resumed = [c.id for c in runtime.conversations.by_id.values()]
+            by_id = runtime.conversations.by_id
+            resumed = list(by_id)
+            answered = {cid: _answered(by_id[cid]) for cid in resumed}
             await runtime.settle()
-            summaries = [_summary(runtime.conversations.by_id[cid]) for cid in resumed]
+            summaries = [_summary(by_id[cid]) for cid in resumed]
+            produced = {cid: _new_replies(by_id[cid], answered[cid]) for cid in resumed}
             pending = [_approval_json(a) for a in runtime.approvals()]
         if args.json:
             report = {"resumed": resumed, "conversations": summaries, "approvals": pending}
@@ -127,11 +134,32 @@ def _resume(args: argparse.Namespace) -> int:
         else:
             print(f"resumed {len(resumed)} conversation(s)")
             for item in summaries:
-                print(f"  {item['conversation_id']}: {item['status']}, owner {item['owner']}")
+                cid = str(item["conversation_id"])
+                print(f"  {cid}: {item['status']}, owner {item['owner']}")
+                for agent, text in produced[cid]:  # what this resume answered
+                    print(f"    {agent}: {text}")
             _print_pending(pending)
         return 0
 
     return _run(main)
+
+
+def _answered(conversation: Conversation) -> set[str]:
+    """The message ids whose turns have a result already."""
+    return {mid for mid, turn in conversation.seen.items() if turn.result is not None}
+
+
+def _new_replies(conversation: Conversation, before: set[str]) -> list[tuple[str, str]]:
+    """(agent, text) of every reply of the turns finished since ``before``."""
+    replies: list[tuple[str, str]] = []
+    for mid, turn in conversation.seen.items():
+        result = turn.result
+        if result is None or mid in before:
+            continue
+        replies.extend((r.agent, r.text) for r in result.replies)
+        if result.error:
+            replies.append((result.owner or "?", f"failed: {result.error}"))
+    return replies
 
 
 def _summary(conversation: Conversation) -> dict[str, object]:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +226,13 @@ def _eval(args: argparse.Namespace) -> int:
         title = f"relaybaton eval {Path(args.flow).name}"
         Path(args.html).write_text(html_report(title, runs, summaries, comparison), "utf-8")
     if args.json:
-        sys.stdout.write(json_report(runs, summaries, comparison, gate=gate).decode() + "\n")
+        about = {
+            "flow": args.flow,
+            "dataset": args.dataset or f"store {args.from_store}",
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        report = json_report(runs, summaries, comparison, gate=gate, about=about)
+        sys.stdout.write(report.decode() + "\n")
     else:
         print("\n\n".join(format_summary(s) for s in summaries))
         if comparison is not None:

@@ -19,10 +19,24 @@ from typing import Any, TextIO
 
 import msgspec
 
-from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.actors import (
+    GuardrailEvent,
+    ModelCallEvent,
+    Runtime,
+    ToolCallEvent,
+    waiting_reply,
+)
+from relaybaton.adapters import ImagePart
+from relaybaton.adapters._images import image_from_file
 from relaybaton.cli._conversations import open_store_path
+from relaybaton.cli._live import live_replies
 from relaybaton.errors import ConfigError
-from relaybaton.flow._compose import build_agents, open_flow, parse_model_overrides
+from relaybaton.flow._compose import (
+    build_agents,
+    check_models,
+    open_flow,
+    parse_model_overrides,
+)
 from relaybaton.flow._file import FlowFile, load_flow
 from relaybaton.runtime import (
     ApprovalRequested,
@@ -59,6 +73,19 @@ def add_run_commands(commands: Any) -> None:
     )
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an image (PNG, JPEG, GIF, WebP) sent with the first message (repeatable); "
+        "the slot must have a vision-capable model",
+    )
+    run.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="on a terminal, print the replies when they end instead of as they stream",
+    )
+    run.add_argument(
         "--store",
         help="journal to this SQLite file (or PostgreSQL URL); the same --conversation "
         "continues it next time",
@@ -71,14 +98,26 @@ def add_run_commands(commands: Any) -> None:
     )
     run.set_defaults(func=_run)
 
-    validate = commands.add_parser("validate", help="check a flow file and list its problems")
+    validate = commands.add_parser(
+        "validate",
+        help="check a flow file and list its problems: everything run would refuse at load",
+    )
     validate.add_argument("flow", help="the flow file (TOML)")
+    validate.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="SLOT=PROVIDER:MODEL",
+        help="check with another model for a slot, as run --model would use it",
+    )
     validate.set_defaults(func=_validate)
 
 
 def _validate(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     build_agents(flow)
+    # The models too, as run builds them: base URLs, keys' variables, prices.
+    asyncio.run(check_models(flow, parse_model_overrides(args.model, sorted(flow.models))))
     print(
         f"{args.flow}: ok — flow {flow.flow.name!r}, {len(flow.agents)} agents, "
         f"{len(flow.models)} model slots, entry {flow.entry!r}"
@@ -90,6 +129,8 @@ def _run(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     conversation_id = args.conversation or f"c-{secrets.token_hex(4)}"
+    images = [image_from_file(path) for path in args.image]  # checked before anything runs
+    live = not args.json and not args.no_stream and sys.stdout.isatty()
     results, conversation, waiting = asyncio.run(
         _converse(
             flow,
@@ -99,12 +140,18 @@ def _run(args: argparse.Namespace) -> int:
             args.store,
             args.durability,
             user=args.user,
+            live=sys.stdout if live else None,
+            images=images,
         )
     )
+    if live:
+        sys.stdout.write("trace:\n")
     if args.json:
         sys.stdout.write(_json_report(conversation, results, waiting) + "\n")
     else:
         _print_report(conversation, results, args.message, sys.stdout)
+        if waiting:  # what the customer reads while a person decides
+            print(f"  {conversation.owner}: {waiting_reply(conversation.id, waiting)}")
         for request in waiting:
             print(
                 f"waiting for a person: {request.approval_id} {request.tool}"
@@ -133,6 +180,8 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
     durability: str,
     *,
     user: str = "",
+    live: TextIO | None = None,
+    images: list[ImagePart] | None = None,
 ) -> tuple[list[TurnResult], Conversation, list[ApprovalRequested]]:
     async with AsyncExitStack() as stack:
         store = None
@@ -141,9 +190,16 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
         runtime = await stack.enter_async_context(
             open_flow(flow, model_overrides=overrides, store=store, durability=durability)
         )
+        if live is not None:  # a person watches: the replies as they stream
+            runtime.conversations.stream_replies = True
+            stack.callback(runtime.conversations.subscribe(live_replies(conversation_id, live)))
         results: list[TurnResult] = []
-        for text in messages:
-            future = await runtime.accept(conversation_id, text, user=user)
+        for index, text in enumerate(messages):
+            if live is not None:
+                live.write(f"  user: {text}\n")
+            future = await runtime.accept(
+                conversation_id, text, user=user, images=(images or []) if index == 0 else ()
+            )
             await _until_done_or_waiting(runtime, conversation_id, future)
             if not future.done():
                 break  # a person must decide first; later messages would only queue
@@ -184,12 +240,14 @@ def _usage(conversation: Conversation) -> dict[str, object]:
         "input_tokens": total.input_tokens,
         "output_tokens": total.output_tokens,
         "cost_usd": round(total.cost_usd, 8),
+        "estimated_calls": total.estimated_calls,  # calls whose tokens were estimated
         "by_agent": {
             agent: {
                 "calls": entry.calls,
                 "input_tokens": entry.input_tokens,
                 "output_tokens": entry.output_tokens,
                 "cost_usd": round(entry.cost_usd, 8),
+                "estimated_calls": entry.estimated_calls,
             }
             for agent, entry in conversation.usage_by_agent().items()
         },
@@ -226,6 +284,8 @@ def _json_report(
         ],
         "usage": _usage(conversation),
     }
+    if waiting:
+        report["waiting_reply"] = waiting_reply(conversation.id, waiting)
     return _encoder.encode(report).decode()
 
 
@@ -238,8 +298,16 @@ def _print_report(
     out.write(f"  user: {messages[0]}\n")
     turn = 0
     for event in conversation.events or []:
-        if isinstance(event, ModelCallEvent):
+        if isinstance(event, ModelCallEvent) and event.error:
+            # A failed attempt (before a retry or a failover, or the last one) is never hidden.
+            out.write(
+                f"  [e{epoch} {owner}] model  {event.agent:<12} {event.model:<22} "
+                f"{event.latency_s * 1000:7.1f} ms  FAILED {event.error}\n"
+            )
+        elif isinstance(event, ModelCallEvent):
             usage = f"{event.input_tokens}→{event.output_tokens} tok"
+            if event.usage_estimated:  # the server gave no counts: estimated from the text
+                usage = "~" + usage
             route = event.route
             via = f"  via {route.policy}" if route is not None and route.policy else ""
             out.write(
@@ -256,6 +324,12 @@ def _print_report(
             out.write(
                 f"  [e{epoch} {owner}] {kind:<6} {event.agent} → {event.tool}"
                 f"({event.arguments[:60]}) {mark} {event.result[:70]}\n"
+            )
+        elif isinstance(event, GuardrailEvent) and event.verdict != "passed":
+            on = f" on {event.tool}" if event.tool else ""
+            out.write(
+                f"  [e{epoch} {owner}] guard  {event.guardrail} ({event.stage}{on}) "
+                f"{event.verdict}: {event.reason[:70]}\n"
             )
         elif isinstance(event, HandoffEvent):
             if event.action == "handoff":

@@ -53,9 +53,29 @@ def json_report(
     comparison: Comparison | None = None,
     *,
     gate: dict[str, object] | None = None,
+    about: dict[str, str] | None = None,
 ) -> bytes:
-    """The whole evaluation as one JSON document."""
+    """The whole evaluation as one JSON document.
+
+    Its top-level scalars are a headline (what was evaluated, the candidate's overall pass
+    rate and mean score), for readers that show only those, like the console's list.
+    """
+    last = summaries[-1] if summaries else None
+    headline: dict[str, Any] = {
+        **(about or {}),
+        "variants": ", ".join(s.variant for s in summaries),
+        "runs_total": sum(s.runs for s in summaries),
+    }
+    if last is not None:
+        headline["pass_rate"] = round(last.overall.pass_rate.value, 4)
+        headline["mean_score"] = round(last.overall.mean_score.value, 4)
+        headline["cost_usd"] = round(last.cost_usd_total, 6)
+    if gate:
+        headline["gate_state"] = (
+            "met" if all(isinstance(v, dict) and v.get("met") for v in gate.values()) else "missed"
+        )
     document: dict[str, Any] = {
+        **headline,
         "summaries": list(summaries),
         "runs": {v.name: _run_json(v) for v in variants},
         "comparison": comparison,

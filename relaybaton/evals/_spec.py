@@ -277,6 +277,15 @@ def load_graders_file(path: str | Path) -> list[GraderSpec]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it: {exc}") from None
     try:
-        return msgspec.convert(raw, _GradersFile).graders
+        specs = msgspec.convert(raw, _GradersFile).graders
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    # A graders file's own files (Python graders, schemas) are beside it, not beside the flow.
+    here = file.resolve().parent
+    for spec in specs:
+        if spec.function and spec.function.partition(":")[0].endswith(".py"):
+            module, _, name = spec.function.partition(":")
+            spec.function = f"{here / module}:{name}"
+        if spec.schema_file:
+            spec.schema_file = str(here / spec.schema_file)
+    return specs

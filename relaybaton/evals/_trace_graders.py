@@ -63,8 +63,13 @@ def _matching(trace: Trace, tool: str, rule: ApprovalRule | None) -> list[ToolCa
         return calls
     matched: list[ToolCallEvent] = []
     for call in calls:
+        arguments = arguments_of(call)
+        # A flow's approval rule asks a person when it cannot read an argument; a grader's
+        # condition on arguments a call does not have is simply not met by that call.
+        if not rule.names <= arguments.keys():
+            continue
         try:
-            if rule.matches(arguments_of(call)):
+            if rule.matches(arguments):
                 matched.append(call)
         except (KeyError, TypeError, ValueError):
             continue  # arguments the condition cannot read do not match it

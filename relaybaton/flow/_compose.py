@@ -40,6 +40,7 @@ from relaybaton.adapters import (
     SimulatedModel,
     create_model_adapter,
 )
+from relaybaton.adapters._pricing import PriceTable
 from relaybaton.errors import ConfigError
 from relaybaton.flow._file import (
     AgentConfig,
@@ -51,13 +52,22 @@ from relaybaton.flow._file import (
     RoutingConfig,
     resolve_function,
 )
+from relaybaton.flow._guardrails import guardrails_by_agent, load_schema, tool_rules_of
 from relaybaton.flow._memory import memory_tools_of
+from relaybaton.flow._overrides import dropped_stand_ins, kept_fallbacks, parse_model_overrides
 from relaybaton.flow._routing import rollout_policy_of, rules_of
 from relaybaton.flow._supervision import supervisor_policy_of
 from relaybaton.flow._tools import open_flow_tools
 from relaybaton.runtime import Clock, Durability, MonotonicClock, Store
 
-__all__ = ["build_agents", "create_adapters", "open_flow", "parse_model_overrides"]
+__all__ = [
+    "build_agents",
+    "check_models",
+    "close_slots",
+    "create_adapters",
+    "open_flow",
+    "parse_model_overrides",
+]
 
 _FILTERS: dict[str, HistoryFilter | None] = {
     "full": None,
@@ -68,27 +78,6 @@ _FILTERS: dict[str, HistoryFilter | None] = {
 # The embedded default's prices when the flow gives none: a small hosted model's list price.
 _DEFAULT_PRICE_IN = 0.00015
 _DEFAULT_PRICE_OUT = 0.0006
-
-
-def parse_model_overrides(values: list[str], slots: list[str]) -> dict[str, str]:
-    """Turn ``SLOT=provider:model`` strings (``*`` for every slot) into a mapping."""
-    overrides: dict[str, str] = {}
-    for value in values:
-        slot, sep, model = value.partition("=")
-        if not sep or not slot or ":" not in model:
-            raise ConfigError(
-                f"--model {value!r}: write SLOT=provider:model, e.g. general=openai:gpt-5.2 "
-                "or '*=simulated:general'"
-            )
-        if slot == "*":
-            overrides.update(dict.fromkeys(slots, model))
-        elif slot not in slots:
-            raise ConfigError(
-                f"--model {value!r}: the flow has no slot {slot!r}; its slots: {', '.join(slots)}"
-            )
-        else:
-            overrides[slot] = model
-    return overrides
 
 
 def create_adapters(
@@ -123,6 +112,7 @@ def create_slots(
     ):
         return adapters, None
     board = HealthBoard(clock, flow.supervisor or BreakerPolicy())
+    dropped_stand_ins({s: c.fallbacks for s, c in flow.models.items()}, overrides)
     for slot, config in flow.models.items():
         if config.routing is not None:
             adapters[slot] = _routed_slot(flow, slot, config.routing, clock, board, overrides)
@@ -130,7 +120,8 @@ def create_slots(
         primary = adapters[slot]
         assert not isinstance(primary, ModelSlot)
         fallbacks = [
-            _adapter(flow, slot, model_id, clock, fallback=True) for model_id in config.fallbacks
+            _adapter(flow, slot, model_id, clock, fallback=True)
+            for model_id in kept_fallbacks(slot, config.fallbacks, overrides)
         ]
         adapters[slot] = ModelSlot(
             slot,
@@ -184,9 +175,14 @@ def _start_rollout(
 
 def _candidate_config(base: ModelConfig, option: CandidateConfig, index: int) -> ModelConfig:
     """A routing candidate's options: its own, else the slot's."""
+    same_provider = option.model.partition(":")[0] == base.model.partition(":")[0]
     return msgspec.structs.replace(
         base,
         model=option.model,
+        # The slot's endpoint and key only for a candidate of the same provider: a key
+        # must never reach another provider's host.
+        base_url=option.base_url or (base.base_url if same_provider else None),
+        api_key_env=option.api_key_env or (base.api_key_env if same_provider else None),
         vision=base.vision if option.vision is None else option.vision,
         context_tokens=option.context_tokens or base.context_tokens,
         price_in_per_1k=_first(option.price_in_per_1k, base.price_in_per_1k),
@@ -221,12 +217,21 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
         adapter = _adapter(flow, slot, model_id, clock, config=config, tools=option.tools)
         if primary is None and option.model == base.model:
             primary = adapter
+        if option.p95_s is not None:
+            board.set_policy(
+                adapter.name, msgspec.structs.replace(board.policy, p95_s=option.p95_s)
+            )
         prices = (config.price_in_per_1k, config.price_out_per_1k)
         if model_id.startswith("simulated:"):
             prices = (
                 _first(prices[0], _DEFAULT_PRICE_IN),
                 _first(prices[1], _DEFAULT_PRICE_OUT),
             )
+        elif None in prices:
+            # A real model's list price (the flow's [prices], else the shipped table), so
+            # the cost policy and the ``cost`` rule feature never take it for free.
+            listed = _list_price(flow, model_id)
+            prices = (_first(prices[0], listed[0]), _first(prices[1], listed[1]))
         candidates.append(
             Candidate(
                 adapter,
@@ -259,7 +264,12 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
         else None
     )
     router = Router(
-        candidates, rules=rules_of(routing), learned=learned, budgets=budgets, health=board
+        candidates,
+        rules=rules_of(routing),
+        learned=learned,
+        budgets=budgets,
+        health=board,
+        cost_reference=next((c.name for c in routing.candidates if c.model == base.model), None),
     )
     return ModelSlot(
         slot,
@@ -270,6 +280,38 @@ def _routed_slot(  # noqa: PLR0917 - private, one call site
         router=router,
         classifier=HeuristicClassifier(),
     )
+
+
+def _list_price(flow: FlowFile, model_id: str) -> tuple[float | None, float | None]:
+    """A real model's listed price per 1k tokens (in, out), or Nones when unlisted."""
+    provider, _, model = model_id.partition(":")
+    listed = PriceTable.default(flow.prices or None).lookup(provider, model)
+    if listed is None:
+        return None, None
+    return listed.input / 1000, listed.output / 1000
+
+
+def _own_prices(flow: FlowFile, model_id: str, config: ModelConfig) -> dict[str, object] | None:
+    """The flow's price table, with the model's own prices from its table (per 1k) on top."""
+    if config.price_in_per_1k is None or config.price_out_per_1k is None:
+        return dict(flow.prices) or None
+    provider, _, model = model_id.partition(":")
+    own = {"input": config.price_in_per_1k * 1000, "output": config.price_out_per_1k * 1000}
+    merged: dict[str, object] = {p: dict(m) for p, m in flow.prices.items()}
+    table = merged.setdefault(provider, {})
+    assert isinstance(table, dict)
+    table[model] = own
+    return merged
+
+
+async def check_models(flow: FlowFile, overrides: Mapping[str, str] | None = None) -> None:
+    """Build every model of the flow as ``run`` would, then close them; no call is made.
+
+    Raises what ``run`` raises at load: ``ConfigError`` (a missing base URL, a bad URL, a
+    price entry) and ``MissingCredentialsError`` (a key's variable is not set).
+    """
+    adapters, _ = create_slots(flow, clock=MonotonicClock(), overrides=overrides)
+    await close_slots(adapters)
 
 
 def _first(value: float | None, default: float | None) -> float | None:
@@ -288,6 +330,9 @@ def _adapter(
 ) -> ModelAdapter:
     config = config or flow.models[slot]
     provider, _, name = model_id.partition(":")
+    # An override for this run may name another provider than the one the endpoint and
+    # key variable were written for: they stay with their provider, never follow the slot.
+    own_endpoint = provider == config.model.partition(":")[0]
     if provider == "simulated":
         # A simulated fallback shares the slot's options but not its injected failures.
         return SimulatedModel(
@@ -321,9 +366,10 @@ def _adapter(
     try:
         return create_model_adapter(
             model_id,
-            base_url=None if fallback else config.base_url,
-            api_key_env=None if fallback else config.api_key_env,
-            prices=flow.prices or None,
+            base_url=config.base_url if own_endpoint and not fallback else None,
+            api_key_env=config.api_key_env if own_endpoint and not fallback else None,
+            # The model's own prices (its candidate's or slot's table) go to the ledger too.
+            prices=_own_prices(flow, model_id, config) if own_endpoint else flow.prices or None,
             # No retry policy of its own needed: every flow adapter runs under a ModelSlot,
             # which retries and has its adapters send each call once (``sending_once``).
             capabilities=capabilities,
@@ -361,9 +407,11 @@ def build_agents(flow: FlowFile, extra: Mapping[str, Tool] | None = None) -> dic
             needs_approval=tool.needs_approval,
             approval_timeout=tool.approval_timeout_s,
             retry_safe=tool.retry_safe,
+            rules=tool_rules_of(tool.rules),
         )
         for name, tool in flow.tools.items()
     }
+    guardrails = guardrails_by_agent(flow, resolve_function)
     agents: dict[str, Agent] = {}
     for config in flow.agents:
         tools: list[Tool] = []
@@ -403,6 +451,12 @@ def build_agents(flow: FlowFile, extra: Mapping[str, Tool] | None = None) -> dic
             tools=tuple(tools),
             handoffs=tuple(_handoff(edge, configs) for edge in config.handoffs),
             max_turns=config.max_turns,
+            guardrails=guardrails.get(config.name, ()),
+            output_schema=(
+                None
+                if config.output_schema is None
+                else load_schema(config.output_schema, flow.base_dir)
+            ),
         )
     return agents
 
@@ -476,15 +530,20 @@ async def _open_runtime_of(
                 async with open_model_supervisor(runtime.system, slots, board, policy=policy):
                     yield runtime
     finally:
-        # Every adapter once: a rollout's two models may sit in the slot or only in it.
-        owned: dict[int, ModelAdapter] = {}
-        for adapter in adapters.values():
-            if isinstance(adapter, ModelSlot):
-                held = [c.adapter for c in adapter.candidates]
-                if adapter.rollout is not None:
-                    held += [adapter.rollout.incumbent, adapter.rollout.candidate]
-                owned.update((id(a), a) for a in held)
-            else:
-                owned[id(adapter)] = adapter
-        for adapter in owned.values():
-            await adapter.aclose()
+        await close_slots(adapters)
+
+
+async def close_slots(adapters: Mapping[str, ModelAdapter | ModelSlot]) -> None:
+    """Close every adapter of ``create_slots``'s answer once."""
+    # Every adapter once: a rollout's two models may sit in the slot or only in it.
+    owned: dict[int, ModelAdapter] = {}
+    for adapter in adapters.values():
+        if isinstance(adapter, ModelSlot):
+            held = [c.adapter for c in adapter.candidates]
+            if adapter.rollout is not None:
+                held += [adapter.rollout.incumbent, adapter.rollout.candidate]
+            owned.update((id(a), a) for a in held)
+        else:
+            owned[id(adapter)] = adapter
+    for adapter in owned.values():
+        await adapter.aclose()

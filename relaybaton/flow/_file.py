@@ -15,6 +15,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
@@ -23,6 +24,12 @@ from relaybaton.actors import FunctionTool
 from relaybaton.errors import ConfigError, FlowError, FlowProblem
 from relaybaton.evals import EvalsConfig, GraderSpec, Thresholds
 from relaybaton.flow._evals import check_evals
+from relaybaton.flow._guardrails import (
+    GuardrailConfig,
+    ToolRulesConfig,
+    check_guardrails,
+    tool_rules_of,
+)
 from relaybaton.flow._memory import check_memory_and_mcp
 from relaybaton.flow._routing import (
     CandidateConfig,
@@ -106,6 +113,7 @@ class ToolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     needs_approval: bool | str = False
     approval_timeout_s: float | None = None
     retry_safe: bool = True
+    rules: ToolRulesConfig | None = None  # what must hold before a call runs (ToolRules)
 
 
 class HandoffConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -164,6 +172,7 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     handoffs: list[str | HandoffConfig] = msgspec.field(default_factory=list)
     max_turns: int = 10
     memory: str | None = None  # "read" or "read-write": the memory tools, all at once
+    output_schema: dict[str, Any] | str | None = None  # JSON Schema of its answer as a tool
 
 
 class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -177,6 +186,7 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     supervisor: SupervisorConfig | None = None
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     mcp: dict[str, McpServerConfig] = msgspec.field(default_factory=dict)
+    guardrails: dict[str, GuardrailConfig] = msgspec.field(default_factory=dict)
     evals: EvalsConfig | None = None
     variants: dict[str, VariantConfig] = msgspec.field(default_factory=dict)
     source: str = ""
@@ -211,6 +221,8 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "models[].routing.rules[]": RuleConfig,
     "models[].rollout": RolloutConfig,
     "tools[]": ToolConfig,
+    "tools[].rules": ToolRulesConfig,
+    "guardrails[]": GuardrailConfig,
     "agents[]": AgentConfig,
     "agents[].handoffs[]": HandoffConfig,
     "agents[].tools[]": AgentToolConfig,
@@ -226,7 +238,7 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
 
 def _name_table(path: str, raw: object, message: str) -> str:
     """Replace msgspec's ``models[...]`` (a dict key it does not name) with the table's name."""
-    match = re.match(r"(models|tools|mcp|variants)\[\.\.\.\](.*)", path)
+    match = re.match(r"(models|tools|mcp|guardrails|variants)\[\.\.\.\](.*)", path)
     tables = raw.get(match.group(1)) if match and isinstance(raw, dict) else None
     if match is None or not isinstance(tables, dict):
         return path
@@ -362,10 +374,17 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
             add(FlowProblem(f"tools.{name}.function", str(exc)))
             continue
         try:
-            FunctionTool(function, name=name, needs_approval=tool.needs_approval)
+            FunctionTool(
+                function,
+                name=name,
+                needs_approval=tool.needs_approval,
+                rules=tool_rules_of(tool.rules),
+            )
         except (TypeError, ValueError) as exc:  # also what msgspec says of an annotation
             _log.debug("flow_tool_refused", tool=name, exc_info=exc)
             field = "needs_approval" if "approval rule" in str(exc) else "function"
+            if "allow_if" in str(exc) or "otherwise" in str(exc):
+                field = "rules.allow_if"
             add(FlowProblem(f"tools.{name}.{field}", str(exc)))
     seen: set[str] = set()
     for index, agent in enumerate(flow.agents):
@@ -406,6 +425,7 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
                 resolve=resolve_function,
             )
         )
+    problems.extend(check_guardrails(flow, resolve_function))
     return problems
 
 

@@ -74,10 +74,19 @@ _NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
 
 class CandidateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One ``[[models.<slot>.routing.candidates]]`` entry; unset options are the slot's."""
+    """One ``[[models.<slot>.routing.candidates]]`` entry; unset options are the slot's.
+
+    ``base_url`` and ``api_key_env`` are the candidate's own; unset, they are the slot's
+    only when the candidate's provider is the slot's model's (a key goes only to the host
+    of the provider it belongs to), else the provider's usual variables. ``p95_s`` is the
+    candidate's own latency limit for its breaker, in place of ``[supervisor] p95_s``.
+    """
 
     name: str
     model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    p95_s: float | None = None
     tier: int = 1
     vision: bool | None = None
     tools: bool = True
@@ -235,6 +244,7 @@ def check_routing(
             add(FlowProblem(f"{path}.tier", f"must be at least 1, got {candidate.tier}"))
         if candidate.error_rate is not None and not 0.0 <= candidate.error_rate <= 1.0:
             add(FlowProblem(f"{path}.error_rate", "must be within [0, 1]"))
+        problems.extend(_not_positive(path, (("p95_s", candidate.p95_s),)))
     models = [c.model for c in routing.candidates]
     if routing.candidates and model not in models:
         add(

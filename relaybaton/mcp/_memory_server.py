@@ -25,6 +25,18 @@ if TYPE_CHECKING:
 __all__ = ["create_memory_server", "serve_memory_stdio"]
 
 SERVER_NAME = "relaybaton-memory"
+# The reference server's one resource: the whole graph, as read_graph answers it.
+GRAPH_URI = "memory://knowledge-graph"
+_MUTATIONS = frozenset(
+    {
+        "create_entities",
+        "create_relations",
+        "add_observations",
+        "delete_entities",
+        "delete_observations",
+        "delete_relations",
+    }
+)
 
 
 def _require_mcp() -> None:
@@ -61,6 +73,43 @@ def create_memory_server(graph: KnowledgeGraph) -> Server[Any]:
     from mcp.server.lowlevel import Server  # noqa: PLC0415 - optional extra
 
     tools = [types.Tool.model_validate(spec.declaration()) for spec in TOOLS.values()]
+    resource = types.Resource(
+        name="knowledge-graph",
+        title="Knowledge Graph",
+        uri=GRAPH_URI,
+        description="The full knowledge graph with all entities and relations",
+        mime_type="application/json",
+    )
+    subscribed: set[str] = set()  # URIs the client asked to hear about, as the reference
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=[resource])
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        if str(params.uri) != GRAPH_URI:
+            raise ValueError(f"Resource {params.uri} not found")
+        # The read_graph tool's text: the graph as JSON, indented by two spaces.
+        outcome = await call_memory_tool(graph, "read_graph", {})
+        contents = types.TextResourceContents(
+            uri=GRAPH_URI, mime_type="application/json", text=outcome.text
+        )
+        return types.ReadResourceResult(contents=[contents])
+
+    async def subscribe(
+        ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        subscribed.add(str(params.uri))
+        return types.EmptyResult()
+
+    async def unsubscribe(
+        ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        subscribed.discard(str(params.uri))
+        return types.EmptyResult()
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -81,6 +130,8 @@ def create_memory_server(graph: KnowledgeGraph) -> Server[Any]:
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=text)], is_error=True
             )
+        if GRAPH_URI in subscribed and params.name in _MUTATIONS and not outcome.is_error:
+            await ctx.session.send_resource_updated(GRAPH_URI)
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=outcome.text)],
             structured_content=outcome.structured,
@@ -92,6 +143,10 @@ def create_memory_server(graph: KnowledgeGraph) -> Server[Any]:
         version=_version(),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_read_resource=read_resource,
+        on_subscribe_resource=subscribe,
+        on_unsubscribe_resource=unsubscribe,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from relaybaton.runtime import _operator_transitions as operated
 from relaybaton.runtime import _transitions as transitions
 from relaybaton.runtime._conversation import (
     Conversation,
@@ -36,6 +37,7 @@ from relaybaton.runtime._journal_events import (
     ClosedEvent,
     ConversationState,
     Feedback,
+    GuardrailTripped,
     HandedOff,
     JournalRecord,
     LedgerRow,
@@ -47,6 +49,20 @@ from relaybaton.runtime._journal_events import (
     TurnFailed,
     TurnStarted,
     TurnState,
+)
+from relaybaton.runtime._operator_events import (
+    BatonGiven,
+    BatonTaken,
+    BreakpointsSet,
+    CheckpointPassed,
+    Forked,
+    Halted,
+    HoldCleared,
+    HoldSet,
+    NoteAdded,
+    NotesDelivered,
+    control_of,
+    control_state,
 )
 from relaybaton.runtime.messages import BatonPass
 
@@ -114,8 +130,35 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             transitions.closed(conversation)
         case Opened():  # written by older journals only: now ``Accepted.opened_by``
             transitions.opened(conversation, event.owner)
-        case ModelSwapped() | Feedback():
+        case ModelSwapped() | GuardrailTripped() | Feedback():
             pass  # recorded for the history; it changes no conversation state
+        case _:
+            _apply_operated(conversation, event)
+
+
+def _apply_operated(conversation: Conversation, event: object) -> None:
+    """What people did (``_operator_events.py``), with the live path's transitions."""
+    match event:
+        case HoldSet():
+            operated.hold_set(conversation, event)
+        case HoldCleared():
+            operated.hold_cleared(conversation, event.by)
+        case Halted():
+            operated.halted(conversation, event.agent, event.before)
+        case CheckpointPassed():
+            operated.checkpoint_passed(conversation)
+        case BreakpointsSet():
+            operated.breakpoints_set(conversation, event)
+        case NoteAdded():
+            operated.note_added(conversation, event.by, event.item)
+        case NotesDelivered():
+            operated.notes_delivered(conversation)
+        case BatonTaken():
+            operated.baton_taken(conversation, event.by, event.epoch)
+        case BatonGiven():
+            operated.baton_given(conversation, event.by, event.agent, event.epoch)
+        case Forked():
+            operated.forked(conversation, event)
 
 
 def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Struct]:
@@ -155,6 +198,7 @@ def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Stru
                 input_tokens=e.input_tokens,
                 output_tokens=e.output_tokens,
                 cost_usd=e.cost_usd,
+                estimated_calls=e.estimated_calls,
             )
             for (agent, model), e in conversation.ledger.items()
         ],
@@ -170,6 +214,7 @@ def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Stru
         decisions=list(conversation.decisions.values()),
         tools_started=sorted(conversation.tools_started),
         user=conversation.user,
+        control=control_state(conversation.control),
     )
 
 
@@ -201,6 +246,7 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
             cost_usd=row.cost_usd,
+            estimated_calls=row.estimated_calls,
         )
 
     def turn_of(ts: TurnState[Any]) -> Turn:
@@ -227,4 +273,5 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
     conversation.decisions = {d.approval_id: d for d in state.decisions}
     conversation.tools_started = frozenset(state.tools_started)
     conversation.user = state.user
+    conversation.control = control_of(state.control)
     return conversation

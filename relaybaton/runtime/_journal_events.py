@@ -12,6 +12,20 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from relaybaton.runtime._operator_events import (
+    BatonGiven,
+    BatonTaken,
+    BreakpointsSet,
+    CheckpointPassed,
+    ControlState,
+    Forked,
+    Halted,
+    HoldCleared,
+    HoldSet,
+    NoteAdded,
+    NotesDelivered,
+)
+
 __all__ = [
     "Accepted",
     "Appended",
@@ -21,8 +35,9 @@ __all__ = [
     "BatonReturned",
     "Charged",
     "ClosedEvent",
-    "Feedback",
     "ConversationState",
+    "Feedback",
+    "GuardrailTripped",
     "HandedOff",
     "JournalEvent",
     "JournalRecord",
@@ -68,13 +83,17 @@ class TurnStarted(msgspec.Struct, tag="turn_started", frozen=True, kw_only=True,
 
 
 class Charged(msgspec.Struct, tag="charged", frozen=True, kw_only=True, gc=False):
-    """Usage of one model call, charged to the conversation's ledger."""
+    """Usage of one model call, charged to the conversation's ledger.
+
+    ``estimated``: the server reported no token counts; they were estimated from the text.
+    """
 
     agent: str
     model: str
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated: bool = False
 
 
 class Appended(msgspec.Struct, Generic[T], tag="appended", frozen=True, kw_only=True, gc=False):
@@ -182,6 +201,23 @@ class Feedback(msgspec.Struct, tag="feedback", frozen=True, kw_only=True, gc=Fal
     agent: str = ""
 
 
+class GuardrailTripped(
+    msgspec.Struct, tag="guardrail_tripped", frozen=True, kw_only=True, gc=False
+):
+    """A guardrail stopped or rewrote a step (``verdict``: ``blocked`` or ``redacted``).
+
+    Recorded for the history, like ``ModelSwapped``: what the step became is journaled by
+    the step itself (the refusal reply, the error result), so it changes no state.
+    """
+
+    guardrail: str
+    stage: str
+    agent: str
+    verdict: str
+    reason: str = ""
+    tool: str = ""
+
+
 class ClosedEvent(msgspec.Struct, tag="closed", frozen=True, kw_only=True, gc=False):
     """The conversation takes no more messages."""
 
@@ -204,6 +240,7 @@ class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated_calls: int = 0
 
 
 class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, gc=False):
@@ -224,6 +261,7 @@ class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, g
     decisions: list[ApprovalDecided]
     tools_started: list[str]
     user: str = ""
+    control: ControlState[T] | None = None  # what people set (``_operator_events.py``)
 
 
 class Snapshot(msgspec.Struct, Generic[T], tag="snapshot", frozen=True, kw_only=True, gc=False):
@@ -248,8 +286,20 @@ JournalEvent = (
     | ApprovalDecided
     | ModelSwapped
     | Feedback
+    | GuardrailTripped
     | ClosedEvent
     | Snapshot[T]
+    # What people do (``_operator_events.py``):
+    | HoldSet
+    | HoldCleared
+    | Halted
+    | CheckpointPassed
+    | BreakpointsSet
+    | NoteAdded[T]
+    | NotesDelivered
+    | BatonTaken
+    | BatonGiven
+    | Forked[T]
 )
 
 

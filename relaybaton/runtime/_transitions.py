@@ -191,6 +191,8 @@ def add_charge(conversation: Conversation, charge: Charged) -> None:
     entry.input_tokens += charge.input_tokens
     entry.output_tokens += charge.output_tokens
     entry.cost_usd += charge.cost_usd
+    if charge.estimated:
+        entry.estimated_calls += 1
 
 
 def finish_turn(conversation: Conversation, agent: str | None, error: str | None) -> Turn | None:

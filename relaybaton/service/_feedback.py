@@ -58,16 +58,16 @@ def _answering_agent(conversation: Conversation, answered: Mapping[str, str]) ->
 class FeedbackDesk:
     """The feedback and quality routes of one service."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, router: web.UrlDispatcher) -> None:
         self.service = service
         self.watch = QualityWatch(service.runtime)
         service.metrics.registry.register(self.watch)
+        # It stops reading the runtime when the metrics do (``Service.close``).
+        service.metrics._detach.append(self.watch.close)
+        router.add_post("/v1/conversations/{conversation_id}/feedback", self.post_feedback)
+        router.add_get("/v1/quality", self.get_quality)
         # Told of every rating as (conversation, agent, utility): an A/B split's analysis.
         self.listeners: list[Callable[[str, str, float], None]] = []
-
-    def close(self) -> None:
-        """Stop watching the runtime."""
-        self.watch.close()
 
     async def post_feedback(self, request: web.Request) -> web.Response:
         from relaybaton.service._server import _conversation_id, decode_body  # noqa: PLC0415

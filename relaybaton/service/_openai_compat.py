@@ -25,13 +25,17 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import ModelCallEvent, ReplyDeltaEvent
+from relaybaton.actors import ModelCallEvent, Paused, ReplyDeltaEvent, wait_for_turn
+from relaybaton.adapters import ImagePart
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime import TurnResult
 from relaybaton.runtime.messages import ReplyEvent
 from relaybaton.service._auth import current_token
 from relaybaton.service._errors import ApiError, error_json
+from relaybaton.service._images import images_in
 from relaybaton.service._limits import read_body
+from relaybaton.service._openai_options import refuse_unsupported
+from relaybaton.service._paused import paused_result
 from relaybaton.service._sse import EventLog, LoggedEvent
 
 TYPE_CHECKING = False
@@ -46,8 +50,9 @@ _encoder = msgspec.json.Encoder()
 _CHUNK_CHARS = 24
 
 
-class _ImageUrl(msgspec.Struct):
+class _ImageUrl(msgspec.Struct, kw_only=True):
     url: str
+    detail: str | None = None
 
 
 class _Part(msgspec.Struct, kw_only=True):
@@ -66,7 +71,13 @@ class _StreamOptions(msgspec.Struct, kw_only=True):
 
 
 class ChatRequest(msgspec.Struct, kw_only=True):
-    """The fields of a Chat Completions request the endpoint reads; others are ignored."""
+    """The fields of a Chat Completions request the endpoint reads.
+
+    Sampling options (temperature, max_tokens, ...) are the flow's to set and are not read;
+    ``tools``, ``tool_choice``, ``functions`` and ``response_format`` change what the answer
+    is, so they are read and refused with a 400 when the endpoint cannot honour them
+    (``refuse_unsupported``), never silently ignored.
+    """
 
     model: str
     messages: list[_Message]
@@ -74,6 +85,30 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     stream_options: _StreamOptions | None = None
     user: str | None = None
     n: int | None = None
+    tools: list[msgspec.Raw] | None = None
+    functions: list[msgspec.Raw] | None = None
+    tool_choice: str | dict[str, object] | None = None
+    response_format: dict[str, object] | None = None
+
+
+def _image_urls(message: _Message) -> list[str]:
+    """The image URLs of a message's ``image_url`` parts; another kind of part is a 400."""
+    content = message.content
+    if not isinstance(content, list):
+        return []
+    urls: list[str] = []
+    for part in content:
+        if part.type == "image_url" and part.image_url is not None:
+            urls.append(part.image_url.url)
+        elif part.type != "text":
+            raise ApiError(
+                400,
+                f"content part of type {part.type!r} is not supported; send text and "
+                "image_url parts",
+                code="unsupported_content",
+                param="messages",
+            )
+    return urls
 
 
 def _text(message: _Message) -> str:
@@ -128,8 +163,10 @@ class OpenAICompat:
             content_type="application/json",
         )
 
-    def _parse(self, request: web.Request, chat: ChatRequest) -> tuple[str | None, str, str, int]:
-        """Check the request; return (start agent, conversation id, text, position)."""
+    def _parse(
+        self, request: web.Request, chat: ChatRequest
+    ) -> tuple[str | None, str, str, int, tuple[ImagePart, ...]]:
+        """Check the request; return (start agent, conversation id, text, position, images)."""
         service = self.service
         limits = service.limits
         flow, _, agent = chat.model.partition(":")
@@ -152,6 +189,7 @@ class OpenAICompat:
             )
         if chat.n not in (None, 1):
             raise ApiError(400, "only n=1 is supported", code="unsupported_n", param="n")
+        refuse_unsupported(chat.tools, chat.functions, chat.tool_choice, chat.response_format)
         positions = [i for i, m in enumerate(chat.messages) if m.role == "user"]
         if not positions or positions[-1] != len(chat.messages) - 1:
             raise ApiError(
@@ -170,7 +208,9 @@ class OpenAICompat:
             raise ApiError(
                 400, "conversation id longer than 128 characters", code="invalid_conversation_id"
             )
-        return agent or None, conversation_id, _text(chat.messages[position]), position
+        last = chat.messages[position]
+        images = images_in(_image_urls(last), f"messages[{position}].content")
+        return agent or None, conversation_id, _text(last), position, images
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         from relaybaton.service._server import decode_body  # noqa: PLC0415 - cycle
@@ -178,11 +218,12 @@ class OpenAICompat:
         service = self.service
         body = await read_body(request, service.limits.max_body_bytes)
         chat = decode_body(body, ChatRequest, service.limits)
-        agent, conversation_id, text, position = self._parse(request, chat)
+        agent, conversation_id, text, position, images = self._parse(request, chat)
+        seen = "\x00".join(i.url or i.data_base64 for i in images)  # another image: new turn
         message_id = (
             request.headers.get("Idempotency-Key")
             or hashlib.blake2b(
-                f"{conversation_id}\x00{position}\x00{text}".encode(), digest_size=12
+                f"{conversation_id}\x00{position}\x00{text}\x00{seen}".encode(), digest_size=12
             ).hexdigest()
         )
         if agent is not None:
@@ -194,10 +235,17 @@ class OpenAICompat:
         log.readers += 1  # keeps the log (and this turn's events) while we answer
         try:
             start = log.next_id - 1
-            message_id, future = service.submit(conversation_id, text, message_id[:200], "openai")
+            message_id, future = service.submit(
+                conversation_id, text, message_id[:200], "openai", images
+            )
             completion_id = f"chatcmpl-{message_id[:24]}"
             if not chat.stream:
-                result = await future
+                outcome = await wait_for_turn(
+                    service.runtime.conversations, conversation_id, future
+                )
+                result = (
+                    paused_result(outcome, message_id) if isinstance(outcome, Paused) else outcome
+                )
                 return self._whole(chat, completion_id, result, log.after(start)[0])
             return await self._stream(request, chat, completion_id, message_id, future, log, start)
         finally:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.actors import GuardrailEvent, ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.adapters._metrics import ModelCallRecord
 from relaybaton.runtime import SupervisionEvent
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
@@ -105,6 +105,12 @@ class ServiceMetrics:
             ["agent", "tool", "tool_kind", "outcome"],
             registry=registry,
         )
+        self.guardrails = Counter(
+            "relaybaton_guardrail_checks",
+            "Guardrail checks by guardrail, stage and verdict (passed, blocked, redacted, failed).",
+            ["guardrail", "stage", "verdict"],
+            registry=registry,
+        )
         self.model_duration = Histogram(
             "relaybaton_model_request_duration_seconds",
             "Model call attempts, from request to whole answer or error.",
@@ -115,6 +121,13 @@ class ServiceMetrics:
         self.model_tokens = Counter(
             "relaybaton_model_tokens",
             "Tokens of model calls, by direction.",
+            ["provider", "model", "outcome", "direction"],
+            registry=registry,
+        )
+        # Of those, the ones estimated from the text because the server reported none.
+        self.model_tokens_estimated = Counter(
+            "relaybaton_model_tokens_estimated",
+            "Tokens of model calls estimated from the text (the server reported none).",
             ["provider", "model", "outcome", "direction"],
             registry=registry,
         )
@@ -187,6 +200,8 @@ class ServiceMetrics:
             self.tool_calls.labels(
                 event.agent, event.tool, event.tool_kind, "error" if event.is_error else "ok"
             ).inc()
+        elif isinstance(event, GuardrailEvent):
+            self.guardrails.labels(event.guardrail, event.stage, event.verdict).inc()
         elif isinstance(event, HandoffEvent):
             self.handoffs.labels(event.action).inc()
         elif isinstance(event, ReplyEvent):
@@ -214,6 +229,10 @@ class ServiceMetrics:
                 self.model_tokens.labels(*labels, "input").inc(usage.input_tokens)
             if usage.output_tokens:
                 self.model_tokens.labels(*labels, "output").inc(usage.output_tokens)
+            if usage.estimated:
+                estimated = self.model_tokens_estimated
+                estimated.labels(*labels, "input").inc(usage.input_tokens)
+                estimated.labels(*labels, "output").inc(usage.output_tokens)
             if usage.cost_usd:
                 self.model_cost.labels(*labels).inc(usage.cost_usd)
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.adapters._wire import check_chat_request
+
 
 @dataclass
 class Reply:
@@ -60,9 +62,15 @@ class Received:
 
 
 class FakeServer:
-    """Serves scripted replies on an ephemeral loopback port."""
+    """Serves scripted replies on an ephemeral loopback port.
+
+    A ``/chat/completions`` body is checked first as strictly as the strictest servers
+    that take it (``tests/adapters/_wire.py``): one they would refuse gets their 400, and
+    ``refused`` keeps why.
+    """
 
     def __init__(self) -> None:
+        self.refused: list[str] = []
         self.replies: deque[Reply] = deque()
         self.received: list[Received] = []
         self._runner: web.AppRunner | None = None
@@ -95,6 +103,12 @@ class FakeServer:
                 body=await request.read(),
             )
         )
+        if request.path.endswith("/chat/completions"):
+            problem = check_chat_request(self.received[-1].body)
+            if problem is not None:
+                self.refused.append(problem)
+                error = {"message": problem, "type": "invalid_request_error", "code": None}
+                return web.json_response({"error": error}, status=400)
         reply = self.replies.popleft() if self.replies else Reply(status=500, body=b"no reply")
         if reply.delay:
             await asyncio.sleep(reply.delay)

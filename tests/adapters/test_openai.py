@@ -154,7 +154,7 @@ async def test_history_with_tool_results_is_encoded_with_tool_roles(server: Fake
         await model.aclose()
     body = server.received[0].json()
     assert body["messages"][1] == {
-        "role": "assistant", "content": None,
+        "role": "assistant", "content": "",
         "tool_calls": [{"id": "call_a", "type": "function",
                         "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}],
     }  # fmt: skip

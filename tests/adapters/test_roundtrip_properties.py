@@ -31,6 +31,7 @@ from relaybaton.adapters._anthropic import (
 )
 from relaybaton.adapters._gemini import decode_gemini, decode_gemini_contents, encode_gemini
 from relaybaton.adapters._openai import decode_openai, decode_openai_messages, encode_openai
+from tests.adapters._wire import check_chat_request
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -220,3 +221,32 @@ def test_gemini_history_has_a_function_response_for_each_function_call(
             assert [(r["id"], r["name"]) for r in responses] == [
                 (c["id"], c["name"]) for c in calls
             ]
+
+
+@given(
+    histories(strict=False), st.booleans(), st.sampled_from(["max_completion_tokens", "max_tokens"])
+)
+@SETTINGS
+def test_every_openai_request_is_one_the_strictest_compatible_servers_accept(
+    history: tuple[ChatMessage, ...], stream: bool, max_tokens_field: str
+) -> None:
+    request = ModelRequest(instructions="Be brief.", messages=history, max_output_tokens=64)
+    body = encode_openai(request, "m", stream=stream, max_tokens_field=max_tokens_field)
+    assert check_chat_request(msgspec.json.encode(body)) is None
+
+
+def test_the_strict_wire_refuses_a_null_assistant_content_as_llama_cpp_does() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        ],
+    }
+    problem = check_chat_request(msgspec.json.encode(body))
+    assert problem is not None
+    assert "$.messages[1].content" in problem
+    del body["messages"][1]["content"]  # type: ignore[attr-defined]
+    assert check_chat_request(msgspec.json.encode(body)) is None

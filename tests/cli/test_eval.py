@@ -109,6 +109,10 @@ def test_a_missed_gate_exits_1_and_json_says_why(
     assert status == 1
     report = json.loads(capsys.readouterr().out)
     assert report["gate"]["never"] == {"threshold": 0.5, "pass_rate": 0.0, "met": False}
+    # The headline, for readers that show only top-level scalars (the console's list).
+    assert report["gate_state"] == "missed"
+    assert report["runs_total"] == 3
+    assert report["dataset"].endswith("items.jsonl")
     [summary] = report["summaries"]
     assert [g["grader"] for g in summary["graders"]] == [
         "answers", "few_calls", "by_python", "never",

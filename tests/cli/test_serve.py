@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
+
+from relaybaton.cli import main
 
 pytestmark = pytest.mark.anyio
 
@@ -83,3 +86,20 @@ async def test_sigterm_during_load_drains_every_accepted_message(tmp_path: Path)
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "flow.toml"
+    flow.write_text(FLOW)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(flow), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"relaybaton: cannot listen on 127.0.0.1:{port}: ")
+    assert "choose another with --port" in err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1

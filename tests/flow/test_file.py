@@ -54,8 +54,8 @@ handoffs = ["refnd"]
         (
             "agnets = []\n" + MODELS,
             'unknown field `agnets` (did you mean "agents"?); '
-            "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp, evals, "
-            "variants",
+            "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp, guardrails, "
+            "evals, variants",
         ),
         (
             '[flow]\nentri = "a"\n',
@@ -65,7 +65,8 @@ handoffs = ["refnd"]
         (
             MODELS + '\n[[agents]]\nname = "a"\nmodel = "general"\ninstrucions = "x"\n',
             'agents[0]: unknown field `instrucions` (did you mean "instructions"?); allowed: '
-            "name, model, instructions, description, tools, handoffs, max_turns, memory",
+            "name, model, instructions, description, tools, handoffs, max_turns, memory, "
+            "output_schema",
         ),
         (
             '[models.fast]\nmodel = "simulated:fast"\nlatency = 3\n',
@@ -76,7 +77,7 @@ handoffs = ["refnd"]
         (
             '[tools.lookup]\nfunctin = "tools.py:lookup"\n',
             'tools.lookup: unknown field `functin` (did you mean "function"?); allowed: '
-            "function, description, needs_approval, approval_timeout_s, retry_safe",
+            "function, description, needs_approval, approval_timeout_s, retry_safe, rules",
         ),
         (
             MODELS + '[[agents]]\nname = "a"\nmodel = "general"\n'

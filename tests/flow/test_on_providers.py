@@ -177,3 +177,76 @@ async def test_customer_service_flow_runs_on_the_provider_wire_and_never_shows_t
     )
     assert CANARY not in result.stdout
     assert CANARY not in result.stderr
+
+
+def _run_flow(server: FakeServer, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    env.update({"OPENAI_API_KEY": CANARY, "OPENAI_BASE_URL": server.base_url + "/v1"})
+    env["PYTHONPATH"] = str(ROOT)
+    command = [
+        sys.executable, "-m", "relaybaton", "run",
+        str(ROOT / "examples" / "customer_service.toml"),
+        "--model", "*=openai:gpt-5.2", "--message", "Hello", *extra,
+    ]  # fmt: skip
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _unavailable() -> Reply:
+    error = {"message": "The server is overloaded.", "type": "server_error", "code": None}
+    return Reply.json({"error": error}, status=503)
+
+
+async def test_a_failing_real_provider_is_never_answered_by_the_flows_simulated_fallback(
+    server: FakeServer,
+) -> None:
+    server.enqueue(_unavailable(), _unavailable(), _unavailable())
+    result = await anyio.to_thread.run_sync(lambda: _run_flow(server, "--json"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert "simulated" not in result.stdout
+    assert report["replies"][0]["text"] == ""
+    assert "failed" in report["replies"][0]["error"]
+    # Said at start-up: the flow's simulated fallback is gone for this run.
+    assert "simulated_fallbacks_dropped" in result.stderr
+    assert "simulated:general-fallback" in result.stderr
+    # Every failed attempt is in the trace, with what failed it, and in the log.
+    failed = [e for e in report["events"] if e["kind"] == "model_call"]
+    assert [e["outcome"] for e in failed] == ["ModelOverloadedError"] * 3
+    assert all(e["model"] == "openai:gpt-5.2" and "overloaded" in e["error"] for e in failed)
+    assert result.stderr.count("model_attempt_retried") == 2
+    assert len(server.received) == 3
+
+
+async def test_a_retry_that_succeeds_shows_the_failed_attempt_in_text_and_json(
+    server: FakeServer,
+) -> None:
+    answer = _openai({"content": "Hello! How can I help?"}, "stop")
+    server.enqueue(_unavailable(), answer)
+    result = await anyio.to_thread.run_sync(lambda: _run_flow(server, "--json"))
+    assert result.returncode == 0, result.stderr
+    events = [e for e in json.loads(result.stdout)["events"] if e["kind"] == "model_call"]
+    assert [e["outcome"] for e in events] == ["ModelOverloadedError", "ok"]
+    assert events[1]["route"]["policy"] == "retry"
+    assert "model_attempt_retried" in result.stderr
+    server.enqueue(_unavailable(), answer)
+    text = await anyio.to_thread.run_sync(lambda: _run_flow(server))
+    assert text.returncode == 0, text.stderr
+    assert "FAILED ModelOverloadedError" in text.stdout
+    assert "Hello! How can I help?" in text.stdout
+
+
+async def test_usage_a_server_does_not_report_is_estimated_in_the_ledger_and_the_trace(
+    server: FakeServer,
+) -> None:
+    answer = _openai({"content": "Hello! How can I help you today?"}, "stop")
+    answer.body = answer.body.replace(b', "usage": {', b', "unused": {')  # type: ignore[union-attr]
+    server.enqueue(answer)
+    result = await anyio.to_thread.run_sync(lambda: _run_flow(server, "--json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    [call] = [e for e in report["events"] if e["kind"] == "model_call"]
+    assert call["usage_estimated"] is True
+    assert call["input_tokens"] > 0
+    assert call["output_tokens"] > 0
+    assert report["usage"]["estimated_calls"] == 1
+    assert report["usage"]["cost_usd"] > 0

@@ -190,7 +190,8 @@ def test_a_misspelt_candidate_field_is_named_with_its_path() -> None:
     text = _problems(FLOW.replace("tier = 1\n", "tire = 1\n"))
     assert (
         'models.assistant.routing.candidates[0]: unknown field `tire` (did you mean "tier"?); '
-        "allowed: name, model, tier, vision, tools, context_tokens, price_in_per_1k, "
+        "allowed: name, model, base_url, api_key_env, p95_s, tier, vision, tools, context_tokens, "
+        "price_in_per_1k, "
         "price_out_per_1k, latency_ms, error_rate, seed"
     ) in text
 

@@ -170,3 +170,35 @@ async def test_tool_list_matches_the_reference_server(
                 ]
             )
     assert listed[1] == listed[0]
+
+
+async def test_the_knowledge_graph_resource_reads_like_the_reference_servers(
+    reference_server: Path, tmp_path: Path
+) -> None:
+    theirs = StdioServerParameters(
+        command="node",
+        args=[str(reference_server)],
+        env={"MEMORY_FILE_PATH": str(tmp_path / "m.jsonl")},
+    )
+    ours = StdioServerParameters(
+        command=sys.executable,
+        args=[*SERVE, "--store", str(tmp_path / "m.db"), "--compat", "released"],
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    seen = []
+    for params in (theirs, ours):
+        async with session(params) as client:
+            listed = (await client.list_resources()).resources
+            await client.call_tool("create_entities", {"entities": [ent("Zoë", "person", "é")]})
+            read = await client.read_resource("memory://knowledge-graph")  # type: ignore[arg-type]
+            seen.append(
+                (
+                    [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in listed],
+                    [
+                        c.model_dump(by_alias=True, exclude_none=True, mode="json")
+                        for c in read.contents
+                    ],
+                )
+            )
+    assert seen[1] == seen[0]
+    assert "Zoë" in seen[1][1][0]["text"]

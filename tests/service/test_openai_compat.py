@@ -124,3 +124,40 @@ async def test_refusals_raise_the_clients_error_classes() -> None:
         limited = [r for r in results if isinstance(r, openai.RateLimitError)]
         assert limited
         assert limited[0].response.headers["Retry-After"]
+
+
+async def test_client_tools_and_structured_output_are_refused_saying_what_is_supported() -> None:
+    weather = {
+        "type": "function",
+        "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}},
+    }
+    schema = {"name": "answer", "schema": {"type": "object", "properties": {}}}
+    hello = [{"role": "user", "content": "hello"}]
+    async with serving() as served, _client(served) as client:
+        with pytest.raises(openai.BadRequestError, match="client-side tools are not supported"):
+            await client.chat.completions.create(
+                model="support",
+                messages=hello,  # type: ignore[arg-type]
+                tools=[weather],  # type: ignore[list-item]
+            )
+        with pytest.raises(openai.BadRequestError, match="json_schema' is not supported") as info:
+            await client.chat.completions.create(
+                model="support",
+                messages=hello,  # type: ignore[arg-type]
+                response_format={"type": "json_schema", "json_schema": schema},  # type: ignore[typeddict-item]
+            )
+        assert info.value.param == "response_format"  # type: ignore[attr-defined]
+        with pytest.raises(openai.BadRequestError, match="tool_choice 'required'"):
+            await client.chat.completions.create(
+                model="support",
+                messages=hello,  # type: ignore[arg-type]
+                tool_choice="required",
+            )
+        # What changes nothing is accepted: no tools, plain text.
+        plain = await client.chat.completions.create(
+            model="support",
+            messages=hello,  # type: ignore[arg-type]
+            tool_choice="none",
+            response_format={"type": "text"},
+        )
+        assert plain.choices[0].message.content == "triage heard: hello"

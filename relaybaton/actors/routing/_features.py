@@ -47,6 +47,9 @@ class TaskFeatures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         number_words: quantities written as words (three, twice, half, a dozen); in a word
             problem each tends to be a relation the answer must work through.
         magnitude: digits in the integer part of the largest number the text holds.
+        cost: the call's expected price in whole US cents (rounded up), from
+            ``expected_tokens`` and the prices of the slot's model; the router fills it in
+            when a rule reads it (``cost > 5``), since only it knows the prices.
     """
 
     complexity: int = 0
@@ -56,6 +59,7 @@ class TaskFeatures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     expected_tokens: int = 0
     number_words: int = 0
     magnitude: int = 0
+    cost: int = 0
 
 
 class Classifier(Protocol):

@@ -30,6 +30,9 @@ class HealthBoard:
     def __init__(self, clock: Clock, policy: BreakerPolicy | None = None) -> None:
         self.clock = clock
         self.policy = policy or BreakerPolicy()
+        # An adapter's own policy where it differs from the board's (its own p95 limit: a
+        # slow, strong model is not failing when it is as slow as it always is).
+        self.policies: dict[str, BreakerPolicy] = {}
         self.breakers: dict[str, Breaker] = {}
         self.listeners: list[Callable[[BreakerTransition], None]] = []
 
@@ -37,8 +40,16 @@ class HealthBoard:
         """The adapter's breaker, created closed on first use."""
         breaker = self.breakers.get(adapter)
         if breaker is None:
-            breaker = self.breakers[adapter] = Breaker(adapter, self.policy)
+            policy = self.policies.get(adapter, self.policy)
+            breaker = self.breakers[adapter] = Breaker(adapter, policy)
         return breaker
+
+    def set_policy(self, adapter: str, policy: BreakerPolicy) -> None:
+        """Give ``adapter`` its own breaker policy (before its first call)."""
+        self.policies[adapter] = policy
+        breaker = self.breakers.get(adapter)
+        if breaker is not None:
+            breaker.policy = policy
 
     # --- HealthView -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ Every ``Decision`` carries the reason, so a trace can say why a call went where 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol, final
@@ -28,6 +29,7 @@ from typing import Protocol, final
 import msgspec
 
 from relaybaton.actors.routing._bandit import LearnedRouter
+from relaybaton.actors.routing._budget import expected_cost, expected_tokens, first_overshoot
 from relaybaton.actors.routing._features import TaskFeatures
 from relaybaton.actors.routing._rules import Rule, ordered
 from relaybaton.adapters import Capabilities, ModelAdapter, Usage
@@ -79,13 +81,17 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     ``policy`` names what decided: ``rules``, ``learned``, ``cost``, ``budget`` (a step-down;
     ``stepped_down`` is then true), or, from the slot, ``rollout`` (the conversation is on a
-    new model's arm), ``failover``, ``probe`` and ``retry``.
+    new model's arm), ``failover``, ``probe`` and ``retry``. ``error`` is empty for the
+    attempt that answered, else what failed it (``ProviderUnavailableError: ...``), and
+    ``latency_s`` how long that failed attempt took: a failed attempt stays in the trace.
     """
 
     candidate: str
     reason: str
     stepped_down: bool = False
     policy: str = ""
+    error: str = ""
+    latency_s: float = 0.0
 
 
 class HealthView(Protocol):
@@ -147,6 +153,7 @@ class Router:
         tiers: Sequence[tuple[int, int]] = ((3, 1), (7, 2), (10, 3)),
         quality_target: float = 0.8,
         max_tracked: int = 100_000,
+        cost_reference: str | None = None,
     ) -> None:
         if not candidates:
             raise ConfigError("a router needs at least one candidate")
@@ -159,6 +166,10 @@ class Router:
                 f"{unknown[0].label} uses {unknown[0].use!r}, which is not a candidate; "
                 f"candidates: {', '.join(self.by_name)}"
             )
+        # ``cost`` in a rule is the call's expected price on this candidate (the slot's
+        # model), in whole US cents rounded up; computed only when a rule reads it.
+        self.cost_reference = self.by_name.get(cost_reference or "", self.candidates[0])
+        self._rules_read_cost = any("cost" in r.region.ranges for r in self.rules)
         self.learned = learned
         self.budgets = budgets
         self.health = health
@@ -263,8 +274,16 @@ class Router:
                 "start a new conversation",
                 budget=label,
             )
+        cheapest = min(pool, key=lambda c: (c.price(), -c.tier))
+        if self.budgets is not None:
+            over = self._overshoot(cheapest, features, conversation_id, agent)
+            if over is not None:
+                raise BudgetExceededError(
+                    f"budget would be passed by the next call: {over}; raise the budget in the "
+                    "flow's routing table or start a new conversation",
+                    budget=over,
+                )
         if self.budgets is not None and share >= self.budgets.step_down_at:
-            cheapest = min(pool, key=lambda c: (c.price(), -c.tier))
             self.step_downs += 1
             return Decision(
                 candidate=cheapest.name,
@@ -274,12 +293,52 @@ class Router:
                 policy="budget",
             )
         chosen, policy, why = self._pick(features, pool)
+        if self.budgets is not None and chosen is not cheapest:
+            over = self._overshoot(chosen, features, conversation_id, agent)
+            if over is not None:
+                self.step_downs += 1
+                return Decision(
+                    candidate=cheapest.name,
+                    reason=f"budget: {chosen.name} would pass {over}; stepped down to the "
+                    f"cheapest model {cheapest.name}",
+                    stepped_down=True,
+                    policy="budget",
+                )
         if notes:
             why = f"{why}; {'; '.join(notes)}"
         return Decision(candidate=chosen.name, reason=why, policy=policy)
 
+    def _overshoot(
+        self, candidate: Candidate, features: TaskFeatures, conversation_id: str, agent: str
+    ) -> str | None:
+        """The budget a call on ``candidate`` would pass with its expected cost, or None."""
+        budgets = self.budgets
+        assert budgets is not None
+        cost = expected_cost(candidate.price_in_per_1k, candidate.price_out_per_1k, features)
+        tokens = expected_tokens(features)
+        conv = self._conversations.get(conversation_id) or _Spend()
+        mine = self._agents.get(agent) or _Spend()
+        where, who = f"conversation {conversation_id}", f"agent {agent}"
+        usd, toks = budgets.conversation_usd, budgets.conversation_tokens
+        return first_overshoot(
+            (
+                (conv.usd + cost, usd, f"{where} ${conv.usd + cost:.6g} of {usd}"),
+                (conv.tokens + tokens, toks, f"{where} {conv.tokens + tokens} tokens of {toks}"),
+                (mine.usd + cost, budgets.agent_usd, f"{who} ${mine.usd + cost:.6g} of "
+                 f"{budgets.agent_usd}"),
+                (mine.tokens + tokens, budgets.agent_tokens, f"{who} {mine.tokens + tokens} "
+                 f"tokens of {budgets.agent_tokens}"),
+            )
+        )  # fmt: skip
+
+    def expected_cost_cents(self, features: TaskFeatures) -> int:
+        """The call's expected price on the cost reference, in US cents rounded up."""
+        return math.ceil(self.cost_reference.price(features.expected_tokens) * 100)
+
     def _pick(self, features: TaskFeatures, pool: list[Candidate]) -> tuple[Candidate, str, str]:
         allowed = {c.name for c in pool}
+        if self._rules_read_cost:
+            features = msgspec.structs.replace(features, cost=self.expected_cost_cents(features))
         for rule in self.rules:
             # A rule whose model cannot take the call (capability, health) falls through.
             if rule.matches(features) and rule.use in allowed:

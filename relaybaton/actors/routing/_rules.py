@@ -1,8 +1,9 @@
 """Routing rules: ``when`` conditions on task features, checked for dead and ambiguous rules.
 
 A rule reads ``{ when = "complexity <= 3 and not vision", use = "general" }``. Conditions
-are joined by ``and``; each is ``FEATURE OP NUMBER`` (``complexity``, ``expected_tokens``;
-ops ``< <= > >= ==``), ``vision`` / ``tools`` or their ``not``, ``domain == "math"``,
+are joined by ``and``; each is ``FEATURE OP NUMBER`` (``complexity``, ``expected_tokens``,
+``cost``: the call's expected price in US cents on the slot's model; ops
+``< <= > >= ==``), ``vision`` / ``tools`` or their ``not``, ``domain == "math"``,
 ``domain != "math"`` or ``domain in ["math", "code"]``. An empty ``when`` matches every call.
 
 Rules are tried in list order, first match wins, unless any rule sets a ``priority``: then
@@ -29,7 +30,7 @@ from relaybaton.errors import ConfigError
 
 __all__ = ["Rule", "RuleProblem", "check_rules", "parse_condition"]
 
-NUMERIC = ("complexity", "expected_tokens")
+NUMERIC = ("complexity", "expected_tokens", "cost")
 FLAGS = {"vision": "needs_vision", "tools": "needs_tools"}
 _INF = math.inf
 _NUM_COND = re.compile(r"^([a-z_]+)\s*(<=|>=|==|<|>)\s*(-?\d+(?:\.\d+)?)$")

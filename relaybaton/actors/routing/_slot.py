@@ -35,10 +35,16 @@ import anyio
 import msgspec
 import structlog
 
+from relaybaton.actors.routing._attempts import (
+    failed_attempt,
+    mark_failed,
+    refuse_without_vision,
+)
 from relaybaton.actors.routing._grading import publish_grade
 from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy
 from relaybaton.actors.routing._router import Decision
 from relaybaton.actors.routing._slot_rollout import RolloutEvent, SlotRollout
+from relaybaton.actors.routing._slot_stream import stream_routed
 from relaybaton.adapters import (
     ModelAdapter,
     ModelCallRecord,
@@ -188,10 +194,12 @@ class ModelSlot:
             return await self._call_routed(request, agent, routes)
         began = self.clock.now()
         attempt = 0
+        timed = bool(self.listeners) or routes is not None
         while True:
             adapter = self.adapter
+            refuse_without_vision(self.name, adapter, request)
             name = adapter.name
-            started = self.clock.now() if self.listeners else 0.0
+            started = self.clock.now() if timed else 0.0
             in_flight = self.in_flight
             in_flight[name] = in_flight.get(name, 0) + 1
             self.calls[name] = self.calls.get(name, 0) + 1
@@ -199,6 +207,8 @@ class ModelSlot:
                 response = await _send(adapter, request)
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
+                if routes is not None:
+                    routes.append(failed_attempt(name, exc, self.clock.now() - started))
                 attempt += 1
                 if not await self._back_off(exc, name, attempt, began):
                     raise
@@ -207,6 +217,8 @@ class ModelSlot:
                 in_flight[name] -= 1
             if self.listeners:
                 self._publish(request, agent, name, started, response, "ok", attempt)
+            if routes:
+                routes.append(Decision(candidate=name, reason=f"retry {attempt}", policy="retry"))
             return response
 
     async def _back_off(self, error: ModelError, adapter: str, failed: int, began: float) -> bool:
@@ -218,7 +230,13 @@ class ModelSlot:
         elapsed = self.clock.now() - began
         wait = self.retry.delay(error, retry=failed - 1, elapsed=elapsed, rng=self._random)
         if wait is None:
+            _log.warning("model_attempt_failed", slot=self.name, model=adapter, error=str(error))
             return False
+        # Never silent: a retry or a failover to another model is news for the operator
+        # (the traceback is at debug, for whoever digs).
+        _log.warning(
+            "model_attempt_retried", slot=self.name, model=adapter, error=str(error), wait_s=wait
+        )
         _log.debug("slot_attempt_retried", slot=self.name, model=adapter, exc_info=error)
         await self.clock.sleep(wait)
         return True
@@ -352,6 +370,7 @@ class ModelSlot:
             adapter, probe, decision = self._choose(
                 request, agent, features, avoid, routes is not None
             )
+            refuse_without_vision(self.name, adapter, request)
             if routes is not None and decision is not None:
                 routes.append(decision)
             name = adapter.name
@@ -367,6 +386,8 @@ class ModelSlot:
                 ok = True
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
+                if routes is not None:
+                    mark_failed(routes, name, exc, self.clock.now() - started)
                 if self.rollout is not None:
                     self._observe(self.rollout, name, started, ok=False)
                 attempt += 1
@@ -507,20 +528,19 @@ class ModelSlot:
         Retries like ``call``, through the same policy, but only before the first delta:
         once text has gone to ``on_text``, a failure is raised, since sending the request
         again would show the user the same text twice. Returns the assembled answer of the
-        stream's end. A routed slot (router, breakers or a rollout) answers whole, through
-        ``call``: routing, health checks and rollouts apply to every call, streamed or not.
+        stream's end. A routed slot (router, breakers or a rollout) streams too, with its
+        routing, health checks, failover and rollouts (``_slot_stream.stream_routed``).
         """
         if self.router is not None or self.board is not None or self.rollout is not None:
-            whole = await self.call(request, agent=agent, routes=routes)
-            if whole.message.text:
-                on_text(whole.message.text)
-            return whole
+            return await stream_routed(self, request, agent=agent, on_text=on_text, routes=routes)
         began = self.clock.now()
         attempt = 0
+        timed = bool(self.listeners) or routes is not None
         while True:
             adapter = self.adapter
+            refuse_without_vision(self.name, adapter, request)
             name = adapter.name
-            started = self.clock.now() if self.listeners else 0.0
+            started = self.clock.now() if timed else 0.0
             in_flight = self.in_flight
             in_flight[name] = in_flight.get(name, 0) + 1
             self.calls[name] = self.calls.get(name, 0) + 1
@@ -542,6 +562,8 @@ class ModelSlot:
                     )
             except ModelError as exc:
                 self._publish(request, agent, name, started, None, type(exc).__name__, attempt)
+                if routes is not None:
+                    routes.append(failed_attempt(name, exc, self.clock.now() - started))
                 attempt += 1
                 # Text already shown is never asked for again, whatever the error says.
                 if emitted or not await self._back_off(exc, name, attempt, began):
@@ -551,6 +573,8 @@ class ModelSlot:
                 in_flight[name] -= 1
             if self.listeners:
                 self._publish(request, agent, name, started, response, "ok", attempt)
+            if routes:
+                routes.append(Decision(candidate=name, reason=f"retry {attempt}", policy="retry"))
             return response
 
 

@@ -245,7 +245,8 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
             action=action,
         )
         self.state.swaps.append(event)
-        _log.info(
+        # A failover is news for whoever runs the flow: at warning, on screen by default.
+        (_log.warning if action == "failover" else _log.info)(
             "model swap", slot=slot.name, source=previous.name, target=adapter.name,
             reason=reason, action=action,
         )  # fmt: skip

@@ -91,5 +91,14 @@ def test_domain_rules_are_checked_too() -> None:
 def test_unreadable_conditions_say_what_was_expected() -> None:
     with pytest.raises(ConfigError, match="cannot read condition `complexity ~ 3`"):
         Rule("complexity ~ 3", "a")
-    with pytest.raises(ConfigError, match="unknown feature `cost`"):
-        Rule("cost > 5", "a")
+    with pytest.raises(ConfigError, match="unknown feature `price`"):
+        Rule("price > 5", "a")
+
+
+def test_the_seeds_shadowed_cost_branch_is_refused_naming_both_rules() -> None:
+    rules = [Rule("cost > 5", "reasoning", index=0), Rule("cost > 15", "domain", index=1)]
+    [problem] = check_rules(rules)
+    assert problem.index == 1
+    assert problem.message.startswith(
+        "can never match: rules[0] (cost > 5) already takes every call with cost > 15"
+    )
