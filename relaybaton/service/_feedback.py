@@ -10,7 +10,7 @@ the satisfaction metric.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Annotated, final
 
 import msgspec
 import structlog
@@ -26,16 +26,28 @@ from relaybaton.service._quality import QualityWatch
 if TYPE_CHECKING:
     from relaybaton.service._server import Service
 
-__all__ = ["FeedbackDesk", "rating_utility"]
+__all__ = ["FeedbackDesk", "FeedbackIn", "FeedbackOut", "rating_utility"]
 
 _log = structlog.get_logger("relaybaton.service")
 _encoder = msgspec.json.Encoder()
 
 
-class _FeedbackIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    rating: int
-    comment: str = ""
+class FeedbackIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A user's rating of a conversation (or of one message of it)."""
+
+    rating: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     message_id: str = ""
+
+
+class FeedbackOut(msgspec.Struct, kw_only=True):
+    """What a rating became: the grade (utility) of the agent that answered."""
+
+    conversation_id: str
+    rating: int
+    utility: float
+    agent: str
+    journaled: bool
 
 
 def rating_utility(rating: int) -> float:
@@ -76,17 +88,8 @@ class FeedbackDesk:
         service.tokens.check_flow(current_token.get(), service.flow_name)
         conversation_id = _conversation_id(request)
         body = await read_body(request, service.limits.max_body_bytes)
-        feedback = decode_body(body, _FeedbackIn, service.limits)
-        if not 1 <= feedback.rating <= 5:
-            raise ApiError(
-                400, f"rating must be 1 to 5, got {feedback.rating}", code="invalid_rating",
-                param="rating",
-            )  # fmt: skip
-        if len(feedback.comment) > 2000:
-            raise ApiError(
-                400, f"comment is {len(feedback.comment)} characters; at most 2000 are allowed",
-                code="comment_too_long", param="comment",
-            )  # fmt: skip
+        feedback = decode_body(body, FeedbackIn, service.limits)
+        # The rating's range and the comment's length are checked by decoding (FeedbackIn).
         runtime = service.runtime
         conversation = runtime.conversation(conversation_id)
         if conversation is None:
@@ -119,13 +122,13 @@ class FeedbackDesk:
         _log.info("feedback", conversation=conversation_id, rating=feedback.rating, agent=agent)
         return web.Response(
             body=_encoder.encode(
-                {
-                    "conversation_id": conversation_id,
-                    "rating": feedback.rating,
-                    "utility": utility,
-                    "agent": agent,
-                    "journaled": journal is not None,
-                }
+                FeedbackOut(
+                    conversation_id=conversation_id,
+                    rating=feedback.rating,
+                    utility=utility,
+                    agent=agent,
+                    journaled=journal is not None,
+                )
             ),
             status=202,
             content_type="application/json",

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from typing import final
+from typing import Any, final
 
 import msgspec
 import structlog
@@ -87,8 +87,10 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     n: int | None = None
     tools: list[msgspec.Raw] | None = None
     functions: list[msgspec.Raw] | None = None
-    tool_choice: str | dict[str, object] | None = None
-    response_format: dict[str, object] | None = None
+    # Any, not object: the OpenAPI document is generated from this type, and msgspec gives
+    # a JSON Schema for Any but refuses one for object.
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
 
 def _image_urls(message: _Message) -> list[str]:
