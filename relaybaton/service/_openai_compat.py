@@ -87,8 +87,6 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     n: int | None = None
     tools: list[msgspec.Raw] | None = None
     functions: list[msgspec.Raw] | None = None
-    # Any, not object: the OpenAPI document is generated from this type, and msgspec gives
-    # a JSON Schema for Any but refuses one for object.
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
 
