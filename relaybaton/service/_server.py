@@ -292,16 +292,10 @@ class Service:
         router.add_get("/healthz", self._healthz)
         router.add_get("/readyz", self._readyz)
         router.add_get("/metrics", self._metrics)
-        router.add_get("/openapi.json", self._openapi)
         router.add_post("/v1/conversations/{conversation_id}/messages", self._post_message)
         self.operator_api.add_routes(router)
         if self.console_options is not None:
-            from relaybaton.service.console import Console  # noqa: PLC0415 - only when served
-
-            self.console = Console(
-                self, reports=self.console_options.reports, memory=self.console_options.memory
-            )
-            self.console.add_routes(router)
+            self.console = self.operator_api.mount_console(router, self.console_options)
         router.add_get("/v1/conversations/{conversation_id}/events", self._events)
         router.add_get("/v1/conversations/{conversation_id}/trace", self._trace)
         router.add_get("/v1/conversations/{conversation_id}", self._get_conversation)
@@ -389,11 +383,6 @@ class Service:
             {"status": "ready" if ready else "not_ready", "checks": checks, "models": slots},
             status=200 if ready else 503,
         )
-
-    async def _openapi(self, request: web.Request) -> web.Response:
-        from relaybaton.service._openapi import openapi_document  # noqa: PLC0415 - rare, lazy
-
-        return _json(openapi_document(title=self.flow_name))
 
     async def _metrics(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
