@@ -357,7 +357,15 @@ class AgentActor(ConversationActor):
         started = clock.now() if tracing else 0.0
         routes: list[Decision] | None = [] if tracing else None
         try:
-            if self.conversations.stream_replies and isinstance(sink, OwnerHandle):
+            conversations = self.conversations
+            if (
+                conversations.stream_replies
+                and isinstance(sink, OwnerHandle)
+                and (
+                    conversations.stream_filter is None
+                    or conversations.stream_filter(sink.conversation_id)
+                )
+            ):
                 # Someone listens (the HTTP service): stream, so the user sees the answer as
                 # it comes. Only the owner's text is the user's; a tool's agent stays whole.
                 response = await slot.stream(

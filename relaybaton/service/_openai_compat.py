@@ -232,6 +232,8 @@ class OpenAICompat:
                 raise ApiError(404, str(exc), code="model_not_found", param="model") from exc
         log = service.hub.log(conversation_id)
         log.readers += 1  # keeps the log (and this turn's events) while we answer
+        live = int(chat.stream)  # a streamed answer wants the deltas as the model sends them
+        log.live += live
         try:
             start = log.next_id - 1
             message_id, future = service.submit(
@@ -244,6 +246,7 @@ class OpenAICompat:
             return await self._stream(request, chat, completion_id, message_id, future, log, start)
         finally:
             log.readers -= 1
+            log.live -= live
 
     def _usage(self, events: list[LoggedEvent], message_id: str) -> dict[str, int]:
         prompt = completion = 0

@@ -45,6 +45,7 @@ from relaybaton.service._limits import (
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
+from relaybaton.service._waiting import answered_within
 
 __all__ = ["ApprovalDesk", "Service", "create_service", "decode_body"]
 
@@ -343,8 +344,9 @@ class Service:
         finally:
             if principal is not None:
                 self.limiter.leave(principal)
-            self.metrics.http_requests.labels(route, request.method, str(status)).inc()
-            self.metrics.http_duration.labels(route).observe(time.perf_counter() - started)
+            metrics = self.metrics
+            metrics.child(metrics.http_requests, route, request.method, str(status)).inc()
+            metrics.child(metrics.http_duration, route).observe(time.perf_counter() - started)
 
     # --- probes and metrics -----------------------------------------------------------------
 
@@ -391,10 +393,9 @@ class Service:
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
             return _json(_accepted(conversation_id, message_id), 202, location)
-        with anyio.move_on_after(self.limits.wait_timeout_s):
-            # Our own waiter: a client that goes away cancels this wait, never the turn.
-            result = await future
-            return _json(result)
+        # Our own wait: a client that goes away ends it, never the turn.
+        if await answered_within(future, self.limits.wait_timeout_s):
+            return _json(future.result())
         return _json(_accepted(conversation_id, message_id), 202, location)
 
     async def _get_conversation(self, request: web.Request) -> web.Response:

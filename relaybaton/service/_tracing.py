@@ -117,7 +117,9 @@ class Tracer:
         self.by_conversation: OrderedDict[str, deque[Span]] = OrderedDict()
         self.spans_per_conversation = spans_per_conversation
         self.max_conversations = max_conversations
-        self.log = structlog.get_logger("relaybaton.service")
+        # Bound once: an unbound logger re-binds on every call (the configuration caches
+        # no logger), and this one logs at the end of every turn.
+        self.log = structlog.get_logger("relaybaton.service").bind()
         self._turns: dict[str, _Turn] = {}
         self._ids = itertools.count(1)
         self._id_prefix = secrets.randbits(32)
