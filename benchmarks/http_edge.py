@@ -25,8 +25,9 @@ aiohttp clients, each with its own connection, for a fixed number of requests. F
   (target at 1,000 clients: ≤ 3).
 
 Read the ratios, not the absolute figures: the machine is shared and noisy, and on a small
-one the client process competes with the server for CPU. Usage:
-``python benchmarks/http_edge.py [--json] [--repeat N] [--requests N]``.
+one the client process competes with the server for CPU. ``--console`` serves the console
+beside the API, as ``relaybaton serve`` does, to show it adds nothing to the message path.
+Usage: ``python benchmarks/http_edge.py [--json] [--repeat N] [--requests N] [--console]``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from relaybaton.cli._logging import configure_logging  # noqa: E402
 from relaybaton.flow import load_flow  # noqa: E402
 from relaybaton.flow._compose import build_agents  # noqa: E402
 from relaybaton.service import ServiceLimits, create_service  # noqa: E402
+from relaybaton.service._server import ConsoleOptions  # noqa: E402
 from relaybaton.testing import ScriptedModel  # noqa: E402
 
 BODY = b'{"text": "Hello"}'
@@ -131,7 +133,7 @@ def _bare_app() -> web.Application:
 
 
 @asynccontextmanager
-async def _edge() -> AsyncIterator[str]:
+async def _edge(console: bool) -> AsyncIterator[str]:
     flow = load_flow(ROOT / "examples" / "customer_service.toml")
     agents = build_agents(flow)
     model = ScriptedModel(lambda _request: "Hello! How can I help?", keep_requests=False)
@@ -144,7 +146,12 @@ async def _edge() -> AsyncIterator[str]:
     ) as runtime:
         # One client principal sends all the load: lift the rate limit, keep the others.
         limits = ServiceLimits(rate_per_s=1e9, burst=1_000_000_000, max_concurrent=100_000)
-        service = create_service(runtime, flow_name=flow.flow.name, limits=limits)
+        service = create_service(
+            runtime,
+            flow_name=flow.flow.name,
+            limits=limits,
+            console=ConsoleOptions() if console else None,
+        )
         try:
             async with _serve(service.app) as url:
                 yield url
@@ -160,7 +167,7 @@ async def _timed_load(url: str, concurrency: int, requests: int) -> dict[str, fl
     return figures
 
 
-async def _measure(repeat: int, requests: int) -> dict[str, dict[str, float]]:
+async def _measure(repeat: int, requests: int, console: bool) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, float]] = {}
     for concurrency in (100, 1000):
         runs: dict[str, list[dict[str, float]]] = {"bare": [], "edge": []}
@@ -168,7 +175,7 @@ async def _measure(repeat: int, requests: int) -> dict[str, dict[str, float]]:
             async with _serve(_bare_app()) as url:
                 await _load(url, concurrency, concurrency)  # warm-up
                 runs["bare"].append(await _timed_load(url, concurrency, requests))
-            async with _edge() as url:
+            async with _edge(console) as url:
                 await _load(url, concurrency, concurrency)
                 runs["edge"].append(await _timed_load(url, concurrency, requests))
         for name, results in runs.items():
@@ -191,6 +198,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20_000, help="requests per run")
+    parser.add_argument(
+        "--console", action="store_true", help="serve the console too (as `relaybaton serve`)"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -198,7 +208,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(_client(args.client, args.concurrency, args.requests))))
         return
     configure_logging("warning")  # as `relaybaton serve` runs by default
-    rows = asyncio.run(_measure(args.repeat, args.requests))
+    rows = asyncio.run(_measure(args.repeat, args.requests, args.console))
     if args.json:
         print(json.dumps(rows, indent=2))
         return

@@ -24,9 +24,16 @@ long-running process (young-generation threshold 10,000, middle 100; see ``open_
 the row ``relaybaton_gc_default`` repeats relaybaton at the interpreter's defaults (700, 10),
 to show what that setting buys at 10,000 conversations in flight.
 
+With ``--guardrails KIND,...`` (``pii``, ``length``, ``deny``, ``patterns``,
+``json_schema``, or ``all``), each kind adds a row ``guardrails_<kind>``: relaybaton (tracing
+off) with one input and one output guardrail of that kind on every agent, none of which
+trips (the message and the answers are JSON strings, so the schema check has work to do),
+and a ratio ``guardrails_<kind>_time_vs_none`` of its µs per conversation against the plain
+relaybaton row; ``all`` puts one of each kind at both stages.
+
 Read the ratios, not the absolute times: these machines are shared and noisy, and every
 figure here comes from the same run. Usage: ``python benchmarks/overhead.py [--json]
-[--repeat N] [--quick]``.
+[--repeat N] [--quick] [--guardrails KIND,...]``.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from relaybaton.actors import Agent, handoff, open_runtime
+from relaybaton.actors import Agent, Guardrail, create_guardrail, handoff, open_runtime
 from relaybaton.adapters import (
     AssistantMessage,
     ChatMessage,
@@ -68,7 +75,7 @@ def _scripts(gate: asyncio.Event | None = None) -> dict[str, ScriptedModel]:
             isinstance(request.messages[-1], ToolResultMessage)
             and request.messages[-1].name == "policy"
         ):
-            return AssistantMessage(text="Your refund is approved under the 30-day policy.")
+            return AssistantMessage(text='"Your refund is approved under the 30-day policy."')
         return AssistantMessage(tool_calls=(tool_call("policy", "t1", input="refund rules?"),))
 
     def policy(_: ModelRequest) -> AssistantMessage:
@@ -81,10 +88,33 @@ def _scripts(gate: asyncio.Event | None = None) -> dict[str, ScriptedModel]:
     }
 
 
-def _agents() -> Agent:
+# The user's message and the answers are JSON strings, so a json_schema guardrail has a
+# value to check rather than a parse error to report; the other kinds read the same text.
+MESSAGE = '"I want my money back for order AB-1234, it cost $42"'
+GUARDRAIL_KINDS: dict[str, dict[str, object]] = {
+    "pii": {"pii": ["card", "email"], "action": "redact"},
+    "length": {"max_length": 4000, "min_length": 1},
+    "deny": {"deny": ["password", "social security number", "wire transfer"]},
+    "patterns": {"patterns": [r"(?i)ignore (all|previous) instructions", r"\b\d{3}-\d{2}-\d{4}\b"]},
+    "json_schema": {"json_schema": {"type": "string", "maxLength": 4000}},
+}
+
+
+def _guardrails(kind: str) -> tuple[Guardrail, ...]:
+    kinds = list(GUARDRAIL_KINDS) if kind == "all" else [kind]
+    return tuple(
+        create_guardrail(f"{name}_{stage}", on=[stage], **GUARDRAIL_KINDS[name])  # type: ignore[arg-type]
+        for name in kinds
+        for stage in ("input", "output")
+    )
+
+
+def _agents(guardrails: tuple[Guardrail, ...] = ()) -> Agent:
     policy = Agent(name="policy", model="policy", description="Refund policy")
-    refund = Agent(name="refund", model="refund", tools=(policy.as_tool("policy"),))
-    return Agent(name="triage", model="triage", handoffs=(handoff(refund),))
+    refund = Agent(
+        name="refund", model="refund", tools=(policy.as_tool("policy"),), guardrails=guardrails
+    )
+    return Agent(name="triage", model="triage", handoffs=(handoff(refund),), guardrails=guardrails)
 
 
 @dataclass
@@ -141,16 +171,21 @@ async def _measure(system: System, repeat: int, seq_n: int, quick: bool) -> dict
 GC_YOUNG = 10_000  # what the CLI sets for a long-running process; see open_system
 
 
-async def _bench_relaybaton(
-    tracing: bool, repeat: int, seq_n: int, quick: bool, gc_young: int | None = GC_YOUNG
+async def _bench_relaybaton(  # noqa: PLR0917 - a benchmark's knobs, in order
+    tracing: bool,
+    repeat: int,
+    seq_n: int,
+    quick: bool,
+    gc_young: int | None = GC_YOUNG,
+    guardrails: tuple[Guardrail, ...] = (),
 ) -> dict[str, float]:
     async with open_runtime(
-        _agents(), models=_scripts(), tracing=tracing, gc_young_threshold=gc_young
+        _agents(guardrails), models=_scripts(), tracing=tracing, gc_young_threshold=gc_young
     ) as runtime:
         conversations = runtime.conversations
 
         def start_one(conversation_id: str) -> asyncio.Future[object]:
-            future = runtime.submit(conversation_id, "I want my money back")
+            future = runtime.submit(conversation_id, MESSAGE)
             # Finished conversations leave the registry, as a store-backed runtime would
             # passivate them; otherwise the benchmark measures its own leftovers.
             future.add_done_callback(lambda _: conversations.by_id.pop(conversation_id))
@@ -309,7 +344,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer conversations (CI smoke)")
     parser.add_argument("--memory-child", choices=["floor", "relaybaton"])
     parser.add_argument("--live", type=int, default=10_000)
+    parser.add_argument(
+        "--guardrails",
+        default="",
+        help=f"comma-separated guardrail kinds to measure: {', '.join(GUARDRAIL_KINDS)} or all",
+    )
     args = parser.parse_args()
+    kinds = [k for k in args.guardrails.split(",") if k]
+    unknown = [k for k in kinds if k not in GUARDRAIL_KINDS and k != "all"]
+    if unknown:
+        parser.error(f"--guardrails: unknown kind(s) {unknown}; use {', '.join(GUARDRAIL_KINDS)}")
     if args.memory_child:
         print(asyncio.run(_memory_child(args.memory_child, args.live)))
         return
@@ -328,6 +372,12 @@ def main() -> None:
         results[name]["mb_per_10k_live"] = round(_memory(name, live) * 10_000 / live, 1)
     for name in ("relaybaton_tracing", "relaybaton_gc_default"):
         results[name]["mb_per_10k_live"] = results["relaybaton"]["mb_per_10k_live"]
+    for kind in kinds:
+        row = asyncio.run(
+            _bench_relaybaton(False, repeat, seq_n, args.quick, guardrails=_guardrails(kind))
+        )
+        row["mb_per_10k_live"] = results["relaybaton"]["mb_per_10k_live"]  # not measured
+        results[f"guardrails_{kind}"] = row
     rb, tr, fl = results["relaybaton"], results["relaybaton_tracing"], results["floor"]
     ratios = {
         "seq_time_vs_floor": round(rb["us_per_conv_seq"] / fl["us_per_conv_seq"], 2),
@@ -338,6 +388,11 @@ def main() -> None:
         "memory_vs_floor": round(rb["mb_per_10k_live"] / fl["mb_per_10k_live"], 2),
         "tracing_time_vs_off": round(tr["us_per_conv_seq"] / rb["us_per_conv_seq"], 2),
     }
+    for kind in kinds:
+        guarded = results[f"guardrails_{kind}"]
+        ratios[f"guardrails_{kind}_time_vs_none"] = round(
+            guarded["us_per_conv_seq"] / rb["us_per_conv_seq"], 2
+        )
     if args.json:
         print(json.dumps({**results, "ratios": ratios}))
         return
@@ -358,7 +413,7 @@ def main() -> None:
         "tracing_time_vs_off": "<= 1.3",
     }
     for key, value in ratios.items():
-        print(f"{key:<34}{value:>8}   target {targets[key]}")
+        print(f"{key:<34}{value:>8}   target {targets.get(key, '(measured)')}")
 
 
 if __name__ == "__main__":

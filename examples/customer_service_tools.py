@@ -29,13 +29,14 @@ def issue_refund(order_id: str, amount: float, context: ToolContext) -> str:
     """Issue a refund of an amount of money for an order.
 
     Args:
-        order_id: the order to refund.
+        order_id: the order to refund, like AB-1234.
         amount: the amount in dollars.
     """
     if amount <= 0:
         raise ValueError(f"a refund must be positive, got {amount}")
     REFUNDS.setdefault(context.idempotency_key, (order_id, amount))
-    return f"refunded ${amount:.2f} on order {order_id}"
+    item = _ORDERS.get(order_id.upper(), {}).get("item", "order")
+    return f"refunded ${amount:.2f} for your {item}, order {order_id}"
 
 
 def lookup_invoice(customer_question: str) -> dict[str, object]:

@@ -9,8 +9,11 @@ The everyday names are here, the ones the README's examples use; the parts live 
 
 from relaybaton.actors import (
     Agent,
+    Guardrail,
     Runtime,
     ToolContext,
+    ToolRules,
+    create_guardrail,
     function_tool,
     handoff,
     open_runtime,
@@ -22,13 +25,16 @@ from relaybaton.runtime import TurnResult, open_system
 
 __all__ = [
     "Agent",
+    "Guardrail",
     "ModelAdapter",
     "RelaybatonError",
     "Runtime",
     "SimulatedModel",
     "ToolContext",
+    "ToolRules",
     "TurnResult",
     "__version__",
+    "create_guardrail",
     "function_tool",
     "handoff",
     "load_flow",

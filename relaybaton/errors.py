@@ -13,7 +13,8 @@ The tree::
     │   ├── NotOwnerError                the actor acted for a conversation it does not own
     │   ├── StaleEpochError              the write carried an epoch older than the current one
     │   ├── UndeclaredHandoffError       a handoff to an agent not listed in the sender's edges
-    │   └── DuplicateConversationError   a conversation id that already exists was created
+    │   ├── DuplicateConversationError   a conversation id that already exists was created
+    │   └── ConflictError                a person acted on a conversation that changed since
     ├── ApprovalError                    a decision that cannot be taken (unknown, stale, ...)
     ├── LimitExceededError               invariant 7: a bound was hit
     │   ├── MaxTurnsExceededError
@@ -22,7 +23,8 @@ The tree::
     │   └── BudgetExceededError          a conversation's or agent's model budget is spent
     ├── ToolError                        a tool call the model can recover from
     │   ├── UnknownToolError
-    │   └── ToolArgumentsError           the arguments fail the tool's schema
+    │   ├── ToolArgumentsError           the arguments fail the tool's schema
+    │   └── ToolRefusedError             a guardrail or a tool rule stopped the call
     ├── ModelError                       a model call failed; ``retryable`` says what to do
     │   ├── RateLimitedError             429; ``retry_after`` in seconds when the provider said
     │   ├── ModelOverloadedError         Anthropic 529, OpenAI 503
@@ -67,6 +69,7 @@ __all__ = [
     "BudgetExceededError",
     "CalleeFailedError",
     "ConfigError",
+    "ConflictError",
     "ContentFilteredError",
     "ContextLengthExceededError",
     "DuplicateConversationError",
@@ -98,6 +101,7 @@ __all__ = [
     "StreamInterruptedError",
     "ToolArgumentsError",
     "ToolError",
+    "ToolRefusedError",
     "UndeclaredHandoffError",
     "UnknownToolError",
 ]
@@ -224,6 +228,17 @@ class DuplicateConversationError(OwnershipError):
     """A conversation with this id exists already."""
 
 
+class ConflictError(OwnershipError):
+    """A person's action met a conversation that changed since they looked (HTTP 409).
+
+    ``changed`` says what changed, in words for the person who acted.
+    """
+
+    def __init__(self, message: str, *, conversation_id: str, changed: str = "") -> None:
+        super().__init__(message, conversation_id=conversation_id)
+        self.changed = changed
+
+
 class ApprovalError(RelaybatonError):
     """A decision was refused: unknown or expired request, other arguments, decided already."""
 
@@ -283,6 +298,10 @@ class UnknownToolError(ToolError):
 
 class ToolArgumentsError(ToolError, ValueError):
     """The arguments do not match the tool's schema (the message names the field)."""
+
+
+class ToolRefusedError(ToolError):
+    """A guardrail or one of the tool's rules stopped the call before it ran."""
 
 
 # --- models -------------------------------------------------------------------------------

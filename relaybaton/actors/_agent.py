@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import final
+from typing import Any, final
 
+from relaybaton.actors._guardrail import Guardrail
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.adapters import AssistantMessage, ChatMessage, ToolResultMessage, ToolSpec
@@ -170,6 +171,11 @@ class Agent:
         handoffs: the agents this one may pass the baton to (``Agent``, name, or
             ``handoff()``).
         max_turns: model turns this agent may take for one user message.
+        guardrails: checks on the user's message, the agent's reply and its tool calls
+            (``Guardrail``, ``create_guardrail``).
+        output_schema: a JSON Schema its answer must fit when it is used as a tool (the
+            answer is JSON; an answer that does not fit is sent back once with the
+            problems, then the call fails).
     """
 
     name: str
@@ -179,6 +185,8 @@ class Agent:
     tools: tuple[Tool, ...] = ()
     handoffs: tuple[Handoff | Agent | str, ...] = field(default=())
     max_turns: int = 10
+    guardrails: tuple[Guardrail, ...] = ()
+    output_schema: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

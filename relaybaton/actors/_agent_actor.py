@@ -11,25 +11,25 @@ the calls a handoff cut short), so no provider is ever sent a history it rejects
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import anyio
 import msgspec
 import structlog
 
+from relaybaton.actors._admission import admit, screen_result
 from relaybaton.actors._agent import HistoryFilter
-from relaybaton.actors._approval import approval_gate
+from relaybaton.actors._approval import approval_gate, approval_note
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
-from relaybaton.actors._events import (
-    ModelCallEvent,
-    ReplyDeltaEvent,
-    ToolCallEvent,
-    failed_model_calls,
-)
+from relaybaton.actors._events import ToolCallEvent
+from relaybaton.actors._guarding import Where
+from relaybaton.actors._model_call import budget_reply, call_model
 from relaybaton.actors._schema_tool import SchemaTool
+from relaybaton.actors._steps import next_step as _next_step
+from relaybaton.actors._steps import refused_event as _refused_event
+from relaybaton.actors._structured import answer_problems, structured_request
 from relaybaton.actors._tools import FunctionTool, ToolContext
-from relaybaton.actors.routing._router import Decision
 from relaybaton.adapters import (
     AssistantMessage,
     ChatMessage,
@@ -41,6 +41,7 @@ from relaybaton.adapters import (
 )
 from relaybaton.errors import (
     ActorError,
+    BudgetExceededError,
     LimitExceededError,
     MaxTurnsExceededError,
     ModelError,
@@ -49,7 +50,7 @@ from relaybaton.errors import (
     ToolError,
     UnknownToolError,
 )
-from relaybaton.runtime import Clock, ConversationActor, OwnerHandle, ToolScope
+from relaybaton.runtime import ConversationActor, OwnerHandle, ToolScope
 from relaybaton.runtime import _failpoints as failpoints
 from relaybaton.runtime._failpoints import failpoint
 from relaybaton.runtime._journal_events import Charged
@@ -76,15 +77,6 @@ class _Sink(Protocol):
     """Where a turn's trace events go: the owner's handle or a callee's scope."""
 
     def record(self, event: msgspec.Struct) -> None: ...
-
-
-def _deltas(owner: OwnerHandle, agent: str, clock: Clock) -> Callable[[str], None]:
-    epoch = owner.epoch
-
-    def publish(text: str) -> None:
-        owner.record(ReplyDeltaEvent(agent=agent, text=text, epoch=epoch, at=clock.now()))
-
-    return publish
 
 
 class AgentActor(ConversationActor):
@@ -121,10 +113,23 @@ class AgentActor(ConversationActor):
         agent = self.compiled.agent
         transcript = owner.conversation.transcript
         metadata = RequestMetadata(agent=agent.name, conversation_id=owner.conversation_id)
+        guards = self.compiled.guards
+        if guards.input and transcript and type(transcript[-1]) is UserMessage:
+            # A fresh user message: its owner screens it before any model sees it.
+            where = Where(self.flow, owner.conversation_id, agent.name, owner)
+            text = transcript[-1].text
+            screened = await guards.screen("input", guards.input, text, where)
+            if screened.blocked is not None:
+                owner.reply(screened.blocked)
+                return
         turns = 0
         while True:
             step = _next_step(transcript, self.agent_name)
             if isinstance(step, str):
+                if guards.output:  # before the reply reaches the user, not after
+                    where = Where(self.flow, owner.conversation_id, agent.name, owner)
+                    screened = await guards.screen("output", guards.output, step, where)
+                    step = screened.text if screened.blocked is None else screened.blocked
                 if failpoints.ARMED:
                     failpoint("before_reply")
                 owner.reply(step)
@@ -150,6 +155,10 @@ class AgentActor(ConversationActor):
                     "message without answering; raise its max_turns if this is expected"
                 )
                 return
+            if owner.conversation.control is not None and owner.halts_before(
+                "model", *(() if turns else (f"agent:{agent.name}",))
+            ):
+                return  # a person paused it, or a breakpoint: the turn waits for a resume
             turns += 1
             try:
                 owner.count_model_turn()
@@ -165,6 +174,9 @@ class AgentActor(ConversationActor):
             history: Sequence[msgspec.Struct] = (
                 transcript if history_filter is None else history_filter(transcript)  # type: ignore[arg-type]
             )
+            if guards.redacts_input:
+                where = Where(self.flow, owner.conversation_id, agent.name, owner)
+                history = await guards.redact_history(history, where)  # type: ignore[arg-type]
             request = ModelRequest(
                 instructions=agent.instructions,
                 messages=tuple(history),  # type: ignore[arg-type]
@@ -173,6 +185,10 @@ class AgentActor(ConversationActor):
             )
             try:
                 message, charge = await self._call_model(request, owner)
+            except BudgetExceededError as exc:  # a refusal, said to the user: not a crash
+                _log.info("budget_refused", conversation_id=owner.conversation_id, exc_info=exc)
+                owner.fail(budget_reply(exc))
+                return
             except ModelError as exc:
                 _log.warning(
                     "model_call_failed",
@@ -190,11 +206,17 @@ class AgentActor(ConversationActor):
 
     async def _run_owned_tools(self, owner: OwnerHandle, calls: Sequence[ToolCall]) -> bool:
         """Run the calls the owner's model asked for; True if some wait for a person."""
+        if owner.conversation.control is not None and owner.halts_before(
+            *[f"tool:{call.name}" for call in calls]
+        ):
+            return True  # halted before them: a person paused it, or a breakpoint
         function_tools = self.compiled.function_tools
         gated = False
         for call in calls:
             tool = function_tools.get(call.name)
-            if tool is not None and (tool.approval_rule is not None or not tool.retry_safe):
+            if tool is not None and (
+                tool.approval_rule is not None or tool.rules is not None or not tool.retry_safe
+            ):
                 gated = True
                 break
         if not gated:  # the common case: no approvals to check, run them all
@@ -223,7 +245,9 @@ class AgentActor(ConversationActor):
         function_tools = self.compiled.function_tools
         for call in calls:
             tool = function_tools.get(call.name)
-            if tool is None or (tool.approval_rule is None and tool.retry_safe):
+            if tool is None or (
+                tool.approval_rule is None and tool.rules is None and tool.retry_safe
+            ):
                 runnable.append((call, call.arguments))  # the common case: nothing to check
                 continue
             gate = approval_gate(conversation, call, tool)
@@ -232,17 +256,19 @@ class AgentActor(ConversationActor):
                     failpoint("after_approval_decision")
                 runnable.append((call, gate.arguments))
             elif gate.kind == "result":
-                results[call.id] = ToolResultMessage(
+                results[call.id] = refused = ToolResultMessage(
                     call_id=call.id, name=call.name, content=gate.text, is_error=True
                 )
+                if self.conversations.observed:  # a refusal is news in the trace too
+                    owner.record(_refused_event(self.agent_name, call, refused))
             else:
                 waiting = owner.paused = True
-                if gate.kind == "ask" and tool is not None and tool.approval_rule is not None:
+                if gate.kind == "ask" and tool is not None and gate.rule:
                     owner.request_approval(
                         call_id=call.id,
                         tool=call.name,
                         arguments=gate.arguments,
-                        rule=tool.approval_rule.text,
+                        rule=gate.rule,
                         timeout=tool.approval_timeout,
                     )
         if runnable:
@@ -324,6 +350,8 @@ class AgentActor(ConversationActor):
     async def on_tool_request(self, scope: ToolScope, request: ToolRequest) -> str:
         agent = self.compiled.agent
         messages: list[ChatMessage] = [UserMessage(text=request.input)]
+        schema = agent.output_schema
+        corrected = False
         for _ in range(agent.max_turns):
             model_request = ModelRequest(
                 instructions=agent.instructions,
@@ -331,11 +359,22 @@ class AgentActor(ConversationActor):
                 tools=self.compiled.tool_specs,  # no handoffs: a callee holds no baton
                 metadata=RequestMetadata(agent=agent.name, conversation_id=scope.conversation_id),
             )
-            message, charge = await self._call_model(model_request, scope)
+            if schema is not None:
+                model_request = structured_request(model_request, agent.name, schema)
+            try:
+                message, charge = await self._call_model(model_request, scope)
+            except BudgetExceededError as exc:  # the caller's model is told; nothing crashes
+                _log.info("budget_refused", conversation_id=scope.conversation_id, exc_info=exc)
+                return f"not answered: {budget_reply(exc)}"
             scope.add_charge(charge)
             messages.append(message)
             if not message.tool_calls:
-                return message.text
+                problems = answer_problems(message.text, schema, agent.name, corrected)
+                if problems is None:
+                    return message.text
+                corrected = True  # once: the model is told what is wrong, then it fails
+                messages.append(UserMessage(text=problems))
+                continue
             messages.extend(
                 await self._run_tools(message.tool_calls, scope.conversation_id, scope.chain, scope)
             )
@@ -347,69 +386,10 @@ class AgentActor(ConversationActor):
 
     # --- shared -----------------------------------------------------------------------------
 
-    async def _call_model(
-        self, request: ModelRequest, sink: _Sink
-    ) -> tuple[AssistantMessage, Charged]:
-        agent = self.agent_name
-        slot = self.compiled.slot
-        clock = self.flow.clock
-        tracing = self.conversations.observed
-        started = clock.now() if tracing else 0.0
-        routes: list[Decision] | None = [] if tracing else None
-        try:
-            conversations = self.conversations
-            if (
-                conversations.stream_replies
-                and isinstance(sink, OwnerHandle)
-                and (
-                    conversations.stream_filter is None
-                    or conversations.stream_filter(sink.conversation_id)
-                )
-            ):
-                # Someone listens (the HTTP service): stream, so the user sees the answer as
-                # it comes. Only the owner's text is the user's; a tool's agent stays whole.
-                response = await slot.stream(
-                    request, agent=agent, on_text=_deltas(sink, agent, clock), routes=routes
-                )
-            else:
-                response = await slot.call(request, agent=agent, routes=routes)
-        finally:
-            if routes:  # every failed attempt is in the trace, whatever came after it
-                conversation_id = request.metadata.conversation_id
-                for failed in failed_model_calls(
-                    routes, agent, slot.name, conversation_id, started
-                ):
-                    sink.record(failed)
-        usage = response.usage
-        model = response.model or slot.adapter.name
-        charge = Charged(
-            agent=agent,
-            model=model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=usage.cost_usd,
-            estimated=usage.estimated,
-        )
-        if tracing:
-            sink.record(
-                ModelCallEvent(
-                    agent=agent,
-                    slot=slot.name,
-                    model=model,
-                    latency_s=clock.now() - started,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cost_usd=usage.cost_usd,
-                    conversation_id=request.metadata.conversation_id,
-                    at=started,
-                    route=routes[-1] if routes else None,
-                    usage_estimated=usage.estimated,
-                )
-            )
-        message = response.message
-        if message.agent != agent:
-            message = msgspec.structs.replace(message, agent=agent)
-        return message, charge
+    def _call_model(
+        self, request: ModelRequest, sink: OwnerHandle | ToolScope
+    ) -> Coroutine[Any, Any, tuple[AssistantMessage, Charged]]:
+        return call_model(self.compiled, self.flow, request, sink)
 
     async def _run_tools(
         self,
@@ -462,7 +442,13 @@ class AgentActor(ConversationActor):
         tracing = self.conversations.observed
         started = clock.now() if tracing else 0.0
         kind = "function"
+        compiled = self.compiled
         try:
+            if owner is None or compiled.guards.tool_arguments:
+                where = (conversation_id, chain, sink)
+                arguments = await admit(
+                    self.flow, compiled, call, arguments, where, callee=owner is None
+                )
             content = str(await self._invoke(call, arguments, conversation_id, chain, owner))
             is_error = False
         except ToolError as exc:
@@ -480,6 +466,9 @@ class AgentActor(ConversationActor):
             # model is told and recovers; the traceback is here for whoever looks.
             _log.info("tool_failed", conversation_id=conversation_id, tool=call.name, exc_info=exc)
             content, is_error = f"tool {call.name!r} raised {type(exc).__name__}: {exc}", True
+        if compiled.guards.tool_result and not is_error:
+            where = (conversation_id, chain, sink)
+            content, is_error = await screen_result(self.flow, compiled, call, content, where)
         if call.name in self.compiled.agent_tools:
             kind = "agent"
         if tracing:
@@ -555,6 +544,8 @@ class AgentActor(ConversationActor):
             agent=self.agent_name,
             call_id=call.id,
             user=conversation.user if conversation is not None else "",
+            records=conversation.transcript if conversation is not None else (),
+            approval_note=approval_note(conversation, call.id),
         )
         if owner is not None:
             function.parse(arguments)  # refuse bad arguments before recording a start
@@ -564,30 +555,3 @@ class AgentActor(ConversationActor):
             if failpoints.ARMED:
                 failpoint("after_tool_started")
         return await function.invoke(arguments, context)
-
-
-def _next_step(transcript: Sequence[msgspec.Struct], agent: str) -> str | list[ToolCall]:
-    """What the owner does next: reply (the text), run calls (the list), or ask ([]).
-
-    Read from the end of the transcript: this agent's last answer with calls that have no
-    result yet means run them; its last answer without calls, not yet replied, means
-    reply it; anything else (a user message, tool results all in) means ask the model.
-    """
-    last = transcript[-1] if transcript else None
-    kind = type(last)
-    if kind is AssistantMessage:  # the common cases first, without a scan
-        message: AssistantMessage = last  # type: ignore[assignment]
-        if message.agent != agent:
-            return []
-        return list(message.tool_calls) if message.tool_calls else message.text
-    if kind is not ToolResultMessage:
-        return []
-    answered: set[str] = set()
-    for item in reversed(transcript):
-        if type(item) is ToolResultMessage:
-            answered.add(item.call_id)
-            continue
-        if type(item) is AssistantMessage and item.agent == agent:
-            return [c for c in item.tool_calls if c.id not in answered]
-        break
-    return []

@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from relaybaton.actors._schema_tool import SchemaTool
     from relaybaton.actors._tools import FunctionTool
 
-__all__ = ["ApprovalRule", "Gate", "approval_gate"]
+__all__ = [
+    "AGAINST_RULES",
+    "ApprovalRule",
+    "Gate",
+    "approval_gate",
+    "approval_note",
+    "callee_refusal",
+]
 
 _log = structlog.get_logger("relaybaton.agents")
 
@@ -88,6 +95,14 @@ class ApprovalRule:
             _log.info("approval_rule_undecided", rule=self.text, exc_info=exc)
             return True
 
+    def holds(self, names: Mapping[str, object]) -> bool:
+        """Whether the rule is true of ``names``; a comparison it cannot make is false."""
+        try:
+            return bool(self._eval(self._tree, names))
+        except TypeError as exc:
+            _log.debug("rule_undecided", rule=self.text, exc_info=exc)
+            return False
+
     def _check(self, node: ast.AST) -> set[str]:
         names: set[str] = set()
         allowed = (
@@ -103,13 +118,15 @@ class ApprovalRule:
             ast.Constant,
             ast.List,
             ast.Tuple,
+            ast.Attribute,  # a recorded result's field: lookup_order.total
+            ast.Subscript,  # an item of one: scan.findings[0]
             *_COMPARE,
         )
         for child in ast.walk(node):
             if not isinstance(child, allowed):
                 raise ConfigError(
                     f"approval rule {self.text!r}: `{type(child).__name__}` is not allowed; "
-                    "use comparisons, and/or/not, in, numbers, strings and lists"
+                    "use comparisons, and/or/not, in, numbers, strings, lists and fields (a.b)"
                 )
             if isinstance(child, ast.Name) and child.id not in _LITERALS:
                 names.add(child.id)
@@ -124,6 +141,16 @@ class ApprovalRule:
             if node.id in ("false", "False"):
                 return False
             return arguments.get(node.id)
+        if isinstance(node, ast.Attribute):
+            value = self._eval(node.value, arguments)
+            return value.get(node.attr) if isinstance(value, Mapping) else None
+        if isinstance(node, ast.Subscript):
+            value = self._eval(node.value, arguments)
+            index = self._eval(node.slice, arguments)
+            try:
+                return value[index]
+            except (KeyError, IndexError, TypeError):
+                return None
         if isinstance(node, ast.List | ast.Tuple):
             return [self._eval(e, arguments) for e in node.elts]
         if isinstance(node, ast.UnaryOp):
@@ -143,16 +170,23 @@ class ApprovalRule:
         raise TypeError(type(node).__name__)  # pragma: no cover - _check refused it
 
 
+# The rule text of a request that asks a person to let a call run against its tool's rules:
+# such an approval must carry a reason (the known risk), and the tool is told it.
+AGAINST_RULES = "against the rules: "
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class Gate:
     """What to do with one tool call: ``run`` it (with ``arguments``), ``ask`` a person
-    (about ``arguments``), ``wait`` for a decision, or record ``result`` (an error text)."""
+    (about ``arguments``, under ``rule``), ``wait`` for a decision, or record ``result``
+    (an error text)."""
 
     kind: str
     arguments: str = ""
     text: str = ""
     decided: bool = False  # a person's decision let it run
+    rule: str = ""
 
 
 def approval_gate(
@@ -165,27 +199,85 @@ def approval_gate(
             text=f"tool {call.name!r} was interrupted by a restart and is not safe to run "
             "again; its outcome is unknown, check before retrying",
         )
-    rule = tool.approval_rule if tool is not None else None
-    if rule is None:
+    if tool is None or (tool.approval_rule is None and tool.rules is None):
         return Gate("run", call.arguments)
     requests = [a for a in conversation.approvals.values() if a.call_id == call.id]
     if not requests:
-        return Gate("ask" if _matches(rule, call.arguments) else "run", call.arguments)
+        return _first_look(conversation, tool, call.arguments)
     latest = requests[-1]
     decided = conversation.decisions.get(latest.approval_id)
     if decided is None:
         return Gate("wait")
     if decided.decision == "approve":
+        if latest.rule.startswith(AGAINST_RULES) and not decided.note.strip():
+            return Gate(
+                "result",
+                text="a person approved this call against its rules without giving a reason; "
+                "such an approval needs one (the known risk), so nothing was done",
+            )
         return Gate("run", latest.arguments, decided=True)
     if decided.decision == "edit" and decided.arguments is not None:
-        edited = decided.arguments
-        return Gate("ask" if _matches(rule, edited) else "run", edited, decided=True)
+        gate = _first_look(conversation, tool, decided.arguments)
+        return Gate(gate.kind, gate.arguments, gate.text, decided=True, rule=gate.rule)
     if decided.decision == "expire":
         return Gate(
             "result", text="no decision came within the approval timeout: the call was rejected"
         )
     note = f": {decided.note}" if decided.note else ""
     return Gate("result", text=f"a person rejected this call{note}; do not retry it as is")
+
+
+def _first_look(
+    conversation: Conversation, tool: FunctionTool | SchemaTool, arguments: str
+) -> Gate:
+    """The gate for arguments no person has seen: the tool's rules, then its approval rule."""
+    rules = tool.rules
+    if rules is not None:
+        refusal = rules.refusal(tool.name, arguments, conversation.transcript)
+        if refusal is not None:
+            if rules.otherwise == "refuse":
+                return Gate("result", text=refusal)
+            reason = refusal.removeprefix(f"{tool.name} refused: ")
+            reason = reason.removesuffix("; nothing was done")
+            return Gate("ask", arguments, rule=f"{AGAINST_RULES}{reason}")
+    rule = tool.approval_rule
+    if rule is not None and _matches(rule, arguments):
+        return Gate("ask", arguments, rule=rule.text)
+    return Gate("run", arguments)
+
+
+def callee_refusal(
+    conversation: Conversation | None, tool: FunctionTool | SchemaTool, arguments: str
+) -> str | None:
+    """Why an agent used as a tool may not make this call, or None.
+
+    A callee cannot pause the conversation for a person, so a call that would need one is
+    refused rather than run unchecked.
+    """
+    records = conversation.transcript if conversation is not None else ()
+    if tool.rules is not None:
+        refusal = tool.rules.refusal(tool.name, arguments, records)
+        if refusal is not None:
+            return refusal
+    if tool.approval_rule is not None and _matches(tool.approval_rule, arguments):
+        return (
+            f"{tool.name} needs a person's approval ({tool.approval_rule.text}); an agent used "
+            "as a tool cannot ask for one, so the conversation's owner must make this call"
+        )
+    return None
+
+
+def approval_note(conversation: Conversation | None, call_id: str) -> str:
+    """The reason a person gave for letting this call run against its rules, or ""."""
+    if conversation is None or not conversation.decisions:
+        return ""
+    for request in reversed(list(conversation.approvals.values())):
+        if request.call_id == call_id:
+            decided = conversation.decisions.get(request.approval_id)
+            if decided is not None and request.rule.startswith(AGAINST_RULES):
+                return decided.note
+            return ""
+    return ""
 
 
 def _matches(rule: ApprovalRule, arguments: str) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import final
 
 from relaybaton.actors._agent import Agent, AgentTool, Handoff
+from relaybaton.actors._guarding import Guards
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tools import FunctionTool
 from relaybaton.actors.routing._slot import ModelSlot
@@ -38,6 +39,7 @@ class CompiledAgent:
         "agent",
         "agent_tools",
         "function_tools",
+        "guards",
         "handoffs",
         "handoffs_by_target",
         "owner_specs",
@@ -60,3 +62,4 @@ class CompiledAgent:
         self.handoffs_by_target: dict[str, Handoff] = {h.target: h for h in edges}
         self.tool_specs: tuple[ToolSpec, ...] = tuple(t.spec for t in agent.tools)
         self.owner_specs: tuple[ToolSpec, ...] = self.tool_specs + tuple(h.spec for h in edges)
+        self.guards = Guards(agent.guardrails)

@@ -9,6 +9,7 @@ from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
 
 __all__ = [
     "AgentEvent",
+    "GuardrailEvent",
     "ModelCallEvent",
     "ReplyDeltaEvent",
     "ToolCallEvent",
@@ -60,6 +61,22 @@ class ToolCallEvent(
     at: float = 0.0
 
 
+class GuardrailEvent(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="guardrail"
+):
+    """One guardrail check: its name, stage and ``verdict`` (``passed``, ``blocked``,
+    ``redacted``, or ``failed`` when the check itself raised, which blocks)."""
+
+    guardrail: str
+    stage: str
+    agent: str
+    verdict: str
+    reason: str = ""
+    tool: str = ""
+    latency_s: float = 0.0
+    at: float = 0.0
+
+
 class ReplyDeltaEvent(
     msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="reply_delta"
 ):
@@ -75,7 +92,9 @@ class ReplyDeltaEvent(
     at: float = 0.0
 
 
-AgentEvent = ModelCallEvent | ToolCallEvent | HandoffEvent | ReplyEvent | ReplyDeltaEvent
+AgentEvent = (
+    ModelCallEvent | ToolCallEvent | HandoffEvent | ReplyEvent | ReplyDeltaEvent | GuardrailEvent
+)
 
 
 def failed_model_calls(

@@ -20,6 +20,7 @@ from typing import Any, final
 import msgspec
 
 from relaybaton.actors._approval import ApprovalRule
+from relaybaton.actors._tool_rules import ToolRules
 from relaybaton.actors._tools import ToolContext
 from relaybaton.adapters import ToolSpec
 from relaybaton.errors import ToolArgumentsError
@@ -99,6 +100,7 @@ class SchemaTool:
         "name",
         "parameters",
         "retry_safe",
+        "rules",
         "spec",
     )
 
@@ -139,6 +141,7 @@ class SchemaTool:
             self.approval_rule = rule
         self.approval_timeout = approval_timeout
         self.retry_safe = retry_safe
+        self.rules: ToolRules | None = None  # tool rules are for function tools
 
     def __repr__(self) -> str:
         return f"SchemaTool({self.name!r})"

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, final, get_type_hints, overload
 
 import msgspec
 
 from relaybaton.actors._approval import ApprovalRule
+from relaybaton.actors._tool_rules import RecordedResult, ToolRules, recorded_results
 from relaybaton.adapters import ToolSpec
 from relaybaton.errors import ConfigError, ToolArgumentsError
 
@@ -30,12 +31,21 @@ class ToolContext:
     ``idempotency_key`` (``conversation id : tool call id``) is the same if the call is
     ever run again after a crash; a tool with side effects should key them on it.
     ``user`` is the user the conversation was opened for (``Runtime.send(..., user=...)``).
+    ``results(tool)`` reads what the conversation recorded of another tool (the runtime
+    wrote it, not the model); ``approval_note`` is the reason a person gave when they let
+    this call run against its rules (a known risk), else "".
     """
 
     conversation_id: str
     agent: str
     call_id: str
     user: str = ""  # the conversation's user (its memory namespace); "" when not given
+    records: Sequence[object] = field(default=(), repr=False)
+    approval_note: str = ""
+
+    def results(self, tool: str) -> list[RecordedResult]:
+        """The successful results of ``tool`` recorded in this conversation, oldest first."""
+        return recorded_results(self.records, tool)
 
     @property
     def idempotency_key(self) -> str:
@@ -95,6 +105,7 @@ class FunctionTool:
         "fn",
         "name",
         "retry_safe",
+        "rules",
         "spec",
     )
 
@@ -107,6 +118,7 @@ class FunctionTool:
         needs_approval: bool | str = False,
         approval_timeout: float | None = None,
         retry_safe: bool = True,
+        rules: ToolRules | None = None,
     ) -> None:
         """Wrap ``fn``.
 
@@ -119,6 +131,8 @@ class FunctionTool:
             approval_timeout: seconds after which an undecided request is rejected.
             retry_safe: whether a call interrupted by a crash may run again (with the same
                 idempotency key); if not, it gets an error result instead.
+            rules: what must hold of the arguments and the conversation's recorded
+                results before a call runs (``ToolRules``).
         """
         self.fn = fn
         self.name = name or fn.__name__
@@ -159,6 +173,9 @@ class FunctionTool:
             self.approval_rule = rule
         self.approval_timeout = approval_timeout
         self.retry_safe = retry_safe
+        if rules is not None:
+            rules.check_names(self._args_type.__struct_fields__, self.name)
+        self.rules = rules
 
     def __repr__(self) -> str:
         return f"FunctionTool({self.name!r})"
@@ -205,6 +222,7 @@ def function_tool(
     needs_approval: bool | str = False,
     approval_timeout: float | None = None,
     retry_safe: bool = True,
+    rules: ToolRules | None = None,
 ) -> Callable[[Callable[..., object]], FunctionTool]: ...
 
 
@@ -217,6 +235,7 @@ def function_tool(
     needs_approval: bool | str = False,
     approval_timeout: float | None = None,
     retry_safe: bool = True,
+    rules: ToolRules | None = None,
 ) -> FunctionTool | Callable[[Callable[..., object]], FunctionTool]:
     """Make a tool of a function; use bare (``@function_tool``) or with options.
 
@@ -231,6 +250,7 @@ def function_tool(
             needs_approval=needs_approval,
             approval_timeout=approval_timeout,
             retry_safe=retry_safe,
+            rules=rules,
         )
 
     return wrap(fn) if fn is not None else wrap

@@ -1,18 +1,12 @@
 """The simulated model: the embedded default, for examples, demos and benchmarks.
 
-It behaves like a cooperative model with no network and no keys:
-
-- it hands off when a handoff tool matches the user's words (a refund question goes to the
-  refund agent, a billing question to billing);
-- it calls the tools whose names and descriptions match the request, all at once (so a
-  synthesizer asks its experts in parallel), with arguments drawn from the user's text to
-  fit each tool's JSON Schema (numbers, order ids, the request itself);
-- once its tools answered, it answers from their results, or from the ``Knowledge:`` lines
-  of its instructions;
-- with memory tools (``memory_*``), it remembers what a user says they prefer ("I prefer
-  email", "please contact me by phone") as an observation of the entity ``customer`` (created
-  first), and recalls it when asked ("what are my preferences?"); memory tools are used
-  for nothing else.
+It behaves like a sensible agent with no network and no keys (``_simulated_agent.py``
+says how): it hands off when a handoff's description fits, answers greetings, looks things
+up before it acts and stops when a lookup fails, fills tool arguments from the conversation
+by their schema and description, answers in sentences (using its ``Knowledge:`` lines),
+and answers JSON fitting a requested schema. With memory tools (``memory_*``), it
+remembers what a user says they prefer ("I prefer email") as an observation of the entity
+``customer`` (created first), and recalls it when asked ("what are my preferences?").
 
 Latency is lognormal around ``latency_p50_s`` (slept on the injected clock), failures come
 at ``error_rate`` as retryable overload errors, and usage is priced per 1K tokens. Everything
@@ -26,7 +20,7 @@ import math
 import random
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import final
+from typing import Any, final
 
 import msgspec
 
@@ -45,79 +39,18 @@ from relaybaton.adapters._chat import (
     UserMessage,
 )
 from relaybaton.adapters._protocol import Capabilities
+from relaybaton.adapters._simulated_agent import (
+    arguments_for,
+    compose_answer,
+    greeting_reply,
+    plan,
+    structured_answer,
+    wants_handoff,
+)
 from relaybaton.errors import ConfigError, ModelOverloadedError
 from relaybaton.runtime import Clock, MonotonicClock
 
 __all__ = ["SimulatedModel"]
-
-_WORD = re.compile(r"[a-z][a-z0-9]+")
-_NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)")
-_DOLLARS = re.compile(r"\$\s?(\d+(?:[.,]\d+)?)")
-_ORDER_ID = re.compile(r"\b([A-Z]{1,4}-?\d{3,})\b")
-_FINAL = ("publish_", "release_", "send_", "submit_")
-_SECURITY = re.compile(r"cwe-\d+|vulnerab|injection|arbitrary code|insecure", re.IGNORECASE)
-_STOP = frozenset(
-    [
-        "the",
-        "and",
-        "for",
-        "with",
-        "this",
-        "that",
-        "from",
-        "your",
-        "you",
-        "are",
-        "was",
-        "were",
-        "have",
-        "has",
-        "had",
-        "not",
-        "but",
-        "can",
-        "into",
-        "about",
-        "what",
-        "when",
-        "which",
-        "who",
-        "why",
-        "how",
-        "our",
-        "out",
-        "any",
-        "all",
-        "please",
-        "need",
-        "want",
-        "would",
-        "could",
-        "should",
-        "agent",
-        "agents",
-        "transfer",
-        "hand",
-        "handoff",
-        "conversation",
-        "question",
-        "questions",
-        "ask",
-        "tool",
-        "tools",
-    ]
-)
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ies", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
-
-
-def _keywords(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
 def _episode(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage]]:
@@ -211,31 +144,33 @@ class SimulatedModel:
         user_text, since = _episode(request.messages)
         agent = request.metadata.agent
         mine = [m for m in since if isinstance(m, AssistantMessage) and m.agent == agent]
-        results = [m for m in since if isinstance(m, ToolResultMessage)]
-        wanted = _keywords(user_text)
+        my_calls = {c.id for m in mine for c in m.tool_calls}
+        results = [m for m in since if isinstance(m, ToolResultMessage) and m.call_id in my_calls]
         remembered = _memory_step(request.tools, user_text, since, bool(mine))
         if remembered is not None:
             return self._respond(remembered)
+        schema = _schema_of(request.response_format)
+        if schema is not None:
+            answer = structured_answer(schema, request.instructions, user_text)
+            return AssistantMessage(text=msgspec.json.encode(answer).decode())
+        handoffs = [t for t in request.tools if t.name.startswith("transfer_to_")]
         if not mine:
-            handoffs = [t for t in request.tools if t.name.startswith("transfer_to_")]
-            best = self._best_match(handoffs, wanted)
-            if best is not None:
-                return self._call(request, [best], user_text, "handoff")
-            tools = [
-                t
-                for t in request.tools
-                if not t.name.startswith(("transfer_to_", "memory_", *_FINAL))
-            ]
-            relevant = [t for t in tools if _keywords(f"{t.name} {t.description}") & wanted]
-            if relevant and request.tool_choice != "none":
-                return self._call(request, relevant, user_text, "call")
-        called = {c.name for m in mine for c in m.tool_calls}
-        finals = [t for t in request.tools if t.name.startswith(_FINAL) and t.name not in called]
-        if finals and results and request.tool_choice != "none":
-            # Gathering done: a final action (publish, release, send) wraps the findings up.
-            summary = self._answer(request.instructions, user_text, results)
-            return self._call(request, finals[:1], summary, "final", results)
-        return AssistantMessage(text=self._answer(request.instructions, user_text, results))
+            greeting = greeting_reply(user_text, handoffs)
+            # An agent that only knows things answers with them; one that greets people does.
+            if greeting is not None and "knowledge:" not in request.instructions.lower():
+                return AssistantMessage(text=greeting)
+            chosen = wants_handoff(handoffs, user_text)
+            if chosen is not None:
+                return self._call(request, [chosen], user_text, "handoff")
+        tools = [t for t in request.tools if not t.name.startswith(("transfer_to_", "memory_"))]
+        if request.tool_choice != "none":
+            called = {c.name for m in mine for c in m.tool_calls}
+            following = plan(tools, user_text, request.instructions, called, results)
+            if following:
+                return self._call(request, following, user_text, "call", results)
+        return AssistantMessage(
+            text=compose_answer(request.instructions, user_text, results, request.tools)
+        )
 
     def _respond(self, step: str | tuple[str, dict[str, object]]) -> AssistantMessage:
         if isinstance(step, str):
@@ -248,17 +183,6 @@ class SimulatedModel:
         )
         return AssistantMessage(tool_calls=(call,))
 
-    @staticmethod
-    def _best_match(tools: Sequence[ToolSpec], wanted: set[str]) -> ToolSpec | None:
-        scored = [
-            (len(_keywords(f"{t.name.replace('_', ' ')} {t.description}") & wanted), t)
-            for t in tools
-        ]
-        scored = [(s, t) for s, t in scored if s > 0]
-        if not scored:
-            return None
-        return max(scored, key=lambda pair: pair[0])[1]
-
     def _call(
         self,
         request: ModelRequest,
@@ -267,6 +191,11 @@ class SimulatedModel:
         purpose: str,
         results: Sequence[ToolResultMessage] = (),
     ) -> AssistantMessage:
+        report = (
+            compose_answer(request.instructions, user_text, results, request.tools)
+            if results
+            else ""
+        )
         # Ids unique within a conversation, as providers' are, and the same on a rerun.
         where = f"{request.metadata.conversation_id}\x00{len(request.messages)}"
         calls = tuple(
@@ -274,29 +203,12 @@ class SimulatedModel:
                 id=f"call_{hashlib.sha256(f'{where}{i}'.encode()).hexdigest()[:12]}",
                 name=tool.name,
                 arguments=msgspec.json.encode(
-                    _arguments(tool, user_text, purpose, results)
+                    arguments_for(tool, user_text, results, purpose, report)
                 ).decode(),
             )
             for i, tool in enumerate(tools)
         )
         return AssistantMessage(tool_calls=calls)
-
-    @staticmethod
-    def _answer(instructions: str, user_text: str, results: Sequence[ToolResultMessage]) -> str:
-        done = [r for r in results if not r.is_error and not r.content.startswith("Transferred")]
-        if done:
-            return " ".join(f"[{r.name.replace('_', ' ')}] {r.content}" for r in done)
-        knowledge = [
-            line.split(":", 1)[1].strip()
-            for line in instructions.splitlines()
-            if line.strip().lower().startswith("knowledge:")
-        ]
-        if knowledge:
-            wanted = _keywords(user_text)
-            ranked = sorted(knowledge, key=lambda k: -len(_keywords(k) & wanted))
-            return ranked[0]
-        snippet = user_text if len(user_text) <= 80 else user_text[:77] + "..."
-        return f"Thanks for your message ({snippet!r}); I have looked into it and can help."
 
 
 def _text(message: ChatMessage) -> str:
@@ -307,49 +219,13 @@ def _text(message: ChatMessage) -> str:
     return message.text
 
 
-def _arguments(
-    tool: ToolSpec, user_text: str, purpose: str, results: Sequence[ToolResultMessage] = ()
-) -> dict[str, object]:
-    """Fill a tool's JSON Schema from the user's words (and, for a final action, results)."""
-    properties = tool.parameters.get("properties")
-    required_value = tool.parameters.get("required", [])
-    required = required_value if isinstance(required_value, list) else []
-    if not isinstance(properties, Mapping):
-        return {}
-    order_ids = _ORDER_ID.findall(user_text)
-    # Amounts first ($42), then other numbers; digits inside an order id are not amounts.
-    rest = _ORDER_ID.sub(" ", user_text)
-    dollars = [float(n.replace(",", "")) for n in _DOLLARS.findall(rest)]
-    numbers = dollars or [float(n.replace(",", "")) for n in _NUMBER.findall(rest)]
-    arguments: dict[str, object] = {}
-    for name, schema in properties.items():
-        if not isinstance(schema, Mapping):
-            continue
-        kind = schema.get("type")
-        if "enum" in schema and isinstance(schema["enum"], list) and schema["enum"]:
-            arguments[name] = schema["enum"][0]
-        elif kind in ("number", "integer") and "finding" in name.lower():
-            # How many of the gathered results raise a security problem.
-            arguments[name] = sum(1 for r in results if _SECURITY.search(r.content))
-        elif kind in ("number", "integer"):
-            if not numbers:
-                if name in required:
-                    arguments[name] = 0
-                continue
-            value = numbers.pop(0)
-            arguments[name] = int(value) if kind == "integer" else value
-        elif kind == "boolean":
-            arguments[name] = True
-        elif kind == "string":
-            if "id" in name.lower() and order_ids:
-                arguments[name] = order_ids.pop(0)
-            elif name == "reason" and purpose == "handoff":
-                arguments[name] = f"the customer asks: {user_text[:120]}"
-            else:
-                arguments[name] = user_text
-        elif name in required:
-            arguments[name] = None
-    return arguments
+def _schema_of(response_format: Mapping[str, object] | None) -> Mapping[str, Any] | None:
+    """The JSON Schema a ``json_schema`` response format asks for, if any."""
+    if not response_format or response_format.get("type") != "json_schema":
+        return None
+    inner = response_format.get("json_schema")
+    schema = inner.get("schema") if isinstance(inner, Mapping) else None
+    return schema if isinstance(schema, Mapping) else None
 
 
 # --- memory -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 - ``relaybaton resume FLOW --store PATH``: finish every conversation a crash left unfinished;
 - ``relaybaton approvals list --store PATH``, ``approvals approve|reject ID --store PATH
   [--edit JSON]``: people decide on paused steps (then ``resume`` continues them);
-- ``relaybaton conversations show ID --store PATH``: a conversation from its journal.
+- ``relaybaton conversations show ID --store PATH``: a conversation from its journal;
+  ``list`` and the actions of a person are in ``_operate.py``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def add_durable_commands(commands: Any) -> None:
     show.add_argument("--store", required=True)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=_show)
+    from relaybaton.cli._operate import add_operator_verbs  # noqa: PLC0415 - it imports us
+
+    add_operator_verbs(verbs)
 
 
 def _run(main: Callable[[], Any]) -> int:

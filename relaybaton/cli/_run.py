@@ -19,7 +19,13 @@ from typing import Any, TextIO
 
 import msgspec
 
-from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.actors import (
+    GuardrailEvent,
+    ModelCallEvent,
+    Runtime,
+    ToolCallEvent,
+    waiting_reply,
+)
 from relaybaton.adapters import ImagePart
 from relaybaton.adapters._images import image_from_file
 from relaybaton.cli._conversations import open_store_path
@@ -144,6 +150,8 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(_json_report(conversation, results, waiting) + "\n")
     else:
         _print_report(conversation, results, args.message, sys.stdout)
+        if waiting:  # what the customer reads while a person decides
+            print(f"  {conversation.owner}: {waiting_reply(conversation.id, waiting)}")
         for request in waiting:
             print(
                 f"waiting for a person: {request.approval_id} {request.tool}"
@@ -276,6 +284,8 @@ def _json_report(
         ],
         "usage": _usage(conversation),
     }
+    if waiting:
+        report["waiting_reply"] = waiting_reply(conversation.id, waiting)
     return _encoder.encode(report).decode()
 
 
@@ -314,6 +324,12 @@ def _print_report(
             out.write(
                 f"  [e{epoch} {owner}] {kind:<6} {event.agent} → {event.tool}"
                 f"({event.arguments[:60]}) {mark} {event.result[:70]}\n"
+            )
+        elif isinstance(event, GuardrailEvent) and event.verdict != "passed":
+            on = f" on {event.tool}" if event.tool else ""
+            out.write(
+                f"  [e{epoch} {owner}] guard  {event.guardrail} ({event.stage}{on}) "
+                f"{event.verdict}: {event.reason[:70]}\n"
             )
         elif isinstance(event, HandoffEvent):
             if event.action == "handoff":

@@ -12,26 +12,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import Runtime
 from relaybaton.cli._conversations import open_store_path
-from relaybaton.errors import ApprovalError, ConfigError
+from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
+from relaybaton.flow._memory import uses_memory
+from relaybaton.flow._tools import memory_store_path
+from relaybaton.memory import open_graph_store
+from relaybaton.service._approval_desk import RuntimeApprovals
 from relaybaton.service._auth import TokenTable, is_loopback
 from relaybaton.service._limits import ServiceLimits
-from relaybaton.service._server import create_service
+from relaybaton.service._server import ConsoleOptions, create_service
 from relaybaton.service._tracing import create_otlp_exporter
 
 __all__ = ["add_serve_command", "serve"]
@@ -92,6 +95,14 @@ def add_serve_command(commands: Any) -> None:
         action="store_true",
         help="record message content (replies, tool arguments and results) in spans",
     )
+    serve_cmd.add_argument(
+        "--eval-reports",
+        metavar="DIR",
+        help="show the JSON reports of `relaybaton eval` in this folder on the console",
+    )
+    serve_cmd.add_argument(
+        "--no-console", action="store_true", help="serve the API only (no pages at /)"
+    )
     serve_cmd.set_defaults(func=_serve_command)
 
 
@@ -119,6 +130,8 @@ def _serve_command(args: argparse.Namespace) -> int:
             record_content=args.record_content,
             store_path=args.store,
             durability=args.durability,
+            console=not args.no_console,
+            eval_reports=Path(args.eval_reports) if args.eval_reports else None,
         )
     )
 
@@ -156,6 +169,8 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     store_path: str | None = None,
     durability: str = "batched",
+    console: bool = True,
+    eval_reports: Path | None = None,
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
@@ -183,6 +198,14 @@ async def serve(
                     durability=durability,
                 )
             )
+            options = None
+            if console:
+                memory = None
+                if uses_memory(flow):  # the console browses the graph the agents write
+                    memory = await stack.enter_async_context(
+                        open_graph_store(memory_store_path(flow))
+                    )
+                options = ConsoleOptions(reports=eval_reports, memory=memory)
             service = create_service(
                 runtime,
                 flow_name=flow.flow.name,
@@ -191,6 +214,7 @@ async def serve(
                 record_content=record_content,
                 approvals=RuntimeApprovals(runtime) if store is not None else None,
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
+                console=options,
             )
             runner = web.AppRunner(
                 service.app, access_log=None, handle_signals=False, shutdown_timeout=5.0
@@ -228,49 +252,3 @@ async def serve(
     out.write("relaybaton: drained, exiting\n" if finished else "relaybaton: deadline passed\n")
     out.flush()
     return 0 if finished else 1
-
-
-class RuntimeApprovals:
-    """The service's approval desk over a durable runtime: list and decide, then it resumes."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def pending(self) -> Sequence[Mapping[str, object]]:
-        return [
-            {
-                "approval_id": r.approval_id,
-                "agent": r.agent,
-                "tool": r.tool,
-                "arguments": json.loads(r.arguments or "{}"),
-                "arguments_hash": r.arguments_hash,
-                "rule": r.rule,
-                "requested_at": r.requested_at,
-                "expires_at": r.expires_at,
-            }
-            for r in self.runtime.approvals()
-        ]
-
-    async def decide(
-        self,
-        approval_id: str,
-        decision: str,
-        *,
-        arguments: Mapping[str, object] | None,
-        reason: str,
-    ) -> Mapping[str, object]:
-        request = self.runtime.conversations.pending_approval(approval_id)
-        if request is None:
-            raise LookupError("it is unknown or was decided already")
-        try:
-            decided = self.runtime.decide(
-                approval_id,
-                decision,
-                arguments_hash=request.arguments_hash,
-                arguments=json.dumps(arguments) if arguments is not None else None,
-                note=reason,
-                by="api",
-            )
-        except ApprovalError as exc:
-            raise LookupError(str(exc)) from exc
-        return {"approval_id": approval_id, "decision": decided.decision, "status": "decided"}

@@ -52,6 +52,7 @@ from relaybaton.flow._file import (
     RoutingConfig,
     resolve_function,
 )
+from relaybaton.flow._guardrails import guardrails_by_agent, load_schema, tool_rules_of
 from relaybaton.flow._memory import memory_tools_of
 from relaybaton.flow._overrides import dropped_stand_ins, kept_fallbacks, parse_model_overrides
 from relaybaton.flow._routing import rollout_policy_of, rules_of
@@ -405,9 +406,11 @@ def build_agents(flow: FlowFile, extra: Mapping[str, Tool] | None = None) -> dic
             needs_approval=tool.needs_approval,
             approval_timeout=tool.approval_timeout_s,
             retry_safe=tool.retry_safe,
+            rules=tool_rules_of(tool.rules),
         )
         for name, tool in flow.tools.items()
     }
+    guardrails = guardrails_by_agent(flow, resolve_function)
     agents: dict[str, Agent] = {}
     for config in flow.agents:
         tools: list[Tool] = []
@@ -447,6 +450,12 @@ def build_agents(flow: FlowFile, extra: Mapping[str, Tool] | None = None) -> dic
             tools=tuple(tools),
             handoffs=tuple(_handoff(edge, configs) for edge in config.handoffs),
             max_turns=config.max_turns,
+            guardrails=guardrails.get(config.name, ()),
+            output_schema=(
+                None
+                if config.output_schema is None
+                else load_schema(config.output_schema, flow.base_dir)
+            ),
         )
     return agents
 

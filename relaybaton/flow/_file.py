@@ -15,6 +15,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
@@ -22,6 +23,12 @@ import structlog
 from relaybaton.actors import FunctionTool
 from relaybaton.actors.routing import BreakerPolicy
 from relaybaton.errors import ConfigError, FlowError, FlowProblem
+from relaybaton.flow._guardrails import (
+    GuardrailConfig,
+    ToolRulesConfig,
+    check_guardrails,
+    tool_rules_of,
+)
 from relaybaton.flow._memory import check_memory_and_mcp
 from relaybaton.flow._routing import (
     CandidateConfig,
@@ -103,6 +110,7 @@ class ToolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     needs_approval: bool | str = False
     approval_timeout_s: float | None = None
     retry_safe: bool = True
+    rules: ToolRulesConfig | None = None  # what must hold before a call runs (ToolRules)
 
 
 class HandoffConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -161,6 +169,7 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     handoffs: list[str | HandoffConfig] = msgspec.field(default_factory=list)
     max_turns: int = 10
     memory: str | None = None  # "read" or "read-write": the memory tools, all at once
+    output_schema: dict[str, Any] | str | None = None  # JSON Schema of its answer as a tool
 
 
 class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -174,6 +183,7 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     supervisor: BreakerPolicy | None = None
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     mcp: dict[str, McpServerConfig] = msgspec.field(default_factory=dict)
+    guardrails: dict[str, GuardrailConfig] = msgspec.field(default_factory=dict)
     source: str = ""
 
     @property
@@ -206,6 +216,8 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "models[].routing.rules[]": RuleConfig,
     "models[].rollout": RolloutConfig,
     "tools[]": ToolConfig,
+    "tools[].rules": ToolRulesConfig,
+    "guardrails[]": GuardrailConfig,
     "agents[]": AgentConfig,
     "agents[].handoffs[]": HandoffConfig,
     "agents[].tools[]": AgentToolConfig,
@@ -217,7 +229,7 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
 
 def _name_table(path: str, raw: object, message: str) -> str:
     """Replace msgspec's ``models[...]`` (a dict key it does not name) with the table's name."""
-    match = re.match(r"(models|tools|mcp)\[\.\.\.\](.*)", path)
+    match = re.match(r"(models|tools|mcp|guardrails)\[\.\.\.\](.*)", path)
     tables = raw.get(match.group(1)) if match and isinstance(raw, dict) else None
     if match is None or not isinstance(tables, dict):
         return path
@@ -353,10 +365,17 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
             add(FlowProblem(f"tools.{name}.function", str(exc)))
             continue
         try:
-            FunctionTool(function, name=name, needs_approval=tool.needs_approval)
+            FunctionTool(
+                function,
+                name=name,
+                needs_approval=tool.needs_approval,
+                rules=tool_rules_of(tool.rules),
+            )
         except (TypeError, ValueError) as exc:  # also what msgspec says of an annotation
             _log.debug("flow_tool_refused", tool=name, exc_info=exc)
             field = "needs_approval" if "approval rule" in str(exc) else "function"
+            if "allow_if" in str(exc) or "otherwise" in str(exc):
+                field = "rules.allow_if"
             add(FlowProblem(f"tools.{name}.{field}", str(exc)))
     seen: set[str] = set()
     for index, agent in enumerate(flow.agents):
@@ -384,6 +403,7 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
             add(FlowProblem(f"{at}.max_turns", f"must be at least 1, got {agent.max_turns}"))
         _check_edges(agent, at, names, flow, add)
     problems.extend(check_memory_and_mcp(flow))
+    problems.extend(check_guardrails(flow, resolve_function))
     return problems
 
 

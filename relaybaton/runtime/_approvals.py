@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 DECISIONS = ("approve", "reject", "edit")
+# A turn that ends its handler in one of these states waits for a person, with no task.
+_PARKING = frozenset({ConversationStatus.AWAITING_APPROVAL, ConversationStatus.PAUSED})
 
 
 class Approvals(Turns):
@@ -140,7 +142,7 @@ class Approvals(Turns):
     def park(self, conversation_id: str, agent: str, epoch: int) -> None:
         """The owner's handler ended with the turn paused for a decision (no task runs)."""
         conversation = self.check(conversation_id, agent, epoch)
-        if conversation.status is ConversationStatus.AWAITING_APPROVAL:
+        if conversation.status in _PARKING:
             conversation.parked = True
             if self.observed:
                 self._emit(

@@ -19,6 +19,7 @@ from typing import final
 import msgspec
 
 from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested
+from relaybaton.runtime._operator_events import Control, is_person
 from relaybaton.runtime.messages import BatonPass
 
 __all__ = [
@@ -42,6 +43,7 @@ class ConversationStatus(StrEnum):
 
     ACTIVE = "active"
     AWAITING_APPROVAL = "awaiting_approval"
+    PAUSED = "paused"  # a person paused it, or a breakpoint hit: it waits for a resume
     CLOSED = "closed"
 
 
@@ -154,6 +156,9 @@ class Conversation:
     # True while the active turn waits for a decision with no handler running (not
     # journaled: after a restart a paused conversation is parked until decided).
     parked: bool = False
+    # What people set on it (pause, breakpoints, notes, a fork's origin); None until then,
+    # so the turn loop's check is one attribute read (``_operator.py``).
+    control: Control | None = None
 
     @property
     def pending_approvals(self) -> list[ApprovalRequested]:
@@ -174,8 +179,15 @@ class Conversation:
 
     @property
     def waiting_for_a_person(self) -> bool:
-        """Whether the active turn is parked until a decision (no handler runs)."""
-        return self.status is ConversationStatus.AWAITING_APPROVAL and self.parked
+        """Whether the active turn is parked until a person acts (no handler runs).
+
+        A decision, a resume, or the reply of the person who holds the baton.
+        """
+        return (
+            self.parked
+            and self.active is not None
+            and (self.status is not ConversationStatus.ACTIVE or is_person(self.owner))
+        )
 
     @property
     def busy(self) -> bool:

@@ -115,6 +115,17 @@ class OwnerHandle:
             self.conversation.id, self.agent, self.epoch, call_id, tool
         )
 
+    def halts_before(self, *points: str) -> bool:
+        """Whether a person wants the turn stopped before ``points`` (see ``_operator.py``).
+
+        True: the turn halted and is paused (return from the hook); False: go on.
+        """
+        if self.conversation.control is None:
+            return False
+        halted = self._conversations.halts_before(self.conversation, self.agent, self.epoch, points)
+        self.paused = self.paused or halted
+        return halted
+
     def request_approval(
         self, *, call_id: str, tool: str, arguments: str, rule: str, timeout: float | None
     ) -> ApprovalRequested:

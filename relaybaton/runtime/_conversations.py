@@ -4,8 +4,9 @@
 one concern each: the core and the owner check (``_registry.py``), user messages and turns
 (``_turns.py``), the baton's moves (``_handoffs.py``), the usage ledger (``_ledger.py``),
 approvals (``_approvals.py``), reloading and resuming (``_recovery.py``) and agents as
-tools (``_asks.py``). Every change they make is a transition of ``_transitions.py``, the
-one the journal's fold replays.
+tools (``_asks.py``), and what people do to a conversation (``_operator.py``). Every change
+they make is a transition of ``_transitions.py`` (``_operator_transitions.py``), the one
+the journal's fold replays.
 
 1. one owner: ``owner`` is set, or ``in_flight`` holds the ``BatonPass`` message, never both;
 2. only the owner speaks: replies and transcript writes need ownership and the current epoch,
@@ -26,6 +27,7 @@ from typing import final
 from relaybaton.runtime._asks import Asks
 from relaybaton.runtime._handoffs import Handoffs
 from relaybaton.runtime._ledger import Ledger
+from relaybaton.runtime._operator import Operators
 from relaybaton.runtime._recovery import Recovery
 from relaybaton.runtime._registry import AgentTable
 
@@ -33,5 +35,5 @@ __all__ = ["AgentTable", "Conversations"]
 
 
 @final
-class Conversations(Handoffs, Ledger, Recovery, Asks):
+class Conversations(Handoffs, Ledger, Recovery, Operators, Asks):
     """Owns every conversation of one flow and routes its messages to the right agent."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from relaybaton.runtime import _operator_transitions as operated
 from relaybaton.runtime import _transitions as transitions
 from relaybaton.runtime._conversation import (
     Conversation,
@@ -35,6 +36,7 @@ from relaybaton.runtime._journal_events import (
     Charged,
     ClosedEvent,
     ConversationState,
+    GuardrailTripped,
     HandedOff,
     JournalRecord,
     LedgerRow,
@@ -46,6 +48,20 @@ from relaybaton.runtime._journal_events import (
     TurnFailed,
     TurnStarted,
     TurnState,
+)
+from relaybaton.runtime._operator_events import (
+    BatonGiven,
+    BatonTaken,
+    BreakpointsSet,
+    CheckpointPassed,
+    Forked,
+    Halted,
+    HoldCleared,
+    HoldSet,
+    NoteAdded,
+    NotesDelivered,
+    control_of,
+    control_state,
 )
 from relaybaton.runtime.messages import BatonPass
 
@@ -113,8 +129,35 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             transitions.closed(conversation)
         case Opened():  # written by older journals only: now ``Accepted.opened_by``
             transitions.opened(conversation, event.owner)
-        case ModelSwapped():
+        case ModelSwapped() | GuardrailTripped():
             pass  # recorded for the history; it changes no conversation state
+        case _:
+            _apply_operated(conversation, event)
+
+
+def _apply_operated(conversation: Conversation, event: object) -> None:
+    """What people did (``_operator_events.py``), with the live path's transitions."""
+    match event:
+        case HoldSet():
+            operated.hold_set(conversation, event)
+        case HoldCleared():
+            operated.hold_cleared(conversation, event.by)
+        case Halted():
+            operated.halted(conversation, event.agent, event.before)
+        case CheckpointPassed():
+            operated.checkpoint_passed(conversation)
+        case BreakpointsSet():
+            operated.breakpoints_set(conversation, event)
+        case NoteAdded():
+            operated.note_added(conversation, event.by, event.item)
+        case NotesDelivered():
+            operated.notes_delivered(conversation)
+        case BatonTaken():
+            operated.baton_taken(conversation, event.by, event.epoch)
+        case BatonGiven():
+            operated.baton_given(conversation, event.by, event.agent, event.epoch)
+        case Forked():
+            operated.forked(conversation, event)
 
 
 def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Struct]:
@@ -170,6 +213,7 @@ def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Stru
         decisions=list(conversation.decisions.values()),
         tools_started=sorted(conversation.tools_started),
         user=conversation.user,
+        control=control_state(conversation.control),
     )
 
 
@@ -228,4 +272,5 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
     conversation.decisions = {d.approval_id: d for d in state.decisions}
     conversation.tools_started = frozenset(state.tools_started)
     conversation.user = state.user
+    conversation.control = control_of(state.control)
     return conversation

@@ -254,7 +254,9 @@ class Journal(Generic[T]):
         for record in listed:
             self._note(batch, record)
         encode = self._encoder.encode
-        now = self.clock.now()
+        # Wall-clock time: heads are listed by it ("updated since ..."), across restarts and
+        # processes, where the runtime's clock is monotonic and per process.
+        now = time.time()
         for conversation_id, group in taken.items():
             batch.heads[conversation_id] = self._head(group.conversation, now)
             for body_records in group.bodies:

@@ -12,6 +12,20 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from relaybaton.runtime._operator_events import (
+    BatonGiven,
+    BatonTaken,
+    BreakpointsSet,
+    CheckpointPassed,
+    ControlState,
+    Forked,
+    Halted,
+    HoldCleared,
+    HoldSet,
+    NoteAdded,
+    NotesDelivered,
+)
+
 __all__ = [
     "Accepted",
     "Appended",
@@ -22,6 +36,7 @@ __all__ = [
     "Charged",
     "ClosedEvent",
     "ConversationState",
+    "GuardrailTripped",
     "HandedOff",
     "JournalEvent",
     "JournalRecord",
@@ -176,6 +191,23 @@ class ModelSwapped(msgspec.Struct, tag="model_swapped", frozen=True, kw_only=Tru
     reason: str
 
 
+class GuardrailTripped(
+    msgspec.Struct, tag="guardrail_tripped", frozen=True, kw_only=True, gc=False
+):
+    """A guardrail stopped or rewrote a step (``verdict``: ``blocked`` or ``redacted``).
+
+    Recorded for the history, like ``ModelSwapped``: what the step became is journaled by
+    the step itself (the refusal reply, the error result), so it changes no state.
+    """
+
+    guardrail: str
+    stage: str
+    agent: str
+    verdict: str
+    reason: str = ""
+    tool: str = ""
+
+
 class ClosedEvent(msgspec.Struct, tag="closed", frozen=True, kw_only=True, gc=False):
     """The conversation takes no more messages."""
 
@@ -219,6 +251,7 @@ class ConversationState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, g
     decisions: list[ApprovalDecided]
     tools_started: list[str]
     user: str = ""
+    control: ControlState[T] | None = None  # what people set (``_operator_events.py``)
 
 
 class Snapshot(msgspec.Struct, Generic[T], tag="snapshot", frozen=True, kw_only=True, gc=False):
@@ -242,8 +275,20 @@ JournalEvent = (
     | ApprovalRequested
     | ApprovalDecided
     | ModelSwapped
+    | GuardrailTripped
     | ClosedEvent
     | Snapshot[T]
+    # What people do (``_operator_events.py``):
+    | HoldSet
+    | HoldCleared
+    | Halted
+    | CheckpointPassed
+    | BreakpointsSet
+    | NoteAdded[T]
+    | NotesDelivered
+    | BatonTaken
+    | BatonGiven
+    | Forked[T]
 )
 
 

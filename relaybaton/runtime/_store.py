@@ -17,6 +17,7 @@ from typing import Protocol, final
 import msgspec
 
 from relaybaton.errors import StaleEpochError
+from relaybaton.runtime._listing import HeadPage, HeadQuery, select_heads
 
 __all__ = [
     "ApprovalRow",
@@ -59,7 +60,8 @@ class EncodedRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class Head(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A conversation's summary row, as of its last record in a batch."""
+    """A conversation's summary row, as of its last record in a batch (``updated_at``: when
+    that batch was committed, in wall-clock seconds since the epoch)."""
 
     conversation_id: str
     seq: int
@@ -112,6 +114,10 @@ class Store(Protocol):
         """Approval requests, oldest first."""
         ...
 
+    async def list_heads(self, query: HeadQuery) -> HeadPage:
+        """One page of heads, newest update first, as ``_listing.select_heads`` gives it."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections; idempotent."""
         ...
@@ -161,6 +167,9 @@ class MemoryStore:
 
     async def approvals(self, *, pending_only: bool = True) -> list[ApprovalRow]:
         return [a for a in self.approval_rows.values() if not (pending_only and a.decision)]
+
+    async def list_heads(self, query: HeadQuery) -> HeadPage:
+        return select_heads(self.head_rows.values(), query)
 
     async def aclose(self) -> None:
         return None

@@ -26,6 +26,7 @@ from relaybaton.runtime._journal_events import (
     TurnFailed,
     TurnStarted,
 )
+from relaybaton.runtime._operator_events import is_person
 from relaybaton.runtime._registry import Registry
 from relaybaton.runtime.messages import (
     BatonPass,
@@ -92,6 +93,9 @@ class Turns(Registry):
     def _deliver_turn(self, conversation: Conversation, turn: Turn) -> None:
         owner = conversation.owner
         assert owner is not None  # a turn ends only with the baton held
+        if is_person(owner):  # no activation runs for a person: the turn waits for them
+            conversation.parked = True
+            return
         message = UserTurn(conversation_id=conversation.id, message_id=turn.message_id)
         self._deliver(conversation, owner, message, conversation.epoch)
 
@@ -140,8 +144,12 @@ class Turns(Registry):
 
     def _resume_turn(self, conversation: Conversation) -> None:
         """Hand the active turn back to whoever holds it (after a decision or a restart)."""
-        if conversation.status is ConversationStatus.AWAITING_APPROVAL:
-            conversation.parked = True  # after a restart, nothing runs until a decision
+        status = conversation.status
+        if status is ConversationStatus.AWAITING_APPROVAL or status is ConversationStatus.PAUSED:
+            conversation.parked = True  # after a restart, nothing runs until someone acts
+            return
+        if is_person(conversation.owner):  # held by a person: their reply ends the turn
+            conversation.parked = conversation.unfinished
             return
         conversation.parked = False
         baton = conversation.in_flight

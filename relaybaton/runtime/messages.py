@@ -17,6 +17,7 @@ __all__ = [
     "BatonPass",
     "HandoffEvent",
     "KernelMessage",
+    "OperatorEvent",
     "PausedEvent",
     "ReplyEvent",
     "ToolRequest",
@@ -138,4 +139,27 @@ class ApprovalDecidedEvent(
         return cls(**msgspec.structs.asdict(decided))
 
 
-TraceEvent = HandoffEvent | ReplyEvent | PausedEvent | ApprovalRequestedEvent | ApprovalDecidedEvent
+class OperatorEvent(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="kind", tag="operator"
+):
+    """A person acted on the conversation, or the owner halted for one.
+
+    ``action``: ``pause``, ``resume``, ``halt`` (``detail`` says before what),
+    ``breakpoints``, ``note``, ``take``, ``give``, ``fork``; ``by`` who acted.
+    """
+
+    action: str
+    by: str
+    epoch: int
+    detail: str
+    at: float
+
+
+TraceEvent = (
+    HandoffEvent
+    | ReplyEvent
+    | PausedEvent
+    | ApprovalRequestedEvent
+    | ApprovalDecidedEvent
+    | OperatorEvent
+)

@@ -25,7 +25,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import ModelCallEvent, ReplyDeltaEvent
+from relaybaton.actors import ModelCallEvent, Paused, ReplyDeltaEvent, wait_for_turn
 from relaybaton.adapters import ImagePart
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime import TurnResult
@@ -35,6 +35,7 @@ from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._images import images_in
 from relaybaton.service._limits import read_body
 from relaybaton.service._openai_options import refuse_unsupported
+from relaybaton.service._paused import paused_result
 from relaybaton.service._sse import EventLog, LoggedEvent
 
 TYPE_CHECKING = False
@@ -241,7 +242,12 @@ class OpenAICompat:
             )
             completion_id = f"chatcmpl-{message_id[:24]}"
             if not chat.stream:
-                result = await future
+                outcome = await wait_for_turn(
+                    service.runtime.conversations, conversation_id, future
+                )
+                result = (
+                    paused_result(outcome, message_id) if isinstance(outcome, Paused) else outcome
+                )
                 return self._whole(chat, completion_id, result, log.after(start)[0])
             return await self._stream(request, chat, completion_id, message_id, future, log, start)
         finally:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.actors import GuardrailEvent, ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.adapters._metrics import ModelCallRecord
 from relaybaton.runtime import SupervisionEvent
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
@@ -103,6 +103,12 @@ class ServiceMetrics:
             "relaybaton_tool_calls",
             "Tool calls, by agent, tool, kind and outcome.",
             ["agent", "tool", "tool_kind", "outcome"],
+            registry=registry,
+        )
+        self.guardrails = Counter(
+            "relaybaton_guardrail_checks",
+            "Guardrail checks by guardrail, stage and verdict (passed, blocked, redacted, failed).",
+            ["guardrail", "stage", "verdict"],
             registry=registry,
         )
         self.model_duration = Histogram(
@@ -197,6 +203,8 @@ class ServiceMetrics:
             self.tool_calls.labels(
                 event.agent, event.tool, event.tool_kind, "error" if event.is_error else "ok"
             ).inc()
+        elif isinstance(event, GuardrailEvent):
+            self.guardrails.labels(event.guardrail, event.stage, event.verdict).inc()
         elif isinstance(event, HandoffEvent):
             self.handoffs.labels(event.action).inc()
         elif isinstance(event, ReplyEvent):

@@ -22,17 +22,17 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Annotated, Literal, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
-import anyio
 import msgspec
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import Runtime
+from relaybaton.actors import Paused, Runtime
 from relaybaton.adapters import ImagePart
-from relaybaton.errors import OwnershipError
+from relaybaton.errors import ConflictError, OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
+from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._images import images_in
@@ -42,12 +42,19 @@ from relaybaton.service._limits import (
     check_depth,
     read_body,
 )
+from relaybaton.service._operator_api import OperatorApi, caller
+from relaybaton.service._paused import paused_body, settle
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
-from relaybaton.service._waiting import answered_within
+from relaybaton.service._waiting import outcome_within
+from relaybaton.service.console._options import ConsoleOptions
 
-__all__ = ["ApprovalDesk", "Service", "create_service", "decode_body"]
+if TYPE_CHECKING:
+    from relaybaton.service.console import Console
+
+__all__ = ["ApprovalDesk", "ConsoleOptions", "Service", "create_service", "decode_body"]
+
 
 _encoder = msgspec.json.Encoder()
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
@@ -57,7 +64,6 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class ApprovalDesk(Protocol):
@@ -74,25 +80,18 @@ class ApprovalDesk(Protocol):
         *,
         arguments: Mapping[str, object] | None,
         reason: str,
+        arguments_hash: str | None = None,
+        by: str = "api",
     ) -> Mapping[str, object]:
-        """Record a decision; raise ``LookupError`` for an unknown or decided approval."""
+        """Decide, bound to ``arguments_hash`` (the request's when None); ``LookupError`` if
+        unknown, ``ConflictError`` if decided already or changed since the person read it."""
         ...
 
 
-class _ImageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    url: str  # data:image/...;base64,... or http(s)://...
-
-
-class _MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    text: str
-    message_id: MessageId | None = None
-    images: list[_ImageIn] = msgspec.field(default_factory=list)
-
-
-class _DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    decision: Literal["approve", "reject", "edit"]
-    arguments: dict[str, object] | None = None
-    reason: str = ""
+# The request bodies live with the answers in ``_api_types.py``: the OpenAPI document is
+# generated from the same types.
+_MessageIn = MessageIn
+_DecisionIn = DecisionIn
 
 
 def decode_body(body: bytes, kind: type[T], limits: ServiceLimits) -> T:
@@ -153,8 +152,11 @@ class Service:
         record_content: bool,
         approvals: ApprovalDesk | None,
         exporter: SpanExporter | None,
+        console: ConsoleOptions | None = None,
     ) -> None:
         self.runtime = runtime
+        self.console_options = console
+        self.console: Console | None = None
         self.flow_name = flow_name
         self.tokens = tokens
         self.limits = limits
@@ -176,8 +178,9 @@ class Service:
         self.limiter = TokenLimiter(
             rate_per_s=limits.rate_per_s, burst=limits.burst, max_concurrent=limits.max_concurrent
         )
-        # The service's own waiters of accepted turns: drain waits on them, nothing polls.
-        self.pending: set[asyncio.Future[TurnResult]] = set()
+        # The service's own waiters of accepted turns, with their conversations: drain waits
+        # on them (not on those parked for a person), nothing polls.
+        self.pending: dict[asyncio.Future[TurnResult], str] = {}
         self.app = self._build_app()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -192,9 +195,7 @@ class Service:
         finished = True
         if self.pending:
             self.log.info("draining", turns=len(self.pending), deadline_s=timeout)
-            with anyio.move_on_after(timeout):
-                await asyncio.wait(set(self.pending))
-            finished = not self.pending
+            finished = await settle(self.runtime.conversations, self.pending, timeout)
         self.hub.close()
         return finished
 
@@ -203,6 +204,7 @@ class Service:
         self.hub.close()
         self.metrics.close()
         self.tracer.close()
+        self.operator_api.close()
 
     # --- admission --------------------------------------------------------------------------
 
@@ -269,8 +271,8 @@ class Service:
             raise ApiError(409, str(exc), code="conversation_closed") from exc
         self.metrics.messages_received.labels(api).inc()
         if not future.done():
-            self.pending.add(future)
-            future.add_done_callback(self.pending.discard)
+            self.pending[future] = conversation_id
+            future.add_done_callback(lambda done: self.pending.pop(done, None))
         return message_id, future
 
     # --- the app ----------------------------------------------------------------------------
@@ -283,11 +285,22 @@ class Service:
         from relaybaton.service._openai_compat import OpenAICompat  # noqa: PLC0415 - cycle
 
         compat = OpenAICompat(self)
+
+        self.operator_api = OperatorApi(self)
         router = app.router
         router.add_get("/healthz", self._healthz)
         router.add_get("/readyz", self._readyz)
         router.add_get("/metrics", self._metrics)
+        router.add_get("/openapi.json", self._openapi)
         router.add_post("/v1/conversations/{conversation_id}/messages", self._post_message)
+        self.operator_api.add_routes(router)
+        if self.console_options is not None:
+            from relaybaton.service.console import Console  # noqa: PLC0415 - only when served
+
+            self.console = Console(
+                self, reports=self.console_options.reports, memory=self.console_options.memory
+            )
+            self.console.add_routes(router)
         router.add_get("/v1/conversations/{conversation_id}/events", self._events)
         router.add_get("/v1/conversations/{conversation_id}/trace", self._trace)
         router.add_get("/v1/conversations/{conversation_id}", self._get_conversation)
@@ -304,9 +317,13 @@ class Service:
         status = 500
         principal: str | None = None
         try:
-            if request.path not in _PROBES:
-                token = self.tokens.authenticate(
-                    request.headers.get("Authorization"), request.remote
+            console = self.console
+            # The console's pages authenticate themselves (sessions, a login form).
+            if request.path not in _PROBES and not (console and console.owns(request.path)):
+                token = (
+                    self.tokens.authenticate(request.headers.get("Authorization"), request.remote)
+                    if console is None
+                    else console.authenticate_api(request)  # a session may read too
                 )
                 current_token.set(token)
                 label = token.label if token is not None else "loopback"
@@ -324,11 +341,15 @@ class Service:
             )
         except web.HTTPException as exc:  # aiohttp's own 404, 405, 413
             status = exc.status
+            if status < 400:
+                raise  # a redirect (the console's forms answer 303)
             self.metrics.refusals.labels(f"http_{exc.status}").inc()
             return web.Response(
                 body=error_json(exc.status, exc.reason or "request refused", code=f"http_{status}"),
                 status=exc.status,
                 content_type="application/json",
+                # A 405 names the methods the route has (RFC 9110 asks for it).
+                headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
             )
         except Exception as exc:
             # The client gets a clean 500; the traceback goes to the log, never to the body.
@@ -368,6 +389,11 @@ class Service:
             status=200 if ready else 503,
         )
 
+    async def _openapi(self, request: web.Request) -> web.Response:
+        from relaybaton.service._openapi import openapi_document  # noqa: PLC0415 - rare, lazy
+
+        return _json(openapi_document(title=self.flow_name))
+
     async def _metrics(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
 
@@ -394,8 +420,17 @@ class Service:
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
             return _json(_accepted(conversation_id, message_id), 202, location)
         # Our own wait: a client that goes away ends it, never the turn.
-        if await answered_within(future, self.limits.wait_timeout_s):
-            return _json(future.result())
+        outcome = await outcome_within(
+            self.hub,
+            self.runtime.conversations,
+            conversation_id,
+            future,
+            self.limits.wait_timeout_s,
+        )
+        if isinstance(outcome, Paused):  # a person decides later: answer now
+            return _json(paused_body(outcome, message_id), 202, location)
+        if outcome is not None:
+            return _json(outcome)
         return _json(_accepted(conversation_id, message_id), 202, location)
 
     async def _get_conversation(self, request: web.Request) -> web.Response:
@@ -468,7 +503,11 @@ class Service:
                 decision.decision,
                 arguments=decision.arguments,
                 reason=decision.reason,
+                arguments_hash=decision.arguments_hash,
+                by=caller(),
             )
+        except ConflictError as exc:
+            raise ApiError(409, str(exc), code="approval_conflict") from exc
         except LookupError as exc:
             raise ApiError(
                 404, f"no pending approval {approval_id[:60]!r}: {exc}", code="approval_not_found"
@@ -540,6 +579,7 @@ def create_service(
     record_content: bool = False,
     approvals: ApprovalDesk | None = None,
     exporter: SpanExporter | None = None,
+    console: ConsoleOptions | None = None,
 ) -> Service:
     """Serve ``runtime`` (one flow) over HTTP; call ``Service.close`` when done.
 
@@ -551,6 +591,7 @@ def create_service(
         record_content: put message content in spans (off by default).
         approvals: where approvals are listed and decided, when there is a store.
         exporter: where finished spans go besides the in-memory ring (OTLP).
+        console: serve the console at ``/`` with these options (None: the API only).
     """
     return Service(
         runtime,
@@ -560,4 +601,5 @@ def create_service(
         record_content=record_content,
         approvals=approvals,
         exporter=exporter,
+        console=console,
     )

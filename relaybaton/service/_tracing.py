@@ -30,7 +30,7 @@ from typing import Protocol, final
 import msgspec
 import structlog
 
-from relaybaton.actors import ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.actors import GuardrailEvent, ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.runtime import SupervisionEvent
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
 
@@ -271,6 +271,8 @@ class Tracer:
             self._tool_call(turn, event)
         elif isinstance(event, HandoffEvent):
             self._handoff(turn, event)
+        elif isinstance(event, GuardrailEvent):
+            self._guardrail(turn, event)
         elif isinstance(event, ReplyEvent):
             agent = self._agent(turn, event.agent, event.at, event.epoch)
             agent.attributes.setdefault("relaybaton.epoch", event.epoch)
@@ -329,6 +331,29 @@ class Tracer:
             attributes,
         )
         self._close(span, event.at + event.latency_s, "ToolError" if event.is_error else None)
+
+    def _guardrail(self, turn: _Turn, event: GuardrailEvent) -> None:
+        # Its own span, named for the guardrail, under the agent it ran for; a trip is not
+        # an error of the system (it is the guardrail working), so only a failed check is.
+        span = self._open(
+            f"guardrail {event.guardrail}",
+            turn.workflow.trace_id,
+            self._agent(turn, event.agent, event.at),
+            event.at,
+            turn.workflow.conversation_id,
+            {
+                "relaybaton.guardrail.name": event.guardrail,
+                "relaybaton.guardrail.stage": event.stage,
+                "relaybaton.guardrail.verdict": event.verdict,
+                "relaybaton.guardrail.reason": event.reason,
+                "relaybaton.guardrail.tool": event.tool,
+                "gen_ai.conversation.id": turn.workflow.conversation_id,
+                "gen_ai.agent.name": event.agent,
+            },
+        )
+        self._close(
+            span, event.at + event.latency_s, "failed" if event.verdict == "failed" else None
+        )
 
     def _handoff(self, turn: _Turn, event: HandoffEvent) -> None:
         attributes: dict[str, Attribute] = {

@@ -5,6 +5,11 @@ so the deadline only decides when to stop waiting (and answer 202). A cancel sco
 house's deadline for work that must stop, and it costs tens of microseconds to enter and
 leave, once per request; a timer and a done-callback on the answer's future cost a
 fraction of that and cannot cancel anything but this wait.
+
+A turn that waits for a person answers at once (``Paused``). To notice the pause without a
+listener on every conversation's events per waiting request (each event would then wake
+every waiter), the wait rides on the event hub's log of its own conversation, which wakes
+its waiters on each of that conversation's events only.
 """
 
 from __future__ import annotations
@@ -12,7 +17,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["answered_within"]
+from relaybaton.actors import Paused
+from relaybaton.actors._pause import waiting_reply
+from relaybaton.runtime import Conversations, TurnResult
+from relaybaton.service._sse import EventHub
+
+__all__ = ["answered_within", "outcome_within"]
 
 
 async def answered_within(future: asyncio.Future[Any], timeout: float) -> bool:
@@ -37,3 +47,54 @@ async def answered_within(future: asyncio.Future[Any], timeout: float) -> bool:
         timer.cancel()
         future.remove_done_callback(wake)
     return future.done()
+
+
+async def outcome_within(
+    hub: EventHub,
+    conversations: Conversations,
+    conversation_id: str,
+    future: asyncio.Future[TurnResult],
+    timeout: float,
+) -> TurnResult | Paused | None:
+    """The turn's result, ``Paused`` once it waits for a person, or None past ``timeout``.
+
+    Cancelling the wait (the client went away) leaves the turn running.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    log = hub.log(conversation_id)
+    log.readers += 1  # the log stays while we wait on it
+    try:
+        while True:
+            if future.done():
+                return future.result()
+            conversation = conversations.get(conversation_id)
+            if conversation is not None and conversation.waiting_for_a_person:
+                requests = conversation.pending_approvals
+                return Paused(
+                    conversation_id=conversation_id,
+                    approval_ids=tuple(r.approval_id for r in requests),
+                    text=waiting_reply(conversation_id, requests),
+                )
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            # Until the next event of this conversation, the answer, or the deadline.
+            changed: asyncio.Future[None] = loop.create_future()
+
+            def wake(_: object, changed: asyncio.Future[None] = changed) -> None:
+                if not changed.done():
+                    changed.set_result(None)
+
+            log.waiters.append(changed)
+            future.add_done_callback(wake)
+            try:
+                await answered_within(changed, remaining)
+            finally:
+                future.remove_done_callback(wake)
+                if not changed.done():
+                    changed.cancel()
+                    if changed in log.waiters:
+                        log.waiters.remove(changed)
+    finally:
+        log.readers -= 1

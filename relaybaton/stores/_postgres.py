@@ -42,6 +42,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from relaybaton.errors import ConfigError, RelaybatonError, StoreError, StoreUnavailableError
+from relaybaton.runtime._listing import HeadPage, HeadQuery, page_of
 from relaybaton.runtime._store import (
     ApprovalRow,
     Durability,
@@ -50,6 +51,7 @@ from relaybaton.runtime._store import (
     check_fence,
     merge_approval_rows,
 )
+from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "open_postgres_store"]
 
@@ -285,6 +287,8 @@ class PostgresStore:
                     ),
                     (str(SCHEMA_VERSION),),
                 )
+            # Journals older than listings lack it; IF NOT EXISTS makes this cheap.
+            await conn.execute(self._sql(HEADS_INDEX.format(s="{s}.")))
 
     # --- the Store protocol -----------------------------------------------------------------
 
@@ -388,6 +392,20 @@ class PostgresStore:
             Head(conversation_id=c, seq=q, epoch=e, owner=o, status=s, unfinished=u, updated_at=t)
             for c, q, e, o, s, u, t in rows
         ]
+
+    async def list_heads(self, query: HeadQuery) -> HeadPage:
+        """One page of heads, newest update first; see ``relaybaton.runtime``'s listing."""
+        text, params = listing_query(query, _HEAD_COLUMNS, table="{s}.heads", mark="%s")
+        rows = await self._fetch(text, tuple(params))
+        return page_of(
+            [
+                Head(
+                    conversation_id=c, seq=q, epoch=e, owner=o, status=s, unfinished=u, updated_at=t
+                )
+                for c, q, e, o, s, u, t in rows
+            ],
+            query.limit,
+        )
 
     async def approvals(self, *, pending_only: bool = True) -> list[ApprovalRow]:
         """Approval requests, oldest first."""

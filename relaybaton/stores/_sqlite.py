@@ -35,6 +35,7 @@ import anyio.to_thread
 import msgspec
 
 from relaybaton.errors import ConfigError, StaleEpochError, StoreError
+from relaybaton.runtime._listing import HeadPage, HeadQuery, page_of
 from relaybaton.runtime._store import (
     ApprovalRow,
     Durability,
@@ -42,6 +43,7 @@ from relaybaton.runtime._store import (
     WriteBatch,
     merge_approval_rows,
 )
+from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -271,6 +273,7 @@ class SqliteStore:
         try:
             conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
             conn.executescript(_BATCH_TRIGGER)
+            conn.execute(HEADS_INDEX.format(s=""))  # journals older than listings lack it
         except sqlite3.Error as exc:
             raise self._error("cannot open the journal", exc) from exc
 
@@ -375,6 +378,12 @@ class SqliteStore:
             ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
             for a, c, r, d in rows
         ]
+
+    async def list_heads(self, query: HeadQuery) -> HeadPage:
+        """One page of heads, newest update first; see ``relaybaton.runtime``'s listing."""
+        text, params = listing_query(query, _HEAD_COLUMNS, table="heads", mark="?")
+        rows = await self._read(text, tuple(params))
+        return page_of([_head(row) for row in rows], query.limit)
 
     async def _read(self, query: str, params: tuple[object, ...]) -> list[Any]:
         def run() -> list[Any]:

@@ -128,7 +128,7 @@ async def test_it_answers_from_the_tool_results_once_its_tools_answered() -> Non
             ),
         )
     )
-    assert response.message.text == "[issue refund] refunded $42.00"
+    assert response.message.text == "I've refunded $42.00."
     assert response.message.tool_calls == ()
 
 
@@ -142,11 +142,143 @@ async def test_it_answers_from_the_best_matching_knowledge_line() -> None:
     assert response.message.text == "Invoices are emailed on the first of the month."
 
 
-async def test_without_tools_or_knowledge_it_acknowledges_the_message() -> None:
-    response = await quick().complete(ask("hello there"))
+async def test_without_tools_or_knowledge_it_asks_for_more() -> None:
+    response = await quick().complete(ask("what about the thing"))
     assert response.message.text == (
-        "Thanks for your message ('hello there'); I have looked into it and can help."
+        "I'm sorry, I don't have an answer to that. Could you tell me more about what you need?"
     )
+
+
+async def test_a_greeting_is_answered_with_what_the_agent_can_help_with() -> None:
+    response = await quick().complete(ask("Hello!", tools=HANDOFFS))
+    assert response.message.text == (
+        "Hello! How can I help you today? I can help with refunds and returns or billing."
+    )
+
+
+async def test_a_question_no_handoff_fits_well_stays_and_says_what_it_can_help_with() -> None:
+    response = await quick().complete(ask("Where is my order XY-0001?", tools=HANDOFFS))
+    assert response.message.tool_calls == ()
+    assert response.message.text.startswith("I'm sorry, I can't help with that here.")
+    assert "refunds and returns or billing" in response.message.text
+
+
+LOOKUP = ToolSpec(
+    name="lookup_order",
+    description="Look up an order by its id.",
+    parameters={
+        "type": "object",
+        "properties": {"order_id": {"type": "string", "description": "the order id, like AB-1234"}},
+        "required": ["order_id"],
+    },
+)
+
+
+def _after(*steps: tuple[str, str, str]) -> tuple[AssistantMessage | ToolResultMessage, ...]:
+    history: list[AssistantMessage | ToolResultMessage] = []
+    for index, (name, arguments, result) in enumerate(steps):
+        call = ToolCall(id=f"c{index}", name=name, arguments=arguments)
+        history.append(AssistantMessage(tool_calls=(call,), agent="refund"))
+        history.append(ToolResultMessage(call_id=call.id, name=name, content=result))
+    return tuple(history)
+
+
+async def test_it_looks_the_order_up_before_it_refunds_with_the_id_in_any_case() -> None:
+    response = await quick().complete(
+        ask("refund $100 for ab-1234", tools=(ISSUE_REFUND, LOOKUP), agent="refund")
+    )
+    [call] = response.message.tool_calls
+    assert (call.name, json.loads(call.arguments)) == ("lookup_order", {"order_id": "AB-1234"})
+
+
+async def test_it_refunds_the_looked_up_total_when_no_amount_is_given() -> None:
+    found = '{"order_id":"AB-1234","found":true,"item":"espresso machine","total":42.0}'
+    response = await quick().complete(
+        ask(
+            "I want a refund for order AB-1234",
+            tools=(ISSUE_REFUND, LOOKUP),
+            agent="refund",
+            after=_after(("lookup_order", '{"order_id":"AB-1234"}', found)),
+        )
+    )
+    [call] = response.message.tool_calls
+    assert json.loads(call.arguments) == {"order_id": "AB-1234", "amount": 42.0}
+
+
+async def test_it_stops_when_the_lookup_finds_nothing_and_says_so() -> None:
+    missing = '{"order_id":"ZZ-9999","found":false}'
+    response = await quick().complete(
+        ask(
+            "refund $30 on order ZZ-9999",
+            tools=(ISSUE_REFUND, LOOKUP),
+            agent="refund",
+            after=_after(("lookup_order", '{"order_id":"ZZ-9999"}', missing)),
+        )
+    )
+    assert response.message.tool_calls == ()
+    assert response.message.text == (
+        "I couldn't find ZZ-9999; please check the number and try again."
+    )
+
+
+async def test_a_refused_action_is_explained_without_the_runtime_wording() -> None:
+    refused = ToolResultMessage(
+        call_id="c1",
+        name="issue_refund",
+        content="issue_refund refused: a refund is never more than what was paid; nothing was done",
+        is_error=True,
+    )
+    call = ToolCall(id="c1", name="issue_refund", arguments="{}")
+    response = await quick().complete(
+        ask(
+            "Refund $99 on order AB-1234",
+            tools=(ISSUE_REFUND,),
+            agent="refund",
+            after=(AssistantMessage(tool_calls=(call,), agent="refund"), refused),
+        )
+    )
+    assert response.message.text == (
+        "I couldn't issue the refund: a refund is never more than what was paid."
+    )
+
+
+async def test_a_requested_schema_gets_json_with_one_finding_per_fitting_knowledge_line() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "findings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "issue": {"type": "string"},
+                        "cwe": {"type": "string"},
+                        "severity": {"type": "string", "enum": ["low", "high"]},
+                        "fix": {"type": "string"},
+                    },
+                },
+            }
+        },
+    }
+    instructions = (
+        "Knowledge: eval() of data executes arbitrary code (CWE-95); use json.loads instead.\n"
+        "Knowledge: SQL built from a query string allows injection (CWE-89); use parameters.\n"
+    )
+    request = msgspec.structs.replace(
+        ask("Scan: data = eval(open(p).read())", instructions=instructions),
+        response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}},
+    )
+    answer = json.loads((await quick().complete(request)).message.text)
+    assert answer == {
+        "findings": [
+            {
+                "issue": "eval() of data executes arbitrary code (CWE-95).",
+                "cwe": "CWE-95",
+                "severity": "high",
+                "fix": "Use json.loads instead.",
+            }
+        ]
+    }
 
 
 async def test_call_ids_are_unique_per_conversation_step_and_the_same_on_a_rerun() -> None:

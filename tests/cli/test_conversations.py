@@ -13,24 +13,50 @@ ROOT = Path(__file__).resolve().parents[2]
 CODE_REVIEW = str(ROOT / "examples" / "code_review.toml")
 
 
-def test_a_security_finding_blocks_the_release_until_a_person_clears_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    store = str(tmp_path / "review.db")
+def _paused_review(store: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     message = "Review this code for bugs, performance and security: data = eval(open(p).read())"
     assert main(["run", CODE_REVIEW, "--store", store, "-m", message, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["replies"] == []
     assert report["status"] == "awaiting_approval"
+    assert "waiting for review" in report["waiting_reply"]
     [request] = report["approvals"]
+    assert request["approval_id"] in report["waiting_reply"]
     assert request["tool"] == "publish_review"
-    assert json.loads(request["arguments"])["security_findings"] == 1
+    assert request["rule"].startswith("against the rules: a release needs a clean security scan")
     assert "CWE-95" in json.loads(request["arguments"])["report"]
+    return request  # type: ignore[no-any-return]
+
+
+def test_a_security_finding_blocks_the_release_until_a_person_releases_it_with_a_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "review.db")
+    request = _paused_review(store, capsys)
+    reason = "internal tool, inputs are ours; fix tracked as SEC-12"
+    approve = ["approvals", "approve", request["approval_id"], "--store", store, "--note", reason]
+    assert main(approve) == 0
+    assert main(["resume", CODE_REVIEW, "--store", store, "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    [conversation] = resumed["conversations"]
+    text = conversation["last_replies"][0]["text"]
+    assert "released by a person as a known risk (1 security finding(s) not fixed)" in text
+    assert reason in text
+    assert "scan of this code is clean" not in text
+
+
+def test_a_release_against_the_rules_without_a_reason_is_not_published(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "review.db")
+    request = _paused_review(store, capsys)
     assert main(["approvals", "approve", request["approval_id"], "--store", store]) == 0
     assert main(["resume", CODE_REVIEW, "--store", store, "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out.splitlines()[-1])
     [conversation] = resumed["conversations"]
-    assert "released with findings cleared by a person" in conversation["last_replies"][0]["text"]
+    text = conversation["last_replies"][0]["text"]
+    assert "without giving a reason" in text
+    assert "published" not in text
 
 
 def test_resume_in_plain_text_prints_the_replies_it_produced(

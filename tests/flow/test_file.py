@@ -54,7 +54,7 @@ handoffs = ["refnd"]
         (
             "agnets = []\n" + MODELS,
             'unknown field `agnets` (did you mean "agents"?); '
-            "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp",
+            "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp, guardrails",
         ),
         (
             '[flow]\nentri = "a"\n',
@@ -64,7 +64,8 @@ handoffs = ["refnd"]
         (
             MODELS + '\n[[agents]]\nname = "a"\nmodel = "general"\ninstrucions = "x"\n',
             'agents[0]: unknown field `instrucions` (did you mean "instructions"?); allowed: '
-            "name, model, instructions, description, tools, handoffs, max_turns, memory",
+            "name, model, instructions, description, tools, handoffs, max_turns, memory, "
+            "output_schema",
         ),
         (
             '[models.fast]\nmodel = "simulated:fast"\nlatency = 3\n',
@@ -75,7 +76,7 @@ handoffs = ["refnd"]
         (
             '[tools.lookup]\nfunctin = "tools.py:lookup"\n',
             'tools.lookup: unknown field `functin` (did you mean "function"?); allowed: '
-            "function, description, needs_approval, approval_timeout_s, retry_safe",
+            "function, description, needs_approval, approval_timeout_s, retry_safe, rules",
         ),
         (
             MODELS + '[[agents]]\nname = "a"\nmodel = "general"\n'

@@ -12,6 +12,7 @@ from aiohttp import web
 from relaybaton.actors import Agent, FunctionTool, Runtime, handoff, open_runtime
 from relaybaton.adapters import ModelRequest, ToolResultMessage, UserMessage
 from relaybaton.service import Service, ServiceLimits, TokenTable, create_service
+from relaybaton.service._server import ConsoleOptions
 from relaybaton.testing import ScriptedModel, ScriptItem, tool_call
 
 FLOW = "support"
@@ -71,13 +72,19 @@ async def serving(
     tokens: TokenTable | None = None,
     gate: asyncio.Event | None = None,
     record_content: bool = False,
+    console: ConsoleOptions | None = None,
 ) -> AsyncIterator[Served]:
     """Run the flow behind the service on an ephemeral loopback port."""
     model = ScriptedModel(_answer, name="scripted:general", gate=gate, keep_requests=False)
     triage, billing = agents()
     async with open_runtime(triage, agents=[billing], models=model, tracing=False) as runtime:
         service = create_service(
-            runtime, flow_name=FLOW, tokens=tokens, limits=limits, record_content=record_content
+            runtime,
+            flow_name=FLOW,
+            tokens=tokens,
+            limits=limits,
+            record_content=record_content,
+            console=console,
         )
         runner = web.AppRunner(service.app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()

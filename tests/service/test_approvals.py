@@ -60,6 +60,8 @@ async def test_an_approval_is_listed_and_decided_over_http_and_the_turn_finishes
                 [request] = (await listed.json())["data"]
             assert request["tool"] == "issue_refund"
             assert request["arguments"]["amount"] == 150
+            assert (request["conversation_id"], request["agent"]) == ("c1", "refund")
+            assert request["rule"]
             decision = {"decision": "approve", "reason": "checked the receipt"}
             async with session.post(
                 f"{url}/v1/approvals/{request['approval_id']}", json=decision
@@ -68,7 +70,10 @@ async def test_an_approval_is_listed_and_decided_over_http_and_the_turn_finishes
             async with session.post(
                 f"{url}/v1/approvals/{request['approval_id']}", json=decision
             ) as r:
-                assert r.status == 404  # single-use: it is no longer pending
+                # Single-use: a second decision is a conflict that says who decided what.
+                assert r.status == 409
+                message = (await r.json())["error"]["message"]
+                assert "was decided already by person:loopback: approve" in message
             async with session.post(f"{url}/v1/conversations/c1/messages", json=body) as again:
                 replies = (await again.json())["replies"]  # the same id: the one result
             assert "refunded $150.00" in replies[0]["text"]

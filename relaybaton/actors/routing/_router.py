@@ -29,6 +29,7 @@ from typing import Protocol, final
 import msgspec
 
 from relaybaton.actors.routing._bandit import LearnedRouter
+from relaybaton.actors.routing._budget import expected_cost, expected_tokens, first_overshoot
 from relaybaton.actors.routing._features import TaskFeatures
 from relaybaton.actors.routing._rules import Rule, ordered
 from relaybaton.adapters import Capabilities, ModelAdapter, Usage
@@ -273,8 +274,16 @@ class Router:
                 "start a new conversation",
                 budget=label,
             )
+        cheapest = min(pool, key=lambda c: (c.price(), -c.tier))
+        if self.budgets is not None:
+            over = self._overshoot(cheapest, features, conversation_id, agent)
+            if over is not None:
+                raise BudgetExceededError(
+                    f"budget would be passed by the next call: {over}; raise the budget in the "
+                    "flow's routing table or start a new conversation",
+                    budget=over,
+                )
         if self.budgets is not None and share >= self.budgets.step_down_at:
-            cheapest = min(pool, key=lambda c: (c.price(), -c.tier))
             self.step_downs += 1
             return Decision(
                 candidate=cheapest.name,
@@ -284,9 +293,43 @@ class Router:
                 policy="budget",
             )
         chosen, policy, why = self._pick(features, pool)
+        if self.budgets is not None and chosen is not cheapest:
+            over = self._overshoot(chosen, features, conversation_id, agent)
+            if over is not None:
+                self.step_downs += 1
+                return Decision(
+                    candidate=cheapest.name,
+                    reason=f"budget: {chosen.name} would pass {over}; stepped down to the "
+                    f"cheapest model {cheapest.name}",
+                    stepped_down=True,
+                    policy="budget",
+                )
         if notes:
             why = f"{why}; {'; '.join(notes)}"
         return Decision(candidate=chosen.name, reason=why, policy=policy)
+
+    def _overshoot(
+        self, candidate: Candidate, features: TaskFeatures, conversation_id: str, agent: str
+    ) -> str | None:
+        """The budget a call on ``candidate`` would pass with its expected cost, or None."""
+        budgets = self.budgets
+        assert budgets is not None
+        cost = expected_cost(candidate.price_in_per_1k, candidate.price_out_per_1k, features)
+        tokens = expected_tokens(features)
+        conv = self._conversations.get(conversation_id) or _Spend()
+        mine = self._agents.get(agent) or _Spend()
+        where, who = f"conversation {conversation_id}", f"agent {agent}"
+        usd, toks = budgets.conversation_usd, budgets.conversation_tokens
+        return first_overshoot(
+            (
+                (conv.usd + cost, usd, f"{where} ${conv.usd + cost:.6g} of {usd}"),
+                (conv.tokens + tokens, toks, f"{where} {conv.tokens + tokens} tokens of {toks}"),
+                (mine.usd + cost, budgets.agent_usd, f"{who} ${mine.usd + cost:.6g} of "
+                 f"{budgets.agent_usd}"),
+                (mine.tokens + tokens, budgets.agent_tokens, f"{who} {mine.tokens + tokens} "
+                 f"tokens of {budgets.agent_tokens}"),
+            )
+        )  # fmt: skip
 
     def expected_cost_cents(self, features: TaskFeatures) -> int:
         """The call's expected price on the cost reference, in US cents rounded up."""

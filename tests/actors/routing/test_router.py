@@ -15,6 +15,7 @@ from relaybaton.actors.routing import (
     Rule,
     TaskFeatures,
 )
+from relaybaton.actors.routing._budget import expected_cost
 from relaybaton.actors.routing._router import violates
 from relaybaton.adapters import (
     Capabilities,
@@ -99,17 +100,58 @@ def test_the_cost_policy_takes_the_cheapest_model_of_the_tier_the_complexity_ask
 
 
 def test_a_budget_steps_down_to_the_cheapest_model_then_stops_and_says_so() -> None:
-    router = Router(CANDIDATES, budgets=Budgets(conversation_usd=1.0, step_down_at=0.8))
+    router = Router(CANDIDATES, budgets=Budgets(conversation_usd=10.0, step_down_at=0.8))
     assert router.choose(TaskFeatures(complexity=9), conversation_id="c").candidate == "big"
-    router.charge("c", "a", Usage(cost_usd=0.85))
+    router.charge("c", "a", Usage(cost_usd=8.5))
     decision = router.choose(TaskFeatures(complexity=9, needs_tools=True), conversation_id="c")
     assert decision.stepped_down
     assert decision.candidate == "general"  # the cheapest that can call tools
-    assert decision.reason.startswith("budget: conversation c $ 0.85 of 1")
-    router.charge("c", "a", Usage(cost_usd=0.2))
+    assert decision.reason.startswith("budget: conversation c $ 8.5 of 10")
+    router.charge("c", "a", Usage(cost_usd=1.6))
     with pytest.raises(BudgetExceededError, match="budget used up: conversation c"):
         router.choose(TaskFeatures(complexity=9), conversation_id="c")
     assert router.choose(TaskFeatures(complexity=9), conversation_id="other").candidate == "big"
+
+
+def test_a_call_whose_expected_cost_would_pass_the_budget_steps_down_or_is_refused() -> None:
+    router = Router(CANDIDATES, budgets=Budgets(conversation_usd=1.0))
+    # The big model's expected answer alone (256 tokens at $5 per 1K) is $1.28: too much.
+    decision = router.choose(TaskFeatures(complexity=9), conversation_id="c")
+    assert (decision.candidate, decision.stepped_down) == ("small", True)
+    assert decision.reason == (
+        "budget: big would pass conversation c $1.28 of 1.0; stepped down to the cheapest "
+        "model small"
+    )
+    router.charge("c", "a", Usage(cost_usd=0.99))  # the small model's $0.0256 would pass it
+    with pytest.raises(BudgetExceededError, match="budget would be passed by the next call"):
+        router.choose(TaskFeatures(complexity=1), conversation_id="c")
+
+
+@given(
+    limit=st.floats(min_value=0.05, max_value=5.0),
+    factors=st.lists(st.floats(min_value=0.0, max_value=2.0), min_size=1, max_size=60),
+    complexities=st.lists(st.integers(min_value=1, max_value=10), min_size=60, max_size=60),
+)
+def test_a_budget_is_never_passed_by_more_than_one_call_s_estimate(
+    limit: float, factors: list[float], complexities: list[int]
+) -> None:
+    router = Router(CANDIDATES, budgets=Budgets(conversation_usd=limit))
+    spent = 0.0
+    largest = 0.0
+    for factor, complexity in zip(factors, complexities, strict=False):
+        features = TaskFeatures(complexity=complexity, expected_tokens=200)
+        try:
+            decision = router.choose(features, conversation_id="c")
+        except BudgetExceededError:
+            break
+        chosen = router.by_name[decision.candidate]
+        estimate = expected_cost(chosen.price_in_per_1k, chosen.price_out_per_1k, features)
+        assert spent + estimate <= limit  # checked before the call, with its expected cost
+        largest = max(largest, estimate)
+        cost = estimate * factor  # what the call really cost: up to twice the estimate
+        spent += cost
+        router.charge("c", "a", Usage(cost_usd=cost))
+    assert spent <= limit + largest
 
 
 def test_open_breakers_are_skipped_and_a_rule_falls_through_to_the_next() -> None:
