@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from typing import final
+from typing import Any, final
 
 import msgspec
 import structlog
@@ -85,10 +85,10 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     stream_options: _StreamOptions | None = None
     user: str | None = None
     n: int | None = None
-    tools: list[msgspec.Raw] | None = None
-    functions: list[msgspec.Raw] | None = None
-    tool_choice: str | dict[str, object] | None = None
-    response_format: dict[str, object] | None = None
+    tools: list[dict[str, Any]] | None = None
+    functions: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
 
 def _image_urls(message: _Message) -> list[str]:
