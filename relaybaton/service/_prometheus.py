@@ -8,6 +8,7 @@ duplicated on the hot path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, final
 
@@ -197,6 +198,11 @@ class ServiceMetrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def count_request(self, route: str, method: str, status: int, started: float) -> None:
+        """Count one HTTP request and its duration (``started``: a ``perf_counter`` time)."""
+        self.child(self.http_requests, route, method, str(status)).inc()
+        self.child(self.http_duration, route).observe(time.perf_counter() - started)
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
         if isinstance(event, ToolCallEvent):

@@ -365,9 +365,7 @@ class Service:
         finally:
             if principal is not None:
                 self.limiter.leave(principal)
-            metrics = self.metrics
-            metrics.child(metrics.http_requests, route, request.method, str(status)).inc()
-            metrics.child(metrics.http_duration, route).observe(time.perf_counter() - started)
+            self.metrics.count_request(route, request.method, status, started)
 
     # --- probes and metrics -----------------------------------------------------------------
 
@@ -421,11 +419,7 @@ class Service:
             return _json(_accepted(conversation_id, message_id), 202, location)
         # Our own wait: a client that goes away ends it, never the turn.
         outcome = await outcome_within(
-            self.hub,
-            self.runtime.conversations,
-            conversation_id,
-            future,
-            self.limits.wait_timeout_s,
+            self.hub, conversation_id, future, self.limits.wait_timeout_s
         )
         if isinstance(outcome, Paused):  # a person decides later: answer now
             return _json(paused_body(outcome, message_id), 202, location)

@@ -19,7 +19,7 @@ from typing import Any
 
 from relaybaton.actors import Paused
 from relaybaton.actors._pause import waiting_reply
-from relaybaton.runtime import Conversations, TurnResult
+from relaybaton.runtime import TurnResult
 from relaybaton.service._sse import EventHub
 
 __all__ = ["answered_within", "outcome_within"]
@@ -50,16 +50,13 @@ async def answered_within(future: asyncio.Future[Any], timeout: float) -> bool:
 
 
 async def outcome_within(
-    hub: EventHub,
-    conversations: Conversations,
-    conversation_id: str,
-    future: asyncio.Future[TurnResult],
-    timeout: float,
+    hub: EventHub, conversation_id: str, future: asyncio.Future[TurnResult], timeout: float
 ) -> TurnResult | Paused | None:
     """The turn's result, ``Paused`` once it waits for a person, or None past ``timeout``.
 
     Cancelling the wait (the client went away) leaves the turn running.
     """
+    conversations = hub.conversations
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     log = hub.log(conversation_id)
