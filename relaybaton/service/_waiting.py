@@ -54,12 +54,26 @@ async def outcome_within(
 ) -> TurnResult | Paused | None:
     """The turn's result, ``Paused`` once it waits for a person, or None past ``timeout``.
 
-    Cancelling the wait (the client went away) leaves the turn running.
+    Cancelling the wait (the client went away) leaves the turn running. One timer and one
+    done-callback serve the whole wait; each event of the conversation wakes it once.
     """
     conversations = hub.conversations
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     log = hub.log(conversation_id)
+    current: list[asyncio.Future[None]] = []  # the wake-up of the step in progress
+    expired = False
+
+    def poke(_: object = None) -> None:
+        if current and not current[0].done():
+            current[0].set_result(None)
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        poke()
+
+    timer = loop.call_later(timeout, expire)
+    future.add_done_callback(poke)
     log.readers += 1  # the log stays while we wait on it
     try:
         while True:
@@ -73,25 +87,17 @@ async def outcome_within(
                     approval_ids=tuple(r.approval_id for r in requests),
                     text=waiting_reply(conversation_id, requests),
                 )
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if expired:
                 return None
-            # Until the next event of this conversation, the answer, or the deadline.
             changed: asyncio.Future[None] = loop.create_future()
-
-            def wake(_: object, changed: asyncio.Future[None] = changed) -> None:
-                if not changed.done():
-                    changed.set_result(None)
-
-            log.waiters.append(changed)
-            future.add_done_callback(wake)
-            try:
-                await answered_within(changed, remaining)
-            finally:
-                future.remove_done_callback(wake)
-                if not changed.done():
-                    changed.cancel()
-                    if changed in log.waiters:
-                        log.waiters.remove(changed)
+            current[:] = [changed]
+            log.waiters.append(changed)  # woken by the conversation's next event
+            await changed
     finally:
         log.readers -= 1
+        timer.cancel()
+        future.remove_done_callback(poke)
+        if current and not current[0].done():
+            current[0].cancel()  # the log skips a waiter that is done
+            if current[0] in log.waiters:
+                log.waiters.remove(current[0])

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
+from relaybaton.service import ServiceLimits
 from relaybaton.service._waiting import answered_within
+from tests.service._support import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -34,3 +37,17 @@ async def test_a_client_going_away_ends_the_wait_and_not_the_answer() -> None:
     assert not answer.done()
     answer.set_result("kept")
     assert answer.result() == "kept"
+
+
+async def test_a_turn_slower_than_the_wait_is_accepted_with_202_and_still_answers() -> None:
+    gate = asyncio.Event()
+    limits = ServiceLimits(wait_timeout_s=0.2)
+    async with serving(gate=gate, limits=limits) as served, aiohttp.ClientSession() as http:
+        answer = await http.post(
+            f"{served.url}/v1/conversations/w1/messages", json={"text": "slow", "message_id": "m"}
+        )
+        assert answer.status == 202
+        assert (await answer.json())["message_id"] == "m"
+        gate.set()
+        result = await served.runtime.send("w1", "slow", message_id="m")
+        assert result.text == "triage heard: slow"
