@@ -96,6 +96,14 @@ def add_serve_command(commands: Any) -> None:
         help="record message content (replies, tool arguments and results) in spans",
     )
     serve_cmd.add_argument(
+        "--trace-events",
+        type=int,
+        default=defaults.replay_events,
+        metavar="N",
+        help="events kept per conversation for event-stream replay and the console's "
+        f"timeline ({defaults.replay_events})",
+    )
+    serve_cmd.add_argument(
         "--eval-reports",
         metavar="DIR",
         help="show the JSON reports of `relaybaton eval` in this folder on the console",
@@ -110,6 +118,8 @@ def _serve_command(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     tokens = TokenTable.from_environment(os.environ, args.tokens_file)
+    if args.trace_events < 1:
+        raise ConfigError(f"--trace-events {args.trace_events}: expected at least 1")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: expected a port between 0 and 65535")
     limits = ServiceLimits(
@@ -118,6 +128,7 @@ def _serve_command(args: argparse.Namespace) -> int:
         burst=max(1, int(args.rate * 2)),
         max_concurrent=args.max_concurrent,
         drain_timeout_s=args.drain_timeout,
+        replay_events=args.trace_events,
     )
     return asyncio.run(
         serve(

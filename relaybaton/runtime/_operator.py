@@ -111,7 +111,11 @@ class Operators(Turns):
     def pause(
         self, conversation_id: str, by: str, *, reason: str = "", epoch: int | None = None
     ) -> None:
-        """Stop the conversation before its next model or tool call (now if parked)."""
+        """Stop the conversation before its next model or tool call.
+
+        A turn running now halts at its next call; one waiting for a decision halts at the
+        first call after it; an idle conversation halts at its next turn's first call.
+        """
         conversation = self.require(conversation_id)
         self._expect(conversation, epoch, "pause")
         control = conversation.control

@@ -301,7 +301,7 @@ def openapi_document(*, title: str = "relaybaton", version: str = "0") -> dict[s
         types.extend(t for t in route.answers.values() if isinstance(t, type) and t is not str)
     unique = list(dict.fromkeys(types))
     schemas, components = msgspec.json.schema_components(
-        unique, ref_template="#/components/schemas/{name}"
+        unique, schema_hook=_any_value, ref_template="#/components/schemas/{name}"
     )
     by_type = dict(zip(unique, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
@@ -319,12 +319,19 @@ def openapi_document(*, title: str = "relaybaton", version: str = "0") -> dict[s
     }
 
 
+def _any_value(kind: Any) -> dict[str, Any]:
+    """``object`` in a field's type means any JSON value (a schema with no constraint)."""
+    if kind is object:
+        return {"description": "any JSON value"}
+    raise NotImplementedError(f"no JSON schema for {kind!r}")
+
+
 def _schema(kind: Any, by_type: Mapping[Any, Any]) -> dict[str, Any]:
     if kind is str:
         return {"type": "string"}
     if kind in by_type:
         return dict(by_type[kind])
-    return msgspec.json.schema(kind)
+    return msgspec.json.schema(kind, schema_hook=_any_value)
 
 
 def _operation(route: Route, by_type: Mapping[Any, Any]) -> dict[str, Any]:

@@ -154,3 +154,33 @@ async def test_the_evaluations_page_says_plainly_when_there_are_no_reports(tmp_p
             body = await page.text()
         assert "run.json" in body
         assert "pass_rate" in body
+
+
+async def test_the_memory_page_browses_and_searches_one_users_graph(tmp_path: Path) -> None:
+    from relaybaton.memory import Entity, KnowledgeGraph, Relation, open_graph_store
+
+    async with open_graph_store(tmp_path / "memory.db") as store:
+        ana = KnowledgeGraph(store, namespace="ana")
+        await ana.create_entities(
+            [
+                Entity(name="customer", entity_type="person", observations=("prefers <email>",)),
+                Entity(name="order AB-1", entity_type="order", observations=("damaged",)),
+            ]
+        )
+        await ana.create_relations(
+            [Relation(from_="customer", to="order AB-1", relation_type="placed")]
+        )
+        await KnowledgeGraph(store, namespace="bo").create_entities(
+            [Entity(name="bo's secret", entity_type="note")]
+        )
+        async with serving(console=ConsoleOptions(memory=store)) as served, client() as session:
+            async with session.get(f"{served.url}/memory?user=ana") as page:
+                body = await page.text()
+            assert "order AB-1" in body
+            assert "prefers &lt;email&gt;" in body
+            assert "placed" in body
+            assert "bo&#x27;s secret" not in body
+            async with session.get(f"{served.url}/memory?user=ana&q=damaged") as page:
+                body = await page.text()
+            assert "order AB-1" in body
+            assert "<h3>customer <small>" not in body  # the search found the order only

@@ -15,6 +15,7 @@ cookie for reads only.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -88,7 +89,6 @@ class Console:
         self.sessions = Sessions(service.tokens)
         self.reports = reports
         self.memory = memory
-        self.swaps: list[dict[str, Any]] = []
         self._static = {
             "console.js": ((_STATIC / "console.js").read_bytes(), "text/javascript"),
             "console.css": (
@@ -352,15 +352,25 @@ class Console:
         data = request[_FORM]
         decision = _field(data, "decision") or ""
         desk = self.service.approvals
-        if desk is None or decision not in {"approve", "reject"}:
+        if desk is None or decision not in {"approve", "reject", "edit"}:
             message = f"cannot decide {approval_id!r}: no approval store, or no decision given"
             body = html("{}{}", problem(message, status=404), self._inbox(session))
             return self._whole("Approvals", body, session, status=404)
+        arguments = None
+        if decision == "edit":
+            try:
+                arguments = json.loads(_field(data, "arguments") or "")
+            except ValueError as exc:
+                arguments = exc
+            if not isinstance(arguments, dict):
+                message = 'the edited arguments must be a JSON object, like {"amount": 90}'
+                body = html("{}{}", problem(message, status=400), self._inbox(session))
+                return self._whole("Approvals", body, session, status=400)
         try:
             await desk.decide(
                 approval_id,
                 decision,
-                arguments=None,
+                arguments=arguments,
                 reason=_field(data, "reason") or "",
                 arguments_hash=_field(data, "arguments_hash") or None,
                 by=person(session.who),
@@ -387,7 +397,7 @@ class Console:
     async def _supervisor(self, request: web.Request, session: Session) -> web.StreamResponse:
         return self._whole(
             "Supervisor",
-            supervisor_fragment(self.runtime.slots, self.swaps),
+            supervisor_fragment(self.runtime.slots),
             session,
             current="/supervisor",
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,9 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f} ms"
 
 
-def supervisor_fragment(slots: Mapping[str, ModelSlot], swaps: Sequence[Mapping[str, Any]]) -> Html:
-    """Each slot: what it holds, its candidates with breaker state and windows, rollouts;
-    then the swaps seen since the server started."""
+def supervisor_fragment(slots: Mapping[str, ModelSlot]) -> Html:
+    """Each slot: what it holds (a swap shows as another model than its primary), its
+    candidates with breaker state and windows, its rollout; then what changed over time."""
     if not slots:
         return html('<p class="empty">This flow binds no model slots.</p>')
     sections = []
@@ -35,13 +35,14 @@ def supervisor_fragment(slots: Mapping[str, ModelSlot], swaps: Sequence[Mapping[
             rows.append(
                 html(
                     "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                    "<td>{}</td></tr>",
+                    "<td>{}</td><td>{}</td></tr>",
                     adapter,
                     " (held)" if adapter == slot.adapter.name else "",
                     breaker.state.value if breaker is not None else "closed (no calls yet)",
                     _seconds(window.quantile(0.5) if window else None),
                     _seconds(window.quantile(0.95) if window else None),
                     f"{window.error_rate:.1%}" if window else "-",
+                    "-" if window is None or window.utility is None else f"{window.utility:.2f}",
                     slot.calls.get(adapter, 0),
                     join(
                         (f"{t.source.value}→{t.target.value}: {t.reason}" for t in transitions),
@@ -52,11 +53,11 @@ def supervisor_fragment(slots: Mapping[str, ModelSlot], swaps: Sequence[Mapping[
         rollout = slot.rollout
         rollout_text = (
             html(
-                "<p>rollout {} → {}: {} at {:.0%} share {}</p>",
+                "<p>rollout {} → {}: {} at {} share {}</p>",
                 rollout.incumbent.name,
                 rollout.candidate.name,
                 rollout.rollout.state.value,
-                rollout.rollout.share,
+                f"{rollout.rollout.share:.0%}",
                 rollout.rollout.reason,
             )
             if rollout is not None
@@ -68,7 +69,7 @@ def supervisor_fragment(slots: Mapping[str, ModelSlot], swaps: Sequence[Mapping[
                 " (primary {})</p>{}"
                 '<table class="list"><thead><tr><th>candidate</th><th>breaker</th><th>p50</th>'
                 "<th>p95</th>"
-                "<th>errors</th><th>calls</th><th>recent"
+                "<th>errors</th><th>utility</th><th>calls</th><th>recent"
                 " transitions</th></tr></thead><tbody>{}</tbody></table></section>",
                 name,
                 name,
@@ -78,23 +79,53 @@ def supervisor_fragment(slots: Mapping[str, ModelSlot], swaps: Sequence[Mapping[
                 join(rows),
             )
         )
-    swap_rows = join(
+    # Over time: every breaker transition (what makes the supervisor swap) and every
+    # rollout step, promotion and rollback, oldest first, on the runtime's clock.
+    moments: list[tuple[float, Html]] = []
+    for name, slot in slots.items():
+        if slot.board is not None:
+            for breaker in slot.board.breakers.values():
+                moments += [
+                    (
+                        t.at,
+                        html(
+                            "slot {}: {} breaker {} → {} ({})",
+                            name,
+                            t.adapter,
+                            t.source.value,
+                            t.target.value,
+                            t.reason,
+                        ),
+                    )
+                    for t in breaker.transitions
+                ]
+        if slot.rollout is not None:
+            moments += [
+                (
+                    e.at,
+                    html(
+                        "slot {}: rollout {} {} → {} at {} ({})",
+                        name,
+                        e.action,
+                        e.incumbent,
+                        e.candidate,
+                        f"{e.share:.0%}",
+                        e.reason,
+                    ),
+                )
+                for e in slot.rollout.events
+            ]
+    moments.sort(key=lambda m: m[0])
+    history = (
         html(
-            "<li>{}: slot {} {} → {} ({})</li>",
-            s.get("at"),
-            s.get("slot"),
-            s.get("from"),
-            s.get("to"),
-            s.get("reason"),
+            "<ol>{}</ol>",
+            join(html("<li>t={} s: {}</li>", f"{at:.1f}", text) for at, text in moments),
         )
-        for s in swaps
+        if moments
+        else html('<p class="empty">No breaker transitions or rollout steps yet.</p>')
     )
     return html(
-        "{}<section><h2>Swaps and rollouts over time</h2>{}</section>",
-        join(sections),
-        html("<ol>{}</ol>", swap_rows)
-        if swaps
-        else html('<p class="empty">No swaps since the server started.</p>'),
+        "{}<section><h2>Breakers and rollouts over time</h2>{}</section>", join(sections), history
     )
 
 

@@ -245,7 +245,11 @@ def approvals_fragment(
         cid = str(request.get("conversation_id", ""))
         buttons = join(
             html('<button type="submit" name="decision" value="{}">{}</button>', value, label)
-            for value, label in (("approve", "Approve"), ("reject", "Reject"))
+            for value, label in (
+                ("approve", "Approve"),
+                ("reject", "Reject"),
+                ("edit", "Approve edited"),
+            )
         )
         return html(
             '<article class="approval" data-approval="{}"><h2>{} <small>by {}</small></h2>'
@@ -254,7 +258,9 @@ def approvals_fragment(
             '<form method="post" action="/approvals/{}"><input type="hidden" name="csrf"'
             ' value="{}">'
             '<input type="hidden" name="arguments_hash" value="{}">'
-            '<input name="reason" placeholder="a reason (optional)">{}</form></article>',
+            '<input name="reason" placeholder="a reason (optional)">{}'
+            '<details><summary>edit the arguments</summary><textarea name="arguments">{}'
+            "</textarea></details></form></article>",
             request.get("approval_id"),
             request.get("tool"),
             request.get("agent"),
@@ -267,6 +273,7 @@ def approvals_fragment(
             csrf,
             request.get("arguments_hash"),
             buttons,
+            pretty_json(request.get("arguments")),
         )
 
     return join(card(r) for r in pending)

@@ -131,4 +131,7 @@
     }, 2000);
   }
   body.dataset.ready = "1";
+  if (window.performance && performance.mark) {
+    performance.mark("console-ready");
+  }
 })();
