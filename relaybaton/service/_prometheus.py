@@ -206,13 +206,12 @@ class ServiceMetrics:
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
         if isinstance(event, ToolCallEvent):
-            self.tool_calls.labels(
-                event.agent, event.tool, event.tool_kind, "error" if event.is_error else "ok"
-            ).inc()
+            outcome = "error" if event.is_error else "ok"
+            self.child(self.tool_calls, event.agent, event.tool, event.tool_kind, outcome).inc()
         elif isinstance(event, GuardrailEvent):
-            self.guardrails.labels(event.guardrail, event.stage, event.verdict).inc()
+            self.child(self.guardrails, event.guardrail, event.stage, event.verdict).inc()
         elif isinstance(event, HandoffEvent):
-            self.handoffs.labels(event.action).inc()
+            self.child(self.handoffs, event.action).inc()
         elif isinstance(event, ReplyEvent):
             self.child(self.replies, "error" if event.error else "ok").inc()
         elif isinstance(event, ModelCallEvent):

@@ -269,7 +269,7 @@ class Service:
             )
         except OwnershipError as exc:
             raise ApiError(409, str(exc), code="conversation_closed") from exc
-        self.metrics.messages_received.labels(api).inc()
+        self.metrics.child(self.metrics.messages_received, api).inc()
         if not future.done():
             self.pending[future] = conversation_id
             future.add_done_callback(lambda done: self.pending.pop(done, None))
