@@ -25,8 +25,10 @@ aiohttp clients, each with its own connection, for a fixed number of requests. F
   (target at 1,000 clients: ≤ 3).
 
 Read the ratios, not the absolute figures: the machine is shared and noisy, and on a small
-one the client process competes with the server for CPU. ``--console`` serves the console
-beside the API, as ``relaybaton serve`` does, to show it adds nothing to the message path.
+one the client process competes with the server for CPU. ``--console`` also measures the
+edge with the console served beside the API, as ``relaybaton serve`` does, interleaved with
+the others (``console_cost_ratio``: its per-request cost over the edge's without it; 1.0
+means the console adds nothing to the message path).
 Usage: ``python benchmarks/http_edge.py [--json] [--repeat N] [--requests N] [--console]``.
 """
 
@@ -171,13 +173,19 @@ async def _measure(repeat: int, requests: int, console: bool) -> dict[str, dict[
     rows: dict[str, dict[str, float]] = {}
     for concurrency in (100, 1000):
         runs: dict[str, list[dict[str, float]]] = {"bare": [], "edge": []}
+        if console:
+            runs["console"] = []
         for _ in range(repeat):
             async with _serve(_bare_app()) as url:
                 await _load(url, concurrency, concurrency)  # warm-up
                 runs["bare"].append(await _timed_load(url, concurrency, requests))
-            async with _edge(console) as url:
+            async with _edge(False) as url:
                 await _load(url, concurrency, concurrency)
                 runs["edge"].append(await _timed_load(url, concurrency, requests))
+            if console:  # interleaved with the others: the same noise for all three
+                async with _edge(True) as url:
+                    await _load(url, concurrency, concurrency)
+                    runs["console"].append(await _timed_load(url, concurrency, requests))
         for name, results in runs.items():
             rows[f"{name}_{concurrency}"] = {
                 key: statistics.median(r[key] for r in results)
@@ -190,6 +198,12 @@ async def _measure(repeat: int, requests: int, console: bool) -> dict[str, dict[
             "p50_ratio": edge["p50_ms"] / bare["p50_ms"],
             "p99_ratio": edge["p99_ms"] / bare["p99_ms"],
         }
+        if console:  # the console's cost on the message path: edge with it over edge without
+            with_console = rows[f"console_{concurrency}"]
+            rows[f"ratio_{concurrency}"]["console_cost_ratio"] = edge["rps"] / with_console["rps"]
+            rows[f"ratio_{concurrency}"]["console_p99_ratio"] = (
+                with_console["p99_ms"] / edge["p99_ms"]
+            )
     return rows
 
 
@@ -220,6 +234,12 @@ def main() -> None:
                 f"cpu x{row['cpu_ratio']:.2f}  "
                 f"p50 x{row['p50_ratio']:.2f}  p99 x{row['p99_ratio']:.2f}"
                 + ("  (target ≤ 3)" if name.endswith("1000") else "")
+                + (
+                    f"  console cost x{row['console_cost_ratio']:.2f}"
+                    f" p99 x{row['console_p99_ratio']:.2f}"
+                    if "console_cost_ratio" in row
+                    else ""
+                )
             )
         else:
             print(

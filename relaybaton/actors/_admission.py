@@ -10,13 +10,15 @@ result, so neither a model nor a tool gets around them.
 
 from __future__ import annotations
 
-from relaybaton.actors._approval import callee_refusal
+from dataclasses import replace
+
+from relaybaton.actors._approval import Gate, callee_refusal
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
 from relaybaton.actors._guarding import Where
 from relaybaton.adapters import ToolCall
 from relaybaton.errors import ToolRefusedError
 
-__all__ = ["admit", "screen_result"]
+__all__ = ["admit", "screen_for_approval", "screen_result"]
 
 
 async def admit(
@@ -64,3 +66,20 @@ async def screen_result(
     if screened.blocked is not None:
         return screened.blocked, True
     return screened.text, False
+
+
+async def screen_for_approval(
+    flow: FlowContext, compiled: CompiledAgent, call: ToolCall, gate: Gate, owner: object
+) -> Gate:
+    """The ``ask`` gate with its arguments screened, or a ``result`` gate if they are blocked.
+
+    A person deciding on a call sees what the tool would get: redacted, or nothing at all.
+    """
+    conversation_id = getattr(owner, "conversation_id", "")
+    try:
+        arguments = await admit(
+            flow, compiled, call, gate.arguments, (conversation_id, (), owner), callee=False
+        )
+    except ToolRefusedError as exc:
+        return Gate("result", text=str(exc))
+    return replace(gate, arguments=arguments)

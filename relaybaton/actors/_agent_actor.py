@@ -18,7 +18,7 @@ import anyio
 import msgspec
 import structlog
 
-from relaybaton.actors._admission import admit, screen_result
+from relaybaton.actors._admission import admit, screen_for_approval, screen_result
 from relaybaton.actors._agent import HistoryFilter
 from relaybaton.actors._approval import approval_gate, approval_note
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
@@ -28,7 +28,7 @@ from relaybaton.actors._model_call import budget_reply, call_model
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._steps import next_step as _next_step
 from relaybaton.actors._steps import refused_event as _refused_event
-from relaybaton.actors._structured import answer_problems, structured_request
+from relaybaton.actors._structured import Unanswered, answer_problems, structured_request
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.adapters import (
     AssistantMessage,
@@ -251,6 +251,9 @@ class AgentActor(ConversationActor):
                 runnable.append((call, call.arguments))  # the common case: nothing to check
                 continue
             gate = approval_gate(conversation, call, tool)
+            if gate.kind == "ask" and self.compiled.guards.tool_arguments:
+                # Screened before a person sees them: a card number never reaches the inbox.
+                gate = await screen_for_approval(self.flow, self.compiled, call, gate, owner)
             if gate.kind == "run":
                 if gate.decided and failpoints.ARMED:
                     failpoint("after_approval_decision")
@@ -365,13 +368,15 @@ class AgentActor(ConversationActor):
                 message, charge = await self._call_model(model_request, scope)
             except BudgetExceededError as exc:  # the caller's model is told; nothing crashes
                 _log.info("budget_refused", conversation_id=scope.conversation_id, exc_info=exc)
-                return f"not answered: {budget_reply(exc)}"
+                return Unanswered(budget_reply(exc))
             scope.add_charge(charge)
             messages.append(message)
             if not message.tool_calls:
                 problems = answer_problems(message.text, schema, agent.name, corrected)
                 if problems is None:
                     return message.text
+                if corrected:  # it was told once what is wrong: the caller gets an error
+                    return Unanswered(problems)
                 corrected = True  # once: the model is told what is wrong, then it fails
                 messages.append(UserMessage(text=problems))
                 continue
@@ -449,8 +454,9 @@ class AgentActor(ConversationActor):
                 arguments = await admit(
                     self.flow, compiled, call, arguments, where, callee=owner is None
                 )
-            content = str(await self._invoke(call, arguments, conversation_id, chain, owner))
-            is_error = False
+            answer = await self._invoke(call, arguments, conversation_id, chain, owner)
+            # A callee that could not answer says why: an error result, not an answer.
+            content, is_error = str(answer), type(answer) is Unanswered
         except ToolError as exc:
             _log.debug(
                 "tool_refused", conversation_id=conversation_id, tool=call.name, exc_info=exc

@@ -78,10 +78,11 @@ class Guards:
         self, stage: Stage, guardrails: Sequence[Guardrail], text: str, where: Where
     ) -> Screened:
         """Run ``guardrails`` at ``stage`` on ``text``; see the module docstring."""
+        context = _context(stage, where)  # one per screen: checks of a stage share it
         for guardrail in guardrails:
             if where.tool and not guardrail.watches(stage, where.tool):
                 continue
-            result, verdict = await _check(guardrail, stage, text, where)
+            result, verdict = await _check(guardrail, stage, text, where, context)
             if verdict == "passed":
                 continue
             _journal(
@@ -114,8 +115,9 @@ class Guards:
                 text = self._redactions.get(message.text)
                 if text is None:
                     text = message.text
+                    context = _context("input", where)
                     for guardrail in self.redacts_input:
-                        result = await guardrail.run(text, _context(guardrail, "input", where))
+                        result = await guardrail.run(text, context)
                         if result.tripped and result.rewritten is not None:
                             text = result.rewritten
                     self._redactions[message.text] = text
@@ -129,12 +131,13 @@ class Guards:
 
 
 async def _check(
-    guardrail: Guardrail, stage: Stage, text: str, where: Where
+    guardrail: Guardrail, stage: Stage, text: str, where: Where, context: GuardrailContext
 ) -> tuple[GuardrailResult, str]:
     clock = where.flow.clock
-    started = clock.now()
+    observed = where.flow.conversations.observed
+    started = clock.now() if observed else 0.0
     try:
-        result = await guardrail.run(text, _context(guardrail, stage, where))
+        result = await guardrail.run(text, context)
         if not result.tripped:
             verdict = "passed"
         elif guardrail.action == "redact" and result.rewritten is not None:
@@ -150,7 +153,7 @@ async def _check(
         )
         result = GuardrailResult(tripped=True, reason=f"the check failed ({type(exc).__name__})")
         verdict = "failed"
-    if where.flow.conversations.observed:
+    if observed:
         where.sink.record(  # type: ignore[attr-defined]
             GuardrailEvent(
                 guardrail=guardrail.name,
@@ -166,7 +169,7 @@ async def _check(
     return result, verdict
 
 
-def _context(guardrail: Guardrail, stage: Stage, where: Where) -> GuardrailContext:
+def _context(stage: Stage, where: Where) -> GuardrailContext:
     conversations = where.flow.conversations
 
     async def ask(agent: str, text: str) -> str:
@@ -174,7 +177,7 @@ def _context(guardrail: Guardrail, stage: Stage, where: Where) -> GuardrailConte
             where.conversation_id,
             where.agent,
             agent,
-            f"guardrail-{guardrail.name}",
+            f"guardrail-{stage}",
             text,
             chain=where.chain,
         )

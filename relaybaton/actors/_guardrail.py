@@ -136,8 +136,10 @@ class Guardrail:
     async def run(self, text: str, context: GuardrailContext) -> GuardrailResult:
         """Run the check once; a check that returns something else is a ``TypeError``."""
         result = self.check(text, context)
+        if type(result) is GuardrailResult:  # the common case: a check that is not async
+            return result
         if self._async or inspect.isawaitable(result):
-            result = await result  # type: ignore[misc]
+            result = await result
         if not isinstance(result, GuardrailResult):
             raise TypeError(
                 f"guardrail {self.name!r} returned {type(result).__name__}; "

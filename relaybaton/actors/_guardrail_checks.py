@@ -44,7 +44,8 @@ __all__ = ["PII_KINDS", "create_guardrail", "luhn_valid"]
 
 PII_KINDS = ("card", "email")
 
-_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+_CARD = re.compile(r"(?<![\w-])\d+(?:[ -]\d+)*(?![\w-])")  # digit groups: cards are inside
+_DIGITS = re.compile(r"\d[ -]?\d")  # a quick look: without two digits in a row, no card
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 _VERDICT = re.compile(r"^\W*(\w+)\W*(.*)$", re.DOTALL)
 _TRIPS = frozenset({"block", "blocked", "unsafe", "deny", "denied", "yes", "tripped"})
@@ -66,6 +67,52 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _redact_cards(run: str) -> tuple[str, int]:
+    """``run`` (digit groups with single spaces or dashes between) with each card removed.
+
+    A card is any stretch of whole groups with 13 to 19 digits that passes the Luhn check,
+    the longest first, so a card beside other numbers ("ref 2026 4111 1111 1111 1111") is
+    found too.
+    """
+    if len(run) < 13:  # the common case, "1234" or "42": too short to hold a card
+        return run, 0
+    parts = re.split(r"([ -])", run)
+    groups, separators = parts[0::2], parts[1::2]
+    out: list[str] = []
+    count = 0
+    start = 0
+    while start < len(groups):
+        end = _card_end(groups, start)
+        if end is None:
+            out.append(groups[start])
+            if start < len(separators):
+                out.append(separators[start])
+            start += 1
+            continue
+        out.append("[card number removed]")
+        count += 1
+        if end < len(separators):
+            out.append(separators[end])
+        start = end + 1
+    return "".join(out), count
+
+
+def _card_end(groups: Sequence[str], start: int) -> int | None:
+    """The last group of the longest card starting at ``groups[start]``, or None."""
+    digits = ""
+    ends: list[tuple[int, str]] = []
+    for index in range(start, len(groups)):
+        digits += groups[index]
+        if len(digits) > 19:
+            break
+        if len(digits) >= 13:
+            ends.append((index, digits))
+    for index, candidate in reversed(ends):
+        if luhn_valid(candidate):
+            return index
+    return None
+
+
 def _pii(kinds: Sequence[str]) -> GuardrailCheck:
     cards = "card" in kinds
     emails = "email" in kinds
@@ -74,17 +121,15 @@ def _pii(kinds: Sequence[str]) -> GuardrailCheck:
         found: list[str] = []
 
         def card(match: re.Match[str]) -> str:
-            digits = re.sub(r"\D", "", match.group(0))
-            if not luhn_valid(digits):
-                return match.group(0)
-            found.append("a card number")
-            return "[card number removed]"
+            redacted, count = _redact_cards(match.group(0))
+            found.extend(["a card number"] * count)
+            return redacted
 
         def email(_: re.Match[str]) -> str:
             found.append("an e-mail address")
             return "[e-mail address removed]"
 
-        rewritten = _CARD.sub(card, text) if cards and any(c.isdigit() for c in text) else text
+        rewritten = _CARD.sub(card, text) if cards and _DIGITS.search(text) else text
         if emails and "@" in rewritten:
             rewritten = _EMAIL.sub(email, rewritten)
         if not found:
@@ -137,10 +182,12 @@ def _patterns(name: str, patterns: Sequence[str]) -> GuardrailCheck:
             ) from None
 
     def check(text: str, _: GuardrailContext) -> GuardrailResult:
-        for regex in compiled:
+        for number, regex in enumerate(compiled, 1):
             if regex.search(text):
+                # The pattern's number, not its text: the reason may reach the user.
                 return GuardrailResult(
-                    tripped=True, reason=f"it matches a forbidden pattern ({regex.pattern})"
+                    tripped=True,
+                    reason=f"it has wording this service does not accept (pattern {number})",
                 )
         return PASSED
 

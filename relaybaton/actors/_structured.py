@@ -16,9 +16,16 @@ import msgspec
 
 from relaybaton.actors._schema_tool import check_schema
 from relaybaton.adapters import ModelRequest
-from relaybaton.errors import ToolError
 
-__all__ = ["answer_problems", "structured_request"]
+__all__ = ["Unanswered", "answer_problems", "structured_request"]
+
+
+class Unanswered(str):
+    """What an agent used as a tool returns when it could not answer (an answer outside its
+    schema twice, a budget that refused its model): the caller's model gets it as an error
+    result, and the callee has not crashed."""
+
+    __slots__ = ()
 
 
 def structured_request(
@@ -37,10 +44,10 @@ def structured_request(
 def answer_problems(
     text: str, schema: Mapping[str, Any] | None, agent: str, corrected: bool
 ) -> str | None:
-    """None if ``text`` fits (or there is no schema); else what to tell the model.
+    """None if ``text`` fits (or there is no schema); else what is wrong.
 
-    Raises:
-        ToolError: the answer still does not fit after one correction.
+    The first time, what is wrong is said as an instruction to the model; after a
+    correction (``corrected``), as the reason the call failed.
     """
     if schema is None:
         return None
@@ -53,10 +60,7 @@ def answer_problems(
     if not problems:
         return None
     if corrected:
-        raise ToolError(
-            f"agent {agent!r} answered outside its output schema twice: {'; '.join(problems)}",
-            tool=agent,
-        )
+        return f"agent {agent!r} answered outside its output schema twice: {'; '.join(problems)}"
     return (
         "Your answer must be one JSON value that fits this JSON Schema: "
         f"{msgspec.json.encode(schema).decode()}. Problems: {'; '.join(problems)}"

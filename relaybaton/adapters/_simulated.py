@@ -156,8 +156,9 @@ class SimulatedModel:
         handoffs = [t for t in request.tools if t.name.startswith("transfer_to_")]
         if not mine:
             greeting = greeting_reply(user_text, handoffs)
-            # An agent that only knows things answers with them; one that greets people does.
-            if greeting is not None and "knowledge:" not in request.instructions.lower():
+            # A front-line agent (it hands off) greets; one that only knows things answers.
+            knows = "knowledge:" in request.instructions.lower()
+            if greeting is not None and (handoffs or not knows):
                 return AssistantMessage(text=greeting)
             chosen = wants_handoff(handoffs, user_text)
             if chosen is not None:

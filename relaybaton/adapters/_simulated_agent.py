@@ -428,7 +428,12 @@ def compose_answer(
     for result in sorted(done, key=lambda r: r.name in reads):
         if result.is_error:
             sentences.append(_refusal(result, result.name in reads))
-        elif result.name not in reads or not acted or "findings" in result.content[:20]:
+        elif (
+            result.name not in reads
+            or not acted
+            or _json(result.content) is None  # an expert's words, not a lookup's data
+            or "findings" in result.content[:20]
+        ):
             sentences.append(_describe(result))
     known = _best_knowledge(instructions, text)
     if known is not None and known not in " ".join(sentences):
@@ -436,20 +441,20 @@ def compose_answer(
         sentences.insert(len(sentences) if acted else 0, known)
     if sentences:
         return " ".join(dict.fromkeys(s for s in sentences if s))
-    lines = knowledge_lines(instructions)
-    if lines:  # nothing fits better: what the agent knows first is its best guess
-        return lines[0]
     areas = [
         re.split(r"[:.]", t.description, maxsplit=1)[0].strip().lower()
         for t in tools
         if t.name.startswith("transfer_to_")
     ]
-    if any(areas):
+    if any(areas):  # a front-line agent says what its teams help with
         return (
             "I'm sorry, I can't help with that here. I can help with "
             + " or ".join(a for a in areas if a)
             + "; could you tell me more about what you need?"
         )
+    lines = knowledge_lines(instructions)
+    if lines:  # nothing fits better: what the agent knows first is its best guess
+        return lines[0]
     return "I'm sorry, I don't have an answer to that. Could you tell me more about what you need?"
 
 

@@ -36,6 +36,7 @@ from relaybaton.runtime._approvals import decide_on
 from relaybaton.runtime._journal_events import (
     Appended,
     Charged,
+    GuardrailTripped,
     HandedOff,
     JournalRecord,
     Replied,
@@ -361,4 +362,6 @@ def _event_of(record: JournalRecord[Any]) -> dict[str, object] | None:
             "decision": event.decision,
             **base,
         }
+    if isinstance(event, GuardrailTripped):
+        return {"kind": "guardrail", **msgspec.structs.asdict(event), **base}
     return None

@@ -42,7 +42,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 _CLEAR = "\r" + " " * 100 + "\r"  # wipe the live status line before a permanent line
 _MESSAGES = (
     "I was charged twice for order AB-1234, can you check my invoice?",
-    "My order AB-2231 arrived damaged, I want a refund of $40.",
+    "My order AB-1234 arrived damaged, I want a refund of $40.",
     "Hello! What are your opening hours?",
     "Please refund order CD-9921, it came late and broken.",
     "Why is there an extra charge on my card this month?",
@@ -136,6 +136,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
     handoffs = 0
     latencies: list[float] = []
     failures = 0
+    samples: dict[str, str] = {}
     live = sys.stdout.isatty() and not args.json
     swaps: list[SwapEvent] = []
 
@@ -168,10 +169,13 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             async def converse(i: int) -> None:
                 nonlocal failures
                 begin = clock.now()
-                result = await runtime.send(f"demo-{i}", rng.choice(_MESSAGES))
+                message = rng.choice(_MESSAGES)
+                result = await runtime.send(f"demo-{i}", message)
                 latencies.append(clock.now() - begin)
                 if result.error:
                     failures += 1
+                else:  # the first answer to each message: what a customer reads
+                    samples.setdefault(message, result.text)
 
             last_print = 0.0
             index = 0
@@ -229,6 +233,9 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
                     for s in swaps
                 ],
                 "duration_s": round(elapsed, 2),
+                "sample_replies": [
+                    {"message": m, "reply": samples[m]} for m in _MESSAGES if m in samples
+                ],
             }
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -289,6 +296,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print("  model calls and spend")
     for model, calls in sorted(summary["calls_by_model"].items()):
         print(f"    {model:<30} {calls:>6} calls  ${summary['spend_by_model'].get(model, 0):.6f}")
+    print("  what customers read")
+    for sample in summary["sample_replies"]:
+        print(f"    > {sample['message']}\n      {sample['reply']}")
     print("  supervisor swaps")
     for swap in summary["swaps"]:
         where = f"{swap['at_s']:6.1f}s {swap['slot']}"

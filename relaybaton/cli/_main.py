@@ -6,7 +6,9 @@
 - ``relaybaton memory import|export``: ``cli/_memory.py``;
 - ``relaybaton mcp memory``: ``cli/_mcp.py``;
 - ``relaybaton serve FLOW``: ``cli/_serve.py``;
-- ``relaybaton demo``: ``cli/_demo.py``.
+- ``relaybaton demo``: ``cli/_demo.py``;
+- ``relaybaton eval FLOW DATASET``: ``cli/_eval.py``;
+- ``relaybaton feedback CONVERSATION --rating N``: ``cli/_feedback.py``.
 
 Each group registers its parsers on the subparsers made here and sets ``func`` to a
 function of the parsed namespace that returns the exit status. Bad input (a missing file,
@@ -24,6 +26,8 @@ import structlog
 
 from relaybaton.cli._conversations import add_durable_commands
 from relaybaton.cli._demo import add_demo_command
+from relaybaton.cli._eval import add_eval_command
+from relaybaton.cli._feedback import add_feedback_command
 from relaybaton.cli._logging import configure_logging
 from relaybaton.cli._mcp import add_mcp_commands
 from relaybaton.cli._memory import add_memory_commands
@@ -55,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     add_mcp_commands(commands)
     add_serve_command(commands)
     add_demo_command(commands)
+    add_eval_command(commands)
+    add_feedback_command(commands)
     return parser
 
 

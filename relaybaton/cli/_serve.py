@@ -25,6 +25,8 @@ import structlog
 from aiohttp import web
 
 from relaybaton.cli._conversations import open_store_path
+from relaybaton.cli._quality import watch_quality
+from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
@@ -111,10 +113,13 @@ def add_serve_command(commands: Any) -> None:
     serve_cmd.add_argument(
         "--no-console", action="store_true", help="serve the API only (no pages at /)"
     )
+    add_ab_options(serve_cmd)
     serve_cmd.set_defaults(func=_serve_command)
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    if args.ab or args.ab_variant:
+        return serve_ab_command(args)
     flow = load_flow(args.flow)
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     tokens = TokenTable.from_environment(os.environ, args.tokens_file)
@@ -227,6 +232,7 @@ async def serve(
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
                 console=options,
             )
+            await watch_quality(flow, runtime, service, stack)
             runner = web.AppRunner(
                 service.app, access_log=None, handle_signals=False, shutdown_timeout=5.0
             )

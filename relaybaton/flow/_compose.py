@@ -56,6 +56,7 @@ from relaybaton.flow._guardrails import guardrails_by_agent, load_schema, tool_r
 from relaybaton.flow._memory import memory_tools_of
 from relaybaton.flow._overrides import dropped_stand_ins, kept_fallbacks, parse_model_overrides
 from relaybaton.flow._routing import rollout_policy_of, rules_of
+from relaybaton.flow._supervision import supervisor_policy_of
 from relaybaton.flow._tools import open_flow_tools
 from relaybaton.runtime import Clock, Durability, MonotonicClock, Store
 
@@ -525,7 +526,8 @@ async def _open_runtime_of(
                 yield runtime
             else:
                 slots = {k: v for k, v in adapters.items() if isinstance(v, ModelSlot)}
-                async with open_model_supervisor(runtime.system, slots, board):
+                policy = supervisor_policy_of(flow.supervisor)
+                async with open_model_supervisor(runtime.system, slots, board, policy=policy):
                     yield runtime
     finally:
         await close_slots(adapters)

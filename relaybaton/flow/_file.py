@@ -21,8 +21,9 @@ import msgspec
 import structlog
 
 from relaybaton.actors import FunctionTool
-from relaybaton.actors.routing import BreakerPolicy
 from relaybaton.errors import ConfigError, FlowError, FlowProblem
+from relaybaton.evals import EvalsConfig, GraderSpec, Thresholds
+from relaybaton.flow._evals import check_evals
 from relaybaton.flow._guardrails import (
     GuardrailConfig,
     ToolRulesConfig,
@@ -38,6 +39,8 @@ from relaybaton.flow._routing import (
     check_rollout,
     check_routing,
 )
+from relaybaton.flow._supervision import SupervisorConfig, check_supervisor
+from relaybaton.flow._variants import VariantConfig, check_variants
 
 __all__ = [
     "AgentConfig",
@@ -180,10 +183,12 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tools: dict[str, ToolConfig] = msgspec.field(default_factory=dict)
     agents: list[AgentConfig] = msgspec.field(default_factory=list)
     prices: dict[str, dict[str, dict[str, float]]] = msgspec.field(default_factory=dict)
-    supervisor: BreakerPolicy | None = None
+    supervisor: SupervisorConfig | None = None
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     mcp: dict[str, McpServerConfig] = msgspec.field(default_factory=dict)
     guardrails: dict[str, GuardrailConfig] = msgspec.field(default_factory=dict)
+    evals: EvalsConfig | None = None
+    variants: dict[str, VariantConfig] = msgspec.field(default_factory=dict)
     source: str = ""
 
     @property
@@ -221,15 +226,19 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "agents[]": AgentConfig,
     "agents[].handoffs[]": HandoffConfig,
     "agents[].tools[]": AgentToolConfig,
-    "supervisor": BreakerPolicy,
+    "supervisor": SupervisorConfig,
     "memory": MemoryConfig,
     "mcp[]": McpServerConfig,
+    "evals": EvalsConfig,
+    "evals.graders[]": GraderSpec,
+    "evals.thresholds": Thresholds,
+    "variants[]": VariantConfig,
 }
 
 
 def _name_table(path: str, raw: object, message: str) -> str:
     """Replace msgspec's ``models[...]`` (a dict key it does not name) with the table's name."""
-    match = re.match(r"(models|tools|mcp|guardrails)\[\.\.\.\](.*)", path)
+    match = re.match(r"(models|tools|mcp|guardrails|variants)\[\.\.\.\](.*)", path)
     tables = raw.get(match.group(1)) if match and isinstance(raw, dict) else None
     if match is None or not isinstance(tables, dict):
         return path
@@ -403,6 +412,19 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
             add(FlowProblem(f"{at}.max_turns", f"must be at least 1, got {agent.max_turns}"))
         _check_edges(agent, at, names, flow, add)
     problems.extend(check_memory_and_mcp(flow))
+    problems.extend(check_supervisor(flow.supervisor))
+    problems.extend(check_variants(flow.variants, list(flow.models), names))
+    if flow.evals is not None:
+        problems.extend(
+            check_evals(
+                flow.evals,
+                base_dir=flow.base_dir,
+                slots=list(flow.models),
+                agents=names,
+                tools=list(flow.tools),
+                resolve=resolve_function,
+            )
+        )
     problems.extend(check_guardrails(flow, resolve_function))
     return problems
 

@@ -22,6 +22,7 @@ file next to the flow.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -129,6 +130,7 @@ def check_guardrails(
     }
     for name, config in flow.guardrails.items():
         at = f"guardrails.{name}"
+        before = len(problems)
         for i, stage in enumerate(config.on):
             if stage not in STAGES:
                 problems.append(
@@ -144,7 +146,11 @@ def check_guardrails(
                     )
                 )
         if config.action not in ("block", "redact"):
-            problems.append(FlowProblem(f"{at}.action", 'use "block" or "redact"'))
+            problems.append(
+                FlowProblem(
+                    f"{at}.action", f'"{config.action}" is not an action; use "block" or "redact"'
+                )
+            )
         for label, names, known in (
             ("agents", config.agents or [], agents),
             ("tools", config.tools or [], tool_names),
@@ -158,7 +164,7 @@ def check_guardrails(
             problems.append(
                 FlowProblem(f"{at}.agent", f'no agent named "{config.agent}" to classify with')
             )
-        if problems:
+        if len(problems) > before:
             continue
         try:
             _build(name, config, flow.base_dir, resolve)
@@ -170,12 +176,19 @@ def check_guardrails(
             continue
         for i, required in enumerate(tool.rules.requires):
             if required not in tool_names:
+                close = difflib.get_close_matches(required, sorted(tool_names), n=1, cutoff=0.6)
+                hint = f' (did you mean "{close[0]}"?)' if close else ""
                 problems.append(
-                    FlowProblem(f"tools.{name}.rules.requires[{i}]", f'no tool named "{required}"')
+                    FlowProblem(
+                        f"tools.{name}.rules.requires[{i}]", f'no tool named "{required}"{hint}'
+                    )
                 )
         if tool.rules.otherwise not in ("refuse", "approval"):
             problems.append(
-                FlowProblem(f"tools.{name}.rules.otherwise", 'use "refuse" or "approval"')
+                FlowProblem(
+                    f"tools.{name}.rules.otherwise",
+                    f'"{tool.rules.otherwise}" is not a choice; use "refuse" or "approval"',
+                )
             )
     for index, agent in enumerate(flow.agents):
         if agent.output_schema is not None:

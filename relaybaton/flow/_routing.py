@@ -140,6 +140,7 @@ class RolloutConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     error_margin: float = 0.01
     p95_margin: float = 1.5
     quality_margin: float = 0.05
+    min_graded: int = 0
     shadow_concurrency: int = 8
     shadow_timeout_s: float = 60.0
     latency_ms: float | None = None
@@ -158,6 +159,7 @@ def rollout_policy_of(rollout: RolloutConfig) -> RolloutPolicy:
         error_margin=rollout.error_margin,
         p95_margin=rollout.p95_margin,
         quality_margin=rollout.quality_margin,
+        min_graded=rollout.min_graded,
     )
 
 

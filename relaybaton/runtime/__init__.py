@@ -15,7 +15,7 @@ from relaybaton.runtime._conversation_actor import ConversationActor, OwnerHandl
 from relaybaton.runtime._conversations import AgentTable, Conversations
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._journal import Journal
-from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested
+from relaybaton.runtime._journal_events import ApprovalDecided, ApprovalRequested, Feedback
 from relaybaton.runtime._store import Durability, Store
 from relaybaton.runtime._supervision import Strategy, SupervisionEvent, Supervisor
 from relaybaton.runtime._system import ActorSystem, open_system
@@ -36,6 +36,7 @@ __all__ = [
     "Conversations",
     "Durability",
     "Envelope",
+    "Feedback",
     "Journal",
     "MonotonicClock",
     "OwnerHandle",

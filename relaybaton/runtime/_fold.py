@@ -36,6 +36,7 @@ from relaybaton.runtime._journal_events import (
     Charged,
     ClosedEvent,
     ConversationState,
+    Feedback,
     GuardrailTripped,
     HandedOff,
     JournalRecord,
@@ -129,7 +130,7 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             transitions.closed(conversation)
         case Opened():  # written by older journals only: now ``Accepted.opened_by``
             transitions.opened(conversation, event.owner)
-        case ModelSwapped() | GuardrailTripped():
+        case ModelSwapped() | GuardrailTripped() | Feedback():
             pass  # recorded for the history; it changes no conversation state
         case _:
             _apply_operated(conversation, event)

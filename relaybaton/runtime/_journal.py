@@ -157,7 +157,9 @@ class Journal(Generic[T]):
             owner=conversation.owner,
             status=conversation.status.value,
             unfinished=conversation.unfinished,
-            updated_at=now,
+            # Wall time, not the runtime's clock: the row outlives the process (a monotonic
+            # clock restarts with the machine), and `eval --from-store --since` filters on it.
+            updated_at=time.time(),
         )
 
     def after_commit(self, callback: Callable[[], None]) -> None:

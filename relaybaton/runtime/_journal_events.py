@@ -36,6 +36,7 @@ __all__ = [
     "Charged",
     "ClosedEvent",
     "ConversationState",
+    "Feedback",
     "GuardrailTripped",
     "HandedOff",
     "JournalEvent",
@@ -191,6 +192,15 @@ class ModelSwapped(msgspec.Struct, tag="model_swapped", frozen=True, kw_only=Tru
     reason: str
 
 
+class Feedback(msgspec.Struct, tag="feedback", frozen=True, kw_only=True, gc=False):
+    """A user rated the conversation (1-5), or one answer of it (``message_id``)."""
+
+    rating: int
+    comment: str = ""
+    message_id: str = ""
+    agent: str = ""
+
+
 class GuardrailTripped(
     msgspec.Struct, tag="guardrail_tripped", frozen=True, kw_only=True, gc=False
 ):
@@ -275,6 +285,7 @@ JournalEvent = (
     | ApprovalRequested
     | ApprovalDecided
     | ModelSwapped
+    | Feedback
     | GuardrailTripped
     | ClosedEvent
     | Snapshot[T]

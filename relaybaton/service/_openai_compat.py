@@ -25,7 +25,13 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import ModelCallEvent, Paused, ReplyDeltaEvent, wait_for_turn
+from relaybaton.actors import (
+    ModelCallEvent,
+    Paused,
+    ReplyDeltaEvent,
+    wait_for_turn,
+    waiting_reply,
+)
 from relaybaton.adapters import ImagePart
 from relaybaton.errors import OwnershipError
 from relaybaton.runtime import TurnResult
@@ -249,10 +255,19 @@ class OpenAICompat:
                     paused_result(outcome, message_id) if isinstance(outcome, Paused) else outcome
                 )
                 return self._whole(chat, completion_id, result, log.after(start)[0])
-            return await self._stream(request, chat, completion_id, message_id, future, log, start)
+            return await self._stream(
+                request, chat, completion_id, message_id, future, log, start, conversation_id
+            )
         finally:
             log.readers -= 1
             log.live -= live
+
+    def _waiting(self, conversation_id: str, future: asyncio.Future[TurnResult]) -> str | None:
+        """The waiting reply, if the turn is paused for a person; else None."""
+        conversation = self.service.runtime.conversation(conversation_id)
+        if future.done() or conversation is None or not conversation.waiting_for_a_person:
+            return None
+        return waiting_reply(conversation_id, conversation.pending_approvals)
 
     def _usage(self, events: list[LoggedEvent], message_id: str) -> dict[str, int]:
         prompt = completion = 0
@@ -306,6 +321,7 @@ class OpenAICompat:
         future: asyncio.Future[TurnResult],
         hub_log: EventLog,
         start: int,
+        conversation_id: str = "",
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -350,9 +366,15 @@ class OpenAICompat:
                             await response.write(chunk({"content": piece}))
                 if future.done() and not hub_log.after(last)[0]:
                     break
+                waiting = self._waiting(conversation_id, future)
+                if waiting is not None:  # a person decides later: say so now, and end
+                    await response.write(chunk({"content": waiting}))
+                    break
                 await hub_log.wait(self.service.limits.keepalive_s)
-            result = future.result()
-            if result.error:
+            result = future.result() if future.done() else None
+            if result is None:
+                await response.write(chunk({}, "stop"))
+            elif result.error:
                 error = error_json(502, result.error, code="turn_failed")
                 await response.write(b"data: " + error + b"\n\n")
             else:

@@ -34,6 +34,7 @@ from relaybaton.service._api_types import (
     ResumeIn,
 )
 from relaybaton.service._errors import ErrorBody
+from relaybaton.service._feedback import FeedbackIn, FeedbackOut
 from relaybaton.service._openai_compat import ChatRequest
 
 __all__ = ["ROUTES", "Route", "openapi_document"]
@@ -253,6 +254,20 @@ ROUTES: tuple[Route, ...] = (
         body=DecisionIn,
         answers={200: DecisionOut},
         refusals=(400, 404, 409),
+    ),
+    Route(
+        method="post",
+        path=f"{_CONVERSATION}/feedback",
+        summary="Rate a conversation or one of its messages (1-5): a grade of the answer",
+        body=FeedbackIn,
+        answers={202: FeedbackOut},
+    ),
+    Route(
+        method="get",
+        path="/v1/quality",
+        summary="Satisfaction, online grades and the declared thresholds, met or breached",
+        answers={200: dict[str, Any]},
+        refusals=(),
     ),
     Route(
         method="post",

@@ -138,6 +138,13 @@ class ServiceMetrics:
             ["provider", "model", "outcome"],
             registry=registry,
         )
+        self.model_utility = Histogram(
+            "relaybaton_model_utility",
+            "Grades of model answers (0..1): online graders and users' ratings.",
+            ["provider", "model"],
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=registry,
+        )
         self.swaps = Counter(
             "relaybaton_model_swaps",
             "Adapter changes seen in a model slot.",
@@ -226,6 +233,10 @@ class ServiceMetrics:
                 self._adapters[slot_name] = current
                 self.swaps.labels(slot_name).inc()
             provider = record.adapter.partition(":")[0] if ":" in record.adapter else "custom"
+            if record.outcome == "graded":  # a grade of an earlier call, not a call
+                if record.utility is not None:
+                    self.model_utility.labels(provider, record.model).observe(record.utility)
+                return
             labels = (provider, record.model, record.outcome)
             child = self.child
             child(self.model_duration, *labels).observe(record.latency_s)

@@ -35,6 +35,7 @@ from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
+from relaybaton.service._feedback import FeedbackDesk
 from relaybaton.service._images import images_in
 from relaybaton.service._limits import (
     ServiceLimits,
@@ -308,6 +309,7 @@ class Service:
         router.add_post("/v1/approvals/{approval_id}", self._decide_approval)
         router.add_post("/v1/chat/completions", compat.chat_completions)
         router.add_get("/v1/models", compat.list_models)
+        self.feedback = FeedbackDesk(self, router)
         return app
 
     @web.middleware

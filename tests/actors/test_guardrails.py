@@ -10,10 +10,12 @@ from relaybaton.actors import (
     GuardrailContext,
     GuardrailEvent,
     GuardrailResult,
+    Paused,
     create_guardrail,
     function_tool,
     handoff,
     open_runtime,
+    wait_for_turn,
 )
 from relaybaton.actors._guardrail_checks import luhn_valid
 from relaybaton.adapters import ChatMessage, ToolResultMessage, UserMessage
@@ -225,3 +227,23 @@ async def test_injection_asking_for_a_forbidden_tool_a_handoff_or_a_bypass_gets_
     assert "blocked by guardrail 'cards'" in model.requests[2].messages[-1].content  # type: ignore[union-attr]
     assert CARD not in result.text
     assert result.text.startswith("I can't share that answer: it contains a card number.")
+
+
+async def test_a_person_asked_to_approve_a_call_never_sees_the_card_number_in_it() -> None:
+    @function_tool(needs_approval="amount > 100")
+    def issue_refund(order_id: str, amount: float, note: str) -> str:
+        """Refund an order."""
+        return "refunded"
+
+    cards = create_guardrail("cards", on=["tool_arguments"], pii=["card"], action="redact")
+    model = ScriptedModel(
+        [tool_call("issue_refund", order_id="CD-5678", amount=150.0, note=f"card {CARD}")]
+    )
+    agent = Agent(name="refund", tools=(issue_refund,), guardrails=(cards,))
+    async with open_runtime(agent, models=model) as runtime:
+        future = runtime.submit("c1", "refund $150 on CD-5678 to my card")
+        paused = await wait_for_turn(runtime.conversations, "c1", future)
+        assert isinstance(paused, Paused)
+        [request] = runtime.conversations.pending_approvals()
+    assert CARD not in request.arguments
+    assert "[card number removed]" in request.arguments

@@ -22,7 +22,7 @@ def test_the_help_lists_every_command_group_in_order(capsys: pytest.CaptureFixtu
     assert exited.value.code == 0
     out = capsys.readouterr().out
     commands = ["run", "validate", "resume", "approvals", "conversations", "memory", "mcp"]
-    commands += ["serve", "demo"]
+    commands += ["serve", "demo", "eval", "feedback"]
     listed = [line.split()[0] for line in out.splitlines() if re.match(r" {4}\S", line)]
     assert listed == commands
 

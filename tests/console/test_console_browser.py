@@ -84,7 +84,7 @@ def test_a_150_dollar_refund_is_approved_from_the_inbox_and_the_conversation_fin
     assert "amount > 100" in text
     assert "150" in text
     shot(page, screenshots, "approvals")
-    card.get_by_role("button", name="Approve").click()
+    card.get_by_role("button", name="Approve", exact=True).click()
     page.wait_for_url(f"{url}/approvals")
     page.goto(f"{url}/conversations/c-refund")
     page.locator(".ev-reply").first.wait_for(timeout=TIMEOUT_MS)
@@ -124,7 +124,7 @@ def test_a_stale_approval_shows_the_conflict_explained(
     # Someone else decides first, through the API.
     status, _ = post(url, f"/v1/approvals/{approval_id}", {"decision": "reject", "reason": "no"})
     assert status == 200
-    card.get_by_role("button", name="Approve").click()
+    card.get_by_role("button", name="Approve", exact=True).click()
     problem = page.locator(".problem")
     problem.wait_for(timeout=TIMEOUT_MS)
     assert problem.get_attribute("data-status") == "409"

@@ -100,3 +100,12 @@ def test_the_supervisor_page_shows_candidates_breakers_windows_and_a_rollout() -
     assert "250 ms" in markup  # p50 and p95 of the one call
     assert "rollout small&lt;1&gt; → newer" in markup
     assert "Breakers and rollouts over time" in markup
+
+
+def test_a_slot_whose_unrouted_calls_change_model_shows_a_swap() -> None:
+    def call(model: str) -> ModelCallEvent:
+        return ModelCallEvent(agent="triage", slot="general", model=model, latency_s=0.01)
+
+    markup = render_timeline(["triage"], [(1, call("a")), (2, call("a")), (3, call("b"))])
+    assert markup.count("ev-swap") == 1
+    assert "slot general: a → b" in markup

@@ -147,7 +147,8 @@ async def test_a_double_charge_is_explained_with_what_billing_knows(shop: Runtim
     assert isinstance(said, TurnResult)
     assert said.replies[0].agent == "billing"
     assert said.text.startswith(
-        "Duplicate card charges are pre-authorisations and drop off within 3 business days."
+        "A card charged twice for one purchase is a pre-authorisation: the duplicate charge "
+        "drops off within 3 business days."
     )
     assert "INV-2026-118" in said.text
 

@@ -54,7 +54,8 @@ handoffs = ["refnd"]
         (
             "agnets = []\n" + MODELS,
             'unknown field `agnets` (did you mean "agents"?); '
-            "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp, guardrails",
+            "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp, guardrails, "
+            "evals, variants",
         ),
         (
             '[flow]\nentri = "a"\n',

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from pathlib import Path
 
 import aiohttp
@@ -71,6 +72,22 @@ async def test_a_paused_turn_answers_at_once_and_sigterm_drains_without_waiting_
             content = completion["choices"][0]["message"]["content"]
             assert content.startswith("Your request is waiting for review by a person")
             assert "conversation c2, approval ap-" in content
+            streamed = ""
+            async with asyncio.timeout(10):
+                async with session.post(
+                    f"{url}/v1/chat/completions",
+                    json={**chat, "stream": True},
+                    headers={"X-Relaybaton-Conversation-Id": "c3"},
+                ) as stream:
+                    async for raw in stream.content:
+                        line = raw.decode().strip()
+                        if line == "data: [DONE]":
+                            break
+                        if line.startswith("data: "):
+                            for choice in json.loads(line[6:]).get("choices", []):
+                                streamed += choice["delta"].get("content") or ""
+            assert "waiting for review by a person" in streamed
+            assert "conversation c3, approval ap-" in streamed
     finally:
         stop.set()
         # Both conversations wait for a person: the drain has no turn in flight to wait for.

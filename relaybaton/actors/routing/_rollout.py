@@ -8,7 +8,11 @@ than the incumbent by more than a margin:
 - errors: the new arm's error rate is significantly above the incumbent's plus
   ``error_margin`` (the lower Wilson bound at ``z`` exceeds it);
 - latency: its p95 is above ``p95_margin`` × the incumbent's;
-- quality: its mean grade is below the incumbent's by more than ``quality_margin``.
+- quality: its mean grade is below the incumbent's by more than ``quality_margin`` (over
+  ``min_graded`` grades of each arm, ``min_calls`` when unset). Grades arrive after their
+  calls (``grade``): from ``relaybaton eval``'s graders on live traffic, or from users'
+  feedback. With ``min_graded`` set, a stage also needs that many grades of each arm before
+  it steps up, so a rollout cannot be promoted on calls alone.
 
 Arms are sticky: a conversation's first arm is a hash of its id against the share of the
 moment, and the rollout remembers it, so a conversation keeps its arm for its whole life
@@ -52,6 +56,7 @@ class RolloutPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     error_margin: float = 0.01
     p95_margin: float = 1.5
     quality_margin: float = 0.05
+    min_graded: int = 0
     z: float = 3.0
 
 
@@ -142,6 +147,14 @@ class Rollout:
         window.add(now, latency, ok=ok, utility=utility)
         return self.analyse(now)
 
+    def grade(self, arm: str, now: float, utility: float) -> str | None:
+        """Count a grade of a call ``arm`` answered earlier; return the decision it caused."""
+        window = self.arms.get(arm)
+        if window is None or self.state is not RolloutState.RUNNING:
+            return None
+        window.grade(utility)
+        return self.analyse(now)
+
     def analyse(self, now: float) -> str | None:
         """Roll back as soon as the new arm is worse; step up after a clean window."""
         policy = self.policy
@@ -152,6 +165,10 @@ class Rollout:
             self._pinned.clear()
             return self._decide(now, "rollback", why)
         if now - self.window_started < policy.window_s or new.count < policy.min_calls:
+            return None
+        if new.graded < policy.min_graded or old.graded < policy.min_graded:
+            # Quality is part of the gate: wait for grades of both arms, or the comparison
+            # that would roll a worse model back never had the evidence to run.
             return None
         self.stage += 1
         if self.stage >= len(self.stages) or self.stages[self.stage] >= 1.0:
@@ -177,7 +194,8 @@ class Rollout:
             p_new, p_old = new.quantile(0.95) or 0.0, old.quantile(0.95) or 0.0
             if p_old and p_new > policy.p95_margin * p_old:
                 return f"p95 {p_new:.2f} s > {policy.p95_margin:g} x incumbent {p_old:.2f} s"
-        if new.graded >= policy.min_calls and old.graded >= policy.min_calls:
+        graded = policy.min_graded or policy.min_calls
+        if new.graded >= graded and old.graded >= graded:
             q_new, q_old = new.utility or 0.0, old.utility or 0.0
             if q_new < q_old - policy.quality_margin:
                 return f"quality {q_new:.2f} < incumbent {q_old:.2f} - {policy.quality_margin:g}"

@@ -40,6 +40,7 @@ from relaybaton.actors.routing._attempts import (
     mark_failed,
     refuse_without_vision,
 )
+from relaybaton.actors.routing._grading import publish_grade
 from relaybaton.actors.routing._rollout import Rollout, RolloutPolicy
 from relaybaton.actors.routing._router import Decision
 from relaybaton.actors.routing._slot_rollout import RolloutEvent, SlotRollout
@@ -411,12 +412,30 @@ class ModelSlot:
 
     # --- rollouts -------------------------------------------------------------------------------
 
+    def grade(
+        self,
+        conversation_id: str,
+        utility: float,
+        *,
+        agent: str = "",
+        adapter: str | None = None,
+        request: ModelRequest | None = None,
+    ) -> ModelCallRecord:
+        """Report a grade (0..1) of this slot's answer in a conversation; see ``_grading``."""
+        return publish_grade(
+            self, conversation_id, utility, agent=agent, adapter=adapter, request=request
+        )
+
     def _observe(self, rollout: SlotRollout, adapter: str, started: float, *, ok: bool) -> None:
         now = self.clock.now()
         event = rollout.observe(adapter, now, now - started, ok=ok)
-        if event is None:
-            return
-        if event.action == "promote":
+        if event is not None:
+            self.rollout_moved(event)
+
+    def rollout_moved(self, event: RolloutEvent) -> None:
+        """Act on a rollout's move (install a promoted adapter) and tell the listeners."""
+        rollout = self.rollout
+        if event.action == "promote" and rollout is not None:
             self._install(rollout.incumbent, rollout.candidate)
         for listener in self.rollout_listeners:
             listener(event)

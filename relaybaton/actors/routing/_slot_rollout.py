@@ -112,7 +112,19 @@ class SlotRollout:
             arm = self.rollout.incumbent
         else:
             return None
-        action = self.rollout.record(arm, now, latency, ok=ok)
+        return self._event(now, self.rollout.record(arm, now, latency, ok=ok))
+
+    def grade(self, adapter: str, now: float, utility: float) -> RolloutEvent | None:
+        """Count a grade of an earlier call of either arm; the event when it moved the rollout."""
+        if adapter == self.candidate.name:
+            arm = self.rollout.candidate
+        elif adapter == self.incumbent.name:
+            arm = self.rollout.incumbent
+        else:
+            return None
+        return self._event(now, self.rollout.grade(arm, now, utility))
+
+    def _event(self, now: float, action: str | None) -> RolloutEvent | None:
         if action is None:
             return None
         event = RolloutEvent(

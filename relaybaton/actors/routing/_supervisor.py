@@ -21,7 +21,8 @@ Its decisions are ``SwapEvent``s: when the breaker of the adapter a slot uses op
 slot gets the best healthy other candidate (``failover``); when the slot's primary closes
 again after its probes, the primary goes back (``restore``); when graded utility of a slot's
 adapter stays below ``utility_floor`` (with ``min_graded`` grades and a ``cooldown_s``
-between escalations), the slot gets a stronger-tier candidate (``escalate``). Each swap is
+between escalations), the slot gets a stronger-tier candidate (``escalate``), and the
+weaker one is probed again later (``probe``; see ``_utility_rule``). Each swap is
 logged, kept in ``SupervisorState.swaps`` and handed to ``swap_listeners``. Swaps go
 through ``ModelSlot.swap``, so a call begun on the old adapter finishes there (invariant 8).
 """
@@ -37,9 +38,11 @@ import msgspec
 import structlog
 
 from relaybaton.actors.routing._breaker import BreakerState, BreakerTransition
+from relaybaton.actors.routing._grading import GRADED
 from relaybaton.actors.routing._health import HealthBoard
 from relaybaton.actors.routing._slot import ModelSlot
 from relaybaton.actors.routing._slot_rollout import RolloutEvent
+from relaybaton.actors.routing._utility_rule import UtilityRule
 from relaybaton.actors.routing._windows import SlidingWindow
 from relaybaton.adapters import ModelAdapter, ModelCallRecord
 from relaybaton.errors import ActorStoppedError, MailboxFullError
@@ -89,6 +92,12 @@ class SupervisorPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     window_s: float = 60.0
     window_calls: int = 500
     tick_s: float = 0.25
+    utility_margin: float = 0.05
+    utility_window_s: float = 600.0
+    utility_window: int = 200
+    probe_after_s: float = 300.0
+    probe_backoff: float = 2.0
+    max_probe_after_s: float = 3600.0
 
 
 SupervisorMessage = ModelCallRecord | BreakerTransition | SupervisionEvent | RolloutEvent | Tick
@@ -112,6 +121,8 @@ class SupervisorState:
         self.crashes_by_child: dict[str, int] = {}
         self.transitions: list[BreakerTransition] = []
         self.swap_listeners: list[Callable[[SwapEvent], None]] = []
+        self.utility = UtilityRule(policy)
+        self.grades = 0
 
     def window(self, adapter: str) -> SlidingWindow:
         """The adapter's window, created on first use."""
@@ -133,7 +144,6 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
         self.slots = slots
         self.board = board
         self.state = state
-        self._escalated_at: dict[str, float] = {}
 
     async def receive(self, message: SupervisorMessage) -> None:
         if isinstance(message, ModelCallRecord):
@@ -146,6 +156,10 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
             self._rollout(message)
         else:
             self.board.evaluate()
+            for slot, adapter, reason, action in self.state.utility.probes_due(
+                list(self.slots.values()), self._now()
+            ):
+                self._swap(slot, adapter, reason, action)
 
     def _now(self) -> float:
         return self.board.clock.now()
@@ -153,6 +167,12 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
     def _count(self, record: ModelCallRecord) -> None:
         state = self.state
         now = self._now()
+        if record.outcome == GRADED:
+            if record.utility is not None:
+                state.grades += 1
+                state.utility.grade(record.adapter, now, record.utility)
+                self._check_utility(record.adapter, now)
+            return
         cost = record.usage.cost_usd
         state.window(record.adapter).add(
             now,
@@ -169,35 +189,17 @@ class ModelSupervisor(Actor[SupervisorMessage, None]):
             state.spend_by_agent[record.agent] = state.spend_by_agent.get(record.agent, 0.0) + cost
         state.spend_by_model[record.adapter] = state.spend_by_model.get(record.adapter, 0.0) + cost
         state.calls_by_model[record.adapter] = state.calls_by_model.get(record.adapter, 0) + 1
-        if record.utility is not None:
+        if record.utility is not None:  # a grade carried by the call's own record
+            state.utility.grade(record.adapter, now, record.utility)
             self._check_utility(record.adapter, now)
 
     def _check_utility(self, adapter: str, now: float) -> None:
-        policy = self.state.policy
-        window = self.state.window(adapter)
-        utility = window.utility
-        if utility is None or window.graded < policy.min_graded or utility >= policy.utility_floor:
-            return
         for slot in self.slots.values():
             if slot.adapter.name != adapter:
                 continue
-            if now - self._escalated_at.get(slot.name, -1e18) < policy.cooldown_s:
-                continue
-            current = next((c for c in slot.candidates if c.adapter.name == adapter), None)
-            tier = current.tier if current is not None else 0
-            stronger = sorted(
-                (c for c in slot.candidates if c.tier > tier and self.board.allows(c.adapter.name)),
-                key=lambda c: (c.tier, c.price()),
-            )
-            if stronger:
-                self._escalated_at[slot.name] = now
-                self._swap(
-                    slot,
-                    stronger[0].adapter,
-                    f"utility {utility:.2f} < {policy.utility_floor:g} over {window.graded} "
-                    "graded calls",
-                    "escalate",
-                )
+            swap = self.state.utility.check(slot, self.board, now)
+            if swap is not None:
+                self._swap(*swap)
 
     def _react(self, transition: BreakerTransition) -> None:
         self.state.transitions.append(transition)

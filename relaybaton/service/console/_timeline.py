@@ -207,6 +207,28 @@ def render_event(lanes: list[str], event_id: int, event: msgspec.Struct) -> Html
     return _row(event_id, "other", f"lane-{len(lanes)}", html("<b>{}</b>", kind))
 
 
+def _swap(
+    lanes: list[str], event_id: int, event: msgspec.Struct, held: dict[str, str]
+) -> Html | None:
+    """A row where a slot's unrouted calls moved to another model: the slot was swapped.
+
+    Routed calls pick among candidates call by call (their route says why), so only calls
+    without a route show what the slot holds.
+    """
+    if not isinstance(event, ModelCallEvent) or event.route is not None:
+        return None
+    before = held.get(event.slot)
+    held[event.slot] = event.model
+    if before is None or before == event.model:
+        return None
+    return _row(
+        event_id,
+        "swap",
+        f"span-1-{len(lanes)}",
+        html("<b>swap</b> slot {}: {} → {}", event.slot, before, event.model),
+    )
+
+
 def render_timeline(
     agents: Sequence[str], events: Sequence[tuple[int, msgspec.Struct]], *, dropped: int = 0
 ) -> Html:
@@ -222,11 +244,15 @@ def render_timeline(
         ),
     )
     # Each event is a row of its own with the lanes' columns, so the timeline reads down.
-    rows = [
-        html('<li class="{}">{}</li>', grid, cell)
-        for event_id, event in events
-        if (cell := render_event(lanes, event_id, event)) is not None
-    ]
+    rows = []
+    held: dict[str, str] = {}  # slot -> the model its last unrouted call went to
+    for event_id, event in events:
+        swap = _swap(lanes, event_id, event, held)
+        if swap is not None:
+            rows.append(html('<li class="{}">{}</li>', grid, swap))
+        cell = render_event(lanes, event_id, event)
+        if cell is not None:
+            rows.append(html('<li class="{}">{}</li>', grid, cell))
     note = (
         html('<p class="note">{} earlier events are no longer kept for this view.</p>', dropped)
         if dropped

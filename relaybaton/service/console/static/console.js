@@ -99,7 +99,7 @@
   if (trace) {
     const bar = document.createElement("div");
     bar.className = "filters";
-    ["model", "tool", "baton", "approval", "reply", "operator"].forEach(function (kind) {
+    ["model", "tool", "baton", "approval", "reply", "operator", "swap"].forEach(function (kind) {
       const label = document.createElement("label");
       const box = document.createElement("input");
       box.type = "checkbox";
