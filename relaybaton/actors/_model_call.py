@@ -59,6 +59,10 @@ async def call_model(
             conversations.stream_replies
             and isinstance(sink, OwnerHandle)
             and not compiled.guards.output  # the user sees only a screened reply
+            and (
+                conversations.stream_filter is None  # someone watches this conversation live
+                or conversations.stream_filter(sink.conversation_id)
+            )
         ):
             # Someone listens (the HTTP service): stream, so the user sees the answer as it
             # comes. Only the owner's text is the user's; an agent used as a tool stays whole.

@@ -63,6 +63,10 @@ class Registry:
         # Whether owners stream their answers as text deltas (someone shows them live, like
         # the HTTP service's SSE); otherwise a model's answer is taken whole.
         self.stream_replies = False
+        # With ``stream_replies``, which conversations someone watches live (None: all).
+        # Deltas nobody reads are a cost per token for every listener, so a watcher (an
+        # SSE reader, a streaming chat request) turns them on for its conversation only.
+        self.stream_filter: Callable[[str], bool] | None = None
         self.turns_accepted = 0
         self.turns_finished = 0
         self.duplicates = 0

@@ -8,6 +8,7 @@ metric label. With no token configured the service answers loopback clients only
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -55,6 +56,7 @@ def _parse_entry(entry: str, where: str) -> ApiToken:
     return ApiToken(secret=secret.encode(), label=f"tok-{digest}", flows=allowed or None)
 
 
+@functools.lru_cache(maxsize=1024)  # asked per request, of the same few peers
 def is_loopback(host: str | None) -> bool:
     """Whether ``host`` (a peer address) is this machine."""
     if not host:

@@ -91,8 +91,8 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     stream_options: _StreamOptions | None = None
     user: str | None = None
     n: int | None = None
-    tools: list[msgspec.Raw] | None = None
-    functions: list[msgspec.Raw] | None = None
+    tools: list[dict[str, Any]] | None = None
+    functions: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
 
@@ -239,6 +239,8 @@ class OpenAICompat:
                 raise ApiError(404, str(exc), code="model_not_found", param="model") from exc
         log = service.hub.log(conversation_id)
         log.readers += 1  # keeps the log (and this turn's events) while we answer
+        live = int(chat.stream)  # a streamed answer wants the deltas as the model sends them
+        log.live += live
         try:
             start = log.next_id - 1
             message_id, future = service.submit(
@@ -258,6 +260,7 @@ class OpenAICompat:
             )
         finally:
             log.readers -= 1
+            log.live -= live
 
     def _waiting(self, conversation_id: str, future: asyncio.Future[TurnResult]) -> str | None:
         """The waiting reply, if the turn is paused for a person; else None."""

@@ -12,7 +12,7 @@ that names the field and says what is supported: ``tool_choice`` of ``"none"`` o
 
 from __future__ import annotations
 
-import msgspec
+from typing import Any
 
 from relaybaton.service._errors import ApiError
 
@@ -20,10 +20,10 @@ __all__ = ["refuse_unsupported"]
 
 
 def refuse_unsupported(
-    tools: list[msgspec.Raw] | None,
-    functions: list[msgspec.Raw] | None,
-    tool_choice: str | dict[str, object] | None,
-    response_format: dict[str, object] | None,
+    tools: list[dict[str, Any]] | None,
+    functions: list[dict[str, Any]] | None,
+    tool_choice: str | dict[str, Any] | None,
+    response_format: dict[str, Any] | None,
 ) -> None:
     """Raise a 400 ``ApiError`` for an option the endpoint would otherwise ignore."""
     if tools:

@@ -24,12 +24,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
-import anyio
 import msgspec
 import structlog
 from aiohttp import web
 
-from relaybaton.actors import Paused, Runtime, wait_for_turn
+from relaybaton.actors import Paused, Runtime
 from relaybaton.adapters import ImagePart
 from relaybaton.errors import ConflictError, OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
@@ -49,6 +48,7 @@ from relaybaton.service._paused import paused_body, settle
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
+from relaybaton.service._waiting import outcome_within
 from relaybaton.service.console._options import ConsoleOptions
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ class Service:
             )
         except OwnershipError as exc:
             raise ApiError(409, str(exc), code="conversation_closed") from exc
-        self.metrics.messages_received.labels(api).inc()
+        self.metrics.child(self.metrics.messages_received, api).inc()
         if not future.done():
             self.pending[future] = conversation_id
             future.add_done_callback(lambda done: self.pending.pop(done, None))
@@ -361,8 +361,7 @@ class Service:
         finally:
             if principal is not None:
                 self.limiter.leave(principal)
-            self.metrics.http_requests.labels(route, request.method, str(status)).inc()
-            self.metrics.http_duration.labels(route).observe(time.perf_counter() - started)
+            self.metrics.count_request(route, request.method, status, started)
 
     # --- probes and metrics -----------------------------------------------------------------
 
@@ -409,11 +408,13 @@ class Service:
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
             return _json(_accepted(conversation_id, message_id), 202, location)
-        with anyio.move_on_after(self.limits.wait_timeout_s):
-            # Our own waiter: a client that goes away cancels this wait, never the turn.
-            outcome = await wait_for_turn(self.runtime.conversations, conversation_id, future)
-            if isinstance(outcome, Paused):  # a person decides later: answer now
-                return _json(paused_body(outcome, message_id), 202, location)
+        # Our own wait: a client that goes away ends it, never the turn.
+        outcome = await outcome_within(
+            self.hub, conversation_id, future, self.limits.wait_timeout_s
+        )
+        if isinstance(outcome, Paused):  # a person decides later: answer now
+            return _json(paused_body(outcome, message_id), 202, location)
+        if outcome is not None:
             return _json(outcome)
         return _json(_accepted(conversation_id, message_id), 202, location)
 

@@ -55,13 +55,14 @@ class LoggedEvent(NamedTuple):
 class EventLog:
     """The recent events of one conversation and the readers waiting for the next."""
 
-    __slots__ = ("closed", "events", "next_id", "readers", "waiters")
+    __slots__ = ("closed", "events", "live", "next_id", "readers", "waiters")
 
     def __init__(self, capacity: int) -> None:
         self.events: deque[LoggedEvent] = deque(maxlen=capacity)
         self.next_id = 1
         self.waiters: list[asyncio.Future[None]] = []
-        self.readers = 0
+        self.readers = 0  # who keeps the log from being dropped
+        self.live = 0  # of those, who shows the answer as it streams
         self.closed = False
 
     def append(self, message_id: str, event: msgspec.Struct) -> None:
@@ -118,6 +119,12 @@ class EventHub:
         self.closed = False
         self._unsubscribe: Callable[[], None] | None = conversations.subscribe(self._on_event)
         conversations.stream_replies = True  # SSE clients see answers token by token
+        conversations.stream_filter = self.watched  # ... in the conversations they watch
+
+    def watched(self, conversation_id: str) -> bool:
+        """Whether someone reads the conversation's events live (its deltas are wanted)."""
+        log = self.logs.get(conversation_id)
+        return log is not None and log.live > 0
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
         conversation = self.conversations.get(conversation_id)
@@ -184,6 +191,7 @@ async def stream_events(
     await response.prepare(request)
     log = hub.log(conversation_id)
     log.readers += 1
+    log.live += 1
     try:
         await response.write(b"retry: 1000\n\n")
         while True:
@@ -210,4 +218,5 @@ async def stream_events(
         _log.debug("event_stream_closed_by_client", conversation_id=conversation_id, exc_info=exc)
     finally:
         log.readers -= 1
+        log.live -= 1
     return response

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relaybaton.actors.routing import ModelSlot
 from relaybaton.adapters import ModelRequest, RequestMetadata, UserMessage
-from relaybaton.flow._compose import create_slots
-from relaybaton.flow._file import parse_flow
+from relaybaton.flow._compose import _candidate_config, create_slots
+from relaybaton.flow._file import CandidateConfig, ModelConfig, parse_flow
 from relaybaton.runtime import MonotonicClock
 from tests.adapters._servers import FakeServer
 from tests.flow.test_on_providers import _anthropic, _gemini, _openai
@@ -172,3 +174,33 @@ async def test_an_override_to_another_provider_never_takes_the_slots_host_or_key
     assert len(servers["reasoning"].received) == 4
     assert CANARIES["domain"] not in _seen_by(servers["reasoning"])
     assert all(not servers[n].received for n in ("general", "multimodal", "domain"))
+
+
+_PROVIDERS = st.sampled_from(["openai", "anthropic", "gemini", "openai-compatible", "simulated"])
+_maybe = st.none() | st.sampled_from(["http://127.0.0.1:1/v1", "http://127.0.0.1:2"])
+_keys = st.none() | st.sampled_from(["KEY_A", "KEY_B"])
+
+
+@given(
+    providers=st.tuples(_PROVIDERS, _PROVIDERS),
+    slot=st.tuples(_maybe, _keys),
+    own=st.tuples(_maybe, _keys),
+)
+def test_a_candidate_takes_the_slots_endpoint_and_key_only_for_the_same_provider(
+    providers: tuple[str, str],
+    slot: tuple[str | None, str | None],
+    own: tuple[str | None, str | None],
+) -> None:
+    (slot_provider, candidate_provider), (slot_url, slot_key), (own_url, own_key) = (
+        providers,
+        slot,
+        own,
+    )
+    base = ModelConfig(model=f"{slot_provider}:m", base_url=slot_url, api_key_env=slot_key)
+    option = CandidateConfig(
+        name="c", model=f"{candidate_provider}:n", base_url=own_url, api_key_env=own_key
+    )
+    config = _candidate_config(base, option, 0)
+    same = slot_provider == candidate_provider
+    assert config.base_url == (own_url or (slot_url if same else None))
+    assert config.api_key_env == (own_key or (slot_key if same else None))
