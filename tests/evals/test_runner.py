@@ -177,3 +177,15 @@ async def test_junit_and_html_survive_hostile_replies() -> None:
     page = html_report("t", [result], [summarize(result)])
     assert "<b>hi</b>" not in page
     assert "&lt;b&gt;hi&lt;/b&gt;" in page
+
+
+async def test_a_condition_on_an_argument_a_call_does_not_have_is_not_met() -> None:
+    graders = [
+        ToolCalledGrader("by_currency", "issue_refund", when="currency == 'EUR'"),
+        ApprovalRequiredGrader("eur_waits", "issue_refund", when="currency == 'EUR'"),
+    ]
+    result = await run_dataset(runtime_factory(rule=False), [ITEMS[2]], graders)
+    called, approval = result.runs[0].grades
+    assert not called.passed  # issue_refund has no currency: no call matches
+    assert approval.passed
+    assert approval.reason.startswith("0 call(s) of issue_refund")
