@@ -414,10 +414,8 @@ class Service:
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
             return _json(_accepted(conversation_id, message_id), 202, location)
-        # Our own wait: a client that goes away ends it, never the turn.
-        outcome = await outcome_within(
-            self.hub, conversation_id, future, self.limits.wait_timeout_s
-        )
+        wait = self.limits.wait_timeout_s  # our own wait: a client going away ends it, not the turn
+        outcome = await outcome_within(self.hub, conversation_id, future, wait)
         if isinstance(outcome, Paused):  # a person decides later: answer now
             return _json(paused_body(outcome, message_id), 202, location)
         if outcome is not None:
