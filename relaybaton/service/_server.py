@@ -37,12 +37,7 @@ from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._feedback import FeedbackDesk
 from relaybaton.service._images import images_in
-from relaybaton.service._limits import (
-    ServiceLimits,
-    TokenLimiter,
-    check_depth,
-    read_body,
-)
+from relaybaton.service._limits import ServiceLimits, TokenLimiter, check_depth, read_body
 from relaybaton.service._operator_api import OperatorApi, caller
 from relaybaton.service._paused import paused_body, settle
 from relaybaton.service._prometheus import ServiceMetrics
