@@ -23,6 +23,7 @@ from relaybaton.actors._agent import HistoryFilter
 from relaybaton.actors._approval import approval_gate, approval_note
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
 from relaybaton.actors._events import ToolCallEvent
+from relaybaton.actors._fork_choice import call_forked
 from relaybaton.actors._guarding import Where
 from relaybaton.actors._model_call import budget_reply, call_model
 from relaybaton.actors._schema_tool import SchemaTool
@@ -394,6 +395,14 @@ class AgentActor(ConversationActor):
     def _call_model(
         self, request: ModelRequest, sink: OwnerHandle | ToolScope
     ) -> Coroutine[Any, Any, tuple[AssistantMessage, Charged]]:
+        conversation = (
+            sink.conversation
+            if isinstance(sink, OwnerHandle)
+            else self.conversations.by_id.get(sink.conversation_id)
+        )
+        control = conversation.control if conversation is not None else None
+        if control is not None and control.chose:  # a fork chose this agent's model or prompt
+            return call_forked(self.compiled, self.flow, request, sink, control)
         return call_model(self.compiled, self.flow, request, sink)
 
     async def _run_tools(

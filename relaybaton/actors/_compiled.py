@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import final
 
 from relaybaton.actors._agent import Agent, AgentTool, Handoff
+from relaybaton.actors._fork_models import ForkModels
 from relaybaton.actors._guarding import Guards
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._tools import FunctionTool
@@ -29,6 +30,7 @@ class FlowContext:
     slots: dict[str, ModelSlot]
     clock: Clock
     agents: dict[str, CompiledAgent] = field(default_factory=dict)
+    fork_models: ForkModels = field(default_factory=ForkModels)  # what forks chose
 
 
 @final

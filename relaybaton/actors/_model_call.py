@@ -15,6 +15,7 @@ import msgspec
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
 from relaybaton.actors._events import ModelCallEvent, ReplyDeltaEvent, failed_model_calls
 from relaybaton.actors.routing._router import Decision
+from relaybaton.actors.routing._slot import ModelSlot
 from relaybaton.adapters import AssistantMessage, ModelRequest
 from relaybaton.errors import BudgetExceededError
 from relaybaton.runtime import Clock, OwnerHandle, ToolScope
@@ -45,10 +46,17 @@ async def call_model(
     flow: FlowContext,
     request: ModelRequest,
     sink: OwnerHandle | ToolScope,
+    *,
+    slot: ModelSlot | None = None,
+    chosen: Decision | None = None,
 ) -> tuple[AssistantMessage, Charged]:
-    """Call the agent's slot; return the answer (as the agent's) and its usage."""
+    """Call the agent's slot; return the answer (as the agent's) and its usage.
+
+    ``slot`` replaces the agent's slot and ``chosen`` is the trace's route when no router
+    decided: a fork's choice (``_fork_choice.py``).
+    """
     agent = compiled.agent.name
-    slot = compiled.slot
+    slot = slot or compiled.slot
     clock = flow.clock
     conversations = flow.conversations
     tracing = conversations.observed
@@ -112,7 +120,7 @@ async def call_model(
                 cost_usd=usage.cost_usd,
                 conversation_id=request.metadata.conversation_id,
                 at=started,
-                route=routes[-1] if routes else None,
+                route=routes[-1] if routes else chosen,
                 usage_estimated=usage.estimated,
             )
         )

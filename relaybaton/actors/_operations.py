@@ -11,11 +11,12 @@ call without its result.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import final
 
 import msgspec
 
+from relaybaton.actors._fork_choice import check_fork_choice
 from relaybaton.actors._runtime import Runtime
 from relaybaton.adapters import AssistantMessage, ToolResultMessage, UserMessage
 from relaybaton.errors import ConflictError
@@ -131,11 +132,19 @@ class Operations:
         upto: int,
         new_id: str | None = None,
         owner: str | None = None,
+        models: Mapping[str, str] | None = None,
+        instructions: Mapping[str, str] | None = None,
     ) -> Conversation:
         """A new conversation from ``source_id``'s first ``upto`` items (the source unchanged).
 
-        The cut must not split a tool call from its result.
+        The cut must not split a tool call from its result. ``models`` (per agent: a
+        ``provider:model`` the flow can build, or a candidate of the agent's slot) and
+        ``instructions`` (per agent) apply to the new conversation only.
+
+        Raises:
+            ConfigError: a chosen model cannot be built, or names no agent (``models.<agent>``).
         """
+        check_fork_choice(self.runtime.flow, models or {}, instructions or {})
         source = await self._loaded(source_id)
         head = source.transcript[:upto]
         if _splits_tool_call(head):
@@ -147,7 +156,15 @@ class Operations:
             )
         target = new_id or f"{source_id[:100]}-fork-{secrets.token_hex(4)}"
         await self.conversations.load(target)
-        return self.conversations.fork(source_id, target, by, upto=upto, owner=owner)
+        return self.conversations.fork(
+            source_id,
+            target,
+            by,
+            upto=upto,
+            owner=owner,
+            models=models,
+            instructions=instructions,
+        )
 
 
 def _splits_tool_call(items: Sequence[msgspec.Struct]) -> bool:

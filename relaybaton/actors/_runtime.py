@@ -13,6 +13,7 @@ from typing import final
 from relaybaton.actors._agent import Agent, AgentTool
 from relaybaton.actors._agent_actor import AgentActor
 from relaybaton.actors._compiled import CompiledAgent, FlowContext
+from relaybaton.actors._fork_models import ForkModels, ModelBuilder
 from relaybaton.actors.routing._shadow import open_shadow_runner
 from relaybaton.actors.routing._slot import ModelSlot
 from relaybaton.adapters import ChatMessage, ImagePart, ModelAdapter, RetryPolicy, UserMessage
@@ -227,6 +228,7 @@ async def open_runtime(
     durability: Durability | str = Durability.BATCHED,
     snapshot_every: int = 200,
     resume: bool = True,
+    model_builder: ModelBuilder | None = None,
 ) -> AsyncIterator[Runtime]:
     """Deploy ``entry`` and every agent it reaches, and run them for the block.
 
@@ -248,6 +250,8 @@ async def open_runtime(
         durability: ``sync``, ``batched`` or ``off`` (see ``Durability``).
         snapshot_every: records between snapshots of a conversation.
         resume: on start, continue the conversations a previous run left unfinished.
+        model_builder: builds a ``provider:model`` a fork chooses for an agent (a
+            candidate of the agent's slot needs none); without one, forks choose only those.
 
     On exit, turns in progress get a short grace to finish, then are cancelled, and the
     journal commits what it holds.
@@ -288,6 +292,7 @@ async def open_runtime(
             model_attempts=model_attempts,
             gc_young_threshold=gc_young_threshold,
             journal=journal,
+            model_builder=model_builder,
         ) as runtime:
             if journal is not None and resume:
                 await runtime.conversations.resume_all()
@@ -312,6 +317,7 @@ async def _open_agents(
     model_attempts: int,
     gc_young_threshold: int | None,
     journal: Journal[ChatMessage] | None,
+    model_builder: ModelBuilder | None = None,
 ) -> AsyncIterator[Runtime]:
     async with (
         open_system(clock=clock, gc_young_threshold=gc_young_threshold) as system,
@@ -332,7 +338,12 @@ async def _open_agents(
             else ModelSlot(name, adapter, clock=clock, retry=retry)
             for name, adapter in adapters.items()
         }
-        flow = FlowContext(conversations=conversations, slots=slots, clock=clock)
+        flow = FlowContext(
+            conversations=conversations,
+            slots=slots,
+            clock=clock,
+            fork_models=ForkModels(model_builder),
+        )
         for name, agent in deployed.items():
             compiled = CompiledAgent(agent, slots[agent.model])
             flow.agents[name] = compiled
@@ -350,3 +361,4 @@ async def _open_agents(
         finally:
             for slot in lent:
                 slot.shadows = None
+            await flow.fork_models.aclose()

@@ -77,6 +77,20 @@ def add_operator_verbs(verbs: Any) -> None:
             action.add_argument("--upto", type=int, required=True, help="transcript items kept")
             action.add_argument("--new-id", help="the new conversation's id")
             action.add_argument("--agent", help="its first owner (the entry agent by default)")
+            action.add_argument(
+                "--model",
+                action="append",
+                default=[],
+                metavar="AGENT=PROVIDER:MODEL",
+                help="the fork runs AGENT on this model (or a candidate of its slot); repeatable",
+            )
+            action.add_argument(
+                "--instructions",
+                action="append",
+                default=[],
+                metavar="AGENT=TEXT",
+                help="the fork gives AGENT these instructions instead of the flow's; repeatable",
+            )
         action.set_defaults(func=_act, verb=verb)
 
 
@@ -99,7 +113,22 @@ def _body(args: argparse.Namespace) -> dict[str, object]:
                 body["conversation_id"] = args.new_id
             if args.agent:
                 body["agent"] = args.agent
+            if args.model:
+                body["models"] = _per_agent("--model", args.model)
+            if args.instructions:
+                body["instructions"] = _per_agent("--instructions", args.instructions)
     return body
+
+
+def _per_agent(option: str, values: list[str]) -> dict[str, str]:
+    """``AGENT=VALUE`` pairs as a mapping; the value may hold ``=`` and ``:``."""
+    chosen: dict[str, str] = {}
+    for value in values:
+        agent, sep, rest = value.partition("=")
+        if not sep or not agent or not rest:
+            raise ConfigError(f"{option}: expected AGENT=VALUE, got {value!r}")
+        chosen[agent] = rest
+    return chosen
 
 
 async def _request(

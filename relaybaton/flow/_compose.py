@@ -521,6 +521,8 @@ async def _open_runtime_of(
             gc_young_threshold=gc_young_threshold,
             store=store,
             durability=durability,
+            # A fork may choose another model for an agent: built like a `--model` override.
+            model_builder=lambda slot, model_id: _adapter(flow, slot, model_id, clock),
         ) as runtime:
             if board is None:
                 yield runtime

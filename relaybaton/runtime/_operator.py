@@ -14,7 +14,7 @@ check costs one attribute read until someone sets something on the conversation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -311,11 +311,15 @@ class Operators(Turns):
         *,
         upto: int,
         owner: str | None = None,
+        models: Mapping[str, str] | None = None,
+        instructions: Mapping[str, str] | None = None,
     ) -> Conversation:
         """Start ``new_id`` with ``source_id``'s first ``upto`` transcript items.
 
         The source is only read. ``owner`` (an agent; the entry agent by default) owns the
         new conversation at epoch 0; it waits for a user message like any new one.
+        ``models`` and ``instructions`` (per agent) are what the fork runs with instead of
+        the flow's; the agent layer checks the models can be built before this is called.
         """
         source = self.require(source_id)
         if new_id in self.by_id:
@@ -336,10 +340,27 @@ class Operators(Turns):
                 f"cannot fork to agent {first!r}: no such agent", conversation_id=source_id
             )
         conversation = self.open(new_id, owner=first)
+        for field_name, chosen in (("models", models), ("instructions", instructions)):
+            unknown = sorted(set(chosen or ()) - set(self.agents))
+            if unknown:
+                raise OwnershipError(
+                    f"{field_name}: no agent named {unknown[0]!r}; the flow's agents: "
+                    f"{', '.join(sorted(self.agents))}",
+                    conversation_id=source_id,
+                )
         event: Forked[msgspec.Struct] = Forked(
-            by=by, source=source_id, upto=upto, owner=first, items=source.transcript[:upto]
+            by=by,
+            source=source_id,
+            upto=upto,
+            owner=first,
+            items=source.transcript[:upto],
+            models=dict(models or {}),
+            instructions=dict(instructions or {}),
         )
         operated.forked(conversation, event)
         conversation.ownership[:] = [OwnershipRecord(owner=first, epoch=0)]
-        self._operated(conversation, "fork", by, event, f"{source_id}[:{upto}]")
+        chose = [f"model {a}={m}" for a, m in sorted(event.models.items())]
+        chose += [f"instructions {a}" for a in sorted(event.instructions)]
+        detail = f"{source_id}[:{upto}]" + (f" ({', '.join(chose)})" if chose else "")
+        self._operated(conversation, "fork", by, event, detail)
         return conversation

@@ -118,6 +118,10 @@ class Forked(msgspec.Struct, Generic[T], tag="forked", frozen=True, kw_only=True
     upto: int
     owner: str
     items: list[T]
+    # Per agent: the model (``provider:model`` or a candidate of its slot) and replacement
+    # instructions the fork runs with instead of the flow's; empty in older journals.
+    models: dict[str, str] = msgspec.field(default_factory=dict)
+    instructions: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 @final
@@ -127,7 +131,9 @@ class Control:
 
     ``hold``: who paused it (None: running); ``halted``: the point the owner stopped
     before ("": not stopped); ``released``: the point a resume lets it pass once;
-    ``notes``: notes waiting for the next model call; ``forked_from``: its origin.
+    ``notes``: notes waiting for the next model call; ``forked_from``: its origin;
+    ``fork_models`` / ``fork_instructions``: what the fork chose per agent instead of the
+    flow's model and instructions (read before each model call only when ``forked`` is set).
     """
 
     hold: HoldSet | None = None
@@ -138,6 +144,10 @@ class Control:
     notes: list[msgspec.Struct] = field(default_factory=list)
     forked_from: str = ""
     history: list[tuple[str, str, int]] = field(default_factory=list)  # (by, action, epoch)
+    fork_models: dict[str, str] = field(default_factory=dict)
+    fork_instructions: dict[str, str] = field(default_factory=dict)
+    forked_by: str = ""
+    chose: bool = False  # the fork chose a model or instructions for some agent
 
 
 class ControlState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, gc=False):
@@ -151,6 +161,9 @@ class ControlState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, gc=Fal
     notes: list[T] = msgspec.field(default_factory=list)
     forked_from: str = ""
     history: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
+    fork_models: dict[str, str] = msgspec.field(default_factory=dict)
+    fork_instructions: dict[str, str] = msgspec.field(default_factory=dict)
+    forked_by: str = ""
 
 
 def control_state(control: Control | None) -> ControlState[msgspec.Struct] | None:
@@ -166,6 +179,9 @@ def control_state(control: Control | None) -> ControlState[msgspec.Struct] | Non
         notes=list(control.notes),
         forked_from=control.forked_from,
         history=list(control.history),
+        fork_models=dict(control.fork_models),
+        fork_instructions=dict(control.fork_instructions),
+        forked_by=control.forked_by,
     )
 
 
@@ -182,4 +198,8 @@ def control_of(state: ControlState[msgspec.Struct] | None) -> Control | None:
         notes=list(state.notes),
         forked_from=state.forked_from,
         history=[tuple(h) for h in state.history],  # type: ignore[misc]
+        fork_models=dict(state.fork_models),
+        fork_instructions=dict(state.fork_instructions),
+        forked_by=state.forked_by,
+        chose=bool(state.fork_models or state.fork_instructions),
     )

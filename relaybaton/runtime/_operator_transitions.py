@@ -125,4 +125,8 @@ def forked(conversation: Conversation, event: Forked[msgspec.Struct]) -> None:
     conversation.transcript[:] = list(event.items)
     control = control_of(conversation)
     control.forked_from = event.source
+    control.forked_by = event.by
+    control.fork_models = dict(event.models)
+    control.fork_instructions = dict(event.instructions)
+    control.chose = bool(event.models or event.instructions)
     control.history.append((event.by, f"fork:{event.source}:{event.upto}", 0))

@@ -125,6 +125,16 @@ class ForkIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     upto: Annotated[int, msgspec.Meta(ge=0)]
     conversation_id: ConversationId | None = None
     agent: AgentName | None = None
+    # Per agent, for the new conversation only: a `provider:model` the flow can build or a
+    # candidate of the agent's slot, and instructions in place of the flow's.
+    models: Annotated[
+        dict[AgentName, Annotated[str, msgspec.Meta(min_length=1, max_length=300)]],
+        msgspec.Meta(max_length=100, description="agent -> provider:model or slot candidate"),
+    ] = msgspec.field(default_factory=dict)
+    instructions: Annotated[
+        dict[AgentName, Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]],
+        msgspec.Meta(max_length=100, description="agent -> instructions for the fork"),
+    ] = msgspec.field(default_factory=dict)
 
 
 class OperatorState(msgspec.Struct, kw_only=True):
@@ -141,6 +151,10 @@ class OperatorState(msgspec.Struct, kw_only=True):
     notes_pending: int
     forked_from: str | None
     pending_approvals: list[str]
+    # What a fork chose for its agents instead of the flow's: agent -> model id, and the
+    # agents whose instructions it replaced.
+    fork_models: dict[str, str] = msgspec.field(default_factory=dict)
+    fork_instructions_for: list[str] = msgspec.field(default_factory=list)
 
 
 class ConversationItem(msgspec.Struct, kw_only=True):

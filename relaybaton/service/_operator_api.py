@@ -78,6 +78,8 @@ def operator_state(conversation: Conversation) -> OperatorState:
         notes_pending=len(control.notes) if control is not None else 0,
         forked_from=(control.forked_from or None) if control is not None else None,
         pending_approvals=[a.approval_id for a in conversation.pending_approvals],
+        fork_models=dict(control.fork_models) if control is not None else {},
+        fork_instructions_for=sorted(control.fork_instructions) if control is not None else [],
     )
 
 
@@ -278,6 +280,10 @@ class OperatorApi:
                 raise ApiError(409, str(exc), code="conflict") from exc
             except OwnershipError as exc:
                 raise ApiError(400, str(exc), code="refused") from exc
+            except ConfigError as exc:  # a fork's choice: the message names the field first
+                field_name = str(exc).partition(":")[0]
+                param = field_name if field_name.startswith(("models.", "instructions.")) else None
+                raise ApiError(400, str(exc), code="invalid_request", param=param) from exc
             conversation = self.runtime.conversation(target)
             assert conversation is not None
             return _json(operator_state(conversation), 201 if target != conversation_id else 200)
@@ -314,5 +320,7 @@ class OperatorApi:
             upto=body.upto,
             new_id=body.conversation_id,
             owner=body.agent,
+            models=body.models,
+            instructions=body.instructions,
         )
         return fork.id

@@ -312,6 +312,9 @@ class Tracer:
                 "relaybaton.usage.estimated": event.usage_estimated,
             },
         )
+        if event.route is not None:  # why this model: a router's pick, a failover, a fork's
+            span.attributes["relaybaton.route.policy"] = event.route.policy
+            span.attributes["relaybaton.route.reason"] = event.route.reason
         self._close(
             span, event.at + event.latency_s, None if event.outcome == "ok" else event.outcome
         )

@@ -1,7 +1,8 @@
 """Properties of what people do to a conversation (``runtime/_operator.py``).
 
 Random runs mix user messages with pauses, resumes, breakpoints, notes, a person taking the
-baton, replying and handing it back, stale actions and forks. After every step the baton's
+baton, replying and handing it back, stale actions and forks (some choosing another model
+and instructions for an agent, then spoken to). After every step the baton's
 invariants of ``docs/architecture.md`` hold (one owner, epochs only grow, a person's turn
 runs no agent), a refused action changes nothing, and at the end the journal's fold
 rebuilds every conversation exactly as the live path left it.
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from relaybaton import Agent, ToolContext, handoff, open_runtime
 from relaybaton.actors import FunctionTool, Runtime
 from relaybaton.actors._operations import Operations
-from relaybaton.adapters import ModelRequest, ToolResultMessage, UserMessage
+from relaybaton.adapters import AssistantMessage, ModelRequest, ToolResultMessage, UserMessage
 from relaybaton.errors import ConflictError, OwnershipError
 from relaybaton.runtime import Conversation
 from relaybaton.runtime._fold import snapshot_state
@@ -43,8 +44,11 @@ ACTIONS = st.sampled_from(
         "give_triage",
         "give_billing",
         "fork",
+        "fork_choosing",
     ]
 )
+
+OTHER = "scripted:other"
 
 
 def script(request: ModelRequest) -> object:
@@ -121,6 +125,17 @@ async def act(ops: Operations, runtime: Runtime, action: str, step: int) -> None
         case "fork":
             size = len(c.transcript) if c is not None else 0
             await ops.fork("c", person, upto=size, new_id=f"f{step}")
+        case "fork_choosing":
+            size = len(c.transcript) if c is not None else 0
+            fork = await ops.fork(
+                "c",
+                person,
+                upto=size,
+                new_id=f"f{step}",
+                models={"triage": OTHER},
+                instructions={"billing": "Be brief."},
+            )
+            runtime.submit(fork.id, f"replay {step}")
 
 
 async def run(actions: list[str]) -> None:
@@ -128,7 +143,14 @@ async def run(actions: list[str]) -> None:
     billing = Agent(name="billing", model="m", tools=(FunctionTool(issue_refund),))
     triage = Agent(name="triage", model="m", handoffs=(handoff(billing),))
     model = ScriptedModel(script, keep_requests=False)
-    async with open_runtime(triage, models={"m": model}, store=store, durability="sync") as rt:
+    other = ScriptedModel(lambda r: f"other: {r.instructions}", name=OTHER, keep_requests=False)
+    async with open_runtime(
+        triage,
+        models={"m": model},
+        store=store,
+        durability="sync",
+        model_builder=lambda _slot, model_id: other if model_id == OTHER else model,
+    ) as rt:
         ops = Operations(rt)
         rt.submit("c", "hello")
         await rt.settle()
@@ -150,6 +172,19 @@ async def run(actions: list[str]) -> None:
             rebuilt = await journal.load(conversation_id, entry="triage")
             assert rebuilt is not None, conversation_id
             assert state(rebuilt) == state(live), conversation_id
+            control = live.control
+            if control is not None and control.chose:  # the fork's choice, journaled with it
+                assert control.fork_models == {"triage": OTHER}
+                assert rebuilt.control is not None
+                assert rebuilt.control.chose
+                last = live.transcript[-1]
+                assert isinstance(last, AssistantMessage)
+                assert last.text.startswith("other: ")
+            else:  # the source and every other conversation keep their own model
+                assert not any(
+                    isinstance(m, AssistantMessage) and m.text.startswith("other: ")
+                    for m in live.transcript
+                ), conversation_id
 
 
 @machine_settings(max_examples=60, steps=1)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from relaybaton.actors import Agent, FunctionTool, Runtime, handoff, open_runtime
+from relaybaton.actors._fork_models import ModelBuilder
 from relaybaton.adapters import ModelRequest, ToolResultMessage, UserMessage
 from relaybaton.service import Service, ServiceLimits, TokenTable, create_service
 from relaybaton.service._server import ConsoleOptions
@@ -73,11 +74,15 @@ async def serving(
     gate: asyncio.Event | None = None,
     record_content: bool = False,
     console: ConsoleOptions | None = None,
+    model_builder: ModelBuilder | None = None,
+    tracing: bool = False,
 ) -> AsyncIterator[Served]:
     """Run the flow behind the service on an ephemeral loopback port."""
     model = ScriptedModel(_answer, name="scripted:general", gate=gate, keep_requests=False)
     triage, billing = agents()
-    async with open_runtime(triage, agents=[billing], models=model, tracing=False) as runtime:
+    async with open_runtime(
+        triage, agents=[billing], models=model, tracing=tracing, model_builder=model_builder
+    ) as runtime:
         service = create_service(
             runtime,
             flow_name=FLOW,

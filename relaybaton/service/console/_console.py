@@ -301,7 +301,17 @@ class Console:
                 case "give":
                     await ops.give_baton(cid, who, _required(data, "agent"), epoch=_needed(epoch))
                 case "fork":
-                    fork = await ops.fork(cid, who, upto=int(_required(data, "upto")))
+                    # The form chooses for one agent: another model and/or instructions.
+                    chosen = _field(data, "for_agent") or ""
+                    model = (_field(data, "model") or "").strip()
+                    text = (_field(data, "instructions") or "").strip()
+                    fork = await ops.fork(
+                        cid,
+                        who,
+                        upto=int(_required(data, "upto")),
+                        models={chosen: model} if model else None,
+                        instructions={chosen: text} if text else None,
+                    )
                     raise web.HTTPSeeOther(f"/conversations/{fork.id}")
                 case _:
                     raise ApiError(404, f"no action {action!r}", code="no_such_action")

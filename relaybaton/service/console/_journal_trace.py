@@ -139,5 +139,8 @@ def _operated(event: object, epoch: int, at: float) -> OperatorEvent | None:
         case BatonGiven():
             return made("give", event.by, event.agent, event.epoch)
         case Forked():
-            return made("fork", event.by, f"{event.source}[:{event.upto}]", 0)
+            chose = [f"model {a}={m}" for a, m in sorted(event.models.items())]
+            chose += [f"instructions {a}" for a in sorted(event.instructions)]
+            detail = f"{event.source}[:{event.upto}]" + (f" ({', '.join(chose)})" if chose else "")
+            return made("fork", event.by, detail, 0)
     return None

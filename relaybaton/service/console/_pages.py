@@ -171,7 +171,14 @@ def _controls(state: OperatorState, agents: Sequence[str], csrf: str) -> Html:
         form(
             "fork",
             "Fork",
-            html('<input name="upto" type="number" min="0" required placeholder="items kept">'),
+            html(
+                '<input name="upto" type="number" min="0" required placeholder="items kept">'
+                '<select name="for_agent" title="the agent the choice is for">{}</select>'
+                '<input name="model" placeholder="another model (provider:model), optional">'
+                '<textarea name="instructions" placeholder="other instructions for that'
+                ' agent, optional"></textarea>',
+                agent_options,
+            ),
         ),
     ]
     if person:
