@@ -81,3 +81,48 @@ def test_the_listing_reads_a_journal_page_by_page(
     assert [r["conversation_id"] for r in json.loads(capsys.readouterr().out)["data"]] == ["c2"]
     assert main(["conversations", "list", "--store", str(path), "--cursor", "bad"]) == 2
     assert "next_cursor of the previous page" in capsys.readouterr().err
+
+
+async def test_a_fork_chooses_another_model_and_instructions_from_the_command_line() -> None:
+    from relaybaton.adapters import ModelAdapter, ModelRequest
+    from relaybaton.testing import ScriptedModel
+
+    def build(slot: str, model_id: str) -> ModelAdapter:
+        def answer(request: ModelRequest) -> str:
+            return f"{model_id} as {request.instructions}"
+
+        return ScriptedModel(answer, name=model_id)
+
+    async with serving(model_builder=build) as served:
+        await served.runtime.send("c", "hello")
+        code, out, err = await relaybaton(
+            "conversations",
+            "fork",
+            "c",
+            "--url",
+            served.url,
+            "--upto",
+            "2",
+            "--new-id",
+            "f",
+            "--model",
+            "triage=scripted:other",
+            "--instructions",
+            "triage=Be the other one: terse.",
+        )
+        assert code == 0, err
+        state = json.loads(out)
+        assert (state["forked_from"], state["fork_models"]) == ("c", {"triage": "scripted:other"})
+        reply = await served.runtime.send("f", "again")
+        assert reply.text == "scripted:other as Be the other one: terse."
+        code, _, err = await relaybaton(
+            "conversations", "fork", "c", "--url", served.url, "--upto", "2", "--model", "triage"
+        )
+        assert code == 2
+        assert "--model: expected AGENT=VALUE, got 'triage'" in err
+        code, _, err = await relaybaton(
+            "conversations", "fork", "c", "--url", served.url, "--upto", "2",
+            "--model", "nobody=scripted:other",
+        )  # fmt: skip
+        assert code == 2
+        assert "400: models.nobody: no agent named 'nobody'" in err

@@ -32,6 +32,7 @@ class Browser:
             def redirect_request(self, *args: object, **kwargs: object) -> None:
                 return None
 
+        self.location = ""
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect()
         )
@@ -51,6 +52,7 @@ class Browser:
             with self.opener.open(request, timeout=30) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
+            self.location = exc.headers.get("Location", "")  # where a 303 sends the page
             return exc.code, exc.read().decode()
 
 
@@ -114,3 +116,37 @@ def test_after_a_restart_the_timeline_is_rebuilt_from_the_journal(
     assert "latency not journaled" in page
     assert 'class="ev ev-tool' in page
     assert 'class="ev ev-reply' in page
+
+
+def test_the_fork_form_replays_with_another_model_of_the_flows_provider(url: str) -> None:
+    browser = Browser()
+    status, _ = browser.open(
+        f"{url}/v1/conversations/c1/messages", json_body={"text": "what are your hours?"}
+    )
+    assert status == 200
+    _, page = browser.open(f"{url}/conversations/c1")
+    assert 'name="model"' in page
+    assert 'name="for_agent"' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    form = {"csrf": csrf.group(1), "epoch": "0", "upto": "1", "for_agent": "triage"}
+    status, refused = browser.open(
+        f"{url}/conversations/c1/fork", {**form, "model": "nowhere:model"}
+    )
+    assert status == 400
+    assert "models.triage: cannot use &#x27;nowhere:model&#x27;" in refused
+    status, _ = browser.open(
+        f"{url}/conversations/c1/fork", {**form, "model": "simulated:replay-model"}
+    )
+    assert status == 303
+    fork = browser.location.removeprefix("/conversations/")
+    assert fork.startswith("c1-fork-")
+    status, _ = Browser().open(  # as a client of the API: a console session may not write
+        f"{url}/v1/conversations/{fork}/messages", json_body={"text": "and on sundays?"}
+    )
+    assert status == 200
+    _, shown = browser.open(f"{url}/conversations/{fork}")
+    assert "simulated:replay-model" in shown
+    assert "chosen by the fork of &#x27;c1&#x27;" in shown
+    _, source = browser.open(f"{url}/conversations/c1")
+    assert "simulated:replay-model" not in source.split('<ol id="transcript">')[1]
