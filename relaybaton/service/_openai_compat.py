@@ -47,7 +47,7 @@ from relaybaton.service._images import images_in
 from relaybaton.service._limits import read_body
 from relaybaton.service._openai_options import refuse_unsupported
 from relaybaton.service._paused import paused_result
-from relaybaton.service._response_format import answer_schema
+from relaybaton.service._response_format import answer_schema, not_answered_yet
 from relaybaton.service._sse import EventLog, LoggedEvent
 
 TYPE_CHECKING = False
@@ -262,6 +262,8 @@ class OpenAICompat:
                 outcome = await wait_for_turn(
                     service.runtime.conversations, conversation_id, future
                 )
+                if isinstance(outcome, Paused) and schema is not None:
+                    raise not_answered_yet(outcome.text)
                 result = (
                     paused_result(outcome, message_id) if isinstance(outcome, Paused) else outcome
                 )
@@ -380,7 +382,12 @@ class OpenAICompat:
                     break
                 waiting = self._waiting(conversation_id, future)
                 if waiting is not None:  # a person decides later: say so now, and end
-                    await response.write(chunk({"content": waiting}))
+                    if checked:  # prose is not the structured answer: an error frame
+                        refusal = not_answered_yet(waiting)
+                        frame = error_json(409, refusal.message, code=refusal.code)
+                        await response.write(b"data: " + frame + b"\n\n")
+                    else:
+                        await response.write(chunk({"content": waiting}))
                     break
                 await hub_log.wait(self.service.limits.keepalive_s)
             result = future.result() if future.done() else None

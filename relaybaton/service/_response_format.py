@@ -18,10 +18,20 @@ import jsonschema
 
 from relaybaton.service._errors import ApiError
 
-__all__ = ["answer_schema"]
+__all__ = ["answer_schema", "not_answered_yet"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def not_answered_yet(waiting: str) -> ApiError:
+    """The 409 for a structured request whose turn waits for a person: the waiting reply is
+    prose, so it is said as an error, never passed off as the structured answer."""
+    return ApiError(
+        409,
+        f"no structured answer yet: the turn waits for a person's decision. {waiting}",
+        code="awaiting_approval",
+    )
 
 
 def _refuse(message: str, param: str) -> ApiError:

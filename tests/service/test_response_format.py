@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from pydantic import BaseModel
 
-from relaybaton.actors import Agent, handoff, open_runtime
+from relaybaton.actors import Agent, FunctionTool, handoff, open_runtime
 from relaybaton.adapters import ModelAdapter, ModelRequest, SimulatedModel, UserMessage
 from relaybaton.adapters._credentials import Secret
 from relaybaton.adapters._openai import OpenAIChatAdapter
@@ -245,3 +245,34 @@ async def test_the_client_schema_reaches_an_openai_provider_on_its_documented_wi
     wire = sent.json()["response_format"]
     assert wire["type"] == "json_schema"
     assert wire["json_schema"]["schema"] == SCHEMA
+
+
+async def test_a_turn_waiting_for_a_person_is_a_409_not_prose_passed_off_as_the_answer() -> None:
+    async def refund(amount: int) -> str:
+        """Refund an amount."""
+        return f"refunded {amount}"
+
+    def answer(request: ModelRequest) -> ScriptItem:
+        return tool_call("refund", amount=500)
+
+    model = ScriptedModel(answer, name="scripted:general")
+    tool = FunctionTool(refund, needs_approval="amount > 100")
+    front = Agent(name="front", model="general", tools=(tool,))
+    async with _serve(model, front) as url, _client(url) as client:
+        with pytest.raises(openai.ConflictError, match="waits for a person's decision") as info:
+            await client.chat.completions.create(
+                model="support", messages=HELLO, response_format=FORMAT, user="w1"
+            )
+        assert info.value.code == "awaiting_approval"
+        stream = await client.chat.completions.create(
+            model="support", messages=HELLO, response_format=FORMAT, user="w2", stream=True
+        )
+        sent: list[str] = []
+
+        async def read() -> None:
+            async for chunk in stream:
+                sent.extend(c.delta.content or "" for c in chunk.choices)
+
+        with pytest.raises(openai.APIError, match="no structured answer yet"):
+            await read()
+        assert "".join(sent) == ""
