@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 import msgspec
+from referencing.exceptions import Unresolvable
 
 from relaybaton.adapters import ModelRequest, UserMessage
 
@@ -53,8 +54,12 @@ def schema_problems(value: Any, schema: Mapping[str, Any]) -> list[str]:
     """The problems of ``value`` against ``schema``, each naming its path (``$.a[0]``)."""
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema)
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    except Unresolvable as exc:  # a $ref the edge's probes did not reach points nowhere
+        return [f"the schema cannot be applied: {exc}"]
     problems: list[str] = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+    for error in errors:
         path = "$" + "".join(
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
         )

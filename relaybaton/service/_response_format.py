@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 import jsonschema
+from referencing.exceptions import Unresolvable
 
 from relaybaton.service._errors import ApiError
 
@@ -22,6 +23,7 @@ __all__ = ["answer_schema", "not_answered_yet"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
+_PROBES: tuple[Any, ...] = (None, {}, [], "", 0)
 
 
 def not_answered_yet(waiting: str) -> ApiError:
@@ -74,11 +76,21 @@ def answer_schema(response_format: dict[str, Any] | None) -> dict[str, Any] | No
             f"{type(schema).__name__}",
             "response_format.json_schema.schema",
         )
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
+    if not isinstance(schema.get("$schema", ""), str):
         raise _refuse(
-            f"response_format.json_schema.schema is not a valid JSON Schema: {exc.message}",
+            "response_format.json_schema.schema.$schema must be the URI of a JSON Schema draft",
+            "response_format.json_schema.schema",
+        )
+    validator_class = jsonschema.validators.validator_for(schema)
+    try:
+        validator_class.check_schema(schema)
+        validator = validator_class(schema)
+        for probe in _PROBES:  # a $ref that points nowhere shows on the first value it meets
+            validator.is_valid(probe)
+    except (jsonschema.SchemaError, Unresolvable) as exc:
+        reason = exc.message if isinstance(exc, jsonschema.SchemaError) else str(exc)
+        raise _refuse(
+            f"response_format.json_schema.schema is not a valid JSON Schema: {reason}",
             "response_format.json_schema.schema",
         ) from exc
     return schema

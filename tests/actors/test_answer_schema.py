@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relaybaton.actors import Agent, open_runtime
+from relaybaton.actors._structured import schema_problems
 from relaybaton.adapters import ModelRequest, UserMessage
 from relaybaton.runtime import TurnResult
 from relaybaton.testing import ScriptedModel, ScriptItem
@@ -82,3 +83,9 @@ def test_the_reply_fits_the_schema_or_the_turn_fails_after_one_correction(
     else:
         assert result.error is not None
         assert "outside its output schema twice" in result.error
+
+
+def test_a_ref_that_points_nowhere_is_a_problem_not_a_crash() -> None:
+    schema = {"properties": {"a": {"$ref": "#/nowhere"}}}
+    [problem] = schema_problems({"a": 1}, schema)
+    assert problem.startswith("the schema cannot be applied: PointerToNowhere")
