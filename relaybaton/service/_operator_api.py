@@ -42,6 +42,8 @@ from relaybaton.service._limits import read_body
 
 if TYPE_CHECKING:
     from relaybaton.service._server import Service
+    from relaybaton.service.console import Console
+    from relaybaton.service.console._options import ConsoleOptions
 
 __all__ = ["OperatorApi", "operator_state"]
 
@@ -157,6 +159,7 @@ class OperatorApi:
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register the routes (before the conversation routes they share a prefix with)."""
         base = "/v1/conversations/{conversation_id}"
+        router.add_get("/openapi.json", self._openapi)
         router.add_get("/v1/conversations", self.list_conversations)
         router.add_post(f"{base}/pause", self._act(PauseIn, self._pause))
         router.add_post(f"{base}/resume", self._act(ResumeIn, self._resume))
@@ -166,6 +169,21 @@ class OperatorApi:
         router.add_post(f"{base}/baton/reply", self._act(BatonReplyIn, self._reply))
         router.add_post(f"{base}/baton/give", self._act(BatonGiveIn, self._give))
         router.add_post(f"{base}/fork", self._act(ForkIn, self._fork))
+
+    def mount_console(self, router: web.UrlDispatcher, options: ConsoleOptions) -> Console:
+        """Serve the console's pages beside the API; returns it (the edge asks it about
+        its paths and sessions)."""
+        from relaybaton.service.console import Console  # noqa: PLC0415 - only when served
+
+        console = Console(self.service, reports=options.reports, memory=options.memory)
+        console.add_routes(router)
+        return console
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        """GET /openapi.json: the native API's description (built when asked: rarely)."""
+        from relaybaton.service._openapi import openapi_document  # noqa: PLC0415 - cycle
+
+        return _json(openapi_document(title=self.service.flow_name))
 
     # --- listing ----------------------------------------------------------------------------
 

@@ -37,12 +37,7 @@ from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._feedback import FeedbackDesk
 from relaybaton.service._images import images_in
-from relaybaton.service._limits import (
-    ServiceLimits,
-    TokenLimiter,
-    check_depth,
-    read_body,
-)
+from relaybaton.service._limits import ServiceLimits, TokenLimiter, check_depth, read_body
 from relaybaton.service._operator_api import OperatorApi, caller
 from relaybaton.service._paused import paused_body, settle
 from relaybaton.service._prometheus import ServiceMetrics
@@ -293,16 +288,10 @@ class Service:
         router.add_get("/healthz", self._healthz)
         router.add_get("/readyz", self._readyz)
         router.add_get("/metrics", self._metrics)
-        router.add_get("/openapi.json", self._openapi)
         router.add_post("/v1/conversations/{conversation_id}/messages", self._post_message)
         self.operator_api.add_routes(router)
         if self.console_options is not None:
-            from relaybaton.service.console import Console  # noqa: PLC0415 - only when served
-
-            self.console = Console(
-                self, reports=self.console_options.reports, memory=self.console_options.memory
-            )
-            self.console.add_routes(router)
+            self.console = self.operator_api.mount_console(router, self.console_options)
         router.add_get("/v1/conversations/{conversation_id}/events", self._events)
         router.add_get("/v1/conversations/{conversation_id}/trace", self._trace)
         router.add_get("/v1/conversations/{conversation_id}", self._get_conversation)
@@ -389,11 +378,6 @@ class Service:
             {"status": "ready" if ready else "not_ready", "checks": checks, "models": slots},
             status=200 if ready else 503,
         )
-
-    async def _openapi(self, request: web.Request) -> web.Response:
-        from relaybaton.service._openapi import openapi_document  # noqa: PLC0415 - rare, lazy
-
-        return _json(openapi_document(title=self.flow_name))
 
     async def _metrics(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415

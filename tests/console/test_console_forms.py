@@ -91,3 +91,26 @@ def test_an_approval_edited_in_the_inbox_runs_with_the_new_arguments(url: str) -
         time.sleep(0.05)
     else:
         pytest.fail(f"the edited refund did not run: {texts}")
+
+
+def test_after_a_restart_the_timeline_is_rebuilt_from_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYBATON_TEST_EFFECTS", str(tmp_path / "effects.jsonl"))
+    with served(tmp_path) as base:
+        browser = Browser()
+        status, _ = browser.open(
+            f"{base}/v1/conversations/c1/messages",
+            json_body={"text": "I want a refund of $40 for order AB-1234"},
+        )
+        assert status == 200
+        _, live = browser.open(f"{base}/conversations/c1")
+        assert "Rebuilt from the journal" not in live
+    with served(tmp_path) as base:
+        _, page = Browser().open(f"{base}/conversations/c1")
+    assert "Rebuilt from the journal" in page
+    assert "triage → refund" in page
+    assert "epoch 1" in page
+    assert "latency not journaled" in page
+    assert 'class="ev ev-tool' in page
+    assert 'class="ev ev-reply' in page

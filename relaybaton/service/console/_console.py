@@ -32,6 +32,7 @@ from relaybaton.service._auth import ApiToken
 from relaybaton.service._errors import ApiError
 from relaybaton.service._operator_api import operator_state
 from relaybaton.service.console._html import SECURITY_HEADERS, Html, html, page
+from relaybaton.service.console._journal_trace import trace_from_journal
 from relaybaton.service.console._more_pages import (
     evaluations_fragment,
     memory_fragment,
@@ -243,6 +244,12 @@ class Console:
         log = self.service.hub.logs.get(conversation_id)
         events = [(e.id, e.event) for e in log.events] if log is not None else []
         dropped = events[0][0] - 1 if events else 0
+        source = ""
+        journal = self.runtime.conversations.journal
+        if not events and journal is not None:
+            # Nothing since the server started: what the journal holds since its snapshot.
+            events = trace_from_journal(journal.decode(await journal.store.read(conversation_id)))
+            source = "Rebuilt from the journal: latencies and routing reasons are not journaled."
         return conversation_fragment(
             conversation,
             operator_state(conversation),
@@ -250,6 +257,7 @@ class Console:
             events,
             dropped=dropped,
             csrf=session.csrf,
+            source=source,
         )
 
     def _agents(self) -> list[str]:

@@ -202,6 +202,7 @@ def conversation_fragment(
     *,
     dropped: int,
     csrf: str,
+    source: str = "",
 ) -> Html:
     """The transcript beside the timeline, the state, and the controls."""
     transcript = join(_item(item, i) for i, item in enumerate(conversation.transcript))
@@ -230,7 +231,7 @@ def conversation_fragment(
         facts,
         _controls(state, agents, csrf),
         transcript,
-        render_timeline(agents, events, dropped=dropped),
+        render_timeline(agents, events, dropped=dropped, source=source),
     )
 
 

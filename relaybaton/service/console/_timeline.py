@@ -73,6 +73,8 @@ def _span(lanes: list[str], source: str, target: str) -> str:
 
 
 def _ms(seconds: float) -> str:
+    if seconds != seconds:  # noqa: PLR0124 - NaN: rebuilt from the journal, which has none
+        return "latency not journaled"
     return f"{seconds * 1000:.0f} ms"
 
 
@@ -230,7 +232,11 @@ def _swap(
 
 
 def render_timeline(
-    agents: Sequence[str], events: Sequence[tuple[int, msgspec.Struct]], *, dropped: int = 0
+    agents: Sequence[str],
+    events: Sequence[tuple[int, msgspec.Struct]],
+    *,
+    dropped: int = 0,
+    source: str = "",
 ) -> Html:
     """The timeline of ``events`` (id, event), oldest first."""
     lanes = lanes_of(agents, [e for _, e in events])
@@ -253,10 +259,12 @@ def render_timeline(
         cell = render_event(lanes, event_id, event)
         if cell is not None:
             rows.append(html('<li class="{}">{}</li>', grid, cell))
-    note = (
+    note = html(
+        "{}{}",
         html('<p class="note">{} earlier events are no longer kept for this view.</p>', dropped)
         if dropped
-        else Html("")
+        else Html(""),
+        html('<p class="note">{}</p>', source) if source else Html(""),
     )
     if not rows:
         return html('{}<p class="empty">No trace events yet.</p>', note)
