@@ -29,7 +29,13 @@ from relaybaton.actors._model_call import budget_reply, call_model
 from relaybaton.actors._schema_tool import SchemaTool
 from relaybaton.actors._steps import next_step as _next_step
 from relaybaton.actors._steps import refused_event as _refused_event
-from relaybaton.actors._structured import Unanswered, answer_problems, structured_request
+from relaybaton.actors._structured import (
+    Unanswered,
+    answer_problems,
+    judge_answer,
+    structured_request,
+    turn_format,
+)
 from relaybaton.actors._tools import FunctionTool, ToolContext
 from relaybaton.adapters import (
     AssistantMessage,
@@ -124,13 +130,26 @@ class AgentActor(ConversationActor):
                 owner.reply(screened.blocked)
                 return
         turns = 0
+        schema, corrected = turn_format(transcript, owner.message_id)  # a client's format
         while True:
             step = _next_step(transcript, self.agent_name)
             if isinstance(step, str):
+                if schema is not None:
+                    verdict = judge_answer(step, schema, agent.name, corrected, owner.message_id)
+                    if isinstance(verdict, UserMessage):  # told what is wrong, asked again
+                        corrected = True
+                        owner.append(verdict)
+                        continue
+                    if verdict is not None:  # a second miss: an error, never the answer
+                        owner.fail(verdict)
+                        return
                 if guards.output:  # before the reply reaches the user, not after
                     where = Where(self.flow, owner.conversation_id, agent.name, owner)
                     screened = await guards.screen("output", guards.output, step, where)
                     step = screened.text if screened.blocked is None else screened.blocked
+                    if schema is not None and answer_problems(step, schema, "", False):
+                        owner.fail("an output guardrail's text does not fit the answer schema")
+                        return
                 if failpoints.ARMED:
                     failpoint("before_reply")
                 owner.reply(step)
@@ -184,6 +203,8 @@ class AgentActor(ConversationActor):
                 tools=self.compiled.owner_specs,
                 metadata=metadata,
             )
+            if schema is not None:
+                request = structured_request(request, agent.name, schema)
             try:
                 message, charge = await self._call_model(request, owner)
             except BudgetExceededError as exc:  # a refusal, said to the user: not a crash

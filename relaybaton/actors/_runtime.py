@@ -8,7 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import final
+from typing import Any, final
 
 from relaybaton.actors._agent import Agent, AgentTool
 from relaybaton.actors._agent_actor import AgentActor
@@ -107,16 +107,24 @@ class Runtime:
         message_id: str | None = None,
         images: Sequence[ImagePart] = (),
         user: str | None = None,
+        answer_schema: Mapping[str, Any] | None = None,
     ) -> asyncio.Future[TurnResult]:
         """Accept a user message and return the future of its result without waiting.
 
         A repeated ``message_id`` is processed once: the repeat gets the first one's future.
         ``user`` names whom the conversation is with (the namespace of their long-term
         memory); it is set when given and kept for the conversation's later turns.
+        ``answer_schema``: the JSON Schema the answer must fit (checked, corrected once,
+        else the turn fails), for a client that asked for structured output.
         """
         if message_id is None:
             message_id = f"{self._prefix}-{next(self._ids)}"
-        payload = UserMessage(text=text, message_id=message_id, images=tuple(images))
+        payload = UserMessage(
+            text=text,
+            message_id=message_id,
+            images=tuple(images),
+            answer_schema=None if answer_schema is None else dict(answer_schema),
+        )
         return self.conversations.submit(conversation_id, message_id, payload, user=user or "")
 
     async def send(

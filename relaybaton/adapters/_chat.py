@@ -7,7 +7,7 @@ outside ``relaybaton.adapters`` ever sees a provider's own format.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -52,11 +52,17 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class UserMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="user"):
-    """A user's turn. ``message_id`` is the producer's id, the key of exactly-once."""
+    """A user's turn. ``message_id`` is the producer's id, the key of exactly-once.
+
+    ``answer_schema`` is a JSON Schema the answer to this message must fit (a client asked
+    for structured output); it travels with the message so the agent that answers, after
+    any handoff or a restart, still knows it.
+    """
 
     text: str
     message_id: str = ""
     images: tuple[ImagePart, ...] = ()
+    answer_schema: dict[str, Any] | None = None
 
 
 class AssistantMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="assistant"):

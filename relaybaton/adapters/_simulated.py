@@ -221,12 +221,9 @@ def _text(message: ChatMessage) -> str:
 
 
 def _schema_of(response_format: Mapping[str, object] | None) -> Mapping[str, Any] | None:
-    """The JSON Schema a ``json_schema`` response format asks for, if any."""
-    if not response_format or response_format.get("type") != "json_schema":
-        return None
-    inner = response_format.get("json_schema")
-    schema = inner.get("schema") if isinstance(inner, Mapping) else None
-    return schema if isinstance(schema, Mapping) else None
+    """The JSON Schema the request asks the answer to fit, if any (``response_format`` is the
+    bare schema, as every adapter reads it)."""
+    return response_format or None
 
 
 # --- memory -----------------------------------------------------------------------------

@@ -11,6 +11,11 @@ its text, so a client that retries the same request gets the same answer, proces
 Streamed answers are ``chat.completion.chunk`` frames: the reply's deltas as the model
 streams them (the final text in pieces when it did not stream), the finish chunk, a usage
 chunk with ``stream_options.include_usage``, then ``data: [DONE]``.
+
+A ``response_format`` asking for JSON is honoured (``_response_format``): the answering
+agent's model is asked for it and the answer checked. Streamed, such an answer is sent only
+once it was checked (in pieces), never as the model's raw deltas, which may be an attempt
+that is sent back for correction.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from relaybaton.service._images import images_in
 from relaybaton.service._limits import read_body
 from relaybaton.service._openai_options import refuse_unsupported
 from relaybaton.service._paused import paused_result
+from relaybaton.service._response_format import answer_schema, not_answered_yet
 from relaybaton.service._sse import EventLog, LoggedEvent
 
 TYPE_CHECKING = False
@@ -80,9 +86,9 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     """The fields of a Chat Completions request the endpoint reads.
 
     Sampling options (temperature, max_tokens, ...) are the flow's to set and are not read;
-    ``tools``, ``tool_choice``, ``functions`` and ``response_format`` change what the answer
-    is, so they are read and refused with a 400 when the endpoint cannot honour them
-    (``refuse_unsupported``), never silently ignored.
+    ``tools``, ``tool_choice`` and ``functions`` change what the answer is, so they are read
+    and refused with a 400 (``refuse_unsupported``), never silently ignored;
+    ``response_format`` is honoured (``answer_schema``).
     """
 
     model: str
@@ -195,7 +201,7 @@ class OpenAICompat:
             )
         if chat.n not in (None, 1):
             raise ApiError(400, "only n=1 is supported", code="unsupported_n", param="n")
-        refuse_unsupported(chat.tools, chat.functions, chat.tool_choice, chat.response_format)
+        refuse_unsupported(chat.tools, chat.functions, chat.tool_choice)
         positions = [i for i, m in enumerate(chat.messages) if m.role == "user"]
         if not positions or positions[-1] != len(chat.messages) - 1:
             raise ApiError(
@@ -225,7 +231,10 @@ class OpenAICompat:
         body = await read_body(request, service.limits.max_body_bytes)
         chat = decode_body(body, ChatRequest, service.limits)
         agent, conversation_id, text, position, images = self._parse(request, chat)
+        schema = answer_schema(chat.response_format)
         seen = "\x00".join(i.url or i.data_base64 for i in images)  # another image: new turn
+        if schema is not None:  # another format: another turn
+            seen += "\x00" + _encoder.encode(schema).decode()
         message_id = (
             request.headers.get("Idempotency-Key")
             or hashlib.blake2b(
@@ -239,18 +248,22 @@ class OpenAICompat:
                 raise ApiError(404, str(exc), code="model_not_found", param="model") from exc
         log = service.hub.log(conversation_id)
         log.readers += 1  # keeps the log (and this turn's events) while we answer
-        live = int(chat.stream)  # a streamed answer wants the deltas as the model sends them
+        # A streamed answer wants the deltas as the model sends them, unless they must be
+        # checked against a schema first.
+        live = int(chat.stream and schema is None)
         log.live += live
         try:
             start = log.next_id - 1
             message_id, future = service.submit(
-                conversation_id, text, message_id[:200], "openai", images
+                conversation_id, text, message_id[:200], "openai", images, schema
             )
             completion_id = f"chatcmpl-{message_id[:24]}"
             if not chat.stream:
                 outcome = await wait_for_turn(
                     service.runtime.conversations, conversation_id, future
                 )
+                if isinstance(outcome, Paused) and schema is not None:
+                    raise not_answered_yet(outcome.text)
                 result = (
                     paused_result(outcome, message_id) if isinstance(outcome, Paused) else outcome
                 )
@@ -323,6 +336,7 @@ class OpenAICompat:
         start: int,
         conversation_id: str = "",
     ) -> web.StreamResponse:
+        checked = chat.response_format is not None and chat.response_format.get("type") != "text"
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -356,7 +370,7 @@ class OpenAICompat:
                         continue
                     seen.append(logged)
                     event = logged.event
-                    if isinstance(event, ReplyDeltaEvent) and event.text:
+                    if isinstance(event, ReplyDeltaEvent) and event.text and not checked:
                         sent += event.text
                         await response.write(chunk({"content": event.text}))
                     elif isinstance(event, ReplyEvent) and not event.error:
@@ -368,7 +382,12 @@ class OpenAICompat:
                     break
                 waiting = self._waiting(conversation_id, future)
                 if waiting is not None:  # a person decides later: say so now, and end
-                    await response.write(chunk({"content": waiting}))
+                    if checked:  # prose is not the structured answer: an error frame
+                        refusal = not_answered_yet(waiting)
+                        frame = error_json(409, refusal.message, code=refusal.code)
+                        await response.write(b"data: " + frame + b"\n\n")
+                    else:
+                        await response.write(chunk({"content": waiting}))
                     break
                 await hub_log.wait(self.service.limits.keepalive_s)
             result = future.result() if future.done() else None

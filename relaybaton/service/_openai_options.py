@@ -1,13 +1,11 @@
-"""What the OpenAI-compatible endpoint does with a client's tools and output format.
+"""What the OpenAI-compatible endpoint does with a client's tools.
 
-The "model" a client talks to is a flow: its agents have their own tools and answer in
-text. A client's ``tools`` (or the older ``functions``) would need the flow to hand tool
-calls back to the client, and ``response_format`` a structured answer the flow's agents
-were not written to give; accepting them and answering as if they were not there breaks
-clients (an SDK's structured output then fails to parse). So each is refused with a 400
-that names the field and says what is supported: ``tool_choice`` of ``"none"`` or
-``"auto"`` with no tools (the same as none), and ``response_format`` of ``{"type":
-"text"}``.
+The "model" a client talks to is a flow: its agents have their own tools. A client's
+``tools`` (or the older ``functions``) would need the flow to hand tool calls back to the
+client; accepting them and answering as if they were not there breaks clients. So each is
+refused with a 400 that names the field and says what is supported: ``tool_choice`` of
+``"none"`` or ``"auto"`` with no tools (the same as none). (``response_format`` is
+honoured: see ``_response_format``.)
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ def refuse_unsupported(
     tools: list[dict[str, Any]] | None,
     functions: list[dict[str, Any]] | None,
     tool_choice: str | dict[str, Any] | None,
-    response_format: dict[str, Any] | None,
 ) -> None:
     """Raise a 400 ``ApiError`` for an option the endpoint would otherwise ignore."""
     if tools:
@@ -50,13 +47,4 @@ def refuse_unsupported(
             '"none" or "auto" mean anything; leave it out',
             code="unsupported_tool_choice",
             param="tool_choice",
-        )
-    if response_format is not None and response_format.get("type") != "text":
-        kind = response_format.get("type")
-        raise ApiError(
-            400,
-            f"response_format {kind!r} is not supported: the flow answers in text; "
-            'send {"type": "text"} or leave it out, and parse the answer yourself',
-            code="unsupported_response_format",
-            param="response_format",
         )

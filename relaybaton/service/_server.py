@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
 
 import msgspec
 import structlog
@@ -204,13 +204,14 @@ class Service:
 
     # --- admission --------------------------------------------------------------------------
 
-    def submit(
+    def submit(  # noqa: PLR0917 - the edges pass what they read, in order
         self,
         conversation_id: str,
         text: str,
         message_id: str | None,
         api: str,
         images: Sequence[ImagePart] = (),
+        schema: dict[str, Any] | None = None,  # the JSON Schema the answer must fit
     ) -> tuple[str, asyncio.Future[TurnResult]]:
         """Admit one user message (or refuse it with 503) and submit it to the runtime.
 
@@ -261,7 +262,7 @@ class Service:
             message_id = f"m-{secrets.token_hex(8)}"
         try:
             future = self.runtime.submit(
-                conversation_id, text, message_id=message_id, images=images
+                conversation_id, text, message_id=message_id, images=images, answer_schema=schema
             )
         except OwnershipError as exc:
             raise ApiError(409, str(exc), code="conversation_closed") from exc

@@ -266,7 +266,7 @@ async def test_a_requested_schema_gets_json_with_one_finding_per_fitting_knowled
     )
     request = msgspec.structs.replace(
         ask("Scan: data = eval(open(p).read())", instructions=instructions),
-        response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}},
+        response_format=schema,
     )
     answer = json.loads((await quick().complete(request)).message.text)
     assert answer == {
