@@ -25,7 +25,7 @@ from relaybaton.runtime import Conversation
 from relaybaton.runtime._fold import snapshot_state
 from relaybaton.runtime._operator_events import is_person
 from relaybaton.runtime._store import MemoryStore
-from relaybaton.testing import ScriptedModel, tool_call
+from relaybaton.testing import ScriptedModel, ScriptItem, tool_call
 from tests.properties._profile import machine_settings
 
 ACTIONS = st.sampled_from(
@@ -51,7 +51,7 @@ ACTIONS = st.sampled_from(
 OTHER = "scripted:other"
 
 
-def script(request: ModelRequest) -> object:
+def script(request: ModelRequest) -> ScriptItem:
     last = request.messages[-1]
     user = [
         m for m in request.messages if isinstance(m, UserMessage) and m.message_id[:5] != "note-"
@@ -138,12 +138,16 @@ async def act(ops: Operations, runtime: Runtime, action: str, step: int) -> None
             runtime.submit(fork.id, f"replay {step}")
 
 
+def _other_answer(request: ModelRequest) -> str:
+    return f"other: {request.instructions}"
+
+
 async def run(actions: list[str]) -> None:
     store = MemoryStore()
     billing = Agent(name="billing", model="m", tools=(FunctionTool(issue_refund),))
     triage = Agent(name="triage", model="m", handoffs=(handoff(billing),))
     model = ScriptedModel(script, keep_requests=False)
-    other = ScriptedModel(lambda r: f"other: {r.instructions}", name=OTHER, keep_requests=False)
+    other = ScriptedModel(_other_answer, name=OTHER, keep_requests=False)
     async with open_runtime(
         triage,
         models={"m": model},
