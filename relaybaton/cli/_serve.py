@@ -27,6 +27,7 @@ from aiohttp import web
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.cli._quality import watch_quality
 from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
+from relaybaton.cli._store_hold import holding
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
@@ -38,6 +39,7 @@ from relaybaton.service._auth import TokenTable, is_loopback
 from relaybaton.service._limits import ServiceLimits
 from relaybaton.service._server import ConsoleOptions, create_service
 from relaybaton.service._tracing import create_otlp_exporter
+from relaybaton.stores._hold import StoreHold
 
 __all__ = ["add_serve_command", "serve"]
 
@@ -148,8 +150,21 @@ def _serve_command(args: argparse.Namespace) -> int:
             durability=args.durability,
             console=not args.no_console,
             eval_reports=Path(args.eval_reports) if args.eval_reports else None,
+            # Many nodes share one store only in cluster mode, fenced by partition leases.
+            single_process=not getattr(args, "cluster", None),
         )
     )
+
+
+def _stop_when_lost(hold: StoreHold, stop: asyncio.Event, log: Any) -> asyncio.Task[None]:
+    """Drain and stop if another process took the store over (its hold's session broke)."""
+
+    async def watch() -> None:
+        await hold.lost.wait()
+        log.error("store_hold_lost_stopping", store=hold.where)
+        stop.set()
+
+    return asyncio.get_running_loop().create_task(watch(), name="relaybaton hold watch")
 
 
 def _banner(out: TextIO, flow: FlowFile, url: str, tokens: TokenTable, host: str) -> None:
@@ -187,10 +202,14 @@ async def serve(
     durability: str = "batched",
     console: bool = True,
     eval_reports: Path | None = None,
+    single_process: bool = True,
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
-    Cancelling it skips the drain: the runtime's own exit cancels turns in flight.
+    Cancelling it skips the drain: the runtime's own exit cancels turns in flight. With
+    ``single_process`` (the default; a cluster node passes False), the store is held for
+    this process alone (``cli/_store_hold.py``), and the hold names the address at which
+    it takes decisions made with the CLI.
     """
     tokens = tokens or TokenTable()
     limits = limits or ServiceLimits()
@@ -203,7 +222,15 @@ async def serve(
     try:
         async with AsyncExitStack() as stack:
             store = None
+            hold = None
             if store_path:
+                hold = await stack.enter_async_context(
+                    holding(
+                        store_path,
+                        f"relaybaton serve ({flow.flow.name})",
+                        exclusive=single_process,
+                    )
+                )
                 store = await stack.enter_async_context(open_store_path(store_path, durability))
             runtime = await stack.enter_async_context(
                 open_flow(
@@ -251,6 +278,9 @@ async def serve(
             bound = runner.addresses[0]
             shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
             url = f"http://{shown}:{bound[1]}"
+            if hold is not None:  # where `approvals approve` sends its decisions
+                await hold.announce(url)
+                stack.callback(_stop_when_lost(hold, stop, log).cancel)
             _banner(out, flow, url, tokens, host)
             if on_ready is not None:
                 on_ready(url)

@@ -81,10 +81,12 @@ class HolderInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StoreHold(Protocol):
-    """A hold taken: ``announce`` adds the service's address once it listens."""
+    """A hold taken: ``announce`` adds the service's address once it listens; ``lost`` is
+    set if the hold went to another process (a PostgreSQL session that broke)."""
 
     where: str
     holder: HolderInfo
+    lost: anyio.Event
 
     async def announce(self, address: str) -> None:
         """Record the HTTP address at which the holder takes decisions."""
@@ -145,6 +147,7 @@ class _FileHold:
         self.where = str(database)
         self.path = lock_path_of(database)
         self.holder = holder
+        self.lost = anyio.Event()  # never set: a flock stays until the process lets it go
         self._fd = fd
 
     def write(self) -> None:
