@@ -35,6 +35,7 @@ __all__ = [
     "decide_through_holder",
     "holder_of",
     "holding",
+    "reachable_address",
     "refusal_text",
     "token_for_holder",
 ]

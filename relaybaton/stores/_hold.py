@@ -35,7 +35,14 @@ import structlog
 from relaybaton.errors import ConfigError, StoreInUseError
 from relaybaton.stores._factory import sqlite_path
 
-__all__ = ["HolderInfo", "StoreHold", "hold_store", "lock_path_of", "refusal"]
+__all__ = [
+    "HolderInfo",
+    "StoreHold",
+    "hold_store",
+    "lock_path_of",
+    "read_holder",
+    "refusal",
+]
 
 _log = structlog.get_logger("relaybaton.stores")
 
@@ -205,11 +212,43 @@ async def _lock(fd: int, path: Path, where: str, wait: float) -> None:
         else:
             return
         holder = _read_holder(path)
-        if holder is not None:
+        # A holder that is gone left its description behind, and whoever holds the lock
+        # (someone looking who holds it, with a shared lock for an instant) lets go at once.
+        if holder is not None and not holder.is_dead_here():
             raise refusal(where, holder)
         if time.monotonic() > deadline:  # held, yet never described: say so anyway
-            raise refusal(where, None)
+            raise refusal(where, holder)
         await anyio.sleep(_RETRY_S)
+
+
+async def read_holder(location: str, *, schema: str = "relaybaton") -> HolderInfo | None:
+    """Who holds the store at ``location`` now, without holding it (None: nobody).
+
+    Raises:
+        ConfigError: a bad address. StoreUnavailableError: PostgreSQL does not answer.
+    """
+    if location == "memory:":
+        return None
+    if location.startswith(("postgresql://", "postgres://")):
+        from relaybaton.stores._hold_postgres import read_postgres_holder  # noqa: PLC0415
+
+        return await read_postgres_holder(location, schema)
+    path = lock_path_of(sqlite_path(location))
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None  # never held
+    except OSError as exc:
+        raise ConfigError(f"cannot read the lock file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        # A shared lock we can get means no exclusive holder: whatever the file says is
+        # left from one that is gone.
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(path)
+    finally:
+        os.close(fd)
+    return None
 
 
 def _read_holder(path: Path) -> HolderInfo | None:

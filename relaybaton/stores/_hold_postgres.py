@@ -31,7 +31,7 @@ from relaybaton.errors import StoreUnavailableError
 from relaybaton.stores._hold import _RETRY_S, HolderInfo, refusal
 from relaybaton.stores._postgres import postgres_location
 
-__all__ = ["PostgresHold", "hold_postgres", "lock_keys"]
+__all__ = ["PostgresHold", "hold_postgres", "lock_keys", "read_postgres_holder"]
 
 _log = structlog.get_logger("relaybaton.stores")
 
@@ -196,6 +196,17 @@ class PostgresHold:
                 _log.warning("store_hold_release_failed", store=self.where, exc_info=exc)
             finally:
                 await conn.close()
+
+
+async def read_postgres_holder(dsn: str, schema: str) -> HolderInfo | None:
+    """Who holds the store in ``schema`` now (None: nobody), read without holding it."""
+    hold = PostgresHold(dsn, schema, HolderInfo.of_this_process("reader"))
+    conn = await hold.connect()
+    try:
+        return await hold.current_holder(conn)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await conn.close()
 
 
 @asynccontextmanager

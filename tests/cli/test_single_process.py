@@ -175,6 +175,11 @@ async def test_a_second_writer_is_refused_naming_the_service_and_readers_work_be
     status, out, err = await _cli(env, "conversations", "list", "--store", store, "--json")
     assert status == 0, err
     assert [row["conversation_id"] for row in json.loads(out)["data"]] == ["c1"]
+    # A person's action named by the store goes through the service that holds it.
+    note = ["conversations", "note", "c1", "the receipt is attached", "--store", store]
+    status, out, err = await _cli(env, *note)
+    assert status == 0, err
+    assert json.loads(out)["notes_pending"] == 1  # the service's view after the note
 
 
 async def test_a_cli_decision_reaches_the_running_service_and_a_later_one_gets_409(

@@ -6,8 +6,10 @@ belong to open files, not processes, and each PostgreSQL hold has its own sessio
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import msgspec
 import pytest
 
 from relaybaton.errors import ConfigError, StoreInUseError
-from relaybaton.stores._hold import HolderInfo, hold_store, lock_path_of
+from relaybaton.stores._hold import HolderInfo, hold_store, lock_path_of, read_holder
 from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
 
 pytestmark = pytest.mark.anyio
@@ -81,6 +83,23 @@ async def test_a_hold_in_a_missing_folder_says_the_folder_must_exist(tmp_path: P
             pytest.fail("held a store in a folder that does not exist")
 
 
+async def test_a_description_left_by_a_holder_that_died_names_nobody(tmp_path: Path) -> None:
+    db = str(tmp_path / "journal.db")
+    gone = await _exited_pid()
+    left = HolderInfo(pid=gone, host=socket.gethostname(), command="relaybaton serve", since=1.0)
+    lock_path_of(Path(db)).write_bytes(msgspec.json.encode(left))  # as a SIGKILL leaves it
+    assert await read_holder(db) is None
+    async with hold_store(db, _me("relaybaton resume")) as hold:
+        assert hold is not None
+        assert await read_holder(db) == hold.holder
+
+
+async def _exited_pid() -> int:
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await process.wait()
+    return process.pid
+
+
 async def test_memory_stores_are_private_to_a_process_and_need_no_hold() -> None:
     async with hold_store("memory:", _me("relaybaton serve")) as hold:
         assert hold is None
@@ -93,6 +112,7 @@ async def test_a_second_hold_on_a_postgres_store_is_refused_naming_the_first(
     async with hold_store(PG_DSN, _me("relaybaton serve a.toml"), schema=pg_schema) as first:
         assert first is not None
         await first.announce("http://127.0.0.1:9000")
+        assert await read_holder(PG_DSN, schema=pg_schema) == first.holder
         with pytest.raises(StoreInUseError) as refused:
             async with hold_store(
                 PG_DSN, _me("relaybaton serve b.toml"), schema=pg_schema, wait=0.1
@@ -131,6 +151,7 @@ async def test_a_postgres_hold_goes_with_its_session_and_a_row_left_behind_names
             admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
             rows = admin.execute(f'SELECT backend_pid FROM "{pg_schema}".store_holder').fetchall()
         assert rows == [(backend,)]  # the row is still there, naming a session that is gone
+        assert await read_holder(PG_DSN, schema=pg_schema) is None
         async with hold_store(
             PG_DSN, _me("relaybaton resume"), schema=pg_schema, wait=2.0
         ) as next_:
