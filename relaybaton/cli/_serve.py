@@ -59,7 +59,8 @@ def add_serve_command(commands: Any) -> None:
         "--store",
         metavar="PATH",
         help="journal conversations to this SQLite file (or PostgreSQL URL): they survive "
-        "restarts, and unfinished ones continue at start-up; approvals need it",
+        "restarts, and unfinished ones continue at start-up; approvals need it. This "
+        "process holds it alone (a second writer is refused) unless in cluster mode",
     )
     serve_cmd.add_argument(
         "--durability",
