@@ -27,7 +27,7 @@ import psycopg.errors
 import structlog
 from psycopg import sql
 
-from relaybaton.errors import StoreUnavailableError
+from relaybaton.errors import StoreInUseError, StoreUnavailableError
 from relaybaton.stores._hold import _RETRY_S, HolderInfo, refusal
 from relaybaton.stores._postgres import postgres_location
 
@@ -157,17 +157,22 @@ class PostgresHold:
             await self._describe(self._conn)
 
     async def keep(self) -> None:
-        """Check the session now and then; after a break, take the lock again or give up."""
+        """Check the session now and then, until the hold is lost (or this is cancelled)."""
         while not self.lost.is_set():
             await anyio.sleep(_CHECK_EVERY_S)
-            conn = self._conn
-            try:
-                if conn is not None and not conn.broken:
-                    await conn.execute("SELECT 1")
-                    continue
-            except psycopg.Error as exc:
-                _log.warning("store_hold_connection_broke", store=self.where, exc_info=exc)
-            await self._take_again()
+            await self.check()
+
+    async def check(self) -> None:
+        """If the session broke, take the lock again on a new one; set ``lost`` if another
+        process took it meanwhile."""
+        conn = self._conn
+        try:
+            if conn is not None and not conn.broken:
+                await conn.execute("SELECT 1")
+                return
+        except psycopg.Error as exc:
+            _log.warning("store_hold_connection_broke", store=self.where, exc_info=exc)
+        await self._take_again()
 
     async def _take_again(self) -> None:
         await self.release()
@@ -178,9 +183,17 @@ class PostgresHold:
             return  # the next check tries again
         try:
             await self.take(conn, wait=0.0)
-        except Exception:
+        except StoreInUseError as refused:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            if refused.holder == msgspec.structs.asdict(self.holder):
+                # Our own old session, which the server has not seen end yet: not lost.
+                _log.warning("store_hold_old_session_lingers", store=self.where)
+                return
             _log.exception("store_hold_lost", store=self.where)
             self.lost.set()
+        except Exception:
+            _log.exception("store_hold_retake_failed", store=self.where)
             with anyio.CancelScope(shield=True):
                 await conn.close()
 

@@ -148,7 +148,7 @@ async def test_a_postgres_hold_goes_with_its_session_and_a_row_left_behind_names
         backend = conn.info.backend_pid
         # The session ends as a crashed process's would: from outside, without a goodbye.
         with psycopg.connect(PG_DSN, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (backend,))
             rows = admin.execute(f'SELECT backend_pid FROM "{pg_schema}".store_holder').fetchall()
         assert rows == [(backend,)]  # the row is still there, naming a session that is gone
         assert await read_holder(PG_DSN, schema=pg_schema) is None
@@ -160,3 +160,28 @@ async def test_a_postgres_hold_goes_with_its_session_and_a_row_left_behind_names
             with pytest.raises(StoreInUseError, match="`relaybaton resume`"):
                 async with hold_store(PG_DSN, _me("relaybaton run"), schema=pg_schema, wait=0.1):
                     pytest.fail("two holders at once")
+
+
+@pytest.mark.integration
+async def test_a_postgres_hold_whose_session_broke_takes_the_lock_again_or_knows_it_lost_it(
+    pg_schema: str,
+) -> None:
+    import psycopg
+
+    from relaybaton.stores._hold_postgres import PostgresHold
+
+    def end_session(hold: PostgresHold) -> None:
+        assert hold._conn is not None
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (hold._conn.info.backend_pid,))
+
+    async with hold_store(PG_DSN, _me("relaybaton serve"), schema=pg_schema) as first:
+        assert isinstance(first, PostgresHold)
+        end_session(first)  # as a restart of the server does
+        await first.check()
+        assert not first.lost.is_set()
+        assert await read_holder(PG_DSN, schema=pg_schema) == first.holder  # held again
+        end_session(first)
+        async with hold_store(PG_DSN, _me("relaybaton resume"), schema=pg_schema):
+            await first.check()  # someone else got in while its session was down
+            assert first.lost.is_set()
