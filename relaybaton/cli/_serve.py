@@ -151,8 +151,6 @@ def _serve_command(args: argparse.Namespace) -> int:
             durability=args.durability,
             console=not args.no_console,
             eval_reports=Path(args.eval_reports) if args.eval_reports else None,
-            # Many nodes share one store only in cluster mode, fenced by partition leases.
-            single_process=not getattr(args, "cluster", None),
         )
     )
 
