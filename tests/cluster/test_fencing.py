@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 import pytest
 
@@ -47,6 +48,10 @@ def batch(conversation_id: str, seq: int) -> WriteBatch:
             )
         },
     )
+
+
+def note_refused(outcomes: dict[str, str], conversation_id: str, _error: Exception) -> None:
+    outcomes[conversation_id] = "refused"
 
 
 class Holder:
@@ -135,9 +140,9 @@ async def test_the_journal_commits_the_rest_and_fails_only_the_fenced_waiters(
             conversation = Conversation(id=conversation_id, owner="triage")
             journal.record(conversation, Replied(agent="triage", text="hi"))
             journal.after_commit(
-                lambda c=conversation_id: outcomes.__setitem__(c, "answered"),
+                partial(outcomes.__setitem__, conversation_id, "answered"),
                 conversation_id=conversation_id,
-                refused=lambda error, c=conversation_id: outcomes.__setitem__(c, "refused"),
+                refused=partial(note_refused, outcomes, conversation_id),
             )
         await journal.flush()
     finally:
