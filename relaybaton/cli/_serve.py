@@ -27,6 +27,7 @@ from aiohttp import web
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.cli._quality import watch_quality
 from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
+from relaybaton.cli._serve_cluster import cluster_setup
 from relaybaton.cli._store_hold import holding
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
@@ -116,6 +117,12 @@ def add_serve_command(commands: Any) -> None:
     serve_cmd.add_argument(
         "--no-console", action="store_true", help="serve the API only (no pages at /)"
     )
+    serve_cmd.add_argument(
+        "--cluster",
+        metavar="NATS_URL",
+        help="run as one node of many (nats://HOST:4222); needs a PostgreSQL --store and"
+        " --durability sync (the default in cluster mode); see [cluster] in the flow file",
+    )
     add_ab_options(serve_cmd)
     serve_cmd.set_defaults(func=_serve_command)
 
@@ -124,6 +131,8 @@ def _serve_command(args: argparse.Namespace) -> int:
     if args.ab or args.ab_variant:
         return serve_ab_command(args)
     flow = load_flow(args.flow)
+    if (args.cluster or flow.cluster is not None) and args.durability == "batched":
+        args.durability = "sync"  # cluster mode answers only what is journaled
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     tokens = TokenTable.from_environment(os.environ, args.tokens_file)
     if args.trace_events < 1:
@@ -151,6 +160,7 @@ def _serve_command(args: argparse.Namespace) -> int:
             durability=args.durability,
             console=not args.no_console,
             eval_reports=Path(args.eval_reports) if args.eval_reports else None,
+            cluster=args.cluster,
         )
     )
 
@@ -202,11 +212,12 @@ async def serve(
     console: bool = True,
     eval_reports: Path | None = None,
     single_process: bool = True,
+    cluster: str | None = None,
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
     Cancelling it skips the drain: the runtime's own exit cancels turns in flight. With
-    ``single_process`` (the default; a cluster node passes False), the store is held for
+    ``single_process`` (the default) and no cluster node, the store is held for
     this process alone (``cli/_store_hold.py``), and the hold names the address at which
     it takes decisions made with the CLI.
     """
@@ -214,6 +225,7 @@ async def serve(
     limits = limits or ServiceLimits()
     log = structlog.get_logger("relaybaton.service")
     stop = stop or asyncio.Event()
+    node, flow = cluster_setup(flow, cluster, store_path, durability)
     loop = asyncio.get_running_loop()
     finished = False
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -227,10 +239,12 @@ async def serve(
                     holding(
                         store_path,
                         f"relaybaton serve ({flow.flow.name})",
-                        exclusive=single_process,
+                        exclusive=single_process and node is None,  # nodes share it
                     )
                 )
                 store = await stack.enter_async_context(open_store_path(store_path, durability))
+                if node is not None:
+                    node.fence_store(store)
             runtime = await stack.enter_async_context(
                 open_flow(
                     flow,
@@ -238,8 +252,11 @@ async def serve(
                     tracing=False,
                     store=store,
                     durability=durability,
+                    resume=node is None,  # a node recovers each partition as it gains it
                 )
             )
+            if node is not None:
+                await node.start(runtime, stack, limits.drain_timeout_s)
             options = None
             if console:
                 memory = None
@@ -287,6 +304,8 @@ async def serve(
             out.write("relaybaton: draining: no new connections; finishing turns in flight\n")
             out.flush()
             await site.stop()
+            if node is not None:
+                await node.leave()  # hands each partition over once its turns are done
             finished = await service.drain(limits.drain_timeout_s)
             await runner.cleanup()
             service.close()

@@ -30,7 +30,12 @@ from aiohttp import web
 
 from relaybaton.actors import Paused, Runtime
 from relaybaton.adapters import ImagePart
-from relaybaton.errors import ConflictError, OwnershipError
+from relaybaton.errors import (
+    ConflictError,
+    FencedWriteError,
+    OwnershipError,
+    PartitionNotOwnedError,
+)
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
@@ -302,6 +307,15 @@ class Service:
         self.feedback = FeedbackDesk(self, router)
         return app
 
+    def _refused(self, exc: ApiError) -> web.Response:
+        self.metrics.refusals.labels(exc.code).inc()
+        return web.Response(
+            body=error_json(exc.status, exc.message, code=exc.code, param=exc.param),
+            status=exc.status,
+            content_type="application/json",
+            headers=exc.headers,
+        )
+
     @web.middleware
     async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -324,13 +338,7 @@ class Service:
             response = await handler(request)
         except ApiError as exc:
             status = exc.status
-            self.metrics.refusals.labels(exc.code).inc()
-            return web.Response(
-                body=error_json(exc.status, exc.message, code=exc.code, param=exc.param),
-                status=exc.status,
-                content_type="application/json",
-                headers=exc.headers,
-            )
+            return self._refused(exc)
         except web.HTTPException as exc:  # aiohttp's own 404, 405, 413
             status = exc.status
             if status < 400:
@@ -343,6 +351,11 @@ class Service:
                 # A 405 names the methods the route has (RFC 9110 asks for it).
                 headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
             )
+        except (PartitionNotOwnedError, FencedWriteError) as exc:  # a moved partition: retry
+            status = 503
+            self.log.info("request_not_owned", route=route, exc_info=exc)
+            return self._refused(ApiError(503, str(exc), code="partition_moved", headers={
+                "Retry-After": str(max(1, round(getattr(exc, "retry_after", 1.0))))}))  # fmt: skip
         except Exception as exc:
             # The client gets a clean 500; the traceback goes to the log, never to the body.
             self.log.exception("request_failed", route=route, error=repr(exc))
@@ -398,6 +411,9 @@ class Service:
         body = await read_body(request, self.limits.max_body_bytes)
         message = decode_body(body, _MessageIn, self.limits)
         images = images_in([i.url for i in message.images], "images")
+        # A journaled conversation continues from its journal (after a restart, or on the
+        # node that took its partition over), never restarts empty over it.
+        await self.runtime.conversations.load(conversation_id)
         message_id, future = self.submit(
             conversation_id, message.text, message.message_id, "native", images
         )
