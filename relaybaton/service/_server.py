@@ -32,6 +32,7 @@ from relaybaton.actors import Paused, Runtime
 from relaybaton.adapters import ImagePart
 from relaybaton.errors import ConflictError, OwnershipError
 from relaybaton.runtime import Conversation, TurnResult
+from relaybaton.runtime._message_limits import CONVERSATION_ID
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
@@ -53,7 +54,7 @@ __all__ = ["ApprovalDesk", "ConsoleOptions", "Service", "create_service", "decod
 
 
 _encoder = msgspec.json.Encoder()
-_CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+_CONVERSATION_ID = CONVERSATION_ID  # the same at every edge
 _PARAM = re.compile(r"at `\$\.([^`]+)`|field `([^`]+)`")
 # Routes that answer without a token: a load balancer's probes must not need one.
 _PROBES = frozenset({"/healthz", "/readyz"})
