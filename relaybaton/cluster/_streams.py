@@ -82,11 +82,10 @@ async def _ensure(js: JetStreamContext, wanted: api.StreamConfig, *, work_queue:
     problems = []
     if sorted(have.subjects or []) != sorted(wanted.subjects or []):
         problems.append(f"its subjects are {have.subjects}, not {wanted.subjects}")
-    if work_queue and have.retention is not api.RetentionPolicy.WORK_QUEUE:
-        retention = have.retention.value if have.retention else None
+    retention, storage = _value(have.retention), _value(have.storage)
+    if work_queue and retention != api.RetentionPolicy.WORK_QUEUE.value:
         problems.append(f"its retention is {retention!r}, not 'workqueue'")
-    if have.storage is not api.StorageType.FILE:
-        storage = have.storage.value if have.storage else None
+    if storage != api.StorageType.FILE.value:
         problems.append(f"its storage is {storage!r}, not 'file' (a NATS restart would lose it)")
     if problems:
         raise ConfigError(
@@ -103,3 +102,8 @@ async def _ensure(js: JetStreamContext, wanted: api.StreamConfig, *, work_queue:
             configured_s=wanted.duplicate_window,
             existing_s=have.duplicate_window,
         )
+
+
+def _value(setting: object) -> object:
+    # nats-py gives an enum member or, for some server answers, its plain string.
+    return getattr(setting, "value", setting)

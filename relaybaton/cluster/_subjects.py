@@ -23,7 +23,7 @@ __all__ = ["DEFAULT_PREFIX", "ProducerSubjects"]
 
 DEFAULT_PREFIX: Final = "relaybaton"
 
-_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")  # as ClusterConfig.prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,8 @@ class ProducerSubjects:
     def __post_init__(self) -> None:
         if not _PREFIX.fullmatch(self.prefix):
             raise ConfigError(
-                f"NATS subject prefix {self.prefix!r} is not usable: use 1-64 lower-case "
-                "letters, digits, '_' and '-', starting with a letter or digit"
+                f"NATS subject prefix {self.prefix!r} is not usable: it must start with a "
+                "letter and hold up to 32 letters, digits, '-' or '_'"
             )
 
     @property
