@@ -251,6 +251,11 @@ class PartitionConsumer:
             in_flight.release()
             raise
         future.add_done_callback(lambda _: in_flight.release())
+        journal = runtime.conversations.journal
+        fenced = journal.fenced.get(conversation_id) if journal is not None else None
+        if fenced is not None:
+            # The commit went by without this conversation's records: not journaled.
+            raise fenced
         return future, duplicate
 
     def _journal_failed(self) -> bool:

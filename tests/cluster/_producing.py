@@ -35,6 +35,7 @@ class HeldPartitions:
         self.partitions = partitions
         self.held: dict[int, int] = dict.fromkeys(range(partitions) if held is None else held, 1)
         self.listeners: list[OwnershipListener] = []
+        self.replays: list[asyncio.Future[None]] = []
 
     def generation(self, partition: int) -> int | None:
         return self.held.get(partition)
@@ -42,10 +43,16 @@ class HeldPartitions:
     def owner_of(self, partition: int) -> str | None:
         return self.node_id if partition in self.held else None
 
+    def token(self, conversation_id: str) -> tuple[int, int] | None:
+        """The (partition, generation) this node's journal writes carry (the store's fencing)."""
+        partition = partition_of(conversation_id, self.partitions)
+        generation = self.held.get(partition)
+        return None if generation is None else (partition, generation)
+
     def listen(self, listener: OwnershipListener) -> None:
         self.listeners.append(listener)
         for partition, generation in sorted(self.held.items()):
-            asyncio.get_running_loop().create_task(listener(partition, generation))
+            self.replays.append(asyncio.ensure_future(listener(partition, generation)))
 
     async def gain(self, partition: int, generation: int) -> None:
         self.held[partition] = generation
@@ -65,10 +72,24 @@ def echo(request: ModelRequest) -> str:
 
 
 @asynccontextmanager
-async def node_runtime(schema: str) -> AsyncIterator[Runtime]:
-    """A runtime journaling to ``schema`` on the test PostgreSQL (one node's)."""
-    store = PostgresStore(PG_DSN, schema=schema, application_name=schema)
+async def node_runtime(
+    schema: str, fencing: HeldPartitions | None = None
+) -> AsyncIterator[Runtime]:
+    """A runtime journaling to ``schema`` on the test PostgreSQL (one node's).
+
+    With ``fencing``, its writes carry that ownership's generations and its fences are
+    raised first (as a cluster node's are).
+    """
+    store = PostgresStore(
+        PG_DSN,
+        schema=schema,
+        application_name=schema,
+        fencing=None if fencing is None else fencing.token,
+    )
     await store.connect()
+    if fencing is not None:
+        for partition, generation in fencing.held.items():
+            await store.raise_fence(partition, generation)
     try:
         agent = Agent(name="assistant", instructions="Answer.", model="general")
         async with open_runtime(

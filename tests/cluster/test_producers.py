@@ -24,7 +24,6 @@ from relaybaton.cluster._inbound import RefusalCode
 from relaybaton.cluster._outbound import (
     DEAD_CODE_HEADER,
     DEAD_REASON_HEADER,
-    MOVED_FROM_HEADER,
     ORIGINAL_SUBJECT_HEADER,
     REPLY_TO_HEADER,
     ReplyBody,
@@ -32,7 +31,7 @@ from relaybaton.cluster._outbound import (
 from relaybaton.cluster._producers import start_consumers
 from relaybaton.cluster._streams import ensure_streams
 from relaybaton.cluster._subjects import ProducerSubjects
-from relaybaton.errors import ConfigError
+from relaybaton.errors import ConfigError, FencedWriteError
 from relaybaton.runtime._message_limits import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
 from tests._nats import delete_prefix, require_nats, throwaway_prefix
 from tests._postgres import drop_schema, require_postgres
@@ -49,6 +48,7 @@ from tests.cluster._producing import (
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 _replies = msgspec.json.Decoder(ReplyBody)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -126,8 +126,8 @@ async def test_messages_across_conversations_are_accepted_once_in_order_and_answ
             assert reply.status == "replied"
             assert reply.agent == "assistant"
             by_conversation[reply.conversation_id].append(reply.message_id)
-            turn = reply.message_id.rsplit("m", 1)[1]
-            assert reply.text == f"echo: {reply.conversation_id} says {turn}"
+            said = reply.message_id.rsplit("m", 1)[1]
+            assert reply.text == f"echo: {reply.conversation_id} says {said}"
         for cid in conversations:
             expected = [f"{cid}/m{turn}" for turn in range(per_conversation)]
             assert by_conversation[cid] == expected  # each once, in order
@@ -377,7 +377,6 @@ async def test_a_node_killed_between_journal_commit_and_ack_is_not_processed_twi
     # holder, whose runtime knows its id from the journal and does not process it twice.
     cid = "crashy"
     subjects = ProducerSubjects(prefix)
-    root = Path(__file__).resolve().parents[2]
     async with connected() as nc:
         js = nc.jetstream()
         # The streams exist before the producer publishes (the node would make them).
@@ -390,13 +389,13 @@ async def test_a_node_killed_between_journal_commit_and_ack_is_not_processed_twi
             )
         env = {
             **os.environ,
-            "PYTHONPATH": str(root),
+            "PYTHONPATH": str(ROOT),
             "RELAYBATON_FAILPOINT": "after_user_accepted:3",
         }
         process = await anyio.open_process(
             [sys.executable, "-m", "tests.cluster._producer_node", prefix, schema],
             env=env,
-            cwd=root,
+            cwd=ROOT,
         )
         with anyio.fail_after(30):
             assert await process.wait() == 137
@@ -415,3 +414,55 @@ async def test_a_node_killed_between_journal_commit_and_ack_is_not_processed_twi
             assert sorted(r.message_id for r in out.replies()) == ["k2", "k3", "k4"]
             info = await js.stream_info(subjects.stream)
             assert info.state.messages == 0
+
+
+async def test_a_fenced_journal_stops_the_partition_and_the_next_holder_goes_on_in_order(
+    schema: str, prefix: str
+) -> None:
+    # Node A holds the partition under generation 1; node B raises the fence to 2 (took
+    # it over) while A still consumes. A's next acceptance is refused by the journal: the
+    # message is not acked, nothing behind it is taken, and B goes on from it, in order.
+    cid = "fenced"
+    subjects = ProducerSubjects(prefix)
+    partition = int(subject_of(prefix, cid).rsplit(".", 1)[1])
+    a, b = HeldPartitions(held=(partition,)), HeldPartitions(held=())
+    refused: list[BaseException] = []
+    stopped = asyncio.Event()
+
+    async def note(_partition: int, error: BaseException) -> None:
+        refused.append(error)
+        stopped.set()
+
+    async with connected() as nc:
+        js = nc.jetstream()
+        out = await listen(nc, subjects.out(cid))
+        async with (
+            node_runtime(schema, fencing=a) as node_a,
+            start_consumers(nc, node_a, a, subjects=subjects, on_journal_refused=note) as on_a,
+        ):
+            await js.publish(subject_of(prefix, cid), body(cid, "f0", "before"))
+            await out.wait_for(1)
+            await node_a.settle()
+            b.held[partition] = 2
+            async with node_runtime(schema, fencing=b):  # B raises the fence, then waits
+                for n in (1, 2):
+                    await js.publish(subject_of(prefix, cid), body(cid, f"f{n}", f"after {n}"))
+                with anyio.fail_after(15):
+                    await stopped.wait()
+                await a.lose(partition)
+        assert isinstance(refused[0], FencedWriteError)
+        assert on_a.counters.journal_refusals >= 1
+        assert on_a.counters.accepted == 1
+        info = await js.stream_info(subjects.stream)
+        assert info.state.messages == 2  # neither was acked by A
+        b.held.clear()
+        async with (
+            node_runtime(schema) as node_b,
+            start_consumers(nc, node_b, b, subjects=subjects) as on_b,
+        ):
+            await b.gain(partition, 2)
+            await out.wait_for(3)
+            await node_b.settle()
+            assert user_texts(node_b, cid) == ["before", "after 1", "after 2"]
+            assert on_b.counters.accepted == 2
+        assert [r.message_id for r in out.replies()] == ["f0", "f1", "f2"]
