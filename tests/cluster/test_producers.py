@@ -466,3 +466,22 @@ async def test_a_fenced_journal_stops_the_partition_and_the_next_holder_goes_on_
             assert user_texts(node_b, cid) == ["before", "after 1", "after 2"]
             assert on_b.counters.accepted == 2
         assert [r.message_id for r in out.replies()] == ["f0", "f1", "f2"]
+
+
+async def test_the_readme_producer_gets_its_reply(schema: str, prefix: str) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Producers over NATS", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace('f"relaybaton.in.', f'f"{prefix}.in.')
+    assert prefix in code
+    async with (
+        connected() as nc,
+        node_runtime(schema) as runtime,
+        start_consumers(
+            nc, runtime, HeldPartitions(partitions=64), subjects=ProducerSubjects(prefix)
+        ),
+    ):
+        done = await anyio.run_process(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+    assert done.stdout.decode().strip() == "echo: Where is my order?"
