@@ -12,6 +12,7 @@ import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -485,3 +486,41 @@ async def test_the_readme_producer_gets_its_reply(schema: str, prefix: str) -> N
             [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}
         )
     assert done.stdout.decode().strip() == "echo: Where is my order?"
+
+
+async def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver(
+    schema: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relaybaton.cluster._partition_consumer import ConsumerSettings
+
+    settings = ConsumerSettings(max_deliver=3, retry_delay_s=0.01)
+    async with connected() as nc, node_runtime(schema) as runtime:
+        js = nc.jetstream()
+        subjects = ProducerSubjects(prefix)
+        dead = await listen(nc, subjects.dead)
+        accept = runtime.accept
+        tries: list[str] = []
+
+        async def broken_for_one(conversation_id: str, text: str, **kw: Any) -> Any:
+            if conversation_id == "poison":  # a fault injected into acceptance
+                tries.append(text)
+                raise RuntimeError("this message breaks acceptance")
+            return await accept(conversation_id, text, **kw)
+
+        monkeypatch.setattr(runtime, "accept", broken_for_one)
+        poison_subject = subject_of(prefix, "poison")
+        healthy = next(f"h{n}" for n in range(100) if subject_of(prefix, f"h{n}") == poison_subject)
+        out = await listen(nc, subjects.out(healthy))
+        async with start_consumers(
+            nc, runtime, HeldPartitions(), subjects=subjects, settings=settings
+        ) as consumers:
+            await js.publish(poison_subject, body("poison", "p-1", "boom"))
+            await js.publish(poison_subject, body(healthy, "h-1", "fine"))  # behind it
+            (letter,) = await dead.wait_for(1)
+            await out.wait_for(1)
+        assert tries == ["boom"] * 3
+        headers = letter.headers or {}
+        assert headers[DEAD_CODE_HEADER] == RefusalCode.POISON.value
+        assert "failed 3 times" in headers[DEAD_REASON_HEADER]
+        assert consumers.counters.retries == 3
+        assert consumers.counters.accepted == 1
