@@ -275,6 +275,8 @@ async def serve(
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
                 console=options,
             )
+            if node is not None:
+                node.expose_metrics(service.metrics.registry)  # producers' counters
             await watch_quality(flow, runtime, service, stack)
             runner = web.AppRunner(
                 service.app, access_log=None, handle_signals=False, shutdown_timeout=5.0

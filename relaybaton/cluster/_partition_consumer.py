@@ -73,6 +73,10 @@ class ConsumerSettings:
             journal refusal starts again (if this node still holds it).
         max_turns_in_flight: accepted turns from NATS not finished yet, over all
             partitions; at the bound, fetching waits (messages wait in the stream).
+        stop_timeout_s: how long a stopping consumer (a partition lost or handed over,
+            the node leaving) waits for the message in hand to be journaled and acked
+            before it is cancelled (then the message is delivered again to the next
+            holder, which recognizes it if the journal got it).
         inbound: the bounds a message must keep (the HTTP edge's).
     """
 
@@ -83,6 +87,7 @@ class ConsumerSettings:
     retry_delay_s: float = 0.2
     refused_delay_s: float = 1.0
     max_turns_in_flight: int = 1000
+    stop_timeout_s: float = 5.0
     inbound: InboundLimits = field(default_factory=InboundLimits)
 
 
@@ -124,9 +129,18 @@ class PartitionConsumer:
         self.context = context
         self.partition = partition
         self.on_accepted: Callable[[Msg], Awaitable[None]] | None = None  # a test's hook
+        #: Set by ``stop_after_current``: ``run`` returns once the message in hand is acked.
+        self.stopping = False
+        self._handling = False
+
+    def stop_after_current(self) -> bool:
+        """Take no more messages; True if one is in hand (``run`` returns after its ack),
+        False if the loop only waits for messages (cancelling it loses nothing)."""
+        self.stopping = True
+        return self._handling
 
     async def run(self) -> None:
-        """Fetch and accept until cancelled, or raise ``JournalRefusedError``."""
+        """Fetch and accept until cancelled or stopped, or raise ``JournalRefusedError``."""
         context = self.context
         subjects = context.subjects
         durable = subjects.durable(self.partition)
@@ -140,8 +154,18 @@ class PartitionConsumer:
                     )
                 except nats.errors.TimeoutError:
                     continue  # nothing arrived during the long poll
-                for msg in batch:
-                    await self._handle(msg)
+                # Fetched but not handled when stopping: unacked, so the next holder's
+                # consumer (made afresh) delivers them first, in order.
+                self._handling = True
+                try:
+                    for msg in batch:
+                        if self.stopping:
+                            return
+                        await self._handle(msg)
+                finally:
+                    self._handling = False
+                if self.stopping:
+                    return
         finally:
             await sub.unsubscribe()
 
