@@ -7,9 +7,10 @@ partition's oldest unaccepted message, and whatever a crashed or paused former o
 fetched but not acked is delivered again at once, in order, instead of after its ack wait.
 
 Each message is decoded and checked, then accepted by the runtime (``Runtime.accept``,
-which returns once the journal holds it), then acked: a message is acked only when a crash
-can no longer lose it, and the next message is taken only after that, so the partition's
-messages (and so each conversation's) are accepted in stream order. A message delivered
+which returns once the journal holds it, and raises ``FencedWriteError`` if the journal
+refused it), then acked: a message is acked only when a crash can no longer lose it, and
+the next message is taken only after that, so the partition's messages (and so each
+conversation's) are accepted in stream order. A message delivered
 again is recognized by its id (invariant 5): acked, not processed twice.
 
 * A message no node can process (not JSON, wrong fields, too large, refused for good by
@@ -275,11 +276,6 @@ class PartitionConsumer:
             in_flight.release()
             raise
         future.add_done_callback(lambda _: in_flight.release())
-        journal = runtime.conversations.journal
-        fenced = journal.fenced.get(conversation_id) if journal is not None else None
-        if fenced is not None:
-            # The commit went by without this conversation's records: not journaled.
-            raise fenced
         return future, duplicate
 
     def _journal_failed(self) -> bool:
