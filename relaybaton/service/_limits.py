@@ -20,7 +20,10 @@ from aiohttp import web
 
 from relaybaton.service._errors import ApiError
 
-__all__ = ["ServiceLimits", "TokenLimiter", "check_depth", "read_body"]
+__all__ = ["BODY_READ", "ServiceLimits", "TokenLimiter", "check_depth", "read_body"]
+
+BODY_READ = "relaybaton.body"
+"""The request-state key of a body already read at the edge (to see whether to forward it)."""
 
 
 class ServiceLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,7 +84,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if size > limit:
             raise _too_large(size, limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    request[BODY_READ] = body
+    return body
 
 
 def _too_large(size: int, limit: int) -> ApiError:

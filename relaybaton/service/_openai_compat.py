@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import time
 from typing import Any, final
 
@@ -214,7 +213,7 @@ class OpenAICompat:
         conversation_id = (
             request.headers.get("X-Relaybaton-Conversation-Id")
             or chat.user
-            or f"chat-{secrets.token_hex(8)}"
+            or service.new_conversation_id()
         )
         if len(conversation_id) > 128:
             raise ApiError(

@@ -36,6 +36,7 @@ from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._feedback import FeedbackDesk
+from relaybaton.service._forwarding import RequestForwarder, destination_of
 from relaybaton.service._images import images_in
 from relaybaton.service._limits import ServiceLimits, TokenLimiter, check_depth, read_body
 from relaybaton.service._operator_api import OperatorApi, caller
@@ -149,8 +150,10 @@ class Service:
         approvals: ApprovalDesk | None,
         exporter: SpanExporter | None,
         console: ConsoleOptions | None = None,
+        forwarder: RequestForwarder | None = None,
     ) -> None:
         self.runtime = runtime
+        self.forwarder = forwarder
         self.console_options = console
         self.console: Console | None = None
         self.flow_name = flow_name
@@ -203,6 +206,12 @@ class Service:
         self.operator_api.close()
 
     # --- admission --------------------------------------------------------------------------
+
+    def new_conversation_id(self) -> str:
+        """An id for a conversation a request starts without naming one."""
+        if self.forwarder is not None:  # one whose partition this node holds
+            return self.forwarder.new_conversation_id()
+        return f"chat-{secrets.token_hex(8)}"
 
     def submit(  # noqa: PLR0917 - the edges pass what they read, in order
         self,
@@ -321,7 +330,10 @@ class Service:
                 label = token.label if token is not None else "loopback"
                 self.limiter.enter(label)
                 principal = label  # set only once a slot is held, so finally gives it back
-            response = await handler(request)
+            forwarded = None
+            if self.forwarder is not None:
+                forwarded = await self._forward(request, self.forwarder)
+            response = forwarded if forwarded is not None else await handler(request)
         except ApiError as exc:
             status = exc.status
             self.metrics.refusals.labels(exc.code).inc()
@@ -358,6 +370,15 @@ class Service:
             if principal is not None:
                 self.limiter.leave(principal)
             self.metrics.count_request(route, request.method, status, started)
+
+    async def _forward(
+        self, request: web.Request, forwarder: RequestForwarder
+    ) -> web.StreamResponse | None:
+        """The owner's answer when another node owns what ``request`` names, else None."""
+        destination = await destination_of(request, self.limits.max_body_bytes)
+        if destination is None:
+            return None
+        return await forwarder.forward(request, destination)
 
     # --- probes and metrics -----------------------------------------------------------------
 
@@ -398,8 +419,14 @@ class Service:
         body = await read_body(request, self.limits.max_body_bytes)
         message = decode_body(body, _MessageIn, self.limits)
         images = images_in([i.url for i in message.images], "images")
+        # A message id in the body wins; the Idempotency-Key header serves clients (and
+        # forwarding nodes) that retry without changing the body.
         message_id, future = self.submit(
-            conversation_id, message.text, message.message_id, "native", images
+            conversation_id,
+            message.text,
+            message.message_id or (request.headers.get("Idempotency-Key") or "")[:200] or None,
+            "native",
+            images,
         )
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
@@ -559,6 +586,7 @@ def create_service(
     approvals: ApprovalDesk | None = None,
     exporter: SpanExporter | None = None,
     console: ConsoleOptions | None = None,
+    forwarder: RequestForwarder | None = None,
 ) -> Service:
     """Serve ``runtime`` (one flow) over HTTP; call ``Service.close`` when done.
 
@@ -571,6 +599,8 @@ def create_service(
         approvals: where approvals are listed and decided, when there is a store.
         exporter: where finished spans go besides the in-memory ring (OTLP).
         console: serve the console at ``/`` with these options (None: the API only).
+        forwarder: answers requests about conversations another node owns (a cluster
+            node's); None serves every conversation here.
     """
     return Service(
         runtime,
@@ -581,4 +611,5 @@ def create_service(
         approvals=approvals,
         exporter=exporter,
         console=console,
+        forwarder=forwarder,
     )
