@@ -175,10 +175,11 @@ class ClusterForwarder:
         backoff = _FIRST_BACKOFF
         while True:
             async with self.tunnel.call(tunnelled) as (reply, call):
-                answer = await self._answer(request, reply, call)
+                answer = await self._answer(request, reply, call, deadline)
             if not isinstance(answer, _Retry):
                 return answer
-            if loop.time() + backoff > deadline:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 owner = self.ownership.owner_of(tunnelled.partition)
                 holder = f"node {owner!r}" if owner else "no node"
                 raise ApiError(
@@ -189,17 +190,23 @@ class ClusterForwarder:
                     code="owner_unavailable",
                     headers={"Retry-After": str(max(1, math.ceil(self.lease_ttl / 2)))},
                 )
-            await asyncio.sleep(backoff)
+            await asyncio.sleep(min(backoff, remaining))
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def _answer(  # one frame kind per branch
-        self, request: web.Request, reply: str, call: TunnelCall
+        self, request: web.Request, reply: str, call: TunnelCall, deadline: float
     ) -> web.StreamResponse | _Retry:
+        loop = asyncio.get_running_loop()
         expected = 0
         response: web.StreamResponse | None = None
         while True:
+            # A live owner says something at least every ALIVE_EVERY; before its first word,
+            # the wait ends with the retry deadline too.
+            timeout = self.frame_timeout
+            if expected == 0:
+                timeout = max(0.05, min(timeout, deadline - loop.time()))
             try:
-                item = await asyncio.wait_for(call.frames.get(), self.frame_timeout)
+                item = await asyncio.wait_for(call.frames.get(), timeout)
             except TimeoutError:
                 await self.tunnel.cancel(reply)
                 if response is None:

@@ -44,7 +44,7 @@ from relaybaton.cluster._tunnel_wire import (
 
 __all__ = ["REPLAYED", "FrameSink", "FrameWriter", "keep_alive", "replay"]
 
-REPLAYED = "relaybaton.cluster.replayed_from"
+REPLAYED = web.RequestKey("relaybaton.cluster.replayed_from", str)
 """Request-state key set on a replayed request (the ingress node): it is never forwarded again."""
 
 # Framing is per hop: the ingress's own server frames its answer to its client.
@@ -68,10 +68,11 @@ class FrameSink:
     async def _send(self, frame: Frame, *, last: bool = False) -> None:
         if self.finished:  # moved or cancelled meanwhile: nothing more goes out
             return
+        data = encode(frame)  # first: a frame that cannot be encoded changes nothing
         self.finished = last
         self.seq += 1
         self.last_sent = time.monotonic()
-        await self._publish(encode(frame))
+        await self._publish(data)
 
     async def head(
         self, status: int, headers: list[tuple[str, str]], body: bytes, *, end: bool
@@ -121,7 +122,7 @@ class FrameWriter(AbstractStreamWriter):
 
     async def write_headers(self, status_line: str, headers: CIMultiDict[str]) -> None:
         status = int(status_line.split(" ", 2)[1])
-        kept = [(k, v) for k, v in headers.items() if k.lower() not in _HOP_BY_HOP]
+        kept = [(str(k), v) for k, v in headers.items() if k.lower() not in _HOP_BY_HOP]
         self._head = (status, kept)
 
     async def flush_head(self) -> None:

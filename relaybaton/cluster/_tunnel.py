@@ -74,6 +74,8 @@ class TunnelServer:
         self._serving: dict[str, _Serving] = {}  # by reply subject
         self._cancels: Subscription | None = None
         self._closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def start(self) -> None:
         """Listen for cancels, and on the subject of every partition held (now and later)."""
@@ -91,6 +93,10 @@ class TunnelServer:
             if serving.task is not None:
                 serving.task.cancel()
 
+    async def idle(self) -> None:
+        """Wait until no request is being answered here."""
+        await self._idle.wait()
+
     @property
     def listening(self) -> frozenset[int]:
         """The partitions whose subject this node listens on."""
@@ -102,6 +108,7 @@ class TunnelServer:
         elif partition not in self._subscriptions and not self._closed:
             subject = rpc_subject(self.prefix, partition)
             self._subscriptions[partition] = await self.nc.subscribe(subject, cb=self._on_request)
+            await self.nc.flush()  # the server knows the subscription before we say we serve
 
     async def _lose(self, partition: int) -> None:
         subscription = self._subscriptions.pop(partition, None)
@@ -135,6 +142,7 @@ class TunnelServer:
 
         serving = _Serving(tunnelled.partition, FrameSink(publish, node))
         self._serving[reply] = serving
+        self._idle.clear()
         serving.task = asyncio.create_task(self._serve(reply, serving, tunnelled))
 
     async def _serve(self, reply: str, serving: _Serving, tunnelled: TunnelRequest) -> None:
@@ -151,6 +159,8 @@ class TunnelServer:
         finally:
             alive.cancel()
             self._serving.pop(reply, None)
+            if not self._serving:
+                self._idle.set()
 
     async def _on_cancel(self, msg: Msg) -> None:
         serving = self._serving.get(msg.data.decode(errors="replace"))
