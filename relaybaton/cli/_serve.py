@@ -27,6 +27,7 @@ from aiohttp import web
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.cli._quality import watch_quality
 from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
+from relaybaton.cli._serve_cluster import cluster_setup
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
@@ -113,6 +114,12 @@ def add_serve_command(commands: Any) -> None:
     serve_cmd.add_argument(
         "--no-console", action="store_true", help="serve the API only (no pages at /)"
     )
+    serve_cmd.add_argument(
+        "--cluster",
+        metavar="NATS_URL",
+        help="run as one node of many (nats://HOST:4222); needs a PostgreSQL --store and"
+        " --durability sync (the default in cluster mode); see [cluster] in the flow file",
+    )
     add_ab_options(serve_cmd)
     serve_cmd.set_defaults(func=_serve_command)
 
@@ -121,6 +128,8 @@ def _serve_command(args: argparse.Namespace) -> int:
     if args.ab or args.ab_variant:
         return serve_ab_command(args)
     flow = load_flow(args.flow)
+    if (args.cluster or flow.cluster is not None) and args.durability == "batched":
+        args.durability = "sync"  # cluster mode answers only what is journaled
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     tokens = TokenTable.from_environment(os.environ, args.tokens_file)
     if args.trace_events < 1:
@@ -148,6 +157,7 @@ def _serve_command(args: argparse.Namespace) -> int:
             durability=args.durability,
             console=not args.no_console,
             eval_reports=Path(args.eval_reports) if args.eval_reports else None,
+            cluster=args.cluster,
         )
     )
 
@@ -187,6 +197,7 @@ async def serve(
     durability: str = "batched",
     console: bool = True,
     eval_reports: Path | None = None,
+    cluster: str | None = None,
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
@@ -196,6 +207,7 @@ async def serve(
     limits = limits or ServiceLimits()
     log = structlog.get_logger("relaybaton.service")
     stop = stop or asyncio.Event()
+    node, flow = cluster_setup(flow, cluster, store_path, durability)
     loop = asyncio.get_running_loop()
     finished = False
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -205,6 +217,8 @@ async def serve(
             store = None
             if store_path:
                 store = await stack.enter_async_context(open_store_path(store_path, durability))
+                if node is not None:
+                    node.fence_store(store)
             runtime = await stack.enter_async_context(
                 open_flow(
                     flow,
@@ -212,8 +226,11 @@ async def serve(
                     tracing=False,
                     store=store,
                     durability=durability,
+                    resume=node is None,  # a node recovers each partition as it gains it
                 )
             )
+            if node is not None:
+                await node.start(runtime, stack, limits.drain_timeout_s)
             options = None
             if console:
                 memory = None
@@ -258,6 +275,8 @@ async def serve(
             out.write("relaybaton: draining: no new connections; finishing turns in flight\n")
             out.flush()
             await site.stop()
+            if node is not None:
+                await node.leave()  # hands each partition over once its turns are done
             finished = await service.drain(limits.drain_timeout_s)
             await runner.cleanup()
             service.close()

@@ -175,6 +175,11 @@ class ClusterNode:
         generation = self._active.get(partition)
         return None if generation is None else (partition, generation)
 
+    def step_down(self, partition: int, why: str) -> None:
+        """Stop acting for ``partition`` at once (the journal refused our writes there)."""
+        if partition in self._active:
+            self._spawn(self._lose(partition, why=why), "step_down")
+
     # --- start and stop -------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -240,6 +240,9 @@ class OpenAICompat:
                 f"{conversation_id}\x00{position}\x00{text}\x00{seen}".encode(), digest_size=12
             ).hexdigest()
         )
+        # A journaled conversation continues from its journal (after a restart, or on the
+        # node that took its partition over), never restarts empty over it.
+        await service.runtime.conversations.load(conversation_id)
         if agent is not None:
             try:
                 service.runtime.conversations.open(conversation_id, owner=agent)

@@ -30,7 +30,12 @@ from aiohttp import web
 
 from relaybaton.actors import Paused, Runtime
 from relaybaton.adapters import ImagePart
-from relaybaton.errors import ConflictError, OwnershipError
+from relaybaton.errors import (
+    ConflictError,
+    FencedWriteError,
+    OwnershipError,
+    PartitionNotOwnedError,
+)
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
@@ -355,6 +360,20 @@ class Service:
                 # A 405 names the methods the route has (RFC 9110 asks for it).
                 headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
             )
+        except (PartitionNotOwnedError, FencedWriteError) as exc:
+            # A cluster node that does not (or no longer) hold the conversation's partition:
+            # nothing was answered that the journal does not hold; the client retries, and
+            # lands on the new owner.
+            status = 503
+            self.log.info("request_not_owned", route=route, exc_info=exc)
+            self.metrics.refusals.labels("partition_moved").inc()
+            wait = getattr(exc, "retry_after", 1.0)
+            return web.Response(
+                body=error_json(503, str(exc), code="partition_moved"),
+                status=503,
+                content_type="application/json",
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
         except Exception as exc:
             # The client gets a clean 500; the traceback goes to the log, never to the body.
             self.log.exception("request_failed", route=route, error=repr(exc))
@@ -419,6 +438,9 @@ class Service:
         body = await read_body(request, self.limits.max_body_bytes)
         message = decode_body(body, _MessageIn, self.limits)
         images = images_in([i.url for i in message.images], "images")
+        # A journaled conversation continues from its journal (after a restart, or on the
+        # node that took its partition over), never restarts empty over it.
+        await self.runtime.conversations.load(conversation_id)
         # A message id in the body wins; the Idempotency-Key header serves clients (and
         # forwarding nodes) that retry without changing the body.
         message_id, future = self.submit(
