@@ -55,11 +55,22 @@ _HOP_BY_HOP = frozenset(
 
 @final
 class FrameSink:
-    """Numbers frames and publishes them to one reply subject, in order."""
+    """Numbers frames and publishes them to one reply subject, in order.
 
-    def __init__(self, publish: Callable[[bytes], Awaitable[None]], node: str) -> None:
+    ``still_owner`` is asked before the head goes out: an answer made after the node lost
+    the partition (the runtime refused it, or it raced the loss) is never sent; the ingress
+    hears ``Moved`` and asks the new owner.
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[bytes], Awaitable[None]],
+        node: str,
+        still_owner: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._publish = publish
         self.node = node
+        self.still_owner = still_owner
         self.seq = 0
         self.head_sent = False
         self.finished = False
@@ -77,6 +88,9 @@ class FrameSink:
     async def head(
         self, status: int, headers: list[tuple[str, str]], body: bytes, *, end: bool
     ) -> None:
+        if not self.still_owner():
+            await self.moved()
+            return
         first, rest = body[:MAX_CHUNK], body[MAX_CHUNK:]
         self.head_sent = True
         last = end and not rest

@@ -133,14 +133,19 @@ class TunnelServer:
             _log.exception("tunnel_request_undecodable", subject=msg.subject)
             return
         node = self.ownership.node_id
-        if self.ownership.generation(tunnelled.partition) is None:
+        partition = tunnelled.partition
+        generation = self.ownership.generation(partition)
+        if generation is None:
             await self.nc.publish(reply, encode(Moved(0, node)))
             return
 
         async def publish(data: bytes) -> None:
             await self.nc.publish(reply, data)
 
-        serving = _Serving(tunnelled.partition, FrameSink(publish, node))
+        def still_owner() -> bool:
+            return self.ownership.generation(partition) == generation
+
+        serving = _Serving(partition, FrameSink(publish, node, still_owner))
         self._serving[reply] = serving
         self._idle.clear()
         serving.task = asyncio.create_task(self._serve(reply, serving, tunnelled))
