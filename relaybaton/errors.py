@@ -40,7 +40,8 @@ The tree::
     ├── ConfigError                      (also ValueError) configuration misuse: a flow file, a
     │   │                                constructor argument, a model id, an environment variable
     │   ├── FlowError                    one or more problems in a flow file, with paths
-    │   └── MissingCredentialsError      an API key variable is not set
+    │   ├── MissingCredentialsError      an API key variable is not set
+    │   └── StoreInUseError              another process holds the journal store (one per store)
     ├── GraphError                       the knowledge graph refused an operation; nothing changed
     │   ├── EntityNotFoundError          (also LookupError) an operation named a missing entity
     │   └── GraphFileError               (also ValueError) a memory JSONL file cannot be read
@@ -105,6 +106,7 @@ __all__ = [
     "RelaybatonError",
     "StaleEpochError",
     "StoreError",
+    "StoreInUseError",
     "StoreUnavailableError",
     "StreamInterruptedError",
     "ToolArgumentsError",
@@ -470,6 +472,20 @@ class MissingCredentialsError(ConfigError):
         )
         self.variable = variable
         self.model = model
+
+
+class StoreInUseError(ConfigError):
+    """Another process holds the journal store: outside cluster mode one process serves it.
+
+    ``holder`` describes that process (``pid``, ``host``, ``command``, ``since``, and the
+    ``address`` of its HTTP service when it serves one); ``store`` names the store without
+    secrets.
+    """
+
+    def __init__(self, message: str, *, store: str, holder: Mapping[str, object]) -> None:
+        super().__init__(message)
+        self.store = store
+        self.holder = dict(holder)
 
 
 # --- knowledge graph ----------------------------------------------------------------------

@@ -29,6 +29,7 @@ from relaybaton.cli._quality import watch_quality
 from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
 from relaybaton.cli._serve_cluster import cluster_setup
 from relaybaton.cli._serve_forwarding import answer_for_owned, forward_to_owners
+from relaybaton.cli._store_hold import holding
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
@@ -40,6 +41,7 @@ from relaybaton.service._auth import TokenTable, is_loopback
 from relaybaton.service._limits import ServiceLimits
 from relaybaton.service._server import ConsoleOptions, create_service
 from relaybaton.service._tracing import create_otlp_exporter
+from relaybaton.stores._hold import StoreHold
 
 __all__ = ["add_serve_command", "serve"]
 
@@ -59,7 +61,8 @@ def add_serve_command(commands: Any) -> None:
         "--store",
         metavar="PATH",
         help="journal conversations to this SQLite file (or PostgreSQL URL): they survive "
-        "restarts, and unfinished ones continue at start-up; approvals need it",
+        "restarts, and unfinished ones continue at start-up; approvals need it. This "
+        "process holds it alone (a second writer is refused) unless in cluster mode",
     )
     serve_cmd.add_argument(
         "--durability",
@@ -163,6 +166,17 @@ def _serve_command(args: argparse.Namespace) -> int:
     )
 
 
+def _stop_when_lost(hold: StoreHold, stop: asyncio.Event, log: Any) -> asyncio.Task[None]:
+    """Drain and stop if another process took the store over (its hold's session broke)."""
+
+    async def watch() -> None:
+        await hold.lost.wait()
+        log.error("store_hold_lost_stopping", store=hold.where)
+        stop.set()
+
+    return asyncio.get_running_loop().create_task(watch(), name="relaybaton hold watch")
+
+
 def _banner(out: TextIO, flow: FlowFile, url: str, tokens: TokenTable, host: str) -> None:
     body = '{"text": "Hello"}'
     auth = "" if tokens.open_to_loopback_only else '-H "Authorization: Bearer $TOKEN" '
@@ -199,10 +213,14 @@ async def serve(
     console: bool = True,
     eval_reports: Path | None = None,
     cluster: str | None = None,
+    single_process: bool = True,
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
-    Cancelling it skips the drain: the runtime's own exit cancels turns in flight.
+    Cancelling it skips the drain: the runtime's own exit cancels turns in flight. With
+    ``single_process`` (the default; a cluster node passes False), the store is held for
+    this process alone (``cli/_store_hold.py``), and the hold names the address at which
+    it takes decisions made with the CLI.
     """
     tokens = tokens or TokenTable()
     limits = limits or ServiceLimits()
@@ -216,7 +234,15 @@ async def serve(
     try:
         async with AsyncExitStack() as stack:
             store = None
+            hold = None
             if store_path:
+                hold = await stack.enter_async_context(
+                    holding(
+                        store_path,
+                        f"relaybaton serve ({flow.flow.name})",
+                        exclusive=single_process and node is None,  # nodes share it
+                    )
+                )
                 store = await stack.enter_async_context(open_store_path(store_path, durability))
                 if node is not None:
                     node.fence_store(store)
@@ -274,6 +300,9 @@ async def serve(
             bound = runner.addresses[0]
             shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
             url = f"http://{shown}:{bound[1]}"
+            if hold is not None:  # where `approvals approve` sends its decisions
+                await hold.announce(url)
+                stack.callback(_stop_when_lost(hold, stop, log).cancel)
             _banner(out, flow, url, tokens, host)
             if on_ready is not None:
                 on_ready(url)

@@ -64,6 +64,7 @@ from relaybaton.runtime._store import (
     Durability,
     Head,
     WriteBatch,
+    check_decisions,
     check_fence,
     merge_approval_rows,
 )
@@ -140,6 +141,10 @@ ON CONFLICT (approval_id) DO UPDATE SET
     conversation_id = excluded.conversation_id,
     request = CASE WHEN length(excluded.request) > 0 THEN excluded.request ELSE a.request END,
     decision = CASE WHEN excluded.decision <> '' THEN excluded.decision ELSE a.decision END
+"""
+
+_DECIDED = """
+SELECT approval_id, decision FROM {s}.approvals WHERE approval_id = ANY(%s) FOR UPDATE
 """
 
 _PRUNE = """
@@ -391,6 +396,10 @@ class PostgresStore:
                 )
             if batch.approvals:
                 rows = merge_approval_rows(batch.approvals)
+                deciding = [a.approval_id for a in rows if a.decision]
+                if deciding:  # locked till the commit: a racing decision waits, then fails
+                    await cur.execute(self._sql(_DECIDED), (deciding,))
+                    check_decisions(dict(await cur.fetchall()), rows)
                 await cur.execute(
                     self._sql(_PUT_APPROVALS),
                     (

@@ -21,7 +21,7 @@ from relaybaton.actors import Runtime
 from relaybaton.cluster._forwarder import ApprovalLocator, ClusterForwarder
 from relaybaton.cluster._partitions import partition_of
 from relaybaton.cluster._tunnel import TunnelClient, TunnelServer
-from relaybaton.service import Service, create_service
+from relaybaton.service import Service, ServiceLimits, create_service
 from relaybaton.service._server import ApprovalDesk
 from tests._nats import NATS_URL
 from tests.cluster._split import Split, SplitView
@@ -62,6 +62,7 @@ async def two_nodes(
     frame_timeout: float = 3.0,
     locate_approval: ApprovalLocator | None = None,
     owners: dict[int, str | None] | None = None,
+    limits: ServiceLimits | None = None,
 ) -> AsyncIterator[tuple[Node, Node, Split]]:
     """Nodes "a" and "b"; by default a holds the even partitions and b the odd ones."""
     split = Split(
@@ -85,7 +86,11 @@ async def two_nodes(
                 frame_timeout=frame_timeout,
             )
             service = create_service(
-                runtime, flow_name=flow_name, approvals=approvals, forwarder=forwarder
+                runtime,
+                flow_name=flow_name,
+                approvals=approvals,
+                forwarder=forwarder,
+                limits=limits,
             )
             runner = web.AppRunner(service.app, access_log=None, shutdown_timeout=1.0)
             await runner.setup()
