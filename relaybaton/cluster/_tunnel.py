@@ -83,12 +83,15 @@ class TunnelServer:
         self.ownership.listen(self._on_ownership)
 
     async def close(self) -> None:
-        """Stop listening and stop every request still being answered."""
+        """Stop listening and stop every request still being answered; idempotent."""
+        if self._closed:
+            return
         self._closed = True
         for partition in list(self._subscriptions):
             await self._lose(partition)
         if self._cancels is not None:
             await self._cancels.unsubscribe()
+            self._cancels = None
         for serving in list(self._serving.values()):
             if serving.task is not None:
                 serving.task.cancel()
