@@ -274,7 +274,11 @@ async def serve(
                 tokens=tokens,
                 limits=limits,
                 record_content=record_content,
-                approvals=RuntimeApprovals(runtime) if store is not None else None,
+                approvals=(
+                    RuntimeApprovals(runtime, shared=store if node is not None else None)
+                    if store is not None
+                    else None
+                ),
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
                 console=options,
                 forwarder=forwarder,

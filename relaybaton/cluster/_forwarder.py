@@ -11,8 +11,9 @@ streamed completions flow.
 While a partition has no owner (no responders on its subject, or an owner that says it has
 moved, or is silent past ``frame_timeout``) the request is asked again with backoff, for up
 to the lease TTL plus a second from when the owner was last heard of (the time a lost
-node's partitions take to find a new owner); then the answer is 503 with ``Retry-After``. A native message without an id gets one here
-(``Idempotency-Key``), so that asking again never makes a second message of it.
+node's partitions take to find a new owner); then the answer is 503 with ``Retry-After``.
+A native message without an id gets one here (``Idempotency-Key``), so that asking again
+never makes a second message of it.
 """
 
 from __future__ import annotations

@@ -72,7 +72,11 @@ class ApprovalDesk(Protocol):
     """Where approvals live (the durable store's); the service lists and decides them."""
 
     def pending(self) -> Sequence[Mapping[str, object]]:
-        """The approvals waiting for a decision, as JSON-ready data."""
+        """The approvals waiting for a decision here, as JSON-ready data."""
+        ...
+
+    async def listing(self) -> Sequence[Mapping[str, object]]:
+        """The approvals ``GET /v1/approvals`` lists (every node's, in a cluster)."""
         ...
 
     async def decide(
@@ -488,7 +492,7 @@ class Service:
 
     async def _list_approvals(self, request: web.Request) -> web.Response:
         self._check_flow(request)
-        data = list(self.approvals.pending()) if self.approvals is not None else []
+        data = list(await self.approvals.listing()) if self.approvals is not None else []
         return _json({"object": "list", "data": data})
 
     async def _decide_approval(self, request: web.Request) -> web.Response:
