@@ -73,9 +73,9 @@ __all__ = [
     "BadRequestError",
     "BudgetExceededError",
     "CalleeFailedError",
-    "ConfigError",
     "ClusterError",
     "ClusterUnavailableError",
+    "ConfigError",
     "ConflictError",
     "ContentFilteredError",
     "ContextLengthExceededError",
@@ -536,45 +536,27 @@ class StoreUnavailableError(StoreError, ConnectionError):
 
 
 class FencedWriteError(StoreError):
-    """A cluster node wrote for partitions whose fence another node has raised since.
-
-    Nothing of the batch was written. ``conversation_ids`` are the conversations the store
-    refused (the rest of the batch may be written again without them); ``partitions`` their
-    partitions. The writer lost those partitions: it must stop acting for them.
-    """
+    """A cluster node wrote for partitions another node fenced since: nothing was written.
+    ``conversation_ids`` were refused; the writer lost ``partitions`` and must step down."""
 
     def __init__(
-        self,
-        *,
-        store: str,
-        conversation_ids: Collection[str],
-        partitions: Collection[int],
+        self, *, store: str, conversation_ids: Collection[str], partitions: Collection[int]
     ) -> None:
-        shown = ", ".join(str(p) for p in sorted(partitions))
+        self.conversation_ids, self.partitions = frozenset(conversation_ids), frozenset(partitions)
         super().__init__(
             f"journal {store} refused the writes of {len(conversation_ids)} conversation(s):"
-            f" partition(s) {shown} are now held by another node under a newer lease"
-            " generation; this node must stop acting for them (it steps down by itself)",
+            f" partition(s) {sorted(partitions)} are held by another node under a newer lease"
+            " generation; this node stops acting for them (it steps down by itself)",
             store=store,
         )
-        self.conversation_ids = frozenset(conversation_ids)
-        self.partitions = frozenset(partitions)
-
-
-# --- many nodes ---------------------------------------------------------------------------
 
 
 class ClusterError(RelaybatonError):
-    """A cluster node cannot do what was asked."""
+    """A cluster node cannot do what was asked (``relaybaton.cluster``)."""
 
 
 class PartitionNotOwnedError(ClusterError):
-    """This node does not hold the conversation's partition: ask its owner (or retry).
-
-    ``owner`` is the node id that holds it as last seen here (None while it moves);
-    ``retry_after`` the seconds after which asking again is worth it. The HTTP edge
-    forwards the request to ``owner``, or answers 503 with ``Retry-After``.
-    """
+    """Not this node's partition: ask ``owner`` (None while it moves) or retry (HTTP 503)."""
 
     def __init__(
         self,
@@ -588,14 +570,10 @@ class PartitionNotOwnedError(ClusterError):
         holder = f"node {owner!r}" if owner else "no node right now (it is moving)"
         super().__init__(
             f"conversation {conversation_id!r} is in partition {partition}, held by {holder},"
-            f" not by this node {node_id!r}; send it to the owner or retry in"
-            f" {retry_after:g} s"
+            f" not by this node {node_id!r}; send it to the owner or retry in {retry_after:g} s"
         )
-        self.conversation_id = conversation_id
-        self.partition = partition
-        self.node_id = node_id
-        self.owner = owner
-        self.retry_after = retry_after
+        self.conversation_id, self.partition, self.node_id = conversation_id, partition, node_id
+        self.owner, self.retry_after = owner, retry_after
 
 
 class ClusterUnavailableError(ClusterError, ConnectionError):

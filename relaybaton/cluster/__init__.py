@@ -15,10 +15,10 @@ from relaybaton.cluster._partitions import (
 )
 
 __all__ = [
-    "DEFAULT_LEASE_TTL",
-    "DEFAULT_PARTITIONS",
     "ClusterConfig",
     "ClusterNode",
+    "DEFAULT_LEASE_TTL",
+    "DEFAULT_PARTITIONS",
     "Fence",
     "Ownership",
     "OwnershipListener",

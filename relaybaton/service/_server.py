@@ -314,6 +314,15 @@ class Service:
         self.feedback = FeedbackDesk(self, router)
         return app
 
+    def _refused(self, exc: ApiError) -> web.Response:
+        self.metrics.refusals.labels(exc.code).inc()
+        return web.Response(
+            body=error_json(exc.status, exc.message, code=exc.code, param=exc.param),
+            status=exc.status,
+            content_type="application/json",
+            headers=exc.headers,
+        )
+
     @web.middleware
     async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -339,13 +348,7 @@ class Service:
             response = forwarded if forwarded is not None else await handler(request)
         except ApiError as exc:
             status = exc.status
-            self.metrics.refusals.labels(exc.code).inc()
-            return web.Response(
-                body=error_json(exc.status, exc.message, code=exc.code, param=exc.param),
-                status=exc.status,
-                content_type="application/json",
-                headers=exc.headers,
-            )
+            return self._refused(exc)
         except web.HTTPException as exc:  # aiohttp's own 404, 405, 413
             status = exc.status
             if status < 400:
@@ -358,20 +361,11 @@ class Service:
                 # A 405 names the methods the route has (RFC 9110 asks for it).
                 headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
             )
-        except (PartitionNotOwnedError, FencedWriteError) as exc:
-            # A cluster node that does not (or no longer) hold the conversation's partition:
-            # nothing was answered that the journal does not hold; the client retries, and
-            # lands on the new owner.
+        except (PartitionNotOwnedError, FencedWriteError) as exc:  # a moved partition: retry
             status = 503
             self.log.info("request_not_owned", route=route, exc_info=exc)
-            self.metrics.refusals.labels("partition_moved").inc()
-            wait = getattr(exc, "retry_after", 1.0)
-            return web.Response(
-                body=error_json(503, str(exc), code="partition_moved"),
-                status=503,
-                content_type="application/json",
-                headers={"Retry-After": str(max(1, round(wait)))},
-            )
+            return self._refused(ApiError(503, str(exc), code="partition_moved", headers={
+                "Retry-After": str(max(1, round(getattr(exc, "retry_after", 1.0))))}))  # fmt: skip
         except Exception as exc:
             # The client gets a clean 500; the traceback goes to the log, never to the body.
             self.log.exception("request_failed", route=route, error=repr(exc))
