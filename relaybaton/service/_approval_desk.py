@@ -1,4 +1,5 @@
-"""The service's approval desk over a durable runtime: list the requests, decide one.
+"""The service's approval desk (the ``ApprovalDesk`` port) over a durable runtime: list the
+requests, decide one.
 
 Each listed request names its conversation, agent and rule. A decision is bound to the
 hash of the arguments the person read (``arguments_hash``; when left out, the request's
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import final
+from typing import Protocol, final
 
 import msgspec
 
@@ -21,7 +22,33 @@ from relaybaton.actors import Runtime
 from relaybaton.errors import ApprovalError, ConflictError
 from relaybaton.runtime import ApprovalRequested, Store
 
-__all__ = ["RuntimeApprovals"]
+__all__ = ["ApprovalDesk", "RuntimeApprovals"]
+
+
+class ApprovalDesk(Protocol):
+    """Where approvals live (the durable store's); the service lists and decides them."""
+
+    def pending(self) -> Sequence[Mapping[str, object]]:
+        """The approvals waiting for a decision here, as JSON-ready data."""
+        ...
+
+    async def listing(self) -> Sequence[Mapping[str, object]]:
+        """The approvals ``GET /v1/approvals`` lists (every node's, in a cluster)."""
+        ...
+
+    async def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        arguments: Mapping[str, object] | None,
+        reason: str,
+        arguments_hash: str | None = None,
+        by: str = "api",
+    ) -> Mapping[str, object]:
+        """Decide, bound to ``arguments_hash`` (the request's when None); ``LookupError`` if
+        unknown, ``ConflictError`` if decided already or changed since the person read it."""
+        ...
 
 
 @final

@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import msgspec
 import structlog
@@ -38,6 +38,7 @@ from relaybaton.errors import (
 )
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._api_types import DecisionIn, MessageIn
+from relaybaton.service._approval_desk import ApprovalDesk
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._feedback import FeedbackDesk
@@ -66,32 +67,6 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApprovalDesk(Protocol):
-    """Where approvals live (the durable store's); the service lists and decides them."""
-
-    def pending(self) -> Sequence[Mapping[str, object]]:
-        """The approvals waiting for a decision here, as JSON-ready data."""
-        ...
-
-    async def listing(self) -> Sequence[Mapping[str, object]]:
-        """The approvals ``GET /v1/approvals`` lists (every node's, in a cluster)."""
-        ...
-
-    async def decide(
-        self,
-        approval_id: str,
-        decision: str,
-        *,
-        arguments: Mapping[str, object] | None,
-        reason: str,
-        arguments_hash: str | None = None,
-        by: str = "api",
-    ) -> Mapping[str, object]:
-        """Decide, bound to ``arguments_hash`` (the request's when None); ``LookupError`` if
-        unknown, ``ConflictError`` if decided already or changed since the person read it."""
-        ...
 
 
 # The request bodies live with the answers in ``_api_types.py``: the OpenAPI document is
