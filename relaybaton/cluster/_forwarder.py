@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol, final
 
+import nats.errors
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict
@@ -177,8 +178,20 @@ class ClusterForwarder:
         deadline: float | None = None  # set by the first failure: TTL + 1 s from then
         backoff = _FIRST_BACKOFF
         while True:
-            async with self.tunnel.call(tunnelled) as (reply, call):
-                answer = await self._answer(request, reply, call, deadline)
+            try:
+                async with self.tunnel.call(tunnelled) as (reply, call):
+                    answer = await self._answer(request, reply, call, deadline)
+            except nats.errors.MaxPayloadError as exc:
+                raise ApiError(
+                    413,
+                    f"request of {len(tunnelled.body)} bytes is too large to forward to the "
+                    "node that owns its conversation (NATS max_payload); raise max_payload "
+                    "on the NATS server or send a smaller body",
+                    code="too_large_to_forward",
+                ) from exc
+            except nats.errors.Error:  # disconnected, reconnecting: ask again
+                _log.exception("forward_publish_failed", partition=tunnelled.partition)
+                answer = _Retry(loop.time())
             if not isinstance(answer, _Retry):
                 return answer
             if deadline is None:

@@ -4,6 +4,7 @@ answered by the node that does, over a real NATS (two in-process services, a fix
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from contextlib import AsyncExitStack
@@ -375,3 +376,22 @@ async def test_an_owner_that_stays_silent_is_given_up_on_after_ttl_and_a_second(
                 assert (await refused.json())["error"]["code"] == "owner_unavailable"
         assert ttl + 1.0 <= waited <= ttl + 1.0 + 1.0
         assert mute.delivered >= 2  # asked again, not once
+
+
+async def test_a_body_larger_than_nats_carries_is_a_413_that_says_so(prefix: str) -> None:
+    limits = ServiceLimits(max_body_bytes=4 << 20)
+    async with two_nodes(prefix, scripted(), flow_name=FLOW, limits=limits) as (a, b, split):
+        cid = conversation_on(split, "b")
+        payload = b.nc.max_payload
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{a.url}/v1/conversations/{cid}/messages",
+                data=io.BytesIO(json.dumps({"text": "x" * (payload + 1)}).encode()),
+                headers={"Content-Type": "application/json"},
+            ) as refused,
+        ):
+            assert refused.status == 413
+            error = (await refused.json())["error"]
+        assert error["code"] == "too_large_to_forward"
+        assert "max_payload" in error["message"]
