@@ -160,10 +160,13 @@ class TunnelServer:
         try:
             await replay(self.app, tunnelled, writer)
         except asyncio.CancelledError:
-            pass  # cancelled by the ingress or a lost partition: already answered
+            pass  # only this server cancels it (the ingress left, the partition was lost)
         except Exception as exc:
             _log.exception("tunnel_replay_failed", target=tunnelled.target, error=repr(exc))
-            await sink.failed("the owning node failed while answering; it logged why")
+            try:
+                await sink.failed("the owning node failed while answering; it logged why")
+            except Exception as unsent:  # NATS itself is gone: the ingress times out
+                _log.exception("tunnel_failure_unsent", error=repr(unsent))
         finally:
             alive.cancel()
             self._serving.pop(reply, None)
