@@ -37,6 +37,7 @@ from relaybaton.errors import (
     PartitionNotOwnedError,
 )
 from relaybaton.runtime import Conversation, TurnResult
+from relaybaton.runtime._message_limits import CONVERSATION_ID
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._approval_desk import ApprovalDesk
 from relaybaton.service._auth import TokenTable, current_token
@@ -60,7 +61,6 @@ __all__ = ["ApprovalDesk", "ConsoleOptions", "Service", "create_service", "decod
 
 
 _encoder = msgspec.json.Encoder()
-_CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 _PARAM = re.compile(r"at `\$\.([^`]+)`|field `([^`]+)`")
 # Routes that answer without a token: a load balancer's probes must not need one.
 _PROBES = frozenset({"/healthz", "/readyz"})
@@ -108,7 +108,7 @@ def _route(request: web.Request) -> str:
 
 def _conversation_id(request: web.Request) -> str:
     value = request.match_info["conversation_id"]
-    if not _CONVERSATION_ID.fullmatch(value):
+    if not CONVERSATION_ID.fullmatch(value):  # the same rule at every edge
         raise ApiError(
             400,
             f"invalid conversation id {value[:60]!r}: use 1-128 letters, digits and . _ : @ -, "

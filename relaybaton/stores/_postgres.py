@@ -41,7 +41,7 @@ last commits, never reorder them.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar, final
 
@@ -54,7 +54,6 @@ from psycopg.conninfo import conninfo_to_dict
 from relaybaton.errors import (
     ConfigError,
     FencedWriteError,
-    RelaybatonError,
     StoreError,
     StoreUnavailableError,
 )
@@ -69,6 +68,7 @@ from relaybaton.runtime._store import (
     merge_approval_rows,
 )
 from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
+from relaybaton.stores._postgres_link import PostgresLink
 
 __all__ = ["SCHEMA_VERSION", "Fencing", "PostgresStore", "open_postgres_store"]
 
@@ -239,11 +239,11 @@ class PostgresStore:
         self.application_name = application_name
         self.fencing = fencing
         self._s = sql.Identifier(schema)
-        self._writer = _Link(self)
-        self._reader = _Link(self)
+        self._writer = PostgresLink(self._open, self)
+        self._reader = PostgresLink(self._open, self)
         # Its own connection: a takeover's fence must not wait behind a group commit of
         # this node's other partitions (it waits only for the rows it raises).
-        self._writer_for_fences = _Link(self)
+        self._writer_for_fences = PostgresLink(self._open, self)
         self._prepared = False
         self._closed = False
         self.reconnects = 0
@@ -536,57 +536,6 @@ class PostgresStore:
 
 async def _noop() -> None:
     return None
-
-
-@final
-class _Link:
-    """One connection, used by one operation at a time, replaced once when it breaks."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._lock = anyio.Lock()
-
-    async def run(self, operation: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
-        store = self._store
-        async with self._lock:
-            for attempt in (1, 2):
-                if self._conn is None or self._conn.closed:
-                    self._conn = await store._open()
-                conn = self._conn
-                try:
-                    return await operation(conn)
-                except psycopg.Error as exc:
-                    if not conn.broken:
-                        raise StoreError(
-                            f"journal operation on {store.where} failed: {exc}", store=store.where
-                        ) from exc
-                    await self._drop()
-                    if attempt == 2:
-                        raise StoreUnavailableError(
-                            f"lost the connection to the journal at {store.where} twice: {exc}",
-                            store=store.where,
-                        ) from exc
-                    store.reconnects += 1
-                    # Survived by reconnecting once: the only place its traceback is kept.
-                    _log.warning("journal_reconnect", store=store.where, exc_info=exc)
-                except RelaybatonError:
-                    raise  # refused by us (a stale epoch): the transaction rolled back cleanly
-                except BaseException:
-                    # Cancelled or timed out mid-operation: the connection's state is unknown.
-                    await self._drop()
-                    raise
-            raise AssertionError("unreachable")
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with anyio.CancelScope(shield=True):
-                await conn.close()
-
-    async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
 
 
 @asynccontextmanager
