@@ -28,6 +28,7 @@ from relaybaton.cli._conversations import open_store_path
 from relaybaton.cli._quality import watch_quality
 from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
 from relaybaton.cli._serve_cluster import cluster_setup
+from relaybaton.cli._serve_forwarding import answer_for_owned, forward_to_owners
 from relaybaton.cli._store_hold import holding
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
@@ -255,8 +256,10 @@ async def serve(
                     resume=node is None,  # a node recovers each partition as it gains it
                 )
             )
+            forwarder = None
             if node is not None:
                 await node.start(runtime, stack, limits.drain_timeout_s)
+                forwarder = await forward_to_owners(node.node, store, stack)
             options = None
             if console:
                 memory = None
@@ -271,9 +274,14 @@ async def serve(
                 tokens=tokens,
                 limits=limits,
                 record_content=record_content,
-                approvals=RuntimeApprovals(runtime) if store is not None else None,
+                approvals=(
+                    RuntimeApprovals(runtime, shared=store if node is not None else None)
+                    if store is not None
+                    else None
+                ),
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
                 console=options,
+                forwarder=forwarder,
             )
             if node is not None:
                 node.expose_metrics(service.metrics.registry)  # producers' counters
@@ -282,6 +290,8 @@ async def serve(
                 service.app, access_log=None, handle_signals=False, shutdown_timeout=5.0
             )
             await runner.setup()
+            if node is not None:  # the app is set up: it can answer other nodes' requests
+                await answer_for_owned(node.node, service.app, stack)
             site = web.TCPSite(runner, host, port, backlog=4096)
             try:
                 await site.start()

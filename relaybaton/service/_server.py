@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import msgspec
 import structlog
@@ -39,9 +39,11 @@ from relaybaton.errors import (
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.runtime._message_limits import CONVERSATION_ID
 from relaybaton.service._api_types import DecisionIn, MessageIn
+from relaybaton.service._approval_desk import ApprovalDesk
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._feedback import FeedbackDesk
+from relaybaton.service._forwarding import RequestForwarder, forward
 from relaybaton.service._images import images_in
 from relaybaton.service._limits import ServiceLimits, TokenLimiter, check_depth, read_body
 from relaybaton.service._operator_api import OperatorApi, caller
@@ -65,28 +67,6 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApprovalDesk(Protocol):
-    """Where approvals live (the durable store's); the service lists and decides them."""
-
-    def pending(self) -> Sequence[Mapping[str, object]]:
-        """The approvals waiting for a decision, as JSON-ready data."""
-        ...
-
-    async def decide(
-        self,
-        approval_id: str,
-        decision: str,
-        *,
-        arguments: Mapping[str, object] | None,
-        reason: str,
-        arguments_hash: str | None = None,
-        by: str = "api",
-    ) -> Mapping[str, object]:
-        """Decide, bound to ``arguments_hash`` (the request's when None); ``LookupError`` if
-        unknown, ``ConflictError`` if decided already or changed since the person read it."""
-        ...
 
 
 # The request bodies live with the answers in ``_api_types.py``: the OpenAPI document is
@@ -154,8 +134,10 @@ class Service:
         approvals: ApprovalDesk | None,
         exporter: SpanExporter | None,
         console: ConsoleOptions | None = None,
+        forwarder: RequestForwarder | None = None,
     ) -> None:
         self.runtime = runtime
+        self.forwarder = forwarder
         self.console_options = console
         self.console: Console | None = None
         self.flow_name = flow_name
@@ -335,7 +317,10 @@ class Service:
                 label = token.label if token is not None else "loopback"
                 self.limiter.enter(label)
                 principal = label  # set only once a slot is held, so finally gives it back
-            response = await handler(request)
+            forwarded = None
+            if self.forwarder is not None:
+                forwarded = await forward(request, self.forwarder, self.limits.max_body_bytes)
+            response = forwarded if forwarded is not None else await handler(request)
         except ApiError as exc:
             status = exc.status
             return self._refused(exc)
@@ -414,9 +399,8 @@ class Service:
         # A journaled conversation continues from its journal (after a restart, or on the
         # node that took its partition over), never restarts empty over it.
         await self.runtime.conversations.load(conversation_id)
-        message_id, future = self.submit(
-            conversation_id, message.text, message.message_id, "native", images
-        )
+        key = message.message_id or request.headers.get("Idempotency-Key", "")[:200] or None
+        message_id, future = self.submit(conversation_id, message.text, key, "native", images)
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
             return _json(_accepted(conversation_id, message_id), 202, location)
@@ -477,7 +461,7 @@ class Service:
 
     async def _list_approvals(self, request: web.Request) -> web.Response:
         self._check_flow(request)
-        data = list(self.approvals.pending()) if self.approvals is not None else []
+        data = list(await self.approvals.listing()) if self.approvals is not None else []
         return _json({"object": "list", "data": data})
 
     async def _decide_approval(self, request: web.Request) -> web.Response:
@@ -575,6 +559,7 @@ def create_service(
     approvals: ApprovalDesk | None = None,
     exporter: SpanExporter | None = None,
     console: ConsoleOptions | None = None,
+    forwarder: RequestForwarder | None = None,
 ) -> Service:
     """Serve ``runtime`` (one flow) over HTTP; call ``Service.close`` when done.
 
@@ -587,6 +572,8 @@ def create_service(
         approvals: where approvals are listed and decided, when there is a store.
         exporter: where finished spans go besides the in-memory ring (OTLP).
         console: serve the console at ``/`` with these options (None: the API only).
+        forwarder: answers requests about conversations another node owns (a cluster
+            node's); None serves every conversation here.
     """
     return Service(
         runtime,
@@ -597,4 +584,5 @@ def create_service(
         approvals=approvals,
         exporter=exporter,
         console=console,
+        forwarder=forwarder,
     )
