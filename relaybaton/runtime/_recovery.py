@@ -48,6 +48,8 @@ class Recovery(Approvals):
         if conversation is None and self.journal is not None:
             conversation = await self.journal.load(conversation_id, entry=self.entry)
             if conversation is not None and conversation_id not in self.by_id:
+                if self.admit is not None:  # the partition may have moved while reading
+                    self.admit(conversation_id)
                 self.restore(conversation)
             conversation = self.by_id.get(conversation_id)
         return conversation
