@@ -88,6 +88,14 @@ class RuntimeApprovals:
         """Decide; ``LookupError`` if unknown, ``ConflictError`` if stale or decided."""
         conversations = self.runtime.conversations
         conversation_id = conversations.approval_index.get(approval_id)
+        if conversation_id is None and self.shared is not None:
+            # Not in memory here: a conversation of another node (refused with
+            # PartitionNotOwnedError, a 503 to retry) or one of ours not loaded yet.
+            rows = await self.shared.approvals(pending_only=True)
+            found = next((r for r in rows if r.approval_id == approval_id), None)
+            if found is not None:
+                await conversations.load(found.conversation_id)
+                conversation_id = conversations.approval_index.get(approval_id)
         conversation = conversations.get(conversation_id or "")
         if conversation is None or approval_id not in conversation.approvals:
             raise LookupError("it is unknown")

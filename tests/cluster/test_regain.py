@@ -10,13 +10,14 @@ journal met meanwhile.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 
 import pytest
 
 from relaybaton import Agent, open_runtime
 from relaybaton.actors import Runtime
+from relaybaton.adapters import ModelAdapter
 from relaybaton.cluster import ClusterConfig, ClusterNode, assignment, partition_of
 from relaybaton.cluster._host import bind_runtime
 from relaybaton.errors import FencedWriteError, PartitionNotOwnedError
@@ -52,9 +53,14 @@ def schema() -> Iterator[str]:
 
 @asynccontextmanager
 async def cluster_node(
-    prefix: str, schema: str, node_id: str
+    prefix: str,
+    schema: str,
+    node_id: str,
+    agent: Agent | None = None,
+    models: Mapping[str, ModelAdapter] | None = None,
 ) -> AsyncIterator[tuple[ClusterNode, Runtime]]:
-    """A started node and its runtime, bound as ``serve --cluster`` binds them."""
+    """A started node and its runtime, bound as ``serve --cluster`` binds them (by default
+    one agent answering with an echo of the user's message)."""
     node = ClusterNode(
         ClusterConfig(
             nats=NATS_URL, partitions=PARTITIONS, lease_ttl=TTL, node_id=node_id, prefix=prefix
@@ -65,10 +71,9 @@ async def cluster_node(
     node.fence = store.raise_fence
     await store.connect()
     try:
-        agent = Agent(name="assistant", instructions="Answer.", model="general")
         async with open_runtime(
-            agent,
-            models={"general": ScriptedModel(echo)},
+            agent or Agent(name="assistant", instructions="Answer.", model="general"),
+            models=models or {"general": ScriptedModel(echo)},
             store=store,
             durability="sync",
             resume=False,
