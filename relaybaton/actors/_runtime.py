@@ -108,6 +108,7 @@ class Runtime:
         images: Sequence[ImagePart] = (),
         user: str | None = None,
         answer_schema: Mapping[str, Any] | None = None,
+        reply_to: str | None = None,
     ) -> asyncio.Future[TurnResult]:
         """Accept a user message and return the future of its result without waiting.
 
@@ -116,6 +117,9 @@ class Runtime:
         memory); it is set when given and kept for the conversation's later turns.
         ``answer_schema``: the JSON Schema the answer must fit (checked, corrected once,
         else the turn fails), for a client that asked for structured output.
+        ``reply_to``: where the caller's transport delivers the result (a NATS subject),
+        journaled with the message so a runtime that continues the turn after a crash finds
+        it (``Conversations.restore_listeners``).
         """
         if message_id is None:
             message_id = f"{self._prefix}-{next(self._ids)}"
@@ -125,7 +129,9 @@ class Runtime:
             images=tuple(images),
             answer_schema=None if answer_schema is None else dict(answer_schema),
         )
-        return self.conversations.submit(conversation_id, message_id, payload, user=user or "")
+        return self.conversations.submit(
+            conversation_id, message_id, payload, user=user or "", reply_to=reply_to
+        )
 
     async def send(
         self,
@@ -155,11 +161,12 @@ class Runtime:
         message_id: str | None = None,
         images: Sequence[ImagePart] = (),
         user: str = "",
+        reply_to: str | None = None,
     ) -> asyncio.Future[TurnResult]:
         """Accept a user message and return once the acceptance is durable (if journaled).
 
         For producers that acknowledge before the turn ends (HTTP 202, a broker ack): a
-        message acknowledged here is never lost by a crash.
+        message acknowledged here is never lost by a crash. ``reply_to``: see ``submit``.
 
         Raises:
             FencedWriteError: the journal refused the conversation's writes (a cluster
@@ -168,7 +175,14 @@ class Runtime:
             PartitionNotOwnedError: a cluster node that does not hold the conversation.
         """
         await self.conversations.load(conversation_id)
-        future = self.submit(conversation_id, text, message_id=message_id, images=images, user=user)
+        future = self.submit(
+            conversation_id,
+            text,
+            message_id=message_id,
+            images=images,
+            user=user,
+            reply_to=reply_to,
+        )
         journal = self.conversations.journal
         if journal is not None:
             await journal.flush()

@@ -39,16 +39,16 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from relaybaton.actors import Runtime, wait_for_turn
+from relaybaton.actors import Runtime
 from relaybaton.cluster._inbound import InboundLimits, Refusal, RefusalCode, decode_inbound
 from relaybaton.cluster._outbound import (
     MOVED_FROM_HEADER,
     REPLY_TO_HEADER,
     publish_dead_letter,
-    publish_outcome,
 )
 from relaybaton.cluster._partitions import partition_of
 from relaybaton.cluster._producer_counters import ProducerCounters
+from relaybaton.cluster._replies import ReplyPublisher
 from relaybaton.cluster._subjects import ProducerSubjects
 from relaybaton.errors import OwnershipError, StaleEpochError, StoreError
 from relaybaton.runtime import TurnResult
@@ -103,12 +103,14 @@ class ProducerContext:
     partitions: int
     settings: ConsumerSettings
     counters: ProducerCounters = field(default_factory=ProducerCounters)
-    replies: set[asyncio.Task[None]] = field(default_factory=set)
     in_flight: asyncio.Semaphore | None = None
+    #: The replies this node owes (``_replies.py``).
+    replies: ReplyPublisher = field(init=False)
 
     def __post_init__(self) -> None:
         if self.in_flight is None:
             self.in_flight = asyncio.Semaphore(self.settings.max_turns_in_flight)
+        self.replies = ReplyPublisher(self.nc, self.runtime.conversations, self.counters)
 
 
 class JournalRefusedError(Exception):
@@ -202,6 +204,10 @@ class PartitionConsumer:
         if home != self.partition:
             await self._move(msg, decoded.message_id, home)
             return
+        # Journaled with the message: whoever finishes the turn publishes its reply there.
+        reply_to = (msg.headers or {}).get(REPLY_TO_HEADER) or context.subjects.out(
+            decoded.conversation_id
+        )
         delivered = msg.metadata.num_delivered
         attempt = delivered
         while True:
@@ -217,7 +223,11 @@ class PartitionConsumer:
                 return
             try:
                 future, duplicate = await self._accept(
-                    decoded.conversation_id, decoded.message_id, decoded.text, decoded.user
+                    decoded.conversation_id,
+                    decoded.message_id,
+                    decoded.text,
+                    decoded.user,
+                    reply_to,
                 )
             except OwnershipError as exc:
                 if isinstance(exc, StaleEpochError) or self._journal_failed():
@@ -250,16 +260,10 @@ class PartitionConsumer:
             context.counters.accepted += 1
         if self.on_accepted is not None:
             await self.on_accepted(msg)
-        reply_to = (msg.headers or {}).get(REPLY_TO_HEADER)
-        self._reply_later(
-            decoded.conversation_id,
-            decoded.message_id,
-            reply_to or context.subjects.out(decoded.conversation_id),
-            future,
-        )
+        context.replies.publish_later(decoded.conversation_id, decoded.message_id, reply_to, future)
 
     async def _accept(
-        self, conversation_id: str, message_id: str, text: str, user: str | None
+        self, conversation_id: str, message_id: str, text: str, user: str | None, reply_to: str
     ) -> tuple[asyncio.Future[TurnResult], bool]:
         """Accept the message (durably), within the bound of turns in flight."""
         runtime = self.context.runtime
@@ -270,7 +274,7 @@ class PartitionConsumer:
         await in_flight.acquire()
         try:
             future = await runtime.accept(
-                conversation_id, text, message_id=message_id, user=user or ""
+                conversation_id, text, message_id=message_id, user=user or "", reply_to=reply_to
             )
         except BaseException:
             in_flight.release()
@@ -319,40 +323,3 @@ class PartitionConsumer:
             hint="the partition is crc32(conversation_id) % partitions",
         )
         await msg.ack()
-
-    def _reply_later(
-        self,
-        conversation_id: str,
-        message_id: str,
-        subject: str,
-        future: asyncio.Future[TurnResult],
-    ) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._reply(conversation_id, message_id, subject, future)
-        )
-        replies = self.context.replies
-        replies.add(task)
-        task.add_done_callback(replies.discard)
-
-    async def _reply(
-        self,
-        conversation_id: str,
-        message_id: str,
-        subject: str,
-        future: asyncio.Future[TurnResult],
-    ) -> None:
-        context = self.context
-        try:
-            outcome = await wait_for_turn(context.runtime.conversations, conversation_id, future)
-            await publish_outcome(context.nc, subject, message_id, outcome)
-            context.counters.replies += 1
-            if not isinstance(outcome, TurnResult):  # waiting for a person: then the end
-                await publish_outcome(context.nc, subject, message_id, await future)
-                context.counters.replies += 1
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The turn is journaled either way; only this notice is lost.
-            _log.exception(
-                "nats_reply_not_published", conversation_id=conversation_id, subject=subject
-            )

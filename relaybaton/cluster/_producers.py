@@ -124,13 +124,7 @@ class ProducerConsumers:
     async def aclose(self) -> None:
         """Stop every consumer, let reply tasks end (for a while), cancel the rest."""
         await self.stop_taking()
-        replies = list(self.context.replies)
-        if replies:
-            await asyncio.wait(replies, timeout=self.context.settings.stop_timeout_s)
-        for task in replies:
-            task.cancel()
-        if replies:
-            await asyncio.gather(*replies, return_exceptions=True)
+        await self.context.replies.aclose(self.context.settings.stop_timeout_s)
 
 
 @asynccontextmanager
@@ -172,6 +166,7 @@ async def start_consumers(
         settings=settings or ConsumerSettings(),
     )
     consumers = ProducerConsumers(context, ownership, on_journal_refused)
+    context.replies.start()
     ownership.listen(consumers.on_ownership)
     try:
         yield consumers

@@ -115,6 +115,9 @@ class Turn:
     replies: list[Reply] = field(default_factory=list)
     handoffs: int = 0
     model_turns: int = 0
+    #: Where the transport that brought the message delivers its result (journaled with
+    #: it, so a node that continues the turn after a crash delivers it); None: nowhere.
+    reply_to: str | None = None
 
     def waiter(self) -> asyncio.Future[TurnResult]:
         """A new future of this turn's result (done already if the turn ended)."""

@@ -93,7 +93,12 @@ def apply(conversation: Conversation, record: JournalRecord[Any]) -> None:
             if event.opened_by is not None:
                 transitions.opened(conversation, event.opened_by)
             transitions.accepted(
-                conversation, event.message_id, event.item, event.started, event.user
+                conversation,
+                event.message_id,
+                event.item,
+                event.started,
+                event.user,
+                reply_to=event.reply_to,
             )
         case TurnStarted():
             transitions.turn_started(conversation)
@@ -170,6 +175,7 @@ def snapshot_state(conversation: Conversation) -> ConversationState[msgspec.Stru
             item=turn.payload,
             replies=[(r.agent, r.text) for r in turn.replies],
             handoffs=turn.handoffs,
+            reply_to=turn.reply_to,
         )
 
     baton = conversation.in_flight
@@ -250,7 +256,9 @@ def restore(conversation_id: str, state: ConversationState[Any]) -> Conversation
         )
 
     def turn_of(ts: TurnState[Any]) -> Turn:
-        turn = Turn(message_id=ts.message_id, payload=ts.item, handoffs=ts.handoffs)
+        turn = Turn(
+            message_id=ts.message_id, payload=ts.item, handoffs=ts.handoffs, reply_to=ts.reply_to
+        )
         turn.replies = [Reply(agent=a, text=t) for a, t in ts.replies]
         conversation.seen[ts.message_id] = turn
         return turn

@@ -66,7 +66,10 @@ class Accepted(msgspec.Struct, Generic[T], tag="accepted", frozen=True, kw_only=
 
     ``started``: it became the active turn at once (no ``TurnStarted`` follows);
     ``opened_by``: it opened the conversation, owned by that agent at epoch 0;
-    ``user``: the conversation is with this user from now on.
+    ``user``: the conversation is with this user from now on;
+    ``reply_to``: where the turn's result is to be delivered by the transport it came
+    from (a NATS subject for a producer's message), kept with the message so that whoever
+    finishes the turn after a crash can deliver it; None for a caller that waits itself.
     """
 
     message_id: str
@@ -74,6 +77,7 @@ class Accepted(msgspec.Struct, Generic[T], tag="accepted", frozen=True, kw_only=
     started: bool = False
     opened_by: str | None = None
     user: str | None = None
+    reply_to: str | None = None
 
 
 class TurnStarted(msgspec.Struct, tag="turn_started", frozen=True, kw_only=True, gc=False):
@@ -229,6 +233,7 @@ class TurnState(msgspec.Struct, Generic[T], frozen=True, kw_only=True, gc=False)
     item: T
     replies: list[tuple[str, str]] = msgspec.field(default_factory=list)
     handoffs: int = 0
+    reply_to: str | None = None  # as ``Accepted.reply_to``
 
 
 class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):

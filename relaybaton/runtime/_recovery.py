@@ -38,6 +38,11 @@ class Recovery(Approvals):
             self.approval_index[request.approval_id] = conversation.id
         for request in conversation.pending_approvals:
             self._schedule_expiry(request)
+        for listener in self.restore_listeners:
+            try:
+                listener(conversation)
+            except Exception as exc:  # a broken listener must not stop the recovery
+                self.system.log.exception("restore_listener_failed", error=repr(exc))
         self._resume_turn(conversation)
 
     async def load(self, conversation_id: str) -> Conversation | None:

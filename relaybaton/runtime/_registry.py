@@ -70,6 +70,10 @@ class Registry:
         #: Raises for a conversation this process may not act for (a cluster node that does
         #: not hold its partition raises ``PartitionNotOwnedError``); None admits every one.
         self.admit: Callable[[str], None] | None = None
+        #: Told of each conversation adopted from the journal (``Recovery.restore``) before
+        #: its unfinished work continues: a transport that owes the results of its turns
+        #: (``Turn.reply_to``) takes them up there, whichever process accepted them.
+        self.restore_listeners: list[Callable[[Conversation], None]] = []
         self.turns_accepted = 0
         self.turns_finished = 0
         self.duplicates = 0

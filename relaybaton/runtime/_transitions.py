@@ -58,11 +58,13 @@ def accepted(
     item: msgspec.Struct,
     started: bool,
     user: str | None,
+    *,
+    reply_to: str | None = None,
 ) -> Turn:
     """A user message is accepted once: it starts now, or waits in the inbox (invariant 2)."""
     if user is not None:
         conversation.user = user
-    turn = Turn(message_id=message_id, payload=item)
+    turn = Turn(message_id=message_id, payload=item, reply_to=reply_to)
     conversation.seen[message_id] = turn
     if started:
         conversation.active = turn

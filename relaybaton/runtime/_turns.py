@@ -43,13 +43,20 @@ class Turns(Registry):
     """Accepts user messages, hands each turn to its owner, and ends it with one result."""
 
     def submit(
-        self, conversation_id: str, message_id: str, payload: msgspec.Struct, *, user: str = ""
+        self,
+        conversation_id: str,
+        message_id: str,
+        payload: msgspec.Struct,
+        *,
+        user: str = "",
+        reply_to: str | None = None,
     ) -> asyncio.Future[TurnResult]:
         """Accept a user message once; return a future of its one result.
 
         A repeated ``message_id`` queues nothing: its future gets the first one's result.
         Cancelling the returned future does not cancel the turn.
         ``user`` (when given) names whom the conversation is with, from now on.
+        ``reply_to``: where the transport delivers the result (``Turn.reply_to``).
         Raises ``OwnershipError`` if the conversation is closed.
         """
         if self.admit is not None:
@@ -67,7 +74,9 @@ class Turns(Registry):
         self.turns_accepted += 1
         new_user = user if user and user != conversation.user else None
         starts_now = conversation.active is None and not conversation.inbox
-        turn = transitions.accepted(conversation, message_id, payload, starts_now, new_user)
+        turn = transitions.accepted(
+            conversation, message_id, payload, starts_now, new_user, reply_to=reply_to
+        )
         future = turn.waiter()
         if self.journal is not None:
             # One record for "accepted" and, in the common case, "started" (and "opened").
@@ -79,6 +88,7 @@ class Turns(Registry):
                     started=starts_now,
                     opened_by=conversation.owner if conversation.seq == 0 else None,
                     user=new_user,
+                    reply_to=reply_to,
                 ),
             )
         if starts_now:

@@ -1,0 +1,132 @@
+"""Each producer's reply, published when its turn ends, whichever node accepted the message.
+
+A producer's message is accepted with its reply subject (the ``Relaybaton-Reply-To``
+inbox, else ``<prefix>.out.<conversation_id>``) as the turn's ``reply_to``, which the
+journal keeps with the message. The consumer that accepted it asks for the reply here; if
+that node dies before the turn ends, the node that takes the partition over adopts the
+conversation from the journal, and ``adopt`` (a ``Conversations.restore_listeners``
+listener) owes the reply of each of its unfinished turns that carries a ``reply_to``. So a
+reply is published at least once, by whoever finishes the turn.
+
+One task per (conversation, message) at a time: a redelivered message whose turn is
+already owed adds none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import final
+
+import structlog
+from nats.aio.client import Client
+
+from relaybaton.actors import wait_for_turn
+from relaybaton.cluster._outbound import publish_outcome
+from relaybaton.cluster._producer_counters import ProducerCounters
+from relaybaton.errors import PartitionNotOwnedError
+from relaybaton.runtime import Conversation, Conversations, TurnResult
+
+__all__ = ["ReplyPublisher"]
+
+_log = structlog.get_logger("relaybaton.cluster")
+
+
+@final
+class ReplyPublisher:
+    """The replies a node owes producers, each a task waiting for its turn's end."""
+
+    def __init__(
+        self, nc: Client, conversations: Conversations, counters: ProducerCounters
+    ) -> None:
+        self.nc = nc
+        self.conversations = conversations
+        self.counters = counters
+        self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def start(self) -> None:
+        """Owe the replies of conversations adopted before now, and of every later one."""
+        self.conversations.restore_listeners.append(self.adopt)
+        for conversation in list(self.conversations.by_id.values()):
+            self.adopt(conversation)
+
+    def publish_later(
+        self,
+        conversation_id: str,
+        message_id: str,
+        subject: str,
+        future: asyncio.Future[TurnResult],
+    ) -> None:
+        """Publish the turn's outcome on ``subject`` once ``future`` (a waiter) is done."""
+        key = (conversation_id, message_id)
+        if key in self.tasks:  # owed already (adopted from the journal): once is enough
+            future.cancel()  # only this waiter: the turn runs on
+            return
+        self._start(key, subject, future)
+
+    def adopt(self, conversation: Conversation) -> None:
+        """A conversation read from the journal: owe its unfinished turns' replies.
+
+        A task left from before (its turn was evicted with a lost partition, and fails) is
+        replaced by one waiting on the turn read back.
+        """
+        turns = [*([conversation.active] if conversation.active else []), *conversation.inbox]
+        for turn in turns:
+            if turn.reply_to is None:  # not a producer's message: its caller waits itself
+                continue
+            key = (conversation.id, turn.message_id)
+            stale = self.tasks.pop(key, None)
+            if stale is not None:
+                stale.cancel()
+            self._start(key, turn.reply_to, turn.waiter())
+
+    async def aclose(self, timeout: float) -> None:
+        """Let the tasks end (for ``timeout`` seconds), cancel the rest, stop adopting."""
+        if self.adopt in self.conversations.restore_listeners:
+            self.conversations.restore_listeners.remove(self.adopt)
+        tasks = list(self.tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(
+        self, key: tuple[str, str], subject: str, future: asyncio.Future[TurnResult]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish(key, subject, future))
+        self.tasks[key] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            if self.tasks.get(key) is task:
+                del self.tasks[key]
+
+        task.add_done_callback(done)
+
+    async def _publish(
+        self, key: tuple[str, str], subject: str, future: asyncio.Future[TurnResult]
+    ) -> None:
+        conversation_id, message_id = key
+        try:
+            outcome = await wait_for_turn(self.conversations, conversation_id, future)
+            await publish_outcome(self.nc, subject, message_id, outcome)
+            self.counters.replies += 1
+            if not isinstance(outcome, TurnResult):  # waiting for a person: then the end
+                await publish_outcome(self.nc, subject, message_id, await future)
+                self.counters.replies += 1
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except PartitionNotOwnedError as exc:
+            # The partition moved: its next owner reads the turn back and publishes this.
+            _log.info(
+                "nats_reply_left_to_next_owner", conversation_id=conversation_id, exc_info=exc
+            )
+        except Exception:
+            # The turn is journaled either way; only this notice is lost.
+            _log.exception(
+                "nats_reply_not_published", conversation_id=conversation_id, subject=subject
+            )
