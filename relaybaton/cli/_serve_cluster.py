@@ -78,6 +78,7 @@ class ClusterSetup:
                 subjects=ProducerSubjects(self.config.prefix),
                 settings=ConsumerSettings(),
                 on_journal_refused=self._journal_refused,
+                events=self.config.events,
             )
         )
 

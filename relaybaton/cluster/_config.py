@@ -43,6 +43,8 @@ class ClusterConfig:
     lease_ttl: float = DEFAULT_LEASE_TTL
     node_id: str = field(default_factory=default_node_id)
     prefix: str = "relaybaton"
+    #: Publish the events of producers' turns on ``<prefix>.events.<conversation_id>``.
+    events: bool = False
 
     def __post_init__(self) -> None:
         self.check()

@@ -33,6 +33,11 @@ class ProducerCounters:
         retries: attempts at accepting a message that failed and were tried again.
         journal_refusals: partitions stopped because the journal refused a write.
         replies: replies published (a redelivered message's reply is published again).
+        events: events of producers' turns published (``_events.py``).
+        events_dropped: events not published: NATS could not keep up (the bounded queue
+            dropped the oldest) or refused the publish.
+        events_refused: events not published because the journal refused their records
+            (the node was fenced out of the partition).
     """
 
     accepted: int = 0
@@ -42,6 +47,9 @@ class ProducerCounters:
     retries: int = 0
     journal_refusals: int = 0
     replies: int = 0
+    events: int = 0
+    events_dropped: int = 0
+    events_refused: int = 0
 
 
 @final
@@ -90,4 +98,19 @@ class ProducerCollector(Collector):
             "relaybaton_nats_replies",
             "Replies published on NATS.",
             value=c.replies,
+        )
+        yield CounterMetricFamily(
+            "relaybaton_nats_events",
+            "Events of producers' turns published on NATS.",
+            value=c.events,
+        )
+        yield CounterMetricFamily(
+            "relaybaton_nats_events_dropped",
+            "Events of producers' turns not published: NATS was too slow or away.",
+            value=c.events_dropped,
+        )
+        yield CounterMetricFamily(
+            "relaybaton_nats_events_refused",
+            "Events of producers' turns not published: the journal refused their records.",
+            value=c.events_refused,
         )

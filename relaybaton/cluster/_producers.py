@@ -20,6 +20,7 @@ import structlog
 from nats.aio.client import Client
 
 from relaybaton.actors import Runtime
+from relaybaton.cluster._events import EventPublisher
 from relaybaton.cluster._partition_consumer import (
     ConsumerSettings,
     JournalRefusedError,
@@ -54,6 +55,8 @@ class ProducerConsumers:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.consumers: dict[int, PartitionConsumer] = {}
         self.closed = False
+        #: Publishes producers' turns' events, when enabled (``_events.py``).
+        self.events: EventPublisher | None = None
 
     @property
     def counters(self) -> ProducerCounters:
@@ -125,6 +128,8 @@ class ProducerConsumers:
         """Stop every consumer, let reply tasks end (for a while), cancel the rest."""
         await self.stop_taking()
         await self.context.replies.aclose(self.context.settings.stop_timeout_s)
+        if self.events is not None:
+            await self.events.aclose()
 
 
 @asynccontextmanager
@@ -137,6 +142,7 @@ async def start_consumers(
     settings: ConsumerSettings | None = None,
     dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
     on_journal_refused: RefusalListener | None = None,
+    events: bool = False,
 ) -> AsyncIterator[ProducerConsumers]:
     """Consume producers' messages for the partitions ``ownership`` holds, for the block.
 
@@ -150,6 +156,9 @@ async def start_consumers(
         on_journal_refused: told ``(partition, error)`` when the journal refused a message
             of a partition this node holds (fenced, or the database is down): a node may
             give the partition up.
+        events: publish the events of producers' turns on ``<prefix>.events.<id>``
+            (off by default: it cost the producers' path up to a fifth of its throughput
+            in ``benchmarks/nats_events.py``).
 
     Raises:
         ConfigError: a stream of the prefix exists with a configuration that cannot work.
@@ -167,6 +176,9 @@ async def start_consumers(
     )
     consumers = ProducerConsumers(context, ownership, on_journal_refused)
     context.replies.start()
+    if events:
+        consumers.events = EventPublisher(nc, runtime.conversations, subjects, context.counters)
+        consumers.events.start()
     ownership.listen(consumers.on_ownership)
     try:
         yield consumers

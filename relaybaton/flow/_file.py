@@ -157,6 +157,7 @@ class ClusterTable(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     lease_ttl_s: float = 5.0
     node_id: str = ""
     prefix: str = "relaybaton"
+    events: bool = False
 
 
 class McpServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -343,6 +344,7 @@ def cluster_config(table: ClusterTable, nats: str | None = None) -> ClusterConfi
         partitions=table.partitions,
         lease_ttl=table.lease_ttl_s,
         prefix=table.prefix,
+        events=table.events,
         **extra,
     )
 

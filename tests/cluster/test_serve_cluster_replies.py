@@ -3,7 +3,8 @@
 A real ``relaybaton serve --cluster`` node accepts and acks two producers' messages, then
 is SIGKILLed while their turns wait in a slow tool. A second node takes the partitions
 over, finishes the turns from the journal and publishes their replies: one on the inbox the
-producer named in ``Relaybaton-Reply-To``, one on the conversation's out subject.
+producer named in ``Relaybaton-Reply-To``, one on the conversation's out subject; and, with
+``[cluster] events = true``, the turns' events on ``<prefix>.events.<conversation_id>``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import msgspec
 import nats
 import pytest
+from nats.aio.msg import Msg
 
 from relaybaton.adapters import UserMessage
 from relaybaton.cluster import REPLY_TO_HEADER, ReplyBody, partition_of
@@ -80,6 +82,7 @@ tools = ["lookup_invoice"]
 partitions = {PARTITIONS}
 lease_ttl_s = {TTL}
 prefix = "{prefix}"
+events = true
 """
     )
     return flow
@@ -121,6 +124,12 @@ async def test_replies_of_turns_acked_before_a_sigkill_come_from_the_next_owner(
         inbox = nc.new_inbox()
         await nc.subscribe(inbox, cb=inbox_replies.take)
         await nc.subscribe(f"{cluster_prefix}.out.inv-2", cb=out_replies.take)
+        events: list[dict[str, object]] = []
+
+        async def take_event(msg: Msg) -> None:
+            events.append(msgspec.json.decode(msg.data))
+
+        await nc.subscribe(f"{cluster_prefix}.events.inv-1", cb=take_event)
         for cid, headers in (("inv-1", {REPLY_TO_HEADER: inbox}), ("inv-2", {})):
             mid = f"{cid}.m0"
             body = {"conversation_id": cid, "message_id": mid, "text": "Explain my invoice"}
@@ -145,6 +154,14 @@ async def test_replies_of_turns_acked_before_a_sigkill_come_from_the_next_owner(
         b = await start_node_with(flow, journal_url, tmp_path, "b", {})
         await inbox_replies.wait_for({"inv-1.m0"}, within=TTL + 15)
         await out_replies.wait_for({"inv-2.m0"}, within=10)
+        # The events of the turn as the new owner finished it (published once journaled).
+        await wait_until(lambda: any(e["kind"] == "reply" for e in events), within=10)
+        assert {e["message_id"] for e in events} == {"inv-1.m0"}
+        kinds = [e["kind"] for e in events]
+        # B's model call and the reply (before them, A's first model call if A published it
+        # between its journal commit and the kill).
+        assert kinds[-2:] == ["model_call", "reply"], kinds
+        assert kinds.count("reply") == 1, kinds
         for replies, mid in ((inbox_replies, "inv-1.m0"), (out_replies, "inv-2.m0")):
             final = [r for r in replies.by_id[mid] if r.status != "awaiting_approval"]
             assert all(r.status == "replied" for r in final), final
