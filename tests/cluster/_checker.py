@@ -10,7 +10,8 @@ caught). The properties, each a ``Violation.property``:
 - ``duplicated``: a message (acknowledged or not) was accepted, started or finished more
   than once, or a decision journaled twice;
 - ``altered``: the journal holds another text than the acknowledged one;
-- ``failed-applied``: a message refused for certain (``fail``) is in the journal anyway;
+- ``failed-applied``: a message refused for certain (``fail``, every time it was sent) is
+  in the journal anyway;
 - ``order``: a conversation's acknowledged messages (sent one after the other) were
   accepted in another order;
 - ``epoch-regressed``: an epoch fell along a journal;
@@ -215,12 +216,20 @@ def check(history: History, journals: Mapping[str, Sequence[Entry]]) -> list[Vio
         fold.run(entries)
     empty = _Fold("", [])
     sends: dict[str, list[tuple[Op, Op]]] = defaultdict(list)
-    for invoke, done in history.completed():
+    # A client sends a message again (same id) when it could not tell whether it arrived.
+    outcomes: dict[tuple[str, str], set[str]] = defaultdict(set)
+    pairs = history.completed()
+    for invoke, done in pairs:
+        outcomes[invoke.conversation_id, invoke.message_id].add(done.type)
+    for invoke, done in pairs:
         fold = folds.get(invoke.conversation_id, empty)
         fold.cid = invoke.conversation_id
         fold.out = out
         if invoke.f == "send":
-            _check_send(fold, invoke, done)
+            if done.type != "fail" or outcomes[invoke.conversation_id, invoke.message_id] == {
+                "fail"
+            }:
+                _check_send(fold, invoke, done)
             sends[invoke.conversation_id].append((invoke, done))
         else:
             _check_decision(fold, invoke, done)
@@ -246,11 +255,14 @@ def _check_send(fold: _Fold, invoke: Op, done: Op) -> None:
     if done.status == "completed":
         _check_replies(fold, mid, turn, done)
     for approval_id in done.approval_ids:
-        if fold.requested.get(approval_id) != mid:
+        # A message queued behind a turn that waits for a person is answered with that
+        # turn's approval: it must be this message's turn or one accepted before it.
+        asker = fold.turns.get(fold.requested.get(approval_id, ""))
+        if asker is None or asker.position > turn.position:
             fold.flag(
                 "phantom-reply",
                 f"message {mid} was answered with approval {approval_id}, which the journal"
-                " does not hold for it",
+                " does not hold for it or a message before it",
             )
 
 

@@ -88,6 +88,14 @@ def test_a_refused_message_that_was_journaled_anyway_is_caught() -> None:
     assert _properties(built) == {"failed-applied"}
 
 
+def test_a_message_refused_once_then_sent_again_and_acknowledged_is_fine() -> None:
+    built = build([[F.COMPLETED]])
+    invoke = built.history.ops[0]
+    refused = msgspec.structs.replace(invoke, type="fail", error="connection refused")
+    built.history.ops[1:1] = [refused, msgspec.structs.replace(invoke, time=invoke.time + 0.1)]
+    assert check(built.history, built.journals) == []
+
+
 def test_acknowledged_messages_accepted_out_of_order_are_caught() -> None:
     built = build([[F.COMPLETED, F.COMPLETED]])
     first, second = built.journals["c0"][:2], built.journals["c0"][2:]

@@ -1,0 +1,191 @@
+"""Real ``relaybaton serve`` processes on the example flow, a database of their own, faults.
+
+Each node is a child process (``python -m relaybaton serve``) on a port it picks itself
+(``--port 0``; the harness reads the address from its banner, so start-up is awaited, not
+slept on). The journal is a PostgreSQL database made for the run and dropped after it, so
+runs never share a journal; in cluster mode the nodes also get a NATS prefix of their own.
+The flow is a copy of ``examples/customer_service.toml`` in the run's folder, so its memory
+file is the run's too. A node's output goes to ``node-N.log`` in that folder.
+
+Faults are signals to a node's process: ``SIGKILL`` (a crash), ``SIGSTOP``/``SIGCONT`` (a
+pause past the lease), ``SIGTERM`` (a graceful stop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import psycopg
+
+__all__ = ["EXAMPLES", "Node", "Nodes", "throwaway_database"]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+_BANNER = re.compile(rb"serving flow .* on (http://\S+)")
+
+
+@asynccontextmanager
+async def throwaway_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A fresh database on the server ``admin_dsn`` names, dropped (forcibly) afterwards."""
+    name = f"rb_fault_{uuid.uuid4().hex[:10]}"
+    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    # A URL, not key=value pairs: `serve --store` tells PostgreSQL from SQLite by the scheme.
+    base, _, _ = admin_dsn.rpartition("/")
+    if not admin_dsn.startswith(("postgresql://", "postgres://")) or "?" in admin_dsn:
+        raise ValueError(f"expected a postgresql://host:port/db URL, got {admin_dsn!r}")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Node:
+    """One ``relaybaton serve`` process."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.url = ""
+        self.process: asyncio.subprocess.Process | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self.paused = False
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None and not self.paused
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start the process and wait for its banner (it listens once it printed it)."""
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log = self.log_path.open("ab")
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pump = asyncio.create_task(self._copy_output(log, ready))
+        try:
+            self.url = await asyncio.wait_for(ready, timeout)
+        except (TimeoutError, EOFError) as exc:
+            await self.signal(signal.SIGKILL)
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"node {self.name} did not start: {exc!r}\n{tail}") from exc
+        self.paused = False
+
+    async def _copy_output(self, log: object, ready: asyncio.Future[str]) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        with log:  # type: ignore[attr-defined]
+            async for line in self.process.stdout:
+                log.write(line)  # type: ignore[attr-defined]
+                log.flush()  # type: ignore[attr-defined]
+                if not ready.done() and (match := _BANNER.search(line)):
+                    ready.set_result(match.group(1).decode())
+        if not ready.done():
+            ready.set_exception(EOFError(f"node {self.name} exited before serving"))
+
+    async def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with suppress(ProcessLookupError):
+                self.process.send_signal(signum)
+        if signum == signal.SIGSTOP:
+            self.paused = True
+        elif signum == signal.SIGCONT:
+            self.paused = False
+
+    async def wait(self, timeout: float = 60.0) -> int | None:
+        """Wait for the process to end; its exit status."""
+        if self.process is None:
+            return None
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        if self._pump is not None:
+            await self._pump
+        return code
+
+    async def kill(self) -> None:
+        await self.signal(signal.SIGKILL)
+        await self.wait()
+
+
+class Nodes:
+    """N nodes serving the example flow on one journal (and, in cluster mode, one NATS)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        store: str,
+        *,
+        cluster: str | None = None,
+        durability: str = "sync",
+        extra: Sequence[str] = (),
+    ) -> None:
+        self.folder = folder
+        self.store = store
+        self.cluster = cluster
+        self.durability = durability
+        self.extra = list(extra)
+        self.nodes: list[Node] = []
+        for name in ("customer_service.toml", "customer_service_tools.py"):
+            shutil.copy(EXAMPLES / name, folder / name)
+        self.flow = folder / "customer_service.toml"
+
+    def argv(self, name: str) -> list[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "relaybaton",
+            "serve",
+            str(self.flow),
+            "--port",
+            "0",
+            "--store",
+            self.store,
+            "--durability",
+            self.durability,
+            "--rate",
+            "100000",
+            "--max-concurrent",
+            "100000",
+            "--no-console",
+            *self.extra,
+        ]
+        if self.cluster is not None:
+            argv += ["--cluster", self.cluster, "--node-id", name]
+        return argv
+
+    async def add(self) -> Node:
+        name = f"node-{len(self.nodes) + 1}"
+        node = Node(name, self.argv(name), self.folder / f"{name}.log")
+        self.nodes.append(node)
+        await node.start()
+        return node
+
+    async def restart(self, node: Node) -> None:
+        """Start a stopped node again, same name and arguments (its port may change)."""
+        await node.start()
+
+    def live(self) -> list[Node]:
+        return [n for n in self.nodes if n.alive]
+
+    async def aclose(self) -> None:
+        for node in self.nodes:
+            if node.paused:
+                await node.signal(signal.SIGCONT)
+            await node.signal(signal.SIGTERM)
+        for node in self.nodes:
+            try:
+                await node.wait(timeout=20)
+            except TimeoutError:
+                await node.kill()
