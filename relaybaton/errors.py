@@ -40,12 +40,17 @@ The tree::
     ├── ConfigError                      (also ValueError) configuration misuse: a flow file, a
     │   │                                constructor argument, a model id, an environment variable
     │   ├── FlowError                    one or more problems in a flow file, with paths
-    │   └── MissingCredentialsError      an API key variable is not set
+    │   ├── MissingCredentialsError      an API key variable is not set
+    │   └── StoreInUseError              another process holds the journal store (one per store)
     ├── GraphError                       the knowledge graph refused an operation; nothing changed
     │   ├── EntityNotFoundError          (also LookupError) an operation named a missing entity
     │   └── GraphFileError               (also ValueError) a memory JSONL file cannot be read
     ├── StoreError                       a journal store failed or refused an operation
-    │   └── StoreUnavailableError        (also ConnectionError) the database did not answer, twice
+    │   ├── StoreUnavailableError        (also ConnectionError) the database did not answer, twice
+    │   └── FencedWriteError             a cluster node's lease generation for a partition is stale
+    ├── ClusterError                     a cluster node cannot do what was asked
+    │   ├── PartitionNotOwnedError       this node does not hold the conversation's partition
+    │   └── ClusterUnavailableError      (also ConnectionError) NATS did not answer
     └── ApiError                         the HTTP service refused a request; ``status``, ``code``
                                          and ``param`` make its JSON error answer
 
@@ -69,12 +74,15 @@ __all__ = [
     "BudgetExceededError",
     "CalleeFailedError",
     "ConfigError",
+    "ClusterError",
+    "ClusterUnavailableError",
     "ConflictError",
     "ContentFilteredError",
     "ContextLengthExceededError",
     "DuplicateConversationError",
     "EntityNotFoundError",
     "EscalationError",
+    "FencedWriteError",
     "FlowError",
     "FlowProblem",
     "GraphError",
@@ -92,11 +100,13 @@ __all__ = [
     "NoCapableModelError",
     "NotOwnerError",
     "OwnershipError",
+    "PartitionNotOwnedError",
     "RateLimitedError",
     "RecursiveCallError",
     "RelaybatonError",
     "StaleEpochError",
     "StoreError",
+    "StoreInUseError",
     "StoreUnavailableError",
     "StreamInterruptedError",
     "ToolArgumentsError",
@@ -464,6 +474,20 @@ class MissingCredentialsError(ConfigError):
         self.model = model
 
 
+class StoreInUseError(ConfigError):
+    """Another process holds the journal store: outside cluster mode one process serves it.
+
+    ``holder`` describes that process (``pid``, ``host``, ``command``, ``since``, and the
+    ``address`` of its HTTP service when it serves one); ``store`` names the store without
+    secrets.
+    """
+
+    def __init__(self, message: str, *, store: str, holder: Mapping[str, object]) -> None:
+        super().__init__(message)
+        self.store = store
+        self.holder = dict(holder)
+
+
 # --- knowledge graph ----------------------------------------------------------------------
 
 
@@ -509,6 +533,73 @@ class StoreError(RelaybatonError):
 
 class StoreUnavailableError(StoreError, ConnectionError):
     """The database could not be reached, and a fresh connection failed too."""
+
+
+class FencedWriteError(StoreError):
+    """A cluster node wrote for partitions whose fence another node has raised since.
+
+    Nothing of the batch was written. ``conversation_ids`` are the conversations the store
+    refused (the rest of the batch may be written again without them); ``partitions`` their
+    partitions. The writer lost those partitions: it must stop acting for them.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: str,
+        conversation_ids: Collection[str],
+        partitions: Collection[int],
+    ) -> None:
+        shown = ", ".join(str(p) for p in sorted(partitions))
+        super().__init__(
+            f"journal {store} refused the writes of {len(conversation_ids)} conversation(s):"
+            f" partition(s) {shown} are now held by another node under a newer lease"
+            " generation; this node must stop acting for them (it steps down by itself)",
+            store=store,
+        )
+        self.conversation_ids = frozenset(conversation_ids)
+        self.partitions = frozenset(partitions)
+
+
+# --- many nodes ---------------------------------------------------------------------------
+
+
+class ClusterError(RelaybatonError):
+    """A cluster node cannot do what was asked."""
+
+
+class PartitionNotOwnedError(ClusterError):
+    """This node does not hold the conversation's partition: ask its owner (or retry).
+
+    ``owner`` is the node id that holds it as last seen here (None while it moves);
+    ``retry_after`` the seconds after which asking again is worth it. The HTTP edge
+    forwards the request to ``owner``, or answers 503 with ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        conversation_id: str,
+        partition: int,
+        *,
+        node_id: str,
+        owner: str | None,
+        retry_after: float = 1.0,
+    ) -> None:
+        holder = f"node {owner!r}" if owner else "no node right now (it is moving)"
+        super().__init__(
+            f"conversation {conversation_id!r} is in partition {partition}, held by {holder},"
+            f" not by this node {node_id!r}; send it to the owner or retry in"
+            f" {retry_after:g} s"
+        )
+        self.conversation_id = conversation_id
+        self.partition = partition
+        self.node_id = node_id
+        self.owner = owner
+        self.retry_after = retry_after
+
+
+class ClusterUnavailableError(ClusterError, ConnectionError):
+    """The NATS server of the cluster did not answer."""
 
 
 # --- the HTTP service ---------------------------------------------------------------------

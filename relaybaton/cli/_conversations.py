@@ -2,7 +2,8 @@
 
 - ``relaybaton resume FLOW --store PATH``: finish every conversation a crash left unfinished;
 - ``relaybaton approvals list --store PATH``, ``approvals approve|reject ID --store PATH
-  [--edit JSON]``: people decide on paused steps (then ``resume`` continues them);
+  [--edit JSON]``: people decide on paused steps; while a service holds the store the
+  decision goes to it (``_store_hold.py``), else ``resume`` or ``serve`` continues them;
 - ``relaybaton conversations show ID --store PATH``: a conversation from its journal;
   ``list`` and the actions of a person are in ``_operate.py``.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +24,14 @@ import msgspec
 import structlog
 
 from relaybaton.adapters import ChatMessage
-from relaybaton.errors import ApprovalError, ConfigError
+from relaybaton.cli._store_hold import (
+    decide_through_holder,
+    holder_of,
+    holding,
+    refusal_text,
+    token_for_holder,
+)
+from relaybaton.errors import ApprovalError, ConfigError, StoreInUseError
 from relaybaton.runtime import (
     ApprovalDecided,
     ApprovalRequested,
@@ -80,7 +89,14 @@ def add_durable_commands(commands: Any) -> None:
         action.add_argument("approval_id", metavar="ID")
         action.add_argument("--store", required=True)
         action.add_argument("--note", default="", help="a reason, shown to the model")
-        action.add_argument("--by", default="", help="who decided (kept in the journal)")
+        action.add_argument(
+            "--by",
+            default="",
+            help="who decided (kept in the journal; a running service records its token's name)",
+        )
+        action.add_argument(
+            "--token", help="bearer token for a running service (default: $RELAYBATON_API_TOKEN)"
+        )
         if name == "approve":
             action.add_argument(
                 "--edit", metavar="JSON", help="run the call with these arguments instead"
@@ -119,6 +135,7 @@ def _resume(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with (
+            holding(args.store, f"relaybaton resume {args.flow}"),
             open_store_path(args.store, args.durability) as store,
             open_flow(flow, store=store, durability=args.durability) as runtime,
         ):
@@ -235,39 +252,71 @@ def _decide(args: argparse.Namespace) -> int:
     decision = "edit" if edit else args.decision
 
     async def main() -> int:
-        async with open_store_path(args.store, "sync") as store, _journal(store) as journal:
-            rows = {r.approval_id: r for r in await store.approvals(pending_only=False)}
-            row = rows.get(args.approval_id)
-            if row is None:
-                raise ApprovalError(
-                    f"no approval request {args.approval_id!r} in {args.store}; "
-                    "list them with `relaybaton approvals list`",
-                    approval_id=args.approval_id,
-                )
-            conversation = await journal.load(row.conversation_id, entry="")
-            if conversation is None:  # pragma: no cover - a row implies a journal
-                raise ConfigError(f"conversation {row.conversation_id!r} has no journal")
-            request = conversation.approvals[args.approval_id]
-            taken, fresh = decide_on(
-                conversation,
-                args.approval_id,
-                decision,
-                arguments_hash=request.arguments_hash,
-                arguments=edit,
-                note=args.note,
-                by=args.by,
-                now=time.time(),
-            )
-            if fresh:
-                journal.record(conversation, taken)
-                await journal.flush()
-        print(
-            f"{taken.decision}: {args.approval_id} ({request.tool}); continue it with "
-            "`relaybaton resume FLOW --store ...` (a running service continues by itself)"
-        )
-        return 0
+        try:
+            async with holding(args.store, f"relaybaton approvals {args.decision}"):
+                return await _decide_in_store(args, decision, edit)
+        except StoreInUseError as refused:  # a process continues it: the decision goes there
+            return await _decide_through_holder(args, refused, decision, edit)
 
     return _run(main)
+
+
+async def _decide_in_store(args: argparse.Namespace, decision: str, edit: str | None) -> int:
+    """No process holds the store (this one does now): journal the decision there."""
+    async with open_store_path(args.store, "sync") as store, _journal(store) as journal:
+        rows = {r.approval_id: r for r in await store.approvals(pending_only=False)}
+        row = rows.get(args.approval_id)
+        if row is None:
+            raise ApprovalError(
+                f"no approval request {args.approval_id!r} in {args.store}; "
+                "list them with `relaybaton approvals list`",
+                approval_id=args.approval_id,
+            )
+        conversation = await journal.load(row.conversation_id, entry="")
+        if conversation is None:  # pragma: no cover - a row implies a journal
+            raise ConfigError(f"conversation {row.conversation_id!r} has no journal")
+        request = conversation.approvals[args.approval_id]
+        taken, fresh = decide_on(
+            conversation,
+            args.approval_id,
+            decision,
+            arguments_hash=request.arguments_hash,
+            arguments=edit,
+            note=args.note,
+            by=args.by,
+            now=time.time(),
+        )
+        if fresh:
+            journal.record(conversation, taken)
+            await journal.flush()
+    print(
+        f"{taken.decision}: {args.approval_id} ({request.tool}); no service holds the store, "
+        "so the conversation waits: continue it with `relaybaton resume FLOW --store ...` "
+        "or `relaybaton serve FLOW --store ...`"
+    )
+    return 0
+
+
+async def _decide_through_holder(
+    args: argparse.Namespace, refused: StoreInUseError, decision: str, edit: str | None
+) -> int:
+    outcome = await decide_through_holder(
+        refused.store,
+        holder_of(refused),
+        args.approval_id,
+        decision,
+        edit=edit,
+        note=args.note,
+        token=token_for_holder(args.token, os.environ),
+    )
+    if outcome.status >= 400:
+        print(f"relaybaton: {refusal_text(outcome)}", file=sys.stderr)
+        return 2
+    print(
+        f"{decision}: {args.approval_id}; sent to the service at {outcome.address}, which "
+        "holds the store and continues the conversation now"
+    )
+    return 0
 
 
 @asynccontextmanager

@@ -1,9 +1,11 @@
 """``relaybaton conversations list|pause|resume|take|reply|give|note|break|fork``.
 
 ``list`` reads a journal (``--store``) or asks a running server (``--url``); the actions
-ask a running server (``relaybaton serve``) over its native API, as the person its token
-names (``RELAYBATON_API_TOKEN``, or ``--token``; none for a loopback server without
-tokens). A refusal prints the server's message (a 409 says what changed) and exits 2.
+ask a running server (``relaybaton serve``; ``--url``, or ``--store`` for the one that holds
+that store) over its native API, as the person its token names (``--token``, or
+``RELAYBATON_API_TOKEN``, else the first of the server's own ``RELAYBATON_API_TOKENS``;
+none for a loopback server without tokens). A refusal prints the server's message (a 409
+says what changed) and exits 2.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 
 import aiohttp
 
+from relaybaton.cli._store_hold import reachable_address, token_for_holder
 from relaybaton.errors import ConfigError
 from relaybaton.runtime._listing import HeadQuery
+from relaybaton.stores._hold import read_holder
 
 __all__ = ["add_operator_verbs"]
 
@@ -56,7 +60,11 @@ def add_operator_verbs(verbs: Any) -> None:
     for verb, (_, _, help_text) in _ACTIONS.items():
         action = verbs.add_parser(verb, help=help_text)
         action.add_argument("conversation_id", metavar="ID")
-        action.add_argument("--url", required=True, help="the server (http://host:port)")
+        server = action.add_mutually_exclusive_group(required=True)
+        server.add_argument("--url", help="the server (http://host:port)")
+        server.add_argument(
+            "--store", help="the store a running server holds: act through that server"
+        )
         action.add_argument("--token", help=f"bearer token (default: ${TOKEN_ENV})")
         needs_epoch = verb in {"take", "reply", "give"}
         action.add_argument(
@@ -134,7 +142,7 @@ def _per_agent(option: str, values: list[str]) -> dict[str, str]:
 async def _request(
     args: argparse.Namespace, method: str, path: str, body: object | None
 ) -> tuple[int, Any]:
-    token = args.token or os.environ.get(TOKEN_ENV)
+    token = token_for_holder(args.token, os.environ)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = args.url.rstrip("/") + path
     try:
@@ -161,8 +169,27 @@ def _report(status: int, data: Any) -> int:
 def _act(args: argparse.Namespace) -> int:
     method, tail, _ = _ACTIONS[args.verb]
     path = f"/v1/conversations/{args.conversation_id}/{tail}"
+    if args.url is None:
+        args.url = asyncio.run(_server_holding(args.store))
     status, data = asyncio.run(_request(args, method, path, _body(args)))
     return _report(status, data)
+
+
+async def _server_holding(store: str) -> str:
+    """The address of the service that holds ``store``: people act through it, never on
+    the store behind its back (it would overwrite what they wrote)."""
+    holder = await read_holder(store)
+    if holder is None:
+        raise ConfigError(
+            f"no service holds {store}: start `relaybaton serve FLOW --store {store}` to act "
+            "on its conversations, or give its --url"
+        )
+    if holder.address is None:
+        raise ConfigError(
+            f"{store} is held by {holder.describe()}, which takes no actions from outside; "
+            "act once it has ended, through `relaybaton serve`"
+        )
+    return reachable_address(holder)
 
 
 def _list(args: argparse.Namespace) -> int:

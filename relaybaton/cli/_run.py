@@ -30,6 +30,7 @@ from relaybaton.adapters import ImagePart
 from relaybaton.adapters._images import image_from_file
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.cli._live import live_replies
+from relaybaton.cli._store_hold import holding
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import (
     build_agents,
@@ -186,6 +187,9 @@ async def _converse(  # noqa: PLR0917 - private; one call site passes the run's 
     async with AsyncExitStack() as stack:
         store = None
         if store_path:
+            await stack.enter_async_context(
+                holding(store_path, f"relaybaton run ({flow.flow.name})")
+            )
             store = await stack.enter_async_context(open_store_path(store_path, durability))
         runtime = await stack.enter_async_context(
             open_flow(flow, model_overrides=overrides, store=store, durability=durability)

@@ -27,6 +27,9 @@ from aiohttp import web
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.cli._quality import watch_quality
 from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
+from relaybaton.cli._serve_cluster import cluster_setup
+from relaybaton.cli._serve_forwarding import answer_for_owned, forward_to_owners
+from relaybaton.cli._store_hold import holding
 from relaybaton.errors import ConfigError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
@@ -38,6 +41,7 @@ from relaybaton.service._auth import TokenTable, is_loopback
 from relaybaton.service._limits import ServiceLimits
 from relaybaton.service._server import ConsoleOptions, create_service
 from relaybaton.service._tracing import create_otlp_exporter
+from relaybaton.stores._hold import StoreHold
 
 __all__ = ["add_serve_command", "serve"]
 
@@ -57,7 +61,8 @@ def add_serve_command(commands: Any) -> None:
         "--store",
         metavar="PATH",
         help="journal conversations to this SQLite file (or PostgreSQL URL): they survive "
-        "restarts, and unfinished ones continue at start-up; approvals need it",
+        "restarts, and unfinished ones continue at start-up; approvals need it. This "
+        "process holds it alone (a second writer is refused) unless in cluster mode",
     )
     serve_cmd.add_argument(
         "--durability",
@@ -113,6 +118,12 @@ def add_serve_command(commands: Any) -> None:
     serve_cmd.add_argument(
         "--no-console", action="store_true", help="serve the API only (no pages at /)"
     )
+    serve_cmd.add_argument(
+        "--cluster",
+        metavar="NATS_URL",
+        help="run as one node of many (nats://HOST:4222); needs a PostgreSQL --store and"
+        " --durability sync (the default in cluster mode); see [cluster] in the flow file",
+    )
     add_ab_options(serve_cmd)
     serve_cmd.set_defaults(func=_serve_command)
 
@@ -121,6 +132,8 @@ def _serve_command(args: argparse.Namespace) -> int:
     if args.ab or args.ab_variant:
         return serve_ab_command(args)
     flow = load_flow(args.flow)
+    if (args.cluster or flow.cluster is not None) and args.durability == "batched":
+        args.durability = "sync"  # cluster mode answers only what is journaled
     overrides = parse_model_overrides(args.model, sorted(flow.models))
     tokens = TokenTable.from_environment(os.environ, args.tokens_file)
     if args.trace_events < 1:
@@ -148,8 +161,20 @@ def _serve_command(args: argparse.Namespace) -> int:
             durability=args.durability,
             console=not args.no_console,
             eval_reports=Path(args.eval_reports) if args.eval_reports else None,
+            cluster=args.cluster,
         )
     )
+
+
+def _stop_when_lost(hold: StoreHold, stop: asyncio.Event, log: Any) -> asyncio.Task[None]:
+    """Drain and stop if another process took the store over (its hold's session broke)."""
+
+    async def watch() -> None:
+        await hold.lost.wait()
+        log.error("store_hold_lost_stopping", store=hold.where)
+        stop.set()
+
+    return asyncio.get_running_loop().create_task(watch(), name="relaybaton hold watch")
 
 
 def _banner(out: TextIO, flow: FlowFile, url: str, tokens: TokenTable, host: str) -> None:
@@ -187,15 +212,21 @@ async def serve(
     durability: str = "batched",
     console: bool = True,
     eval_reports: Path | None = None,
+    cluster: str | None = None,
+    single_process: bool = True,
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
-    Cancelling it skips the drain: the runtime's own exit cancels turns in flight.
+    Cancelling it skips the drain: the runtime's own exit cancels turns in flight. With
+    ``single_process`` (the default; a cluster node passes False), the store is held for
+    this process alone (``cli/_store_hold.py``), and the hold names the address at which
+    it takes decisions made with the CLI.
     """
     tokens = tokens or TokenTable()
     limits = limits or ServiceLimits()
     log = structlog.get_logger("relaybaton.service")
     stop = stop or asyncio.Event()
+    node, flow = cluster_setup(flow, cluster, store_path, durability)
     loop = asyncio.get_running_loop()
     finished = False
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -203,8 +234,18 @@ async def serve(
     try:
         async with AsyncExitStack() as stack:
             store = None
+            hold = None
             if store_path:
+                hold = await stack.enter_async_context(
+                    holding(
+                        store_path,
+                        f"relaybaton serve ({flow.flow.name})",
+                        exclusive=single_process and node is None,  # nodes share it
+                    )
+                )
                 store = await stack.enter_async_context(open_store_path(store_path, durability))
+                if node is not None:
+                    node.fence_store(store)
             runtime = await stack.enter_async_context(
                 open_flow(
                     flow,
@@ -212,8 +253,13 @@ async def serve(
                     tracing=False,
                     store=store,
                     durability=durability,
+                    resume=node is None,  # a node recovers each partition as it gains it
                 )
             )
+            forwarder = None
+            if node is not None:
+                await node.start(runtime, stack, limits.drain_timeout_s)
+                forwarder = await forward_to_owners(node.node, store, stack)
             options = None
             if console:
                 memory = None
@@ -231,12 +277,15 @@ async def serve(
                 approvals=RuntimeApprovals(runtime) if store is not None else None,
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
                 console=options,
+                forwarder=forwarder,
             )
             await watch_quality(flow, runtime, service, stack)
             runner = web.AppRunner(
                 service.app, access_log=None, handle_signals=False, shutdown_timeout=5.0
             )
             await runner.setup()
+            if node is not None:  # the app is set up: it can answer other nodes' requests
+                await answer_for_owned(node.node, service.app, stack)
             site = web.TCPSite(runner, host, port, backlog=4096)
             try:
                 await site.start()
@@ -251,6 +300,9 @@ async def serve(
             bound = runner.addresses[0]
             shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
             url = f"http://{shown}:{bound[1]}"
+            if hold is not None:  # where `approvals approve` sends its decisions
+                await hold.announce(url)
+                stack.callback(_stop_when_lost(hold, stop, log).cancel)
             _banner(out, flow, url, tokens, host)
             if on_ready is not None:
                 on_ready(url)
@@ -258,6 +310,8 @@ async def serve(
             out.write("relaybaton: draining: no new connections; finishing turns in flight\n")
             out.flush()
             await site.stop()
+            if node is not None:
+                await node.leave()  # hands each partition over once its turns are done
             finished = await service.drain(limits.drain_timeout_s)
             await runner.cleanup()
             service.close()

@@ -471,11 +471,13 @@ async def open_flow(
     gc_young_threshold: int | None = 10_000,
     store: Store | None = None,
     durability: Durability | str = Durability.BATCHED,
+    resume: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Build the flow's agents and adapters and run them for the block.
 
     With a ``store``, every conversation is journaled there and the ones a previous run
-    left unfinished continue at once.
+    left unfinished continue at once (unless ``resume`` is False: a cluster node recovers
+    each partition's as it gains it).
     """
     clock = clock or MonotonicClock()
     async with AsyncExitStack() as stack:
@@ -491,6 +493,7 @@ async def open_flow(
             gc_young_threshold=gc_young_threshold,
             store=store,
             durability=durability,
+            resume=resume,
         ) as runtime:
             extras.start(runtime.system)
             yield runtime
@@ -507,6 +510,7 @@ async def _open_runtime_of(
     gc_young_threshold: int | None,
     store: Store | None,
     durability: Durability | str,
+    resume: bool = True,
 ) -> AsyncIterator[Runtime]:
     adapters, board = create_slots(flow, clock=clock, overrides=model_overrides)
     try:
@@ -521,6 +525,7 @@ async def _open_runtime_of(
             gc_young_threshold=gc_young_threshold,
             store=store,
             durability=durability,
+            resume=resume,
             # A fork may choose another model for an agent: built like a `--model` override.
             model_builder=lambda slot, model_id: _adapter(flow, slot, model_id, clock),
         ) as runtime:

@@ -21,6 +21,7 @@ import msgspec
 import structlog
 
 from relaybaton.actors import FunctionTool
+from relaybaton.cluster import ClusterConfig
 from relaybaton.errors import ConfigError, FlowError, FlowProblem
 from relaybaton.evals import EvalsConfig, GraderSpec, Thresholds
 from relaybaton.flow._evals import check_evals
@@ -147,6 +148,17 @@ class MemoryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     compat: str = "strict"
 
 
+class ClusterTable(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[cluster]`` table: run ``serve`` as one node of many (``--cluster`` overrides
+    ``nats``). Empty ``node_id``: ``<hostname>-<pid>-<random>``."""
+
+    nats: str = ""
+    partitions: int = 64
+    lease_ttl_s: float = 5.0
+    node_id: str = ""
+    prefix: str = "relaybaton"
+
+
 class McpServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An ``[mcp.<name>]`` table: an external MCP server whose tools agents may use.
 
@@ -189,6 +201,7 @@ class FlowFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     guardrails: dict[str, GuardrailConfig] = msgspec.field(default_factory=dict)
     evals: EvalsConfig | None = None
     variants: dict[str, VariantConfig] = msgspec.field(default_factory=dict)
+    cluster: ClusterTable | None = None
     source: str = ""
 
     @property
@@ -228,6 +241,7 @@ _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "agents[].tools[]": AgentToolConfig,
     "supervisor": SupervisorConfig,
     "memory": MemoryConfig,
+    "cluster": ClusterTable,
     "mcp[]": McpServerConfig,
     "evals": EvalsConfig,
     "evals.graders[]": GraderSpec,
@@ -317,6 +331,32 @@ def load_flow(path: str | Path) -> FlowFile:
     return parse_flow(text, str(file))
 
 
+def cluster_config(table: ClusterTable, nats: str | None = None) -> ClusterConfig:
+    """The node settings of a ``[cluster]`` table (``nats``: the ``--cluster`` URL).
+
+    Raises:
+        ConfigError: a field is out of range; the message names it and the fix.
+    """
+    extra = {"node_id": table.node_id} if table.node_id else {}
+    return ClusterConfig(
+        nats=nats or table.nats,
+        partitions=table.partitions,
+        lease_ttl=table.lease_ttl_s,
+        prefix=table.prefix,
+        **extra,
+    )
+
+
+def cluster_problem(table: ClusterTable) -> FlowProblem | None:
+    """What is wrong with a ``[cluster]`` table, or None (``nats`` may come from the CLI)."""
+    try:
+        cluster_config(table, table.nats or "nats://127.0.0.1:4222")
+    except ConfigError as exc:
+        field = str(exc).split(" ", 2)[1] if str(exc).startswith("cluster ") else "nats"
+        return FlowProblem(f"cluster.{field}", str(exc))
+    return None
+
+
 def check_flow(flow: FlowFile) -> list[FlowProblem]:
     """Every problem in the references and values of a decoded flow."""
     problems: list[FlowProblem] = []
@@ -332,6 +372,10 @@ def check_flow(flow: FlowFile) -> list[FlowProblem]:
                 f'no agent named "{flow.flow.entry}"{_suggest(flow.flow.entry, names)}',
             )
         )
+    if flow.cluster is not None:
+        problem = cluster_problem(flow.cluster)
+        if problem is not None:
+            add(problem)
     limits = (("max_turns", flow.flow.max_turns), ("max_handoffs", flow.flow.max_handoffs))
     for label, value in limits:
         if value < 1:

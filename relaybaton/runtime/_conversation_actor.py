@@ -151,7 +151,7 @@ class OwnerHandle:
         """In sync durability, wait until what was recorded so far is committed."""
         journal = self._conversations.journal
         if journal is not None:
-            await journal.flushed()
+            await journal.flushed(self.conversation.id)
 
     def reply(self, text: str) -> None:
         """Answer the user and end the turn."""

@@ -20,6 +20,12 @@ records in the batch (keyed by the first one's ``seq``), not one body per record
 then inserts a row or two per conversation instead of ten, which is most of what a commit
 costs it. Older journals hold one record per body (MessagePack or JSON); they still decode.
 
+A cluster node's store refuses the writes of conversations whose partition another node
+has fenced (``FencedWriteError``): the journal writes the rest of the batch again without
+them, and what waited for the refused conversations' commit hears the error instead of
+going on, so no reply that was not journaled reaches anyone. ``on_fenced`` tells the node,
+which steps down from those partitions.
+
 Every ``snapshot_every`` records a conversation also gets a snapshot record (its whole
 state), which always starts a body of its own; with ``retention`` on, the bodies before it
 are pruned in the same transaction, so a conversation's journal stays short however long
@@ -37,6 +43,7 @@ import anyio
 import msgspec
 import structlog
 
+from relaybaton.errors import FencedWriteError
 from relaybaton.runtime._clock import Clock
 from relaybaton.runtime._conversation import Conversation
 from relaybaton.runtime._fold import replay, snapshot_state
@@ -99,7 +106,11 @@ class Journal(Generic[T]):
         self._recorded = 0
         self._committed = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._callbacks: list[tuple[int, Callable[[], None]]] = []
+        self._callbacks: list[_Callback] = []
+        #: Conversations whose writes the store refused (fenced): their waiters fail.
+        self.fenced: dict[str, FencedWriteError] = {}
+        #: Told of every fenced refusal (a cluster node steps down from the partitions).
+        self.on_fenced: Callable[[FencedWriteError], None] | None = None
         self._wake = asyncio.Event()
         self._closed = False
         self.failure: BaseException | None = None
@@ -162,18 +173,39 @@ class Journal(Generic[T]):
             updated_at=time.time(),
         )
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once what was recorded so far is committed (at once unless sync)."""
-        if self.durability is not Durability.SYNC or self._committed >= self._recorded:
-            callback()
-        else:
-            self._callbacks.append((self._recorded, callback))
+    def after_commit(
+        self,
+        callback: Callable[[], None],
+        *,
+        conversation_id: str | None = None,
+        refused: Callable[[FencedWriteError], None] | None = None,
+    ) -> None:
+        """Run ``callback`` once what was recorded so far is committed (at once unless sync).
 
-    async def flushed(self) -> None:
-        """In sync mode, wait until everything recorded so far is committed."""
+        If the store refuses ``conversation_id``'s writes (fencing), ``refused`` runs
+        with the error instead.
+        """
+        if self.durability is not Durability.SYNC or self._committed >= self._recorded:
+            error = self.fenced.get(conversation_id or "")
+            if error is not None and refused is not None:
+                refused(error)
+            else:
+                callback()
+        else:
+            self._callbacks.append(_Callback(self._recorded, callback, conversation_id, refused))
+
+    async def flushed(self, conversation_id: str | None = None) -> None:
+        """In sync mode, wait until everything recorded so far is committed.
+
+        Raises:
+            FencedWriteError: the store refused ``conversation_id``'s writes.
+        """
         if self.durability is not Durability.SYNC or self._committed >= self._recorded:
             return
         await self._wait_for(self._recorded)
+        error = self.fenced.get(conversation_id or "")
+        if error is not None:
+            raise error
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed, whatever the mode."""
@@ -275,7 +307,7 @@ class Journal(Generic[T]):
                     )
                 )
         try:
-            await self.store.write(batch)
+            await self._write(batch)
         except Exception as exc:
             # A journal that cannot write must stop the runtime loudly, not drop records.
             self.failure = exc
@@ -288,6 +320,31 @@ class Journal(Generic[T]):
         self.transactions += 1
         self._committed = mark
         self._release()
+
+    async def _write(self, batch: WriteBatch) -> None:
+        """Write the batch; if fenced conversations are refused, the rest once more."""
+        while True:
+            try:
+                await self.store.write(batch)
+            except FencedWriteError as exc:
+                if not _touches(batch, exc.conversation_ids):
+                    raise  # refused what the batch does not hold: retrying would loop
+                for conversation_id in exc.conversation_ids:
+                    self.fenced[conversation_id] = exc
+                # Survived: the node steps down; the traceback is kept here.
+                _log.warning(
+                    "journal_writes_fenced", partitions=sorted(exc.partitions), exc_info=exc
+                )
+                if self.on_fenced is not None:
+                    self.on_fenced(exc)
+                batch = _without(batch, exc.conversation_ids)
+            else:
+                return
+
+    def forget_fenced(self, conversation_ids: Iterable[str]) -> None:
+        """The node holds these conversations again (reloaded from the store)."""
+        for conversation_id in conversation_ids:
+            self.fenced.pop(conversation_id, None)
 
     def _note(self, batch: WriteBatch, record: JournalRecord[Any]) -> None:
         """Add the approval row or the pruning that ``record`` calls for to ``batch``."""
@@ -324,10 +381,14 @@ class Journal(Generic[T]):
                     keep.append((mark, future))
             self._waiters = keep
         if self._callbacks:
-            due = [cb for mark, cb in self._callbacks if mark <= committed]
-            self._callbacks = [(m, cb) for m, cb in self._callbacks if m > committed]
+            due = [cb for cb in self._callbacks if cb.mark <= committed]
+            self._callbacks = [cb for cb in self._callbacks if cb.mark > committed]
             for callback in due:
-                callback()
+                error = self.fenced.get(callback.conversation_id or "")
+                if error is not None and callback.refused is not None:
+                    callback.refused(error)
+                else:
+                    callback.callback()
 
     async def aclose(self) -> None:
         """Commit what is pending and stop the writer; raise what stopped it. Idempotent."""
@@ -350,6 +411,45 @@ class _Group:
     def __init__(self, conversation: Conversation, record: JournalRecord[Any]) -> None:
         self.conversation = conversation
         self.bodies = [[record]]
+
+
+@final
+class _Callback:
+    """What runs once the records up to ``mark`` are committed (or refused)."""
+
+    __slots__ = ("callback", "conversation_id", "mark", "refused")
+
+    def __init__(
+        self,
+        mark: int,
+        callback: Callable[[], None],
+        conversation_id: str | None,
+        refused: Callable[[FencedWriteError], None] | None,
+    ) -> None:
+        self.mark = mark
+        self.callback = callback
+        self.conversation_id = conversation_id
+        self.refused = refused
+
+
+def _touches(batch: WriteBatch, conversation_ids: frozenset[str]) -> bool:
+    """Whether the batch writes anything of ``conversation_ids``."""
+    return bool(
+        conversation_ids & batch.heads.keys()
+        or any(r.conversation_id in conversation_ids for r in batch.records)
+        or any(a.conversation_id in conversation_ids for a in batch.approvals)
+        or conversation_ids & batch.prune.keys()
+    )
+
+
+def _without(batch: WriteBatch, conversation_ids: frozenset[str]) -> WriteBatch:
+    """The batch less everything of ``conversation_ids``."""
+    return WriteBatch(
+        records=[r for r in batch.records if r.conversation_id not in conversation_ids],
+        heads={c: h for c, h in batch.heads.items() if c not in conversation_ids},
+        approvals=[a for a in batch.approvals if a.conversation_id not in conversation_ids],
+        prune={c: s for c, s in batch.prune.items() if c not in conversation_ids},
+    )
 
 
 _Body = JournalRecord[Any] | list[JournalRecord[Any]]

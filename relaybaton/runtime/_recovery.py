@@ -7,9 +7,11 @@ owner, and a turn paused for a person stays parked until the decision.
 
 from __future__ import annotations
 
+import asyncio
+
 from relaybaton.runtime import _transitions as transitions
 from relaybaton.runtime._approvals import Approvals
-from relaybaton.runtime._conversation import Conversation
+from relaybaton.runtime._conversation import Conversation, TurnResult
 from relaybaton.runtime._journal_events import ToolStarted
 
 __all__ = ["Recovery"]
@@ -41,12 +43,46 @@ class Recovery(Approvals):
     async def load(self, conversation_id: str) -> Conversation | None:
         """The conversation, loaded from the journal if it is not in memory (None if new)."""
         conversation = self.by_id.get(conversation_id)
+        if conversation is None and self.admit is not None:
+            self.admit(conversation_id)
         if conversation is None and self.journal is not None:
             conversation = await self.journal.load(conversation_id, entry=self.entry)
             if conversation is not None and conversation_id not in self.by_id:
                 self.restore(conversation)
             conversation = self.by_id.get(conversation_id)
         return conversation
+
+    async def recover(self, conversation_ids: list[str]) -> int:
+        """Load and continue these conversations (a cluster node that gained their
+        partition: what the store holds is the truth, whatever was in memory)."""
+        if self.journal is None:
+            return 0
+        self.journal.forget_fenced(conversation_ids)
+        for conversation_id in conversation_ids:
+            await self.load(conversation_id)
+        return len(conversation_ids)
+
+    def evict(self, conversation_id: str, error: Exception) -> bool:
+        """Stop acting for a conversation at once and forget it, writing nothing more.
+
+        For a cluster node that lost the conversation's partition: its activations are
+        terminated, every caller waiting on one of its turns gets ``error``, and a later
+        ``load`` reads it from the store again. False if it was not in memory.
+        """
+        conversation = self.by_id.pop(conversation_id, None)
+        for table in self.agents.values():
+            cell = table.live.get(conversation_id)
+            if cell is not None:
+                cell.terminate("partition_lost")
+        if conversation is None:
+            return False
+        for approval_id in list(conversation.approvals):
+            self.approval_index.pop(approval_id, None)
+        turns = [*([conversation.active] if conversation.active else []), *conversation.inbox]
+        for turn in turns:
+            waiters, turn.waiters = turn.waiters, []
+            _fail_all(waiters, error)
+        return True
 
     async def resume_all(self) -> int:
         """Load and continue every conversation a previous run left unfinished."""
@@ -56,3 +92,11 @@ class Recovery(Approvals):
         for head in heads:
             await self.load(head.conversation_id)
         return len(heads)
+
+
+def _fail_all(
+    waiters: list[asyncio.Future[object]] | list[asyncio.Future[TurnResult]], error: Exception
+) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)

@@ -67,6 +67,9 @@ class Registry:
         # Deltas nobody reads are a cost per token for every listener, so a watcher (an
         # SSE reader, a streaming chat request) turns them on for its conversation only.
         self.stream_filter: Callable[[str], bool] | None = None
+        #: Raises for a conversation this process may not act for (a cluster node that does
+        #: not hold its partition raises ``PartitionNotOwnedError``); None admits every one.
+        self.admit: Callable[[str], None] | None = None
         self.turns_accepted = 0
         self.turns_finished = 0
         self.duplicates = 0

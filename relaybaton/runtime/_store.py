@@ -10,13 +10,13 @@ baton cannot write over the new owner).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Protocol, final
 
 import msgspec
 
-from relaybaton.errors import StaleEpochError
+from relaybaton.errors import ConflictError, StaleEpochError
 from relaybaton.runtime._listing import HeadPage, HeadQuery, select_heads
 
 __all__ = [
@@ -98,7 +98,9 @@ class Store(Protocol):
 
         Pruning removes a conversation's bodies whose ``seq`` is below the given one (a
         snapshot covers them). Raises ``StaleEpochError`` if a conversation's stored epoch
-        is newer than the batch's head for it; nothing is written then.
+        is newer than the batch's head for it, and ``ConflictError`` if the batch decides an
+        approval the store holds decided otherwise (``check_decisions``); nothing is
+        written then.
         """
         ...
 
@@ -143,6 +145,9 @@ class MemoryStore:
         for conversation_id, head in batch.heads.items():
             stored = self.head_rows.get(conversation_id)
             check_fence(stored.epoch if stored else None, head)
+        check_decisions(
+            {r.approval_id: r.decision for r in self.approval_rows.values()}, batch.approvals
+        )
         for record in batch.records:
             self.records.setdefault(record.conversation_id, {})[record.seq] = record
         self.head_rows.update(batch.heads)
@@ -173,6 +178,29 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         return None
+
+
+def check_decisions(decided: Mapping[str, str], rows: Sequence[ApprovalRow]) -> None:
+    """Refuse a row that decides an approval the store holds decided otherwise.
+
+    A decision is single-use (``runtime/_approvals.py``), and the store keeps that even
+    against a writer whose conversation is out of date: a second decision would silently
+    replace the one a person took, and the step would run (or not) against their word. The
+    same decision written again (a batch retried after an unknown outcome) passes.
+
+    Raises:
+        ConflictError: naming the approval and the decision taken first.
+    """
+    for row in rows:
+        first = decided.get(row.approval_id, "")
+        if row.decision and first and row.decision != first:
+            raise ConflictError(
+                f"approval {row.approval_id!r} of conversation {row.conversation_id!r} was "
+                f"decided already: {first}; a decision is single-use, so {row.decision!r} "
+                "was not recorded",
+                conversation_id=row.conversation_id,
+                changed=first,
+            )
 
 
 def combine_approval_rows(stored: ApprovalRow, row: ApprovalRow) -> ApprovalRow:

@@ -52,6 +52,8 @@ class Turns(Registry):
         ``user`` (when given) names whom the conversation is with, from now on.
         Raises ``OwnershipError`` if the conversation is closed.
         """
+        if self.admit is not None:
+            self.admit(conversation_id)
         conversation = self.open(conversation_id)
         seen = conversation.seen.get(message_id)
         if seen is not None:
@@ -232,8 +234,20 @@ class Turns(Registry):
             _answer(waiters, turn.result)
         else:
             # In sync mode the user hears back only once the reply is on disk.
-            self.journal.after_commit(partial(_answer, waiters, turn.result))
+            self.journal.after_commit(
+                partial(_answer, waiters, turn.result),
+                conversation_id=conversation.id,
+                refused=partial(_refuse, waiters),
+            )
         self._dispatch_next(conversation)
+
+
+def _refuse(waiters: list[asyncio.Future[TurnResult]], error: Exception) -> None:
+    """The journal refused the turn's records (a cluster node lost the conversation's
+    partition): nobody hears the reply it could not journal, they hear the error."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)
 
 
 def _answer(waiters: list[asyncio.Future[TurnResult]], result: TurnResult | None) -> None:

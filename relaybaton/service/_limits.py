@@ -20,7 +20,10 @@ from aiohttp import web
 
 from relaybaton.service._errors import ApiError
 
-__all__ = ["ServiceLimits", "TokenLimiter", "check_depth", "read_body"]
+__all__ = ["BODY_READ", "ServiceLimits", "TokenLimiter", "check_depth", "read_body"]
+
+BODY_READ = web.RequestKey("relaybaton.body", bytes)
+"""The request-state key of a body already read at the edge (to see whether to forward it)."""
 
 
 class ServiceLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,8 +69,12 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """Read the request body, refusing with 413 as soon as it passes ``limit`` bytes.
 
     The declared ``Content-Length`` is checked first, so an honest oversize request is
-    refused without reading it; a chunked one is read only up to the limit.
+    refused without reading it; a chunked one is read only up to the limit. A body read
+    once (the edge reads it to see whether to forward the request) is read from memory.
     """
+    kept: bytes | None = request.get(BODY_READ)
+    if kept is not None:
+        return kept
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _too_large(declared, limit)
@@ -81,7 +88,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if size > limit:
             raise _too_large(size, limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    request[BODY_READ] = body
+    return body
 
 
 def _too_large(size: int, limit: int) -> ApiError:

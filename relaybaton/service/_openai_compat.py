@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import time
 from typing import Any, final
 
@@ -214,7 +213,7 @@ class OpenAICompat:
         conversation_id = (
             request.headers.get("X-Relaybaton-Conversation-Id")
             or chat.user
-            or f"chat-{secrets.token_hex(8)}"
+            or service.new_conversation_id()
         )
         if len(conversation_id) > 128:
             raise ApiError(
@@ -241,6 +240,9 @@ class OpenAICompat:
                 f"{conversation_id}\x00{position}\x00{text}\x00{seen}".encode(), digest_size=12
             ).hexdigest()
         )
+        # A journaled conversation continues from its journal (after a restart, or on the
+        # node that took its partition over), never restarts empty over it.
+        await service.runtime.conversations.load(conversation_id)
         if agent is not None:
             try:
                 service.runtime.conversations.open(conversation_id, owner=agent)

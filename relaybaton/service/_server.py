@@ -30,12 +30,18 @@ from aiohttp import web
 
 from relaybaton.actors import Paused, Runtime
 from relaybaton.adapters import ImagePart
-from relaybaton.errors import ConflictError, OwnershipError
+from relaybaton.errors import (
+    ConflictError,
+    FencedWriteError,
+    OwnershipError,
+    PartitionNotOwnedError,
+)
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._feedback import FeedbackDesk
+from relaybaton.service._forwarding import RequestForwarder, destination_of
 from relaybaton.service._images import images_in
 from relaybaton.service._limits import ServiceLimits, TokenLimiter, check_depth, read_body
 from relaybaton.service._operator_api import OperatorApi, caller
@@ -149,8 +155,10 @@ class Service:
         approvals: ApprovalDesk | None,
         exporter: SpanExporter | None,
         console: ConsoleOptions | None = None,
+        forwarder: RequestForwarder | None = None,
     ) -> None:
         self.runtime = runtime
+        self.forwarder = forwarder
         self.console_options = console
         self.console: Console | None = None
         self.flow_name = flow_name
@@ -203,6 +211,12 @@ class Service:
         self.operator_api.close()
 
     # --- admission --------------------------------------------------------------------------
+
+    def new_conversation_id(self) -> str:
+        """An id for a conversation a request starts without naming one."""
+        if self.forwarder is not None:  # one whose partition this node holds
+            return self.forwarder.new_conversation_id()
+        return f"chat-{secrets.token_hex(8)}"
 
     def submit(  # noqa: PLR0917 - the edges pass what they read, in order
         self,
@@ -321,7 +335,10 @@ class Service:
                 label = token.label if token is not None else "loopback"
                 self.limiter.enter(label)
                 principal = label  # set only once a slot is held, so finally gives it back
-            response = await handler(request)
+            forwarded = None
+            if self.forwarder is not None:
+                forwarded = await self._forward(request, self.forwarder)
+            response = forwarded if forwarded is not None else await handler(request)
         except ApiError as exc:
             status = exc.status
             self.metrics.refusals.labels(exc.code).inc()
@@ -343,6 +360,20 @@ class Service:
                 # A 405 names the methods the route has (RFC 9110 asks for it).
                 headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
             )
+        except (PartitionNotOwnedError, FencedWriteError) as exc:
+            # A cluster node that does not (or no longer) hold the conversation's partition:
+            # nothing was answered that the journal does not hold; the client retries, and
+            # lands on the new owner.
+            status = 503
+            self.log.info("request_not_owned", route=route, exc_info=exc)
+            self.metrics.refusals.labels("partition_moved").inc()
+            wait = getattr(exc, "retry_after", 1.0)
+            return web.Response(
+                body=error_json(503, str(exc), code="partition_moved"),
+                status=503,
+                content_type="application/json",
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
         except Exception as exc:
             # The client gets a clean 500; the traceback goes to the log, never to the body.
             self.log.exception("request_failed", route=route, error=repr(exc))
@@ -358,6 +389,15 @@ class Service:
             if principal is not None:
                 self.limiter.leave(principal)
             self.metrics.count_request(route, request.method, status, started)
+
+    async def _forward(
+        self, request: web.Request, forwarder: RequestForwarder
+    ) -> web.StreamResponse | None:
+        """The owner's answer when another node owns what ``request`` names, else None."""
+        destination = await destination_of(request, self.limits.max_body_bytes)
+        if destination is None:
+            return None
+        return await forwarder.forward(request, destination)
 
     # --- probes and metrics -----------------------------------------------------------------
 
@@ -398,8 +438,17 @@ class Service:
         body = await read_body(request, self.limits.max_body_bytes)
         message = decode_body(body, _MessageIn, self.limits)
         images = images_in([i.url for i in message.images], "images")
+        # A journaled conversation continues from its journal (after a restart, or on the
+        # node that took its partition over), never restarts empty over it.
+        await self.runtime.conversations.load(conversation_id)
+        # A message id in the body wins; the Idempotency-Key header serves clients (and
+        # forwarding nodes) that retry without changing the body.
         message_id, future = self.submit(
-            conversation_id, message.text, message.message_id, "native", images
+            conversation_id,
+            message.text,
+            message.message_id or (request.headers.get("Idempotency-Key") or "")[:200] or None,
+            "native",
+            images,
         )
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
@@ -559,6 +608,7 @@ def create_service(
     approvals: ApprovalDesk | None = None,
     exporter: SpanExporter | None = None,
     console: ConsoleOptions | None = None,
+    forwarder: RequestForwarder | None = None,
 ) -> Service:
     """Serve ``runtime`` (one flow) over HTTP; call ``Service.close`` when done.
 
@@ -571,6 +621,8 @@ def create_service(
         approvals: where approvals are listed and decided, when there is a store.
         exporter: where finished spans go besides the in-memory ring (OTLP).
         console: serve the console at ``/`` with these options (None: the API only).
+        forwarder: answers requests about conversations another node owns (a cluster
+            node's); None serves every conversation here.
     """
     return Service(
         runtime,
@@ -581,4 +633,5 @@ def create_service(
         approvals=approvals,
         exporter=exporter,
         console=console,
+        forwarder=forwarder,
     )

@@ -14,7 +14,7 @@ from relaybaton.errors import ConfigError
 from relaybaton.runtime._store import Durability, MemoryStore, Store
 from relaybaton.stores._sqlite import SqliteStore
 
-__all__ = ["open_store"]
+__all__ = ["open_store", "sqlite_path"]
 
 _ACCEPTED = (
     "a file path or sqlite:///relative/path or sqlite:////absolute/path (SQLite),"
@@ -49,7 +49,7 @@ async def open_store(
     elif target.startswith(("postgresql://", "postgres://")):
         store = await _open_postgres(target, durability, schema)
     else:
-        path = _sqlite_path(target)
+        path = sqlite_path(target)
         # Opening creates the file and its tables: disk work, kept off the event loop.
         store = await anyio.to_thread.run_sync(lambda: SqliteStore(path, durability=durability))
     try:
@@ -59,7 +59,8 @@ async def open_store(
             await store.aclose()
 
 
-def _sqlite_path(target: str) -> Path:
+def sqlite_path(target: str) -> Path:
+    """The database file a SQLite store address names."""
     if target.startswith("sqlite:///") and len(target) > len("sqlite:///"):
         return Path(target.removeprefix("sqlite:///"))
     if not target or "://" in target or target.startswith(("sqlite:", "memory")):

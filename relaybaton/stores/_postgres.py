@@ -16,6 +16,16 @@ re-checks the condition against its latest committed version, so two writers rac
 conversation are serialised by the row, or by the unique index when neither has a row yet,
 which a ``SELECT ... FOR UPDATE`` (nothing to lock for a new conversation) would not do.
 
+Cluster nodes add a second fence, per partition: ``partition_fence(partition,
+generation)``. A node raises its partition's row to its lease generation before it acts
+for the partition (``raise_fence``: only upwards), and each of its writes reads the rows of
+its batch's partitions ``FOR SHARE`` in the same transaction and is refused
+(``FencedWriteError``, nothing written) where a row moved past the writer's generation. The
+share lock makes a takeover's raise wait for a write in progress, so a write either
+committed before the takeover or is refused after it. The store does not know partitions:
+the node gives it ``fencing``, a function from a conversation id to the (partition,
+generation) it writes under, or None when it holds no lease for it.
+
 Each table gets one statement per batch, rows passed as arrays through ``unnest``: a group
 commit of thousands of records is a handful of round trips. A batch is idempotent (records
 and heads upserted, approvals combined, pruning by seq), so when the connection breaks, the
@@ -41,19 +51,30 @@ import structlog
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from relaybaton.errors import ConfigError, RelaybatonError, StoreError, StoreUnavailableError
+from relaybaton.errors import (
+    ConfigError,
+    FencedWriteError,
+    RelaybatonError,
+    StoreError,
+    StoreUnavailableError,
+)
 from relaybaton.runtime._listing import HeadPage, HeadQuery, page_of
 from relaybaton.runtime._store import (
     ApprovalRow,
     Durability,
     Head,
     WriteBatch,
+    check_decisions,
     check_fence,
     merge_approval_rows,
 )
 from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "open_postgres_store"]
+__all__ = ["SCHEMA_VERSION", "Fencing", "PostgresStore", "open_postgres_store"]
+
+Fencing = Callable[[str], "tuple[int, int] | None"]
+"""A conversation id to the (partition, lease generation) a cluster node writes it under,
+or None when the node holds no lease for its partition."""
 
 _log = structlog.get_logger("relaybaton.stores")
 
@@ -122,9 +143,31 @@ ON CONFLICT (approval_id) DO UPDATE SET
     decision = CASE WHEN excluded.decision <> '' THEN excluded.decision ELSE a.decision END
 """
 
+_DECIDED = """
+SELECT approval_id, decision FROM {s}.approvals WHERE approval_id = ANY(%s) FOR UPDATE
+"""
+
 _PRUNE = """
 DELETE FROM {s}.records AS r USING unnest(%s::text[], %s::bigint[]) AS p(cid, upto)
 WHERE r.conversation_id = p.cid AND r.seq < p.upto
+"""
+
+# Not in _SCHEMA: a journal made before cluster mode gains it without a version change.
+_FENCE_TABLE = """
+CREATE TABLE IF NOT EXISTS {s}.partition_fence (
+    partition integer PRIMARY KEY,
+    generation bigint NOT NULL
+)
+"""
+
+_RAISE_FENCE = """
+INSERT INTO {s}.partition_fence AS f (partition, generation) VALUES (%s, %s)
+ON CONFLICT (partition) DO UPDATE SET generation = GREATEST(f.generation, excluded.generation)
+RETURNING generation
+"""
+
+_READ_FENCES = """
+SELECT partition, generation FROM {s}.partition_fence WHERE partition = ANY(%s) FOR SHARE
 """
 
 _HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
@@ -170,6 +213,7 @@ class PostgresStore:
         connect_timeout: float = 10.0,
         write_timeout: float = 30.0,
         application_name: str = "relaybaton",
+        fencing: Fencing | None = None,
     ) -> None:
         """Describe the store; connections open on ``connect`` or on first use.
 
@@ -181,6 +225,7 @@ class PostgresStore:
             write_timeout: seconds a write may take, retry included, before it fails with
                 ``StoreUnavailableError``.
             application_name: shown in ``pg_stat_activity``.
+            fencing: a cluster node's partition fencing (see the module's docstring).
 
         Raises:
             ConfigError: ``schema`` is not a plain identifier, or ``dsn`` cannot be parsed.
@@ -192,9 +237,13 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self.write_timeout = write_timeout
         self.application_name = application_name
+        self.fencing = fencing
         self._s = sql.Identifier(schema)
         self._writer = _Link(self)
         self._reader = _Link(self)
+        # Its own connection: a takeover's fence must not wait behind a group commit of
+        # this node's other partitions (it waits only for the rows it raises).
+        self._writer_for_fences = _Link(self)
         self._prepared = False
         self._closed = False
         self.reconnects = 0
@@ -289,6 +338,7 @@ class PostgresStore:
                 )
             # Journals older than listings lack it; IF NOT EXISTS makes this cheap.
             await conn.execute(self._sql(HEADS_INDEX.format(s="{s}.")))
+            await conn.execute(self._sql(_FENCE_TABLE))
 
     # --- the Store protocol -----------------------------------------------------------------
 
@@ -313,6 +363,8 @@ class PostgresStore:
 
     async def _write_in(self, conn: psycopg.AsyncConnection[Any], batch: WriteBatch) -> None:
         async with conn.transaction(), conn.cursor() as cur:
+            if self.fencing is not None:
+                await self._check_fences(cur, batch, self.fencing)
             if batch.heads:
                 heads = list(batch.heads.values())
                 await cur.execute(
@@ -344,6 +396,10 @@ class PostgresStore:
                 )
             if batch.approvals:
                 rows = merge_approval_rows(batch.approvals)
+                deciding = [a.approval_id for a in rows if a.decision]
+                if deciding:  # locked till the commit: a racing decision waits, then fails
+                    await cur.execute(self._sql(_DECIDED), (deciding,))
+                    check_decisions(dict(await cur.fetchall()), rows)
                 await cur.execute(
                     self._sql(_PUT_APPROVALS),
                     (
@@ -357,6 +413,48 @@ class PostgresStore:
                 await cur.execute(
                     self._sql(_PRUNE), (list(batch.prune), list(batch.prune.values()))
                 )
+
+    async def _check_fences(
+        self, cur: psycopg.AsyncCursor[Any], batch: WriteBatch, fencing: Fencing
+    ) -> None:
+        """Refuse the batch if a partition it writes was fenced past the writer's lease."""
+        conversation_ids = {
+            *batch.heads,
+            *(r.conversation_id for r in batch.records),
+            *(a.conversation_id for a in batch.approvals),
+            *batch.prune,
+        }
+        tokens = {c: fencing(c) for c in conversation_ids}
+        partitions = sorted({t[0] for t in tokens.values() if t is not None})
+        await cur.execute(self._sql(_READ_FENCES), (partitions,))
+        fences: dict[int, int] = dict(await cur.fetchall())
+        refused = {c: t for c, t in tokens.items() if t is None or fences.get(t[0]) != t[1]}
+        if refused:
+            raise FencedWriteError(
+                store=self.where,
+                conversation_ids=refused,
+                partitions={t[0] for t in refused.values() if t is not None},
+            )
+
+    async def raise_fence(self, partition: int, generation: int) -> None:
+        """Raise ``partition``'s fence to ``generation`` (never lower it) before acting.
+
+        Waits for writes in progress under the older generation to commit.
+
+        Raises:
+            FencedWriteError: the fence stands higher already (a newer holder raised it).
+        """
+
+        async def run(conn: psycopg.AsyncConnection[Any]) -> int:
+            cur = await conn.execute(self._sql(_RAISE_FENCE), (partition, generation))
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+        with anyio.fail_after(self.write_timeout):
+            stored = await self._writer_for_fences.run(run)
+        if stored != generation:
+            raise FencedWriteError(store=self.where, conversation_ids=(), partitions=(partition,))
 
     async def _refuse(
         self, cur: psycopg.AsyncCursor[Any], batch: WriteBatch, written: set[str]
@@ -433,6 +531,7 @@ class PostgresStore:
         with anyio.CancelScope(shield=True):
             await self._writer.close()
             await self._reader.close()
+            await self._writer_for_fences.close()
 
 
 async def _noop() -> None:

@@ -41,6 +41,7 @@ from relaybaton.runtime._store import (
     Durability,
     Head,
     WriteBatch,
+    check_decisions,
     merge_approval_rows,
 )
 from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
@@ -160,6 +161,7 @@ class _Packed(NamedTuple):
     bodies: bytes  # every record's body, one after the other
     approvals: list[tuple[str, str, bytes, str]]
     prune: list[tuple[str, int]]
+    rows: list[ApprovalRow]  # the approvals as rows, for check_decisions
 
 
 def _pack(batch: WriteBatch) -> _Packed:
@@ -169,17 +171,28 @@ def _pack(batch: WriteBatch) -> _Packed:
         size = len(r.body)
         index.append((r.conversation_id, r.seq, r.epoch, r.kind, offset, size))
         offset += size
+    rows = merge_approval_rows(batch.approvals)
     return _Packed(
         # Arrays in Head's field order, not objects: SQLite finds an array's items faster.
         heads=_json_encode([msgspec.structs.astuple(h) for h in batch.heads.values()]),
         records=_json_encode(index),
         bodies=b"".join([r.body for r in batch.records]),
-        approvals=[
-            (a.approval_id, a.conversation_id, a.request, a.decision)
-            for a in merge_approval_rows(batch.approvals)
-        ],
+        approvals=[(a.approval_id, a.conversation_id, a.request, a.decision) for a in rows],
         prune=list(batch.prune.items()),
+        rows=rows,
     )
+
+
+def _decided(
+    conn: sqlite3.Connection, approvals: list[tuple[str, str, bytes, str]]
+) -> dict[str, str]:
+    """The stored decisions of the approvals a batch decides (inside its transaction)."""
+    ids = [a[0] for a in approvals if a[3]]
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    query = f"SELECT approval_id, decision FROM approvals WHERE approval_id IN ({marks})"
+    return dict(conn.execute(query, ids).fetchall())
 
 
 @final
@@ -332,6 +345,7 @@ class SqliteStore:
                 try:
                     conn.execute(_WRITE_BATCH, packed[:3])
                     if packed.approvals:
+                        check_decisions(_decided(conn, packed.approvals), packed.rows)
                         conn.executemany(_PUT_APPROVAL, packed.approvals)
                     conn.executemany(
                         "DELETE FROM records WHERE conversation_id = ? AND seq < ?", packed.prune

@@ -55,7 +55,7 @@ handoffs = ["refnd"]
             "agnets = []\n" + MODELS,
             'unknown field `agnets` (did you mean "agents"?); '
             "allowed: flow, models, tools, agents, prices, supervisor, memory, mcp, guardrails, "
-            "evals, variants",
+            "evals, variants, cluster",
         ),
         (
             '[flow]\nentri = "a"\n',

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import pytest
 
-from relaybaton.errors import ConfigError, StaleEpochError, StoreError
+from relaybaton.errors import ConfigError, ConflictError, StaleEpochError, StoreError
 from relaybaton.runtime import Durability, Store
 from relaybaton.runtime._store import ApprovalRow, EncodedRecord, Head, MemoryStore, WriteBatch
 from relaybaton.stores import SqliteStore, open_store
@@ -353,6 +353,28 @@ async def test_a_request_and_its_decision_in_one_batch_keep_both(store: Store) -
             decision="reject",
         )
     ]
+
+
+@every_store
+async def test_a_decided_approval_refuses_another_decision_naming_the_first(
+    store: Store,
+) -> None:
+    await store.write(WriteBatch(approvals=[request("a1")]))
+    await store.write(WriteBatch(approvals=[decision("a1", "approve")]))
+    later = batch("c1", [1], epoch=0)
+    later.approvals += [decision("a1", "reject"), request("a2")]
+
+    with pytest.raises(ConflictError) as refused:
+        await store.write(later)
+
+    assert "approval 'a1' of conversation 'c1' was decided already: approve" in str(refused.value)
+    assert refused.value.changed == "approve"
+    assert await store.read("c1") == []  # nothing of the refused batch
+    [kept] = await store.approvals(pending_only=False)
+    assert kept.decision == "approve"
+    # The same decision written again (a retried batch) is no second decision.
+    await store.write(WriteBatch(approvals=[decision("a1", "approve")]))
+    assert (await store.approvals(pending_only=False))[0].decision == "approve"
 
 
 @every_store

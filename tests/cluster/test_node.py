@@ -1,0 +1,117 @@
+"""Nodes on the real NATS: they split the partitions, hand them over, take a dead one's."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import pytest
+
+from relaybaton.cluster import ClusterConfig, ClusterNode
+from relaybaton.errors import PartitionNotOwnedError
+from tests._nats import NATS_URL, delete_prefix, require_nats, throwaway_prefix
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+TTL = 2.0
+PARTITIONS = 16
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    require_nats()
+    name = throwaway_prefix()
+    try:
+        yield name
+    finally:
+        await delete_prefix(name)
+
+
+def config(prefix: str, node_id: str) -> ClusterConfig:
+    return ClusterConfig(
+        nats=NATS_URL, partitions=PARTITIONS, lease_ttl=TTL, node_id=node_id, prefix=prefix
+    )
+
+
+async def wait_until(condition: Callable[[], bool], within: float) -> float:
+    """Seconds until ``condition`` held (polled every 20 ms); fails after ``within``."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within, "condition not reached in time"
+        await anyio.sleep(0.02)
+    return time.monotonic() - started
+
+
+def split(a: ClusterNode, b: ClusterNode) -> bool:
+    held_a, held_b = set(a.held()), set(b.held())
+    return not held_a & held_b and len(held_a | held_b) == PARTITIONS and bool(held_a and held_b)
+
+
+async def test_a_lone_node_takes_every_partition_and_fences_each(prefix: str) -> None:
+    fenced: list[tuple[int, int]] = []
+
+    async def fence(partition: int, generation: int) -> None:
+        fenced.append((partition, generation))
+
+    node = ClusterNode(config(prefix, "a"), fence=fence)
+    try:
+        await node.start()
+        assert sorted(node.held()) == list(range(PARTITIONS))
+        assert sorted(fenced) == sorted(node.held().items())
+        assert node.owner_of(3) == "a"
+    finally:
+        await node.leave()
+        await node.aclose()
+
+
+async def test_two_nodes_split_the_partitions_and_refuse_each_others(prefix: str) -> None:
+    a, b = ClusterNode(config(prefix, "a")), ClusterNode(config(prefix, "b"))
+    try:
+        await a.start()
+        await b.start()
+        await wait_until(lambda: split(a, b), within=3 * TTL)
+        theirs = next(iter(b.held()))
+        conversation = next(
+            f"c{i}" for i in range(10_000) if b.fencing_token(f"c{i}") == (theirs, b.held()[theirs])
+        )
+        with pytest.raises(PartitionNotOwnedError) as refused:
+            a.check_owner(conversation)
+        assert refused.value.partition == theirs
+        assert refused.value.owner == "b"
+        assert b.check_owner(conversation) == (theirs, b.held()[theirs])
+    finally:
+        for node in (a, b):
+            await node.leave()
+            await node.aclose()
+
+
+async def test_a_leaving_node_hands_everything_over_at_once(prefix: str) -> None:
+    a, b = ClusterNode(config(prefix, "a")), ClusterNode(config(prefix, "b"))
+    try:
+        await a.start()
+        await b.start()
+        await wait_until(lambda: split(a, b), within=3 * TTL)
+        before = b.held()
+        await b.leave()
+        took = await wait_until(lambda: len(a.held()) == PARTITIONS, within=TTL)
+        assert took < 1.0
+        assert all(a.held()[p] > g for p, g in before.items())  # newer generations
+    finally:
+        for node in (a, b):
+            await node.leave()
+            await node.aclose()
+
+
+async def test_a_dead_node_is_taken_over_within_the_ttl_and_a_second(prefix: str) -> None:
+    a, b = ClusterNode(config(prefix, "a")), ClusterNode(config(prefix, "b"))
+    try:
+        await a.start()
+        await b.start()
+        await wait_until(lambda: split(a, b), within=3 * TTL)
+        await b.aclose()  # no hand-over: its leases and membership expire
+        took = await wait_until(lambda: len(a.held()) == PARTITIONS, within=TTL + 3)
+        assert took < TTL + 1.0
+    finally:
+        await a.leave()
+        await a.aclose()
