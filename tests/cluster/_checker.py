@@ -16,7 +16,10 @@ caught). The properties, each a ``Violation.property``:
   accepted in another order;
 - ``epoch-regressed``: an epoch fell along a journal;
 - ``seq-gap``: a journal's sequence numbers skip or repeat (a record lost or overwritten);
-- ``two-writers``: two nodes journaled for one conversation under one epoch;
+- ``two-writers``: two nodes journaled for one conversation under one lease generation
+  (or, outside a cluster, under one epoch);
+- ``generation-regressed``: a record was written under an older lease generation than a
+  record before it (a deposed node's late write got in);
 - ``phantom-reply``: a client read a reply (or an approval id) the journal does not hold
   for that message, or under another epoch than the journal's;
 - ``reply-from-other-node``: the node that answered is not the node that journaled it;
@@ -49,11 +52,12 @@ class FinishedTurn(msgspec.Struct, frozen=True, kw_only=True):
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
     """One journal record, reduced to what the checker reads.
 
-    ``kind`` is the record's tag (``accepted``, ``turn_started``, ``replied``,
-    ``turn_failed``, ``approval_requested``, ``approval_decided``, ``snapshot``; any other
-    tag is only sequenced). ``text`` is the user's text (accepted), the reply (replied) or
-    the error (turn_failed). ``writer`` is the node that wrote it, when the journal says.
-    A snapshot lists the turns it finished (``finished``) and those still open (``open``).
+        ``kind`` is the record's tag (``accepted``, ``turn_started``, ``replied``,
+        ``turn_failed``, ``approval_requested``, ``approval_decided``, ``snapshot``; any other
+        tag is only sequenced). ``text`` is the user's text (accepted), the reply (replied) or
+        the error (turn_failed). ``writer`` is the node that wrote it and ``generation`` the lease
+    generation it wrote under, when the journal says (cluster mode).
+        A snapshot lists the turns it finished (``finished``) and those still open (``open``).
     """
 
     seq: int
@@ -66,6 +70,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     approval_id: str = ""
     decision: str = ""
     writer: str = ""
+    generation: int | None = None
     finished: tuple[FinishedTurn, ...] = ()
     open: tuple[str, ...] = ()
 
@@ -106,7 +111,7 @@ class _Fold:
         self.active: str | None = None
         self.requested: dict[str, str] = {}  # approval id -> the message whose turn asked
         self.decisions: dict[str, list[str]] = defaultdict(list)
-        self.writers: dict[int, set[str]] = defaultdict(set)
+        self.writers: dict[tuple[str, int], set[str]] = defaultdict(set)
         self.positions = 0
 
     def flag(self, prop: str, detail: str) -> None:
@@ -114,6 +119,7 @@ class _Fold:
 
     def run(self, entries: Sequence[Entry]) -> None:
         previous: Entry | None = None
+        newest: int | None = None
         for entry in entries:
             if previous is not None:
                 if entry.epoch < previous.epoch:
@@ -127,12 +133,27 @@ class _Fold:
             elif entry.seq != 1 and entry.kind != "snapshot":
                 self.flag("seq-gap", f"the journal starts at seq {entry.seq}, not 1")
             if entry.writer:
-                self.writers[entry.epoch].add(entry.writer)
+                # In a cluster the lease generation is the fencing token (a takeover does
+                # not change a conversation's epoch); outside one, the epoch is.
+                key = (
+                    ("lease generation", entry.generation)
+                    if entry.generation is not None
+                    else ("epoch", entry.epoch)
+                )
+                self.writers[key].add(entry.writer)
+            if entry.generation is not None:
+                if newest is not None and entry.generation < newest:
+                    self.flag(
+                        "generation-regressed",
+                        f"seq {entry.seq} was written under lease generation"
+                        f" {entry.generation} after generation {newest}",
+                    )
+                newest = max(newest or 0, entry.generation)
             self.apply(entry)
             previous = entry
-        for epoch, writers in sorted(self.writers.items()):
+        for (name, value), writers in sorted(self.writers.items()):
             if len(writers) > 1:
-                self.flag("two-writers", f"epoch {epoch} was written by {sorted(writers)}")
+                self.flag("two-writers", f"{name} {value} was written by {sorted(writers)}")
 
     def apply(self, entry: Entry) -> None:
         kind = entry.kind

@@ -6,7 +6,8 @@ replays with), so the checker sees exactly what a node taking a conversation ove
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from relaybaton.adapters import ChatMessage, UserMessage
@@ -27,29 +28,51 @@ from tests.cluster._checker import Entry, FinishedTurn
 __all__ = ["entries_of", "read_journals"]
 
 
-async def read_journals(store: Store, conversation_ids: Iterable[str]) -> dict[str, list[Entry]]:
-    """The journal of each conversation that has one (the others are simply absent)."""
+Provenance = list[tuple[int, str, int | None]]
+"""Per stored body: the seq it starts at, the node that wrote it, its lease generation."""
+
+
+async def read_journals(
+    store: Store,
+    conversation_ids: Iterable[str],
+    provenance: Callable[[str], Awaitable[Provenance]] | None = None,
+) -> dict[str, list[Entry]]:
+    """The journal of each conversation that has one (the others are simply absent).
+
+    ``provenance`` reads who wrote each body (a PostgreSQL journal keeps it beside them).
+    """
     journal: Journal[Any] = Journal(store, ChatMessage, clock=MonotonicClock())
     out: dict[str, list[Entry]] = {}
     for cid in sorted(set(conversation_ids)):
         bodies = await store.read(cid)
         if bodies:
-            out[cid] = entries_of(journal.decode(bodies))
+            written = await provenance(cid) if provenance is not None else []
+            out[cid] = entries_of(journal.decode(bodies), written)
     return out
 
 
-def entries_of(records: Iterable[JournalRecord[Any]]) -> list[Entry]:
-    return [_entry(record) for record in records]
+def entries_of(
+    records: Iterable[JournalRecord[Any]], written: Sequence[tuple[int, str, int | None]] = ()
+) -> list[Entry]:
+    """The checker's entries; each record gets the writer of the body it is stored in."""
+    starts = sorted(written, key=lambda row: row[0])
+    seqs = [row[0] for row in starts]
+    out: list[Entry] = []
+    for record in records:
+        at = bisect.bisect_right(seqs, record.seq) - 1
+        writer, generation = (starts[at][1], starts[at][2]) if at >= 0 else ("", None)
+        out.append(_entry(record, writer, generation))
+    return out
 
 
-def _entry(record: JournalRecord[Any]) -> Entry:
+def _entry(record: JournalRecord[Any], writer: str, generation: int | None) -> Entry:
     event = record.event
-    # A record names its writer once the cluster journals it; until then "" (unknown).
     base: dict[str, Any] = {
         "seq": record.seq,
         "epoch": record.epoch,
         "kind": _tag(event),
-        "writer": str(getattr(record, "writer", "") or ""),
+        "writer": writer,
+        "generation": generation,
     }
     match event:
         case Accepted():

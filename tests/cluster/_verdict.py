@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import psycopg
+
 from relaybaton.stores._postgres import PostgresStore
 from tests.cluster._checker import Case, Entry, Violation, check, save_case
 from tests.cluster._history import History
-from tests.cluster._journal_view import read_journals
+from tests.cluster._journal_view import Provenance, read_journals
 
 __all__ = ["Verdict", "judge"]
 
@@ -47,10 +49,22 @@ class Verdict:
 async def judge(dsn: str, history: History, *, seed: int, scenario: str, folder: Path) -> Verdict:
     """Check ``history`` against the journals in the store at ``dsn``."""
     store = PostgresStore(dsn)
+    reader = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+
+    async def provenance(conversation_id: str) -> Provenance:
+        cur = await reader.execute(
+            "SELECT seq, writer, generation FROM relaybaton.records"
+            " WHERE conversation_id = %s ORDER BY seq",
+            (conversation_id,),
+        )
+        return [(int(s), str(w), g) for s, w, g in await cur.fetchall()]
+
     try:
-        journals = await read_journals(store, (op.conversation_id for op in history.ops))
+        cids = (op.conversation_id for op in history.ops)
+        journals = await read_journals(store, cids, provenance)
     finally:
         await store.aclose()
+        await reader.close()
     violations = check(history, journals)
     verdict = Verdict(violations, journals)
     if violations:

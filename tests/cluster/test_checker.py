@@ -124,6 +124,36 @@ def test_two_nodes_writing_under_one_epoch_are_caught() -> None:
     assert _properties(built) == {"two-writers"}
 
 
+def test_two_nodes_writing_under_one_lease_generation_are_caught() -> None:
+    built = build([[F.COMPLETED, F.COMPLETED]])
+    journal = built.journals["c0"]
+    for i, entry in enumerate(journal):
+        journal[i] = msgspec.structs.replace(entry, generation=5)
+    journal[3] = msgspec.structs.replace(journal[3], writer="n2")
+    built.history.ops[-1] = msgspec.structs.replace(built.history.ops[-1], node="n2")
+    assert _properties(built) == {"two-writers"}
+
+
+def test_a_takeover_under_a_new_lease_generation_is_not_two_writers() -> None:
+    built = build([[F.COMPLETED, F.COMPLETED]])
+    journal = built.journals["c0"]
+    for i, entry in enumerate(journal):
+        journal[i] = msgspec.structs.replace(
+            entry, generation=5 if i < 2 else 8, writer="n1" if i < 2 else "n2"
+        )
+    built.history.ops[-1] = msgspec.structs.replace(built.history.ops[-1], node="n2")
+    assert check(built.history, built.journals) == []
+
+
+def test_a_late_write_under_an_older_lease_generation_is_caught() -> None:
+    built = build([[F.COMPLETED, F.COMPLETED]])
+    journal = built.journals["c0"]
+    for i, entry in enumerate(journal):
+        journal[i] = msgspec.structs.replace(entry, generation=8)
+    journal[2] = msgspec.structs.replace(journal[2], generation=5)
+    assert "generation-regressed" in _properties(built)
+
+
 def test_a_reply_the_journal_does_not_hold_is_a_phantom() -> None:
     built = build([[F.COMPLETED]])
     i = _ops_of(built, "c0-m0", "ok")
