@@ -19,14 +19,18 @@ import re
 import shutil
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
+import nats
 import psycopg
+from nats.js.errors import KeyNotFoundError
 
-__all__ = ["EXAMPLES", "Node", "Nodes", "throwaway_database"]
+__all__ = ["EXAMPLES", "Cluster", "Node", "Nodes", "throwaway_database"]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _BANNER = re.compile(rb"serving flow .* on (http://\S+)")
@@ -119,6 +123,52 @@ class Node:
         await self.wait()
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """The ``[cluster]`` table every node gets (its own ``node_id`` added per node)."""
+
+    nats: str
+    prefix: str
+    lease_ttl_s: float = 2.0
+    partitions: int = 16
+
+    def table(self, node_id: str) -> str:
+        return (
+            f'\n[cluster]\nnats = "{self.nats}"\nprefix = "{self.prefix}"\n'
+            f"lease_ttl_s = {self.lease_ttl_s}\npartitions = {self.partitions}\n"
+            f'node_id = "{node_id}"\n'
+        )
+
+    async def holders(self) -> dict[int, str]:
+        """Each partition's lease holder (node id), read from the leases KV bucket."""
+        connection = await nats.connect(self.nats)
+        try:
+            kv = await connection.jetstream().key_value(f"{self.prefix}_leases")
+            found: dict[int, str] = {}
+            for partition in range(self.partitions):
+                try:
+                    entry = await kv.get(f"p.{partition}")
+                except KeyNotFoundError:  # absent, deleted or expired: not held
+                    continue
+                if entry.value:
+                    found[partition] = entry.value.decode()
+            return found
+        finally:
+            await connection.close()
+
+    async def delete(self) -> None:
+        """Delete the KV buckets and streams of this cluster's prefix."""
+        connection = await nats.connect(self.nats)
+        try:
+            js = connection.jetstream()
+            for info in await js.streams_info():
+                name = info.config.name or ""
+                if self.prefix in name:
+                    await js.delete_stream(name)
+        finally:
+            await connection.close()
+
+
 class Nodes:
     """N nodes serving the example flow on one journal (and, in cluster mode, one NATS)."""
 
@@ -127,7 +177,7 @@ class Nodes:
         folder: Path,
         store: str,
         *,
-        cluster: str | None = None,
+        cluster: Cluster | None = None,
         durability: str = "sync",
         extra: Sequence[str] = (),
     ) -> None:
@@ -137,17 +187,24 @@ class Nodes:
         self.durability = durability
         self.extra = list(extra)
         self.nodes: list[Node] = []
-        for name in ("customer_service.toml", "customer_service_tools.py"):
-            shutil.copy(EXAMPLES / name, folder / name)
-        self.flow = folder / "customer_service.toml"
+        shutil.copy(EXAMPLES / "customer_service_tools.py", folder)
+        self.flow_text = (EXAMPLES / "customer_service.toml").read_text()
+
+    def flow(self, name: str) -> Path:
+        """The node's copy of the flow: in cluster mode with its ``[cluster]`` table."""
+        path = self.folder / f"customer_service-{name}.toml"
+        if not path.exists():
+            table = self.cluster.table(name) if self.cluster is not None else ""
+            path.write_text(self.flow_text + table)
+        return path
 
     def argv(self, name: str) -> list[str]:
-        argv = [
+        return [
             sys.executable,
             "-m",
             "relaybaton",
             "serve",
-            str(self.flow),
+            str(self.flow(name)),
             "--port",
             "0",
             "--store",
@@ -161,9 +218,6 @@ class Nodes:
             "--no-console",
             *self.extra,
         ]
-        if self.cluster is not None:
-            argv += ["--cluster", self.cluster, "--node-id", name]
-        return argv
 
     async def add(self) -> Node:
         name = f"node-{len(self.nodes) + 1}"
@@ -178,6 +232,25 @@ class Nodes:
 
     def live(self) -> list[Node]:
         return [n for n in self.nodes if n.alive]
+
+    def named(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    async def wait_placed(self, holders: Sequence[str], within: float) -> float:
+        """Wait until every partition is held, by ``holders`` only; the seconds it took."""
+        assert self.cluster is not None
+        started = time.monotonic()
+        wanted = set(holders)
+        while True:
+            held = await self.cluster.holders()
+            if len(held) == self.cluster.partitions and set(held.values()) <= wanted:
+                return time.monotonic() - started
+            if time.monotonic() - started > within:
+                raise TimeoutError(
+                    f"partitions not placed on {sorted(wanted)} in {within} s: {held}"
+                )
+            # Polled: an expired lease leaves no KV entry to watch for (it simply ages out).
+            await asyncio.sleep(0.05)
 
     async def aclose(self) -> None:
         for node in self.nodes:
