@@ -64,6 +64,7 @@ class Node:
         self.process: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
         self.paused = False
+        self._watches: list[tuple[bytes, asyncio.Future[bytes]]] = []
 
     @property
     def alive(self) -> bool:
@@ -97,8 +98,17 @@ class Node:
                 log.flush()  # type: ignore[attr-defined]
                 if not ready.done() and (match := _BANNER.search(line)):
                     ready.set_result(match.group(1).decode())
+                for needle, seen in self._watches:
+                    if needle in line and not seen.done():
+                        seen.set_result(line)
         if not ready.done():
             ready.set_exception(EOFError(f"node {self.name} exited before serving"))
+
+    def watch(self, needle: str) -> asyncio.Future[bytes]:
+        """A future set to the next output line that contains ``needle``."""
+        seen: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._watches.append((needle.encode(), seen))
+        return seen
 
     async def signal(self, signum: int) -> None:
         if self.process is not None and self.process.returncode is None:

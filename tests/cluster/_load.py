@@ -16,6 +16,7 @@ exactly-once must then keep one copy. A connection refused never reached a serve
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -37,6 +38,9 @@ MESSAGES: tuple[str, ...] = (
 )
 
 NODE_HEADER = "X-Relaybaton-Node"
+
+# Process numbers for lone senders, far above a load's (one per conversation).
+_solo_processes = itertools.count(1_000_000)
 
 
 @dataclass
@@ -109,14 +113,30 @@ async def run_load(
 
 
 async def send_one(
-    url: str, recorder: HistoryRecorder, conversation_id: str, message_id: str, text: str
+    url: str,
+    recorder: HistoryRecorder,
+    conversation_id: str,
+    message_id: str,
+    text: str,
+    *,
+    others: Callable[[], Sequence[str]] | None = None,
 ) -> Op:
-    """Send one message (recorded; retried like the load's) and return its completion."""
+    """Send one message to ``url`` (recorded) and return its completion; it is sent again
+    like the load's, to one of ``others()`` when given, else to ``url``."""
     workload = Workload(seed=0, conversations=1)
+    process = next(_solo_processes)  # each concurrent sender is a process of its own
+    first = [True]
+
+    def pick() -> Sequence[str]:
+        if first[0] or others is None:
+            first[0] = False
+            return [url]
+        return others()
+
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        client = _Client(session, workload, lambda: [url], recorder, LoadStats())
+        client = _Client(session, workload, pick, recorder, LoadStats())
         op = Op(
-            process=0,
+            process=process,
             type="invoke",
             f="send",
             conversation_id=conversation_id,
@@ -124,7 +144,7 @@ async def send_one(
             message_id=message_id,
             text=text,
         )
-        return await client.attempt(0, op, random.Random(0), client.send)
+        return await client.attempt(process, op, random.Random(process), client.send)
 
 
 class _Client:

@@ -14,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from relaybaton.cluster import partition_of
 from tests._nats import NATS_URL, require_nats, throwaway_prefix
 from tests._postgres import PG_DSN, require_postgres
 from tests.cluster._harness import Cluster, Node, Nodes, throwaway_database
 from tests.cluster._history import HistoryRecorder
-from tests.cluster._load import LoadStats, Workload, run_load, send_one
+from tests.cluster._load import MESSAGES, LoadStats, Workload, run_load, send_one
 from tests.cluster._verdict import judge
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -173,3 +176,78 @@ async def test_cluster_nodes_killed_at_random_under_load_lose_nothing(tmp_path: 
     # (measured from the kill to every partition held again, a bound on what clients saw).
     assert stats.outcomes.get("send:ok", 0) >= workload.conversations * workload.messages // 2
     assert max(takeovers) <= cluster.lease_ttl_s + 1.0 + 2.0, takeovers
+
+
+async def test_a_paused_node_past_its_lease_steps_down_and_reaches_no_client(
+    tmp_path: Path,
+) -> None:
+    # Node B is SIGSTOPped in the middle of refund turns it owns (handoffs, tool calls);
+    # A takes B's partitions once the lease runs out; B is SIGCONTed. B must step down, its
+    # late journal writes must be refused, and no reply of B after the takeover may reach
+    # a client: the checker holds every answer against the journal and its lease generations.
+    require_postgres()
+    require_nats()
+    cluster = Cluster(nats=NATS_URL, prefix=throwaway_prefix(), lease_ttl_s=2.0)
+    async with throwaway_database(PG_DSN) as dsn:
+        nodes = Nodes(tmp_path, dsn, cluster=cluster)
+        try:
+            a, b = await nodes.add(), await nodes.add()
+            await nodes.wait_placed([a.name, b.name], within=20)
+            held = await cluster.holders()
+            owned_by_b = [
+                cid
+                for cid in (f"paused{n}" for n in range(400))
+                if held[partition_of(cid, cluster.partitions)] == b.name
+            ][:8]
+            recorder = HistoryRecorder()
+            refunds = asyncio.gather(
+                *(
+                    send_one(
+                        b.url, recorder, cid, f"{cid}-m0", MESSAGES[3], others=lambda: _urls(nodes)
+                    )
+                    for cid in owned_by_b
+                )
+            )
+            lost = b.watch("partition_lost")
+            await _handed_off_unfinished(dsn, owned_by_b)  # mid-turn, past the handoff
+            await b.signal(signal.SIGSTOP)
+            await nodes.wait_placed([a.name], within=cluster.lease_ttl_s + 10)
+            await b.signal(signal.SIGCONT)
+            line = await asyncio.wait_for(lost, timeout=10)
+            outcomes = await refunds
+        finally:
+            await nodes.aclose()
+            await cluster.delete()
+        verdict = await judge(
+            dsn, recorder.history, seed=SEED, scenario="cluster-pause", folder=tmp_path
+        )
+    assert b"partition_lost" in line
+    assert not verdict.violations, verdict.explain()
+    assert all(op.type == "ok" for op in outcomes), [op.error for op in outcomes]
+    # The pause landed mid-turn: turns B began were finished under a later lease.
+    crossed = [
+        cid
+        for cid, entries in verdict.journals.items()
+        if len({e.generation for e in entries}) > 1 and entries[0].writer == b.name
+    ]
+    assert crossed, "no turn crossed the takeover"
+
+
+async def _handed_off_unfinished(dsn: str, conversation_ids: list[str]) -> None:
+    """Return once one of the conversations is past a handoff with its turn unfinished.
+
+    Polled (every 10 ms): the journal's heads are the only place another process can see
+    a turn's progress.
+    """
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        async with asyncio.timeout(20):
+            while True:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM relaybaton.heads"
+                    " WHERE conversation_id = ANY(%s) AND epoch >= 1 AND unfinished",
+                    (conversation_ids,),
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0] > 0:
+                    return
+                await asyncio.sleep(0.01)
