@@ -29,8 +29,9 @@ generation) it writes under, or None when it holds no lease for it.
 Each table gets one statement per batch, rows passed as arrays through ``unnest``: a group
 commit of thousands of records is a handful of round trips. A batch is idempotent (records
 and heads upserted, approvals combined, pruning by seq), so when the connection breaks, the
-operation is run once more on a fresh connection, even if the first commit reached the
-server before the break. A second failure raises ``StoreUnavailableError``.
+operation is run again on a fresh connection, even if the first commit reached the server
+before the break, with backoff for up to ``reconnect_within`` seconds (a server restart);
+then ``StoreUnavailableError``.
 
 Durability: ``sync`` and ``batched`` keep ``synchronous_commit`` on (the group commit
 already spreads the WAL flush over many records, and a server crash is the case a shared
@@ -41,6 +42,7 @@ last commits, never reorder them.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar, final
@@ -223,6 +225,7 @@ class PostgresStore:
         durability: Durability | str = Durability.BATCHED,
         connect_timeout: float = 10.0,
         write_timeout: float = 30.0,
+        reconnect_within: float = 15.0,
         application_name: str = "relaybaton",
         fencing: Fencing | None = None,
     ) -> None:
@@ -236,6 +239,9 @@ class PostgresStore:
             write_timeout: seconds a write may take, retry included, before it fails with
                 ``StoreUnavailableError``.
             application_name: shown in ``pg_stat_activity``.
+            reconnect_within: seconds to keep trying (with backoff) once a connection that
+                worked breaks: a server restarting or failing over comes back in that
+                time; a server that never answered fails at once.
             fencing: a cluster node's partition fencing (see the module's docstring).
 
         Raises:
@@ -248,6 +254,7 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self.write_timeout = write_timeout
         self.application_name = application_name
+        self.reconnect_within = reconnect_within
         self.fencing = fencing
         # The node id recorded beside each body (``records.writer``); a cluster node sets it.
         self.writer = ""
@@ -563,7 +570,13 @@ async def _noop() -> None:
 
 @final
 class _Link:
-    """One connection, used by one operation at a time, replaced once when it breaks."""
+    """One connection, used by one operation at a time, replaced when it breaks.
+
+    A connection that worked and broke (a server restart, a failover, a killed backend) is
+    replaced and the operation run again, with backoff, for up to ``reconnect_within``
+    seconds: a batch is idempotent, so running it again is safe even if the first commit
+    got through. A server that never answered fails at once.
+    """
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
@@ -573,9 +586,18 @@ class _Link:
     async def run(self, operation: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         store = self._store
         async with self._lock:
-            for attempt in (1, 2):
+            give_up: float | None = None  # set when a working connection first breaks
+            pause = 0.05
+            while True:
                 if self._conn is None or self._conn.closed:
-                    self._conn = await store._open()
+                    try:
+                        self._conn = await store._open()
+                    except StoreUnavailableError:
+                        if give_up is None or time.monotonic() > give_up:
+                            raise
+                        await anyio.sleep(pause)  # the server is restarting: let it
+                        pause = min(pause * 2, 1.0)
+                        continue
                 conn = self._conn
                 try:
                     return await operation(conn)
@@ -585,13 +607,16 @@ class _Link:
                             f"journal operation on {store.where} failed: {exc}", store=store.where
                         ) from exc
                     await self._drop()
-                    if attempt == 2:
+                    if give_up is None:
+                        give_up = time.monotonic() + store.reconnect_within
+                    elif time.monotonic() > give_up:
                         raise StoreUnavailableError(
-                            f"lost the connection to the journal at {store.where} twice: {exc}",
+                            f"lost the connection to the journal at {store.where} and it did"
+                            f" not come back within {store.reconnect_within:g} s: {exc}",
                             store=store.where,
                         ) from exc
                     store.reconnects += 1
-                    # Survived by reconnecting once: the only place its traceback is kept.
+                    # Survived by reconnecting: the only place its traceback is kept.
                     _log.warning("journal_reconnect", store=store.where, exc_info=exc)
                 except RelaybatonError:
                     raise  # refused by us (a stale epoch): the transaction rolled back cleanly
@@ -599,7 +624,6 @@ class _Link:
                     # Cancelled or timed out mid-operation: the connection's state is unknown.
                     await self._drop()
                     raise
-            raise AssertionError("unreachable")
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -26,6 +26,7 @@ from tests._postgres import PG_DSN, require_postgres
 from tests.cluster._harness import Cluster, Node, Nodes, throwaway_database
 from tests.cluster._history import HistoryRecorder
 from tests.cluster._load import MESSAGES, LoadStats, Workload, run_load, send_one
+from tests.cluster._servers import OwnNats, OwnPostgres
 from tests.cluster._verdict import judge
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -251,3 +252,60 @@ async def _handed_off_unfinished(dsn: str, conversation_ids: list[str]) -> None:
                 if row is not None and row[0] > 0:
                     return
                 await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("server", ["nats", "postgres"])
+async def test_nodes_carry_on_when_a_server_restarts_under_load(
+    tmp_path: Path, server: str
+) -> None:
+    # Servers of the test's own (the shared ones serve everyone else): NATS restarted with
+    # its JetStream folder kept; PostgreSQL stopped as a crash would (immediate) and started
+    # again. The nodes must reconnect and carry on; the checker judges the history.
+    require_postgres()
+    rng = random.Random(SEED)
+    own_nats = OwnNats(tmp_path / "nats")
+    own_pg = OwnPostgres() if server == "postgres" else None
+    await own_nats.start()
+    if own_pg is not None:
+        await own_pg.start()
+    admin = own_pg.dsn if own_pg is not None else PG_DSN
+    cluster = Cluster(nats=own_nats.url, prefix=throwaway_prefix(), lease_ttl_s=2.0)
+    workload = Workload(
+        seed=SEED, conversations=300 if FULL else 40, messages=3, concurrency=16, timeout_s=15
+    )
+    restarts = 3 if FULL else 1
+    try:
+        async with throwaway_database(admin) as dsn:
+            nodes = Nodes(tmp_path, dsn, cluster=cluster)
+            try:
+                for _ in range(2):
+                    await nodes.add()
+                await nodes.wait_placed([n.name for n in nodes.nodes], within=20)
+                recorder, progress, stats = HistoryRecorder(), Progress(), LoadStats()
+                load = asyncio.create_task(
+                    run_load(
+                        workload, lambda: _urls(nodes), recorder, stats=stats, on_progress=progress
+                    )
+                )
+                try:
+                    for k in range(restarts):
+                        await progress.reached((k + 1) * workload.conversations // (restarts + 2))
+                        await asyncio.sleep(rng.uniform(0.0, 0.3))
+                        await (own_pg.restart() if own_pg is not None else own_nats.restart())
+                    await load
+                finally:
+                    load.cancel()
+                alive = [n.name for n in nodes.nodes if n.alive]
+            finally:
+                await nodes.aclose()
+            verdict = await judge(
+                dsn, recorder.history, seed=SEED, scenario=f"{server}-restart", folder=tmp_path
+            )
+    finally:
+        await own_nats.stop()
+        if own_pg is not None:
+            await own_pg.aclose()
+    assert not verdict.violations, verdict.explain()
+    assert alive == [n.name for n in nodes.nodes], "a node died of the restart"
+    # They carried on: most messages were answered, the ones after the restart included.
+    assert stats.outcomes.get("send:ok", 0) >= workload.conversations * workload.messages * 3 // 4
