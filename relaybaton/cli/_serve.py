@@ -212,13 +212,13 @@ async def serve(
     durability: str = "batched",
     console: bool = True,
     eval_reports: Path | None = None,
-    cluster: str | None = None,
     single_process: bool = True,
+    cluster: str | None = None,
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
     Cancelling it skips the drain: the runtime's own exit cancels turns in flight. With
-    ``single_process`` (the default; a cluster node passes False), the store is held for
+    ``single_process`` (the default) and no cluster node, the store is held for
     this process alone (``cli/_store_hold.py``), and the hold names the address at which
     it takes decisions made with the CLI.
     """

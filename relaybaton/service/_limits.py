@@ -18,6 +18,7 @@ from typing import final
 import msgspec
 from aiohttp import web
 
+from relaybaton.runtime._message_limits import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
 from relaybaton.service._errors import ApiError
 
 __all__ = ["BODY_READ", "ServiceLimits", "TokenLimiter", "check_depth", "read_body"]
@@ -49,9 +50,9 @@ class ServiceLimits(msgspec.Struct, frozen=True, kw_only=True):
         drain_timeout_s: on shutdown, how long turns in flight get to finish.
     """
 
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = MAX_MESSAGE_BYTES
     max_messages: int = 512
-    max_text_chars: int = 32_768
+    max_text_chars: int = MAX_TEXT_CHARS
     max_depth: int = 32
     rate_per_s: float = 200.0
     burst: int = 400

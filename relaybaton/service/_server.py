@@ -37,6 +37,7 @@ from relaybaton.errors import (
     PartitionNotOwnedError,
 )
 from relaybaton.runtime import Conversation, TurnResult
+from relaybaton.runtime._message_limits import CONVERSATION_ID
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
@@ -59,7 +60,6 @@ __all__ = ["ApprovalDesk", "ConsoleOptions", "Service", "create_service", "decod
 
 
 _encoder = msgspec.json.Encoder()
-_CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 _PARAM = re.compile(r"at `\$\.([^`]+)`|field `([^`]+)`")
 # Routes that answer without a token: a load balancer's probes must not need one.
 _PROBES = frozenset({"/healthz", "/readyz"})
@@ -129,7 +129,7 @@ def _route(request: web.Request) -> str:
 
 def _conversation_id(request: web.Request) -> str:
     value = request.match_info["conversation_id"]
-    if not _CONVERSATION_ID.fullmatch(value):
+    if not CONVERSATION_ID.fullmatch(value):  # the same rule at every edge
         raise ApiError(
             400,
             f"invalid conversation id {value[:60]!r}: use 1-128 letters, digits and . _ : @ -, "
@@ -316,6 +316,15 @@ class Service:
         self.feedback = FeedbackDesk(self, router)
         return app
 
+    def _refused(self, exc: ApiError) -> web.Response:
+        self.metrics.refusals.labels(exc.code).inc()
+        return web.Response(
+            body=error_json(exc.status, exc.message, code=exc.code, param=exc.param),
+            status=exc.status,
+            content_type="application/json",
+            headers=exc.headers,
+        )
+
     @web.middleware
     async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -341,13 +350,7 @@ class Service:
             response = forwarded if forwarded is not None else await handler(request)
         except ApiError as exc:
             status = exc.status
-            self.metrics.refusals.labels(exc.code).inc()
-            return web.Response(
-                body=error_json(exc.status, exc.message, code=exc.code, param=exc.param),
-                status=exc.status,
-                content_type="application/json",
-                headers=exc.headers,
-            )
+            return self._refused(exc)
         except web.HTTPException as exc:  # aiohttp's own 404, 405, 413
             status = exc.status
             if status < 400:
@@ -360,20 +363,11 @@ class Service:
                 # A 405 names the methods the route has (RFC 9110 asks for it).
                 headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
             )
-        except (PartitionNotOwnedError, FencedWriteError) as exc:
-            # A cluster node that does not (or no longer) hold the conversation's partition:
-            # nothing was answered that the journal does not hold; the client retries, and
-            # lands on the new owner.
+        except (PartitionNotOwnedError, FencedWriteError) as exc:  # a moved partition: retry
             status = 503
             self.log.info("request_not_owned", route=route, exc_info=exc)
-            self.metrics.refusals.labels("partition_moved").inc()
-            wait = getattr(exc, "retry_after", 1.0)
-            return web.Response(
-                body=error_json(503, str(exc), code="partition_moved"),
-                status=503,
-                content_type="application/json",
-                headers={"Retry-After": str(max(1, round(wait)))},
-            )
+            return self._refused(ApiError(503, str(exc), code="partition_moved", headers={
+                "Retry-After": str(max(1, round(getattr(exc, "retry_after", 1.0))))}))  # fmt: skip
         except Exception as exc:
             # The client gets a clean 500; the traceback goes to the log, never to the body.
             self.log.exception("request_failed", route=route, error=repr(exc))

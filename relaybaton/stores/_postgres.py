@@ -42,8 +42,7 @@ last commits, never reorder them.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar, final
 
@@ -56,7 +55,6 @@ from psycopg.conninfo import conninfo_to_dict
 from relaybaton.errors import (
     ConfigError,
     FencedWriteError,
-    RelaybatonError,
     StoreError,
     StoreUnavailableError,
 )
@@ -71,6 +69,7 @@ from relaybaton.runtime._store import (
     merge_approval_rows,
 )
 from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
+from relaybaton.stores._postgres_link import PostgresLink
 
 __all__ = ["SCHEMA_VERSION", "Fencing", "PostgresStore", "open_postgres_store"]
 
@@ -259,11 +258,11 @@ class PostgresStore:
         # The node id recorded beside each body (``records.writer``); a cluster node sets it.
         self.writer = ""
         self._s = sql.Identifier(schema)
-        self._writer = _Link(self)
-        self._reader = _Link(self)
+        self._writer = PostgresLink(self._open, self, reconnect_within=reconnect_within)
+        self._reader = PostgresLink(self._open, self, reconnect_within=reconnect_within)
         # Its own connection: a takeover's fence must not wait behind a group commit of
         # this node's other partitions (it waits only for the rows it raises).
-        self._writer_for_fences = _Link(self)
+        self._writer_for_fences = PostgresLink(self._open, self, reconnect_within=reconnect_within)
         self._prepared = False
         self._closed = False
         self.reconnects = 0
@@ -566,74 +565,6 @@ def _generation(token: tuple[int, int] | None) -> int | None:
 
 async def _noop() -> None:
     return None
-
-
-@final
-class _Link:
-    """One connection, used by one operation at a time, replaced when it breaks.
-
-    A connection that worked and broke (a server restart, a failover, a killed backend) is
-    replaced and the operation run again, with backoff, for up to ``reconnect_within``
-    seconds: a batch is idempotent, so running it again is safe even if the first commit
-    got through. A server that never answered fails at once.
-    """
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._lock = anyio.Lock()
-
-    async def run(self, operation: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
-        store = self._store
-        async with self._lock:
-            give_up: float | None = None  # set when a working connection first breaks
-            pause = 0.05
-            while True:
-                if self._conn is None or self._conn.closed:
-                    try:
-                        self._conn = await store._open()
-                    except StoreUnavailableError:
-                        if give_up is None or time.monotonic() > give_up:
-                            raise
-                        await anyio.sleep(pause)  # the server is restarting: let it
-                        pause = min(pause * 2, 1.0)
-                        continue
-                conn = self._conn
-                try:
-                    return await operation(conn)
-                except psycopg.Error as exc:
-                    if not conn.broken:
-                        raise StoreError(
-                            f"journal operation on {store.where} failed: {exc}", store=store.where
-                        ) from exc
-                    await self._drop()
-                    if give_up is None:
-                        give_up = time.monotonic() + store.reconnect_within
-                    elif time.monotonic() > give_up:
-                        raise StoreUnavailableError(
-                            f"lost the connection to the journal at {store.where} and it did"
-                            f" not come back within {store.reconnect_within:g} s: {exc}",
-                            store=store.where,
-                        ) from exc
-                    store.reconnects += 1
-                    # Survived by reconnecting: the only place its traceback is kept.
-                    _log.warning("journal_reconnect", store=store.where, exc_info=exc)
-                except RelaybatonError:
-                    raise  # refused by us (a stale epoch): the transaction rolled back cleanly
-                except BaseException:
-                    # Cancelled or timed out mid-operation: the connection's state is unknown.
-                    await self._drop()
-                    raise
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with anyio.CancelScope(shield=True):
-                await conn.close()
-
-    async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
 
 
 @asynccontextmanager

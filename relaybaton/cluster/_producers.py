@@ -1,0 +1,160 @@
+"""A node's consumers of producers' messages: one per partition the node holds.
+
+``start_consumers`` checks (or creates) the streams, then follows the node's
+``Ownership``: a partition gained starts its consumer (``_partition_consumer.py``), a
+partition lost stops it before the listener returns, so the lease is released only once
+this node takes no more of that partition's messages. A consumer stopped by a journal
+refusal starts again after a delay while the node still holds the partition (the
+consumer made afresh delivers the refused message first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import final
+
+import structlog
+from nats.aio.client import Client
+
+from relaybaton.actors import Runtime
+from relaybaton.cluster._partition_consumer import (
+    ConsumerSettings,
+    JournalRefusedError,
+    PartitionConsumer,
+    ProducerContext,
+)
+from relaybaton.cluster._partitions import Ownership
+from relaybaton.cluster._producer_counters import ProducerCounters
+from relaybaton.cluster._streams import DEFAULT_DEDUP_WINDOW_S, ensure_streams
+from relaybaton.cluster._subjects import ProducerSubjects
+
+__all__ = ["ProducerConsumers", "start_consumers"]
+
+_log = structlog.get_logger("relaybaton.cluster")
+
+RefusalListener = Callable[[int, BaseException], Awaitable[None]]
+
+
+@final
+class ProducerConsumers:
+    """The running consumers of one node; made by ``start_consumers``."""
+
+    def __init__(
+        self,
+        context: ProducerContext,
+        ownership: Ownership,
+        on_journal_refused: RefusalListener | None = None,
+    ) -> None:
+        self.context = context
+        self.ownership = ownership
+        self.on_journal_refused = on_journal_refused
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.consumers: dict[int, PartitionConsumer] = {}
+        self.closed = False
+
+    @property
+    def counters(self) -> ProducerCounters:
+        return self.context.counters
+
+    @property
+    def subjects(self) -> ProducerSubjects:
+        return self.context.subjects
+
+    async def on_ownership(self, partition: int, generation: int | None) -> None:
+        """The ``Ownership`` listener: start on a gain, stop (and wait) on a loss."""
+        await self._stop(partition)
+        if generation is not None and not self.closed:
+            self._start(partition)
+
+    def _start(self, partition: int) -> None:
+        consumer = PartitionConsumer(self.context, partition)
+        self.consumers[partition] = consumer
+        task = asyncio.get_running_loop().create_task(
+            self._run(consumer), name=f"relaybaton-partition-{partition}"
+        )
+        self.tasks[partition] = task
+
+    async def _run(self, consumer: PartitionConsumer) -> None:
+        partition = consumer.partition
+        while True:
+            try:
+                await consumer.run()
+            except JournalRefusedError as exc:
+                _log.warning("partition_consumer_stopped", partition=partition, exc_info=exc)
+                if self.on_journal_refused is not None:
+                    await self.on_journal_refused(partition, exc.__cause__ or exc)
+            except Exception:
+                # NATS went away mid-fetch, say: the client reconnects; so does this loop.
+                _log.exception("partition_consumer_failed", partition=partition)
+            await asyncio.sleep(self.context.settings.refused_delay_s)
+            if self.closed or self.ownership.generation(partition) is None:
+                return
+
+    async def _stop(self, partition: int) -> None:
+        task = self.tasks.pop(partition, None)
+        self.consumers.pop(partition, None)
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def aclose(self) -> None:
+        """Stop every consumer, then the reply tasks; idempotent."""
+        self.closed = True
+        for partition in list(self.tasks):
+            await self._stop(partition)
+        replies = list(self.context.replies)
+        for task in replies:
+            task.cancel()
+        if replies:
+            await asyncio.gather(*replies, return_exceptions=True)
+
+
+@asynccontextmanager
+async def start_consumers(
+    nc: Client,
+    runtime: Runtime,
+    ownership: Ownership,
+    *,
+    subjects: ProducerSubjects | None = None,
+    settings: ConsumerSettings | None = None,
+    dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
+    on_journal_refused: RefusalListener | None = None,
+) -> AsyncIterator[ProducerConsumers]:
+    """Consume producers' messages for the partitions ``ownership`` holds, for the block.
+
+    Args:
+        nc: the node's NATS connection (JetStream enabled on the server).
+        runtime: the node's runtime; its store is the cluster's journal.
+        ownership: the node's leases (``Ownership.listen`` is called once).
+        subjects: the names of one prefix (default ``relaybaton``).
+        settings: fetching and acknowledging (see ``ConsumerSettings``).
+        dedup_window_s: the inbound stream's dedup window, when this node creates it.
+        on_journal_refused: told ``(partition, error)`` when the journal refused a message
+            of a partition this node holds (fenced, or the database is down): a node may
+            give the partition up.
+
+    Raises:
+        ConfigError: a stream of the prefix exists with a configuration that cannot work.
+    """
+    subjects = subjects or ProducerSubjects()
+    js = nc.jetstream()
+    await ensure_streams(js, subjects, dedup_window_s=dedup_window_s)
+    context = ProducerContext(
+        nc=nc,
+        js=js,
+        runtime=runtime,
+        subjects=subjects,
+        partitions=ownership.partitions,
+        settings=settings or ConsumerSettings(),
+    )
+    consumers = ProducerConsumers(context, ownership, on_journal_refused)
+    ownership.listen(consumers.on_ownership)
+    try:
+        yield consumers
+    finally:
+        await consumers.aclose()
