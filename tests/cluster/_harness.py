@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +64,7 @@ class Node:
         self.process: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
         self.paused = False
+        self.reachable = True
         self._watches: list[tuple[bytes, asyncio.Future[bytes]]] = []
 
     @property
@@ -208,17 +209,19 @@ class Nodes:
             path.write_text(self.flow_text + table)
         return path
 
-    def argv(self, name: str) -> list[str]:
+    def argv(self, name: str, store: str | None = None) -> list[str]:
         return [
             sys.executable,
             "-m",
             "relaybaton",
+            "--log-level",
+            "info",  # the partitions a node gains are logged at info
             "serve",
             str(self.flow(name)),
             "--port",
             "0",
             "--store",
-            self.store,
+            store or self.store,
             "--durability",
             self.durability,
             "--rate",
@@ -229,9 +232,20 @@ class Nodes:
             *self.extra,
         ]
 
-    async def add(self) -> Node:
+    async def add(
+        self,
+        *,
+        store: str | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+        reachable: bool = True,
+    ) -> Node:
+        """Start one more node; ``store`` overrides the journal's address for it, ``wrap``
+        its command line (to run it in a network namespace), and a node not ``reachable``
+        is never picked by clients (they reach it only through another node)."""
         name = f"node-{len(self.nodes) + 1}"
-        node = Node(name, self.argv(name), self.folder / f"{name}.log")
+        argv = self.argv(name, store)
+        node = Node(name, wrap(argv) if wrap else argv, self.folder / f"{name}.log")
+        node.reachable = reachable
         self.nodes.append(node)
         await node.start()
         return node
@@ -241,7 +255,7 @@ class Nodes:
         await node.start()
 
     def live(self) -> list[Node]:
-        return [n for n in self.nodes if n.alive]
+        return [n for n in self.nodes if n.alive and n.reachable]
 
     def named(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)

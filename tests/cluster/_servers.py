@@ -16,6 +16,7 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["OwnNats", "OwnPostgres", "free_port", "postgres_bin"]
 
@@ -54,8 +55,11 @@ class OwnNats:
         self.port = free_port(host)
         self.url = f"nats://{host}:{self.port}"
         self.process: asyncio.subprocess.Process | None = None
+        self._pump: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, timeout: float = 10.0) -> None:
+        """Start it and return once it says it is ready (read from its output: the test
+        process may not connect to a non-loopback address to probe it)."""
         store = self.folder / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
         self.process = await asyncio.create_subprocess_exec(
@@ -64,25 +68,33 @@ class OwnNats:
             "-p", str(self.port),
             "-js",
             "-sd", str(store),
-            "-l", str(self.folder / "nats.log"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        await self._until_listening()
-
-    async def _until_listening(self, timeout: float = 10.0) -> None:
+        assert self.process.stdout is not None
+        log = (self.folder / "nats.log").open("ab")
         async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection(self.host, self.port)
-                except OSError:
-                    await asyncio.sleep(0.05)  # a port opening: nothing to wait on
-                    continue
-                writer.close()
-                return
+            async for line in self.process.stdout:
+                log.write(line)
+                if b"Server is ready" in line:
+                    break
+            else:
+                raise RuntimeError(f"nats-server exited before it was ready; see {log.name}")
+        self._pump = asyncio.create_task(self._copy(self.process.stdout, log))
+
+    @staticmethod
+    async def _copy(stream: asyncio.StreamReader, log: BinaryIO) -> None:
+        with log:
+            async for line in stream:
+                log.write(line)
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
             await self.process.wait()
+        if self._pump is not None:
+            await self._pump
+            self._pump = None
 
     async def restart(self) -> None:
         await self.stop()
@@ -116,11 +128,7 @@ class OwnPostgres:
 
     async def start(self) -> None:
         if not self.data.exists():
-            await _run(
-                *self._as_postgres(
-                    "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"
-                )
-            )
+            await self._init()
         listen = "127.0.0.1" if self.host == "127.0.0.1" else f"127.0.0.1,{self.host}"
         options = f"-p {self.port} -k {self.folder} -c listen_addresses={listen} -c fsync=off"
         await _run(
@@ -129,6 +137,16 @@ class OwnPostgres:
                 "-l", str(self.folder / "postgres.log"), "-w", "start",
             )
         )  # fmt: skip
+
+    async def _init(self) -> None:
+        await _run(
+            *self._as_postgres(
+                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"
+            )
+        )
+        if self.host != "127.0.0.1":  # a namespace's node connects from the far end of a veth
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.host}/30 trust\n")
 
     async def stop(self, mode: str = "immediate") -> None:
         if (self.data / "postmaster.pid").exists():

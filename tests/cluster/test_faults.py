@@ -26,6 +26,7 @@ from tests._postgres import PG_DSN, require_postgres
 from tests.cluster._harness import Cluster, Node, Nodes, throwaway_database
 from tests.cluster._history import HistoryRecorder
 from tests.cluster._load import MESSAGES, LoadStats, Workload, run_load, send_one
+from tests.cluster._netns import Namespace, netns_problem
 from tests.cluster._servers import OwnNats, OwnPostgres
 from tests.cluster._verdict import judge
 
@@ -309,3 +310,85 @@ async def test_nodes_carry_on_when_a_server_restarts_under_load(
     assert alive == [n.name for n in nodes.nodes], "a node died of the restart"
     # They carried on: most messages were answered, the ones after the restart included.
     assert stats.outcomes.get("send:ok", 0) >= workload.conversations * workload.messages * 3 // 4
+
+
+async def test_a_node_cut_off_the_network_steps_down_and_the_others_carry_on(
+    tmp_path: Path,
+) -> None:
+    # Node C runs in a network namespace, joined to this machine by a veth pair; clients
+    # reach it only through A and B (forwarding over NATS). Mid-load the link goes down
+    # (packets dropped): C must step down by its own clock, A and B take its partitions, and
+    # when the link comes back C's late writes are refused and it rejoins. Servers of the
+    # test's own listen on the pair's address so C can reach them.
+    problem = netns_problem()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true runs the network cut: {problem}", pytrace=False)
+        pytest.skip(problem)
+    require_postgres()
+    rng = random.Random(SEED)
+    namespace = Namespace()
+    own_nats = OwnNats(tmp_path / "nats", host=namespace.host_ip)
+    own_pg = OwnPostgres(host=namespace.host_ip)
+    cluster = Cluster(nats=own_nats.url, prefix=throwaway_prefix(), lease_ttl_s=2.0)
+    workload = Workload(
+        seed=SEED, conversations=300 if FULL else 60, messages=3, concurrency=16, timeout_s=15
+    )
+    try:
+        await own_nats.start()
+        await own_pg.start()
+        async with throwaway_database(own_pg.dsn) as dsn:
+            far_dsn = dsn.replace("127.0.0.1", namespace.host_ip)
+            nodes = Nodes(tmp_path, dsn, cluster=cluster)
+            try:
+                a, b = await nodes.add(), await nodes.add()
+                c_gained = asyncio.get_running_loop().create_future()
+                c = await _add_watched(nodes, far_dsn, namespace, c_gained)
+                await asyncio.wait_for(c_gained, timeout=20)  # C holds a share
+                recorder, progress, stats = HistoryRecorder(), Progress(), LoadStats()
+                load = asyncio.create_task(
+                    run_load(
+                        workload, lambda: _urls(nodes), recorder, stats=stats, on_progress=progress
+                    )
+                )
+                try:
+                    await progress.reached(workload.conversations // 3)
+                    await asyncio.sleep(rng.uniform(0.0, 0.3))
+                    lost = c.watch("partition_lost")
+                    taken = [a.watch("partition_gained"), b.watch("partition_gained")]
+                    namespace.cut()
+                    await asyncio.wait_for(
+                        asyncio.wait(taken, return_when=asyncio.FIRST_COMPLETED),
+                        timeout=cluster.lease_ttl_s + 10,
+                    )
+                    stepped_down = await asyncio.wait_for(lost, timeout=cluster.lease_ttl_s + 10)
+                    namespace.heal()
+                    await load
+                finally:
+                    load.cancel()
+            finally:
+                await nodes.aclose()
+            verdict = await judge(
+                dsn, recorder.history, seed=SEED, scenario="network-cut", folder=tmp_path
+            )
+    finally:
+        await own_nats.stop()
+        await own_pg.aclose()
+        namespace.close()
+    assert b"partition_lost" in stepped_down
+    assert not verdict.violations, verdict.explain()
+    assert stats.outcomes.get("send:ok", 0) >= workload.conversations * workload.messages * 3 // 4
+
+
+async def _add_watched(
+    nodes: Nodes, store: str, namespace: Namespace, gained: asyncio.Future[bytes]
+) -> Node:
+    """Start a node inside ``namespace``; ``gained`` is set once it holds a partition."""
+    node = Node("node-3", [], nodes.folder / "node-3.log")
+    node.argv = namespace.argv(nodes.argv(node.name, store))
+    node.reachable = False
+    watch = node.watch("partition_gained")
+    watch.add_done_callback(lambda f: gained.set_result(f.result()) if not gained.done() else None)
+    nodes.nodes.append(node)
+    await node.start()
+    return node
