@@ -260,14 +260,20 @@ class Nodes:
     def named(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
-    async def wait_placed(self, holders: Sequence[str], within: float) -> float:
-        """Wait until every partition is held, by ``holders`` only; the seconds it took."""
+    async def wait_placed(
+        self, holders: Sequence[str], within: float, *, each: bool = False
+    ) -> float:
+        """Wait until every partition is held, by ``holders`` only (and, with ``each``, by
+        every one of them: a node that joined has its share); the seconds it took."""
         assert self.cluster is not None
         started = time.monotonic()
         wanted = set(holders)
         while True:
             held = await self.cluster.holders()
-            if len(held) == self.cluster.partitions and set(held.values()) <= wanted:
+            owners = set(held.values())
+            if len(held) == self.cluster.partitions and (
+                owners == wanted if each else owners <= wanted
+            ):
                 return time.monotonic() - started
             if time.monotonic() - started > within:
                 raise TimeoutError(

@@ -82,16 +82,12 @@ async def run_load(
     *,
     stats: LoadStats | None = None,
     on_progress: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> LoadStats:
-    """Run every conversation of ``workload`` against the nodes ``urls()`` names now."""
+    """Run the conversations of ``workload`` against the nodes ``urls()`` names now: all
+    of them, or (with ``stop``) until it is set, when each client ends its conversation."""
     stats = stats or LoadStats()
-    rng = random.Random(workload.seed)
-    scripts = [
-        (f"{workload.prefix}{n}", [rng.choice(MESSAGES) for _ in range(workload.messages)])
-        for n in range(workload.conversations)
-    ]
-    seeds = [rng.randrange(2**32) for _ in scripts]
-    gate = asyncio.Semaphore(workload.concurrency)
+    next_conversation = itertools.count()
     done = 0
     timeout = aiohttp.ClientTimeout(total=workload.timeout_s)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -99,15 +95,21 @@ async def run_load(
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         client = _Client(session, workload, urls, recorder, stats)
 
-        async def one(process: int, cid: str, texts: list[str]) -> None:
+        async def worker() -> None:
             nonlocal done
-            async with gate:
-                await client.conversation(process, cid, texts, random.Random(seeds[process]))
-            done += 1
-            if on_progress is not None:
-                on_progress(done)
+            while stop is None or not stop.is_set():
+                number = next(next_conversation)
+                if number >= workload.conversations:
+                    return
+                # Each conversation's own generator: the same script whatever the timing.
+                rng = random.Random(f"{workload.seed}/{number}")
+                texts = [rng.choice(MESSAGES) for _ in range(workload.messages)]
+                await client.conversation(number, f"{workload.prefix}{number}", texts, rng)
+                done += 1
+                if on_progress is not None:
+                    on_progress(done)
 
-        await asyncio.gather(*(one(p, cid, texts) for p, (cid, texts) in enumerate(scripts)))
+        await asyncio.gather(*(worker() for _ in range(workload.concurrency)))
     stats.finished = time.monotonic()
     return stats
 
