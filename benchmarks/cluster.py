@@ -61,7 +61,7 @@ from relaybaton.cluster import partition_of  # noqa: E402
 from tests._nats import NATS_URL, throwaway_prefix  # noqa: E402
 from tests._postgres import PG_DSN  # noqa: E402
 from tests.cluster._harness import Cluster, Nodes, throwaway_database  # noqa: E402
-from tests.cluster._history import History, HistoryRecorder  # noqa: E402
+from tests.cluster._history import History, HistoryRecorder, longest_wait  # noqa: E402
 from tests.cluster._load import LoadStats, Workload, run_load, send_one  # noqa: E402
 from tests.cluster._verdict import judge  # noqa: E402
 
@@ -241,29 +241,10 @@ async def rolling_restart(served: Served, args: argparse.Namespace) -> dict[str,
         await load
     ended = time.monotonic()
     return {
-        "rolling_pause_s": round(_longest_wait(recorder.history, began, ended), 2),
+        "rolling_pause_s": round(longest_wait(recorder.history, began, ended), 2),
         "rolling_messages": stats.outcomes.get("send:ok", 0),
         "rolling_seconds": round(ended - began, 1),
     }
-
-
-def _longest_wait(history: History, began: float, ended: float) -> float:
-    """The longest time from a message's first send to its answer, for messages sent
-    during [began, ended] (a message left unanswered counts until the end)."""
-    first: dict[str, float] = {}
-    longest = 0.0
-    for op in history.ops:
-        key = op.message_id
-        if op.type == "invoke" and op.f == "send":
-            first.setdefault(key, op.time)
-        elif op.type == "ok" and op.f == "send" and key in first:
-            sent = first.pop(key)
-            if sent >= began:
-                longest = max(longest, op.time - sent)
-    for sent in first.values():
-        if began <= sent <= ended:
-            longest = max(longest, ended - sent)
-    return longest
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:

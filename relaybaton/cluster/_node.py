@@ -83,6 +83,9 @@ class ClusterNode:
         self._listeners: list[OwnershipListener] = []
         self._active: dict[int, int] = {}  # partition -> generation, fence raised
         self._releasing: set[int] = set()
+        # Partitions being handed over: no new work, but the turns in flight still write
+        # under the lease, which is ours until it is released.
+        self._draining: dict[int, int] = {}
         self._leaving = False
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -172,7 +175,7 @@ class ClusterNode:
         """The (partition, generation) a journal write for the conversation carries, or
         None when this node does not hold its partition (the write must be refused)."""
         partition = partition_of(conversation_id, self.config.partitions)
-        generation = self._active.get(partition)
+        generation = self._active.get(partition, self._draining.get(partition))
         return None if generation is None else (partition, generation)
 
     def step_down(self, partition: int, why: str) -> None:
@@ -393,6 +396,7 @@ class ClusterNode:
         """Step down at once: the lease is gone (or going) without a graceful hand-over."""
         assert self._keeper is not None
         self._keeper.forget(partition)
+        self._draining.pop(partition, None)  # a hand-over cut short: no more writes either
         generation = self._active.pop(partition, None)
         if generation is None:
             return
@@ -414,6 +418,7 @@ class ClusterNode:
         if generation is None:
             return
         self._releasing.add(partition)
+        self._draining[partition] = generation
         try:
             await self._tell(partition, None)
             if self.host is not None:
@@ -421,9 +426,12 @@ class ClusterNode:
                     await self.host.lost(partition, graceful=True)
                 except Exception as exc:
                     _log.exception("partition_host_failed", partition=partition, error=repr(exc))
+            # Nothing may be written once the lease can be taken: stop fencing first.
+            self._draining.pop(partition, None)
             await self._keeper.release(partition)
             _log.info("partition_released", partition=partition, generation=generation)
         finally:
+            self._draining.pop(partition, None)
             self._releasing.discard(partition)
 
     async def _tell(self, partition: int, generation: int | None) -> None:

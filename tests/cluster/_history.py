@@ -23,6 +23,7 @@ __all__ = [
     "HistoryRecorder",
     "Op",
     "ReplySeen",
+    "longest_wait",
 ]
 
 Kind = Literal["invoke", "ok", "fail", "unknown"]
@@ -122,3 +123,22 @@ class HistoryRecorder:
         )
         self.history.ops.append(entry)
         return entry
+
+
+def longest_wait(history: History, began: float, ended: float) -> float:
+    """The longest time from a message's first send to its answer, for messages sent
+    during [began, ended] (a message left unanswered counts until the end)."""
+    first: dict[str, float] = {}
+    longest = 0.0
+    for op in history.ops:
+        key = op.message_id
+        if op.type == "invoke" and op.f == "send":
+            first.setdefault(key, op.time)
+        elif op.type == "ok" and op.f == "send" and key in first:
+            sent = first.pop(key)
+            if sent >= began:
+                longest = max(longest, op.time - sent)
+    for sent in first.values():
+        if began <= sent <= ended:
+            longest = max(longest, ended - sent)
+    return longest

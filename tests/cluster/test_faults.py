@@ -15,6 +15,7 @@ import asyncio
 import os
 import random
 import signal
+import time
 from pathlib import Path
 
 import psycopg
@@ -24,7 +25,7 @@ from relaybaton.cluster import partition_of
 from tests._nats import NATS_URL, require_nats, throwaway_prefix
 from tests._postgres import PG_DSN, require_postgres
 from tests.cluster._harness import Cluster, Node, Nodes, throwaway_database
-from tests.cluster._history import HistoryRecorder
+from tests.cluster._history import HistoryRecorder, longest_wait
 from tests.cluster._load import MESSAGES, LoadStats, Workload, run_load, send_one
 from tests.cluster._netns import Namespace, netns_problem
 from tests.cluster._servers import OwnNats, OwnPostgres
@@ -392,3 +393,49 @@ async def _add_watched(
     nodes.nodes.append(node)
     await node.start()
     return node
+
+
+async def test_a_rolling_restart_hands_every_partition_over_without_a_long_pause(
+    tmp_path: Path,
+) -> None:
+    # Each of three nodes in turn is SIGTERMed under load and started again. A node handing
+    # a partition over lets its turns in flight finish under its lease, which is still its
+    # own: none of its writes may be refused (they were, and its drain then waited its whole
+    # deadline, 30 s, while the partition answered nobody), and no message waits long.
+    require_postgres()
+    require_nats()
+    cluster = Cluster(nats=NATS_URL, prefix=throwaway_prefix(), lease_ttl_s=2.0)
+    workload = Workload(
+        seed=SEED, conversations=10**9, messages=3, concurrency=24, timeout_s=15, prefix="rr"
+    )
+    async with throwaway_database(PG_DSN) as dsn:
+        nodes = Nodes(tmp_path, dsn, cluster=cluster)
+        try:
+            for _ in range(3):
+                await nodes.add()
+            await nodes.wait_placed([n.name for n in nodes.nodes], within=20, each=True)
+            recorder, stop = HistoryRecorder(), asyncio.Event()
+            load = asyncio.create_task(
+                run_load(workload, lambda: _urls(nodes), recorder, stop=stop)
+            )
+            began = time.monotonic()
+            try:
+                for node in list(nodes.nodes):
+                    await node.signal(signal.SIGTERM)
+                    assert await node.wait() == 0, f"{node.name} did not drain in time"
+                    await nodes.restart(node)
+                    await nodes.wait_placed([n.name for n in nodes.nodes], within=20, each=True)
+            finally:
+                stop.set()
+                await load
+            ended = time.monotonic()
+        finally:
+            await nodes.aclose()
+            await cluster.delete()
+        verdict = await judge(
+            dsn, recorder.history, seed=SEED, scenario="rolling-restart", folder=tmp_path
+        )
+    assert not verdict.violations, verdict.explain()
+    refused = [n.name for n in nodes.nodes if "FencedWriteError" in n.log_path.read_text()]
+    assert refused == [], f"a node's own writes were refused while it handed over: {refused}"
+    assert longest_wait(recorder.history, began, ended) < cluster.lease_ttl_s + 5.0
