@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from urllib.parse import urlparse
 
+import anyio
 import pytest
 
 NATS_URL = os.environ.get("RELAYBATON_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -69,3 +72,16 @@ async def delete_prefix(prefix: str) -> None:
                 await js.delete_stream(name)
     finally:
         await nc.close()
+
+
+async def wait_until(condition: Callable[[], bool], within: float) -> float:
+    """Seconds until ``condition`` held (polled every 20 ms); fails after ``within``.
+
+    For what a node does after the event a test can await (a counter bumped once a publish
+    returned): the condition is the behaviour, the bound only keeps a broken run short.
+    """
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within, "condition not reached in time"
+        await anyio.sleep(0.02)
+    return time.monotonic() - started

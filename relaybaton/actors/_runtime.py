@@ -160,12 +160,23 @@ class Runtime:
 
         For producers that acknowledge before the turn ends (HTTP 202, a broker ack): a
         message acknowledged here is never lost by a crash.
+
+        Raises:
+            FencedWriteError: the journal refused the conversation's writes (a cluster
+                node whose partition another node took over): nothing was accepted, so
+                the producer must not acknowledge the message.
+            PartitionNotOwnedError: a cluster node that does not hold the conversation.
         """
         await self.conversations.load(conversation_id)
         future = self.submit(conversation_id, text, message_id=message_id, images=images, user=user)
         journal = self.conversations.journal
         if journal is not None:
             await journal.flush()
+            refused = journal.fenced.get(conversation_id)
+            if refused is not None:
+                # The commit went by without this conversation's records: not durable.
+                future.add_done_callback(_retrieved)  # its waiter fails the same way
+                raise refused
         failpoint("after_user_accepted")
         return future
 
@@ -370,3 +381,9 @@ async def _open_agents(
             for slot in lent:
                 slot.shadows = None
             await flow.fork_models.aclose()
+
+
+def _retrieved(future: asyncio.Future[TurnResult]) -> None:
+    """Mark a future nobody will await as read (no "exception never retrieved")."""
+    if not future.cancelled():
+        future.exception()

@@ -274,11 +274,17 @@ async def serve(
                 tokens=tokens,
                 limits=limits,
                 record_content=record_content,
-                approvals=RuntimeApprovals(runtime) if store is not None else None,
+                approvals=(
+                    RuntimeApprovals(runtime, shared=store if node is not None else None)
+                    if store is not None
+                    else None
+                ),
                 exporter=create_otlp_exporter(service_name=f"relaybaton/{flow.flow.name}"),
                 console=options,
                 forwarder=forwarder,
             )
+            if node is not None:
+                node.expose_metrics(service.metrics.registry)  # producers' counters
             await watch_quality(flow, runtime, service, stack)
             runner = web.AppRunner(
                 service.app, access_log=None, handle_signals=False, shutdown_timeout=5.0

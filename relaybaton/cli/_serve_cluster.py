@@ -5,6 +5,11 @@ partition) and sync durability (a reply reaches a client only after its journal 
 node that lost its partition can never answer what it could not journal). The flow's long-
 term memory moves to the same PostgreSQL when the flow did not name one, so every node
 reads and writes one graph.
+
+The node also consumes producers' messages from NATS for the partitions it holds
+(``start_consumers``): its consumers follow every gain and loss, their counters are
+scraped with the service's metrics, and at SIGTERM they stop taking messages (the one in
+hand is journaled and acked) before the node hands its partitions over.
 """
 
 from __future__ import annotations
@@ -12,16 +17,28 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import msgspec
+import structlog
+from prometheus_client import CollectorRegistry
 
-from relaybaton.cluster import ClusterConfig, ClusterNode
+from relaybaton.cluster import (
+    ClusterConfig,
+    ClusterNode,
+    ConsumerSettings,
+    ProducerCollector,
+    ProducerConsumers,
+    ProducerSubjects,
+    start_consumers,
+)
 from relaybaton.cluster._host import RuntimeHost, bind_runtime
-from relaybaton.errors import ConfigError
+from relaybaton.errors import ConfigError, FencedWriteError
 from relaybaton.flow._file import FlowFile, cluster_config
 from relaybaton.flow._memory import uses_memory
 from relaybaton.memory._factory import is_postgres_url
 from relaybaton.stores import PostgresStore
 
 __all__ = ["ClusterSetup", "cluster_setup"]
+
+_log = structlog.get_logger("relaybaton.cluster")
 
 
 class ClusterSetup:
@@ -31,6 +48,7 @@ class ClusterSetup:
         self.config = config
         self.node = ClusterNode(config)
         self.host: RuntimeHost | None = None
+        self.consumers: ProducerConsumers | None = None
 
     def fence_store(self, store: object) -> None:
         """Give the journal the node's fencing (refused: any store but PostgreSQL)."""
@@ -45,16 +63,44 @@ class ClusterSetup:
         self.node.fence = store.raise_fence
 
     async def start(self, runtime: object, stack: AsyncExitStack, drain_timeout: float) -> None:
-        """Bind the runtime and join the cluster; on exit the node leaves and disconnects."""
+        """Bind the runtime, join the cluster and consume producers' messages; on exit the
+        consumers stop, then the node leaves and disconnects."""
         from relaybaton.actors import Runtime  # noqa: PLC0415 - typing only at run time
 
         assert isinstance(runtime, Runtime)
         self.host = bind_runtime(runtime, self.node, drain_timeout=drain_timeout)
         stack.push_async_callback(self.node.aclose)
         await self.node.start()
+        self.consumers = await stack.enter_async_context(
+            start_consumers(
+                self.node.nats,
+                runtime,
+                self.node,
+                subjects=ProducerSubjects(self.config.prefix),
+                settings=ConsumerSettings(),
+                on_journal_refused=self._journal_refused,
+            )
+        )
+
+    def expose_metrics(self, registry: CollectorRegistry) -> None:
+        """Scrape the producers' counters with the service's metrics."""
+        if self.consumers is not None:
+            registry.register(ProducerCollector(self.consumers.counters))
+
+    async def _journal_refused(self, partition: int, error: BaseException) -> None:
+        # Fenced: another node holds the partition now; stop acting for it here at once
+        # (the journal's own notice does too: stepping down twice is harmless). Any other
+        # refusal (the database away) keeps the partition: its consumer tries again.
+        if isinstance(error, FencedWriteError):
+            self.node.step_down(partition, "the journal refused a producer's message (fenced)")
+        else:
+            _log.warning("producer_message_journal_refused", partition=partition, exc_info=error)
 
     async def leave(self) -> None:
-        """Hand every partition over (SIGTERM): finish or journal turns, release leases."""
+        """Hand every partition over (SIGTERM): stop taking producers' messages (the one
+        in hand acked), finish or journal turns, release leases."""
+        if self.consumers is not None:
+            await self.consumers.stop_taking()
         await self.node.leave()
 
 

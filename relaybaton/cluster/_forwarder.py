@@ -10,9 +10,10 @@ streamed completions flow.
 
 While a partition has no owner (no responders on its subject, or an owner that says it has
 moved, or is silent past ``frame_timeout``) the request is asked again with backoff, for up
-to the lease TTL plus a second, the time a lost node's partitions take to find a new owner;
-then the answer is 503 with ``Retry-After``. A native message without an id gets one here
-(``Idempotency-Key``), so that asking again never makes a second message of it.
+to the lease TTL plus a second from when the owner was last heard of (the time a lost
+node's partitions take to find a new owner); then the answer is 503 with ``Retry-After``.
+A native message without an id gets one here (``Idempotency-Key``), so that asking again
+never makes a second message of it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import asyncio
 import math
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final, Protocol, final
 
+import nats.errors
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict
@@ -83,11 +86,12 @@ def approvals_in(store: Store) -> ApprovalLocator:
     return locate
 
 
+@dataclass(frozen=True, slots=True)
 class _Retry:
-    """Ask again: nobody answered for the partition, or its owner moved on."""
+    """Ask again: nobody answered for the partition, or its owner moved on. ``since``:
+    when the owner was last heard of (the retries' window starts there)."""
 
-
-_RETRY: Final = _Retry()
+    since: float
 
 
 @final
@@ -171,13 +175,27 @@ class ClusterForwarder:
 
     async def _relay(self, request: web.Request, tunnelled: TunnelRequest) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.lease_ttl + 1.0
+        deadline: float | None = None  # set by the first failure: TTL + 1 s from then
         backoff = _FIRST_BACKOFF
         while True:
-            async with self.tunnel.call(tunnelled) as (reply, call):
-                answer = await self._answer(request, reply, call, deadline)
+            try:
+                async with self.tunnel.call(tunnelled) as (reply, call):
+                    answer = await self._answer(request, reply, call, deadline)
+            except nats.errors.MaxPayloadError as exc:
+                raise ApiError(
+                    413,
+                    f"request of {len(tunnelled.body)} bytes is too large to forward to the "
+                    "node that owns its conversation (NATS max_payload); raise max_payload "
+                    "on the NATS server or send a smaller body",
+                    code="too_large_to_forward",
+                ) from exc
+            except nats.errors.Error:  # disconnected, reconnecting: ask again
+                _log.exception("forward_publish_failed", partition=tunnelled.partition)
+                answer = _Retry(loop.time())
             if not isinstance(answer, _Retry):
                 return answer
+            if deadline is None:
+                deadline = answer.since + self.lease_ttl + 1.0
             remaining = deadline - loop.time()
             if remaining <= 0:
                 owner = self.ownership.owner_of(tunnelled.partition)
@@ -194,28 +212,30 @@ class ClusterForwarder:
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def _answer(  # one frame kind per branch
-        self, request: web.Request, reply: str, call: TunnelCall, deadline: float
+        self, request: web.Request, reply: str, call: TunnelCall, deadline: float | None
     ) -> web.StreamResponse | _Retry:
         loop = asyncio.get_running_loop()
+        heard = loop.time()
         expected = 0
         response: web.StreamResponse | None = None
         while True:
-            # A live owner says something at least every ALIVE_EVERY; before its first word,
-            # the wait ends with the retry deadline too.
+            # A live owner says something at least every ALIVE_EVERY; once retrying, the
+            # wait for its first word ends with the retries' deadline too.
             timeout = self.frame_timeout
-            if expected == 0:
+            if expected == 0 and deadline is not None:
                 timeout = max(0.05, min(timeout, deadline - loop.time()))
             try:
                 item = await asyncio.wait_for(call.frames.get(), timeout)
             except TimeoutError:
                 await self.tunnel.cancel(reply)
                 if response is None:
-                    return _RETRY  # an owner that stopped answering (paused, cut off)
+                    return _Retry(heard)  # an owner that stopped answering (paused, cut off)
                 return self._abort(request, response, "the owning node went silent")
             if isinstance(item, NoResponders):
                 if response is None:
-                    return _RETRY
+                    return _Retry(loop.time())
                 continue
+            heard = loop.time()
             if call.overflowed or item.seq != expected:
                 await self.tunnel.cancel(reply)
                 problem = "a frame was lost" if not call.overflowed else "the client reads slower"
@@ -231,7 +251,7 @@ class ClusterForwarder:
                     return response or web.Response(status=499)
             elif isinstance(item, Moved):
                 if response is None:
-                    return _RETRY
+                    return _Retry(heard)
                 return self._abort(request, response, "the owning node lost the partition")
             elif isinstance(item, Failed):
                 if response is None:

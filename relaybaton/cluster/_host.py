@@ -54,6 +54,20 @@ class RuntimeHost:
         if journal is None:
             return
         partitions = self.node.partitions
+        # Nothing of an earlier time this node held the partition may count: writes of
+        # then still in flight end first (refused), then their refusals are forgotten and
+        # anything left in memory is dropped, so every conversation is read from the store.
+        await journal.flush()
+        journal.forget_fenced(
+            [c for c in journal.fenced if partition_of(c, partitions) == partition]
+        )
+        stale = self._of(partition)
+        if stale:
+            _log.warning(
+                "partition_stale_state_dropped", partition=partition, conversations=len(stale)
+            )
+            self._evict(partition)
+            journal.forget_fenced(stale)
         heads = await journal.store.heads(unfinished_only=True)
         mine = [
             h.conversation_id
@@ -99,7 +113,18 @@ class RuntimeHost:
     def _evict(self, partition: int) -> None:
         conversations = self.runtime.conversations
         evicted = 0
-        for conversation_id in self._of(partition):
+        mine = self._of(partition)
+        if conversations.journal is not None and mine:
+            # Records not committed yet must never be written: not now (the lease is gone)
+            # and not after a regain either (the next holder's journal is the truth then).
+            journal = conversations.journal
+            journal.discard(
+                mine,
+                FencedWriteError(
+                    store=_where(journal.store), conversation_ids=mine, partitions=(partition,)
+                ),
+            )
+        for conversation_id in mine:
             error = PartitionNotOwnedError(
                 conversation_id,
                 partition,
@@ -110,6 +135,10 @@ class RuntimeHost:
             evicted += conversations.evict(conversation_id, error)
         if evicted:
             _log.info("partition_evicted", partition=partition, conversations=evicted)
+
+
+def _where(store: object) -> str:
+    return str(getattr(store, "where", type(store).__name__))
 
 
 def bind_runtime(runtime: Runtime, node: ClusterNode, *, drain_timeout: float) -> RuntimeHost:

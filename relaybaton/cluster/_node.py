@@ -84,7 +84,7 @@ class ClusterNode:
         self._active: dict[int, int] = {}  # partition -> generation, fence raised
         self._releasing: set[int] = set()
         # Partitions being handed over: no new work, but the turns in flight still write
-        # under the lease, which is ours until it is released.
+        # (under the lease, which is held until they end) until the lease is released.
         self._draining: dict[int, int] = {}
         self._leaving = False
         self._nc: NatsClient | None = None
@@ -175,7 +175,7 @@ class ClusterNode:
         """The (partition, generation) a journal write for the conversation carries, or
         None when this node does not hold its partition (the write must be refused)."""
         partition = partition_of(conversation_id, self.config.partitions)
-        generation = self._active.get(partition, self._draining.get(partition))
+        generation = self._active.get(partition) or self._draining.get(partition)
         return None if generation is None else (partition, generation)
 
     def step_down(self, partition: int, why: str) -> None:
@@ -396,9 +396,11 @@ class ClusterNode:
         """Step down at once: the lease is gone (or going) without a graceful hand-over."""
         assert self._keeper is not None
         self._keeper.forget(partition)
-        self._draining.pop(partition, None)  # a hand-over cut short: no more writes either
+        draining = self._draining.pop(partition, None)  # its drain writes nothing more
         generation = self._active.pop(partition, None)
         if generation is None:
+            if draining is not None:
+                _log.warning("partition_lost_while_draining", partition=partition, why=why)
             return
         self.losses += 1
         _log.warning("partition_lost", partition=partition, generation=generation, why=why)
@@ -426,8 +428,7 @@ class ClusterNode:
                     await self.host.lost(partition, graceful=True)
                 except Exception as exc:
                     _log.exception("partition_host_failed", partition=partition, error=repr(exc))
-            # Nothing may be written once the lease can be taken: stop fencing first.
-            self._draining.pop(partition, None)
+            self._draining.pop(partition, None)  # nothing may be written from here on
             await self._keeper.release(partition)
             _log.info("partition_released", partition=partition, generation=generation)
         finally:

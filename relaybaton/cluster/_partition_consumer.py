@@ -7,9 +7,10 @@ partition's oldest unaccepted message, and whatever a crashed or paused former o
 fetched but not acked is delivered again at once, in order, instead of after its ack wait.
 
 Each message is decoded and checked, then accepted by the runtime (``Runtime.accept``,
-which returns once the journal holds it), then acked: a message is acked only when a crash
-can no longer lose it, and the next message is taken only after that, so the partition's
-messages (and so each conversation's) are accepted in stream order. A message delivered
+which returns once the journal holds it, and raises ``FencedWriteError`` if the journal
+refused it), then acked: a message is acked only when a crash can no longer lose it, and
+the next message is taken only after that, so the partition's messages (and so each
+conversation's) are accepted in stream order. A message delivered
 again is recognized by its id (invariant 5): acked, not processed twice.
 
 * A message no node can process (not JSON, wrong fields, too large, refused for good by
@@ -73,6 +74,10 @@ class ConsumerSettings:
             journal refusal starts again (if this node still holds it).
         max_turns_in_flight: accepted turns from NATS not finished yet, over all
             partitions; at the bound, fetching waits (messages wait in the stream).
+        stop_timeout_s: how long a stopping consumer (a partition lost or handed over,
+            the node leaving) waits for the message in hand to be journaled and acked
+            before it is cancelled (then the message is delivered again to the next
+            holder, which recognizes it if the journal got it).
         inbound: the bounds a message must keep (the HTTP edge's).
     """
 
@@ -83,6 +88,7 @@ class ConsumerSettings:
     retry_delay_s: float = 0.2
     refused_delay_s: float = 1.0
     max_turns_in_flight: int = 1000
+    stop_timeout_s: float = 5.0
     inbound: InboundLimits = field(default_factory=InboundLimits)
 
 
@@ -124,9 +130,18 @@ class PartitionConsumer:
         self.context = context
         self.partition = partition
         self.on_accepted: Callable[[Msg], Awaitable[None]] | None = None  # a test's hook
+        #: Set by ``stop_after_current``: ``run`` returns once the message in hand is acked.
+        self.stopping = False
+        self._handling = False
+
+    def stop_after_current(self) -> bool:
+        """Take no more messages; True if one is in hand (``run`` returns after its ack),
+        False if the loop only waits for messages (cancelling it loses nothing)."""
+        self.stopping = True
+        return self._handling
 
     async def run(self) -> None:
-        """Fetch and accept until cancelled, or raise ``JournalRefusedError``."""
+        """Fetch and accept until cancelled or stopped, or raise ``JournalRefusedError``."""
         context = self.context
         subjects = context.subjects
         durable = subjects.durable(self.partition)
@@ -140,8 +155,18 @@ class PartitionConsumer:
                     )
                 except nats.errors.TimeoutError:
                     continue  # nothing arrived during the long poll
-                for msg in batch:
-                    await self._handle(msg)
+                # Fetched but not handled when stopping: unacked, so the next holder's
+                # consumer (made afresh) delivers them first, in order.
+                self._handling = True
+                try:
+                    for msg in batch:
+                        if self.stopping:
+                            return
+                        await self._handle(msg)
+                finally:
+                    self._handling = False
+                if self.stopping:
+                    return
         finally:
             await sub.unsubscribe()
 
@@ -251,11 +276,6 @@ class PartitionConsumer:
             in_flight.release()
             raise
         future.add_done_callback(lambda _: in_flight.release())
-        journal = runtime.conversations.journal
-        fenced = journal.fenced.get(conversation_id) if journal is not None else None
-        if fenced is not None:
-            # The commit went by without this conversation's records: not journaled.
-            raise fenced
         return future, duplicate
 
     def _journal_failed(self) -> bool:

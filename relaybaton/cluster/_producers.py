@@ -64,7 +64,11 @@ class ProducerConsumers:
         return self.context.subjects
 
     async def on_ownership(self, partition: int, generation: int | None) -> None:
-        """The ``Ownership`` listener: start on a gain, stop (and wait) on a loss."""
+        """The ``Ownership`` listener: start on a gain, stop (and wait) on a loss.
+
+        A stopping consumer finishes the message in hand (journal commit, then ack) first,
+        so a hand-over does not make the next holder redeliver what was accepted here.
+        """
         await self._stop(partition)
         if generation is not None and not self.closed:
             self._start(partition)
@@ -89,25 +93,40 @@ class ProducerConsumers:
             except Exception:
                 # NATS went away mid-fetch, say: the client reconnects; so does this loop.
                 _log.exception("partition_consumer_failed", partition=partition)
+            if consumer.stopping:
+                return
             await asyncio.sleep(self.context.settings.refused_delay_s)
             if self.closed or self.ownership.generation(partition) is None:
                 return
 
     async def _stop(self, partition: int) -> None:
         task = self.tasks.pop(partition, None)
-        self.consumers.pop(partition, None)
+        consumer = self.consumers.pop(partition, None)
         if task is None:
             return
+        if consumer is not None and consumer.stop_after_current():
+            # A message in hand: let its journal commit and its ack finish, for a while.
+            await asyncio.wait([task], timeout=self.context.settings.stop_timeout_s)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    async def aclose(self) -> None:
-        """Stop every consumer, then the reply tasks; idempotent."""
+    async def stop_taking(self) -> None:
+        """Take no more messages: each consumer acks the message in hand, then stops.
+
+        For a node leaving (SIGTERM): called before it hands its partitions over, so
+        every message it accepted is acked, and the rest wait in the stream for the next
+        holders. Replies of turns in flight are still published. Idempotent.
+        """
         self.closed = True
-        for partition in list(self.tasks):
-            await self._stop(partition)
+        await asyncio.gather(*(self._stop(p) for p in list(self.tasks)))
+
+    async def aclose(self) -> None:
+        """Stop every consumer, let reply tasks end (for a while), cancel the rest."""
+        await self.stop_taking()
         replies = list(self.context.replies)
+        if replies:
+            await asyncio.wait(replies, timeout=self.context.settings.stop_timeout_s)
         for task in replies:
             task.cancel()
         if replies:

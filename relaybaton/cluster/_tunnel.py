@@ -83,12 +83,15 @@ class TunnelServer:
         self.ownership.listen(self._on_ownership)
 
     async def close(self) -> None:
-        """Stop listening and stop every request still being answered."""
+        """Stop listening and stop every request still being answered; idempotent."""
+        if self._closed:
+            return
         self._closed = True
         for partition in list(self._subscriptions):
             await self._lose(partition)
         if self._cancels is not None:
             await self._cancels.unsubscribe()
+            self._cancels = None
         for serving in list(self._serving.values()):
             if serving.task is not None:
                 serving.task.cancel()
@@ -157,10 +160,13 @@ class TunnelServer:
         try:
             await replay(self.app, tunnelled, writer)
         except asyncio.CancelledError:
-            pass  # cancelled by the ingress or a lost partition: already answered
+            pass  # only this server cancels it (the ingress left, the partition was lost)
         except Exception as exc:
             _log.exception("tunnel_replay_failed", target=tunnelled.target, error=repr(exc))
-            await sink.failed("the owning node failed while answering; it logged why")
+            try:
+                await sink.failed("the owning node failed while answering; it logged why")
+            except Exception as unsent:  # NATS itself is gone: the ingress times out
+                _log.exception("tunnel_failure_unsent", error=repr(unsent))
         finally:
             alive.cancel()
             self._serving.pop(reply, None)

@@ -113,6 +113,7 @@ class Approvals(Turns):
         Raises:
             ApprovalError: unknown or expired request, another decision taken already, a
                 hash that does not match the request, or an edit without arguments.
+            PartitionNotOwnedError: a cluster node that does not hold the conversation.
         """
         conversation = self.by_id.get(self.approval_index.get(approval_id, ""))
         if conversation is None:
@@ -121,6 +122,8 @@ class Approvals(Turns):
                 "`relaybaton approvals list`",
                 approval_id=approval_id,
             )
+        if self.admit is not None:  # a cluster node decides for its partitions only
+            self.admit(conversation.id)
         request = conversation.approvals.get(approval_id)
         expires = request.expires_at if request is not None else None
         if expires is not None and self.wall() > expires:

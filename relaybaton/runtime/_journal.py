@@ -275,12 +275,18 @@ class Journal(Generic[T]):
                     await anyio.sleep(max(0.0, due - time.monotonic()))
                 due = time.monotonic() + self.max_delay
                 await self._commit_some()
+            if self._committed < self._recorded and not self._pending:
+                # What is left uncommitted was discarded (``discard``): nothing more to wait for.
+                self._committed = self._recorded
+                self._release()
             if self._closed:
                 return
 
     async def _commit_some(self) -> None:
         # Everything pending goes in one transaction, so each conversation's head can be
         # read from its state right now: it matches the batch's last record of it.
+        if not self._pending:  # discarded while the group gathered
+            return
         taken, self._pending = self._pending, {}
         listed, self._listed = self._listed, []
         mark = self._recorded
@@ -340,6 +346,20 @@ class Journal(Generic[T]):
                 batch = _without(batch, exc.conversation_ids)
             else:
                 return
+
+    def discard(self, conversation_ids: Iterable[str], error: FencedWriteError) -> None:
+        """Drop what these conversations recorded and did not commit yet: this node lost
+        their partition, and nothing it recorded may be written later, even if it gains
+        the partition back (the journal the next holder wrote is the truth then). Their
+        waiters and callbacks hear ``error``, as for a refused write."""
+        ids = set(conversation_ids)
+        dropped = False
+        for conversation_id in ids:
+            self.fenced[conversation_id] = error
+            dropped |= self._pending.pop(conversation_id, None) is not None
+        self._listed = [r for r in self._listed if r.conversation_id not in ids]
+        if dropped:
+            self._wake.set()  # let waiters on the dropped records go
 
     def forget_fenced(self, conversation_ids: Iterable[str]) -> None:
         """The node holds these conversations again (reloaded from the store)."""

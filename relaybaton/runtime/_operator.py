@@ -63,7 +63,14 @@ class Operators(Turns):
     # --- checks -----------------------------------------------------------------------------
 
     def require(self, conversation_id: str) -> Conversation:
-        """The conversation in memory; ``OwnershipError`` if there is none."""
+        """The conversation in memory; ``OwnershipError`` if there is none.
+
+        A cluster node refuses (``PartitionNotOwnedError``) a conversation whose partition
+        it does not hold, even one still in memory while its partition is handed over: a
+        person's action is written by the owner only.
+        """
+        if self.admit is not None:
+            self.admit(conversation_id)
         conversation = self.by_id.get(conversation_id)
         if conversation is None:
             raise OwnershipError(
@@ -322,6 +329,8 @@ class Operators(Turns):
         the flow's; the agent layer checks the models can be built before this is called.
         """
         source = self.require(source_id)
+        if self.admit is not None:  # the fork lives in its own partition: ours too
+            self.admit(new_id)
         if new_id in self.by_id:
             raise ConflictError(
                 f"conversation {new_id!r} exists already; fork to a new id",

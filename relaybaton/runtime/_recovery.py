@@ -42,12 +42,14 @@ class Recovery(Approvals):
 
     async def load(self, conversation_id: str) -> Conversation | None:
         """The conversation, loaded from the journal if it is not in memory (None if new)."""
-        conversation = self.by_id.get(conversation_id)
-        if conversation is None and self.admit is not None:
+        if self.admit is not None:  # even in memory: a partition being handed over
             self.admit(conversation_id)
+        conversation = self.by_id.get(conversation_id)
         if conversation is None and self.journal is not None:
             conversation = await self.journal.load(conversation_id, entry=self.entry)
             if conversation is not None and conversation_id not in self.by_id:
+                if self.admit is not None:  # the partition may have moved while reading
+                    self.admit(conversation_id)
                 self.restore(conversation)
             conversation = self.by_id.get(conversation_id)
         return conversation

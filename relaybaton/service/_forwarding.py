@@ -14,6 +14,7 @@ service never imports the cluster, nor the cluster the service.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +23,14 @@ from aiohttp import web
 
 from relaybaton.service._limits import read_body
 
-__all__ = ["CONVERSATION_HEADER", "Destination", "RequestForwarder", "destination_of"]
+__all__ = [
+    "CONVERSATION_HEADER",
+    "Destination",
+    "RequestForwarder",
+    "destination_of",
+    "forward",
+    "new_conversation_id",
+]
 
 CONVERSATION_HEADER = "X-Relaybaton-Conversation-Id"
 """The OpenAI-compatible endpoint's header naming the conversation a request continues."""
@@ -62,6 +70,24 @@ class RequestForwarder(Protocol):
     def new_conversation_id(self) -> str:
         """An id for a conversation that a request starts here, one this node may serve."""
         ...
+
+
+async def forward(
+    request: web.Request, forwarder: RequestForwarder, max_body_bytes: int
+) -> web.StreamResponse | None:
+    """The owner's answer when another node owns what ``request`` names, else None."""
+    destination = await destination_of(request, max_body_bytes)
+    if destination is None:
+        return None
+    return await forwarder.forward(request, destination)
+
+
+def new_conversation_id(forwarder: RequestForwarder | None) -> str:
+    """An id for a conversation a request starts without naming one (with a forwarder, one
+    whose partition this node holds)."""
+    if forwarder is not None:
+        return forwarder.new_conversation_id()
+    return f"chat-{secrets.token_hex(8)}"
 
 
 class _UserField(msgspec.Struct):

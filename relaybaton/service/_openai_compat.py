@@ -42,6 +42,7 @@ from relaybaton.runtime import TurnResult
 from relaybaton.runtime.messages import ReplyEvent
 from relaybaton.service._auth import current_token
 from relaybaton.service._errors import ApiError, error_json
+from relaybaton.service._forwarding import new_conversation_id
 from relaybaton.service._images import images_in
 from relaybaton.service._limits import read_body
 from relaybaton.service._openai_options import refuse_unsupported
@@ -213,7 +214,7 @@ class OpenAICompat:
         conversation_id = (
             request.headers.get("X-Relaybaton-Conversation-Id")
             or chat.user
-            or service.new_conversation_id()
+            or new_conversation_id(service.forwarder)
         )
         if len(conversation_id) > 128:
             raise ApiError(

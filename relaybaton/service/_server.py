@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import msgspec
 import structlog
@@ -39,10 +39,11 @@ from relaybaton.errors import (
 from relaybaton.runtime import Conversation, TurnResult
 from relaybaton.runtime._message_limits import CONVERSATION_ID
 from relaybaton.service._api_types import DecisionIn, MessageIn
+from relaybaton.service._approval_desk import ApprovalDesk
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._feedback import FeedbackDesk
-from relaybaton.service._forwarding import RequestForwarder, destination_of
+from relaybaton.service._forwarding import RequestForwarder, forward
 from relaybaton.service._images import images_in
 from relaybaton.service._limits import ServiceLimits, TokenLimiter, check_depth, read_body
 from relaybaton.service._operator_api import OperatorApi, caller
@@ -66,28 +67,6 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApprovalDesk(Protocol):
-    """Where approvals live (the durable store's); the service lists and decides them."""
-
-    def pending(self) -> Sequence[Mapping[str, object]]:
-        """The approvals waiting for a decision, as JSON-ready data."""
-        ...
-
-    async def decide(
-        self,
-        approval_id: str,
-        decision: str,
-        *,
-        arguments: Mapping[str, object] | None,
-        reason: str,
-        arguments_hash: str | None = None,
-        by: str = "api",
-    ) -> Mapping[str, object]:
-        """Decide, bound to ``arguments_hash`` (the request's when None); ``LookupError`` if
-        unknown, ``ConflictError`` if decided already or changed since the person read it."""
-        ...
 
 
 # The request bodies live with the answers in ``_api_types.py``: the OpenAPI document is
@@ -211,12 +190,6 @@ class Service:
         self.operator_api.close()
 
     # --- admission --------------------------------------------------------------------------
-
-    def new_conversation_id(self) -> str:
-        """An id for a conversation a request starts without naming one."""
-        if self.forwarder is not None:  # one whose partition this node holds
-            return self.forwarder.new_conversation_id()
-        return f"chat-{secrets.token_hex(8)}"
 
     def submit(  # noqa: PLR0917 - the edges pass what they read, in order
         self,
@@ -346,7 +319,7 @@ class Service:
                 principal = label  # set only once a slot is held, so finally gives it back
             forwarded = None
             if self.forwarder is not None:
-                forwarded = await self._forward(request, self.forwarder)
+                forwarded = await forward(request, self.forwarder, self.limits.max_body_bytes)
             response = forwarded if forwarded is not None else await handler(request)
         except ApiError as exc:
             status = exc.status
@@ -383,15 +356,6 @@ class Service:
             if principal is not None:
                 self.limiter.leave(principal)
             self.metrics.count_request(route, request.method, status, started)
-
-    async def _forward(
-        self, request: web.Request, forwarder: RequestForwarder
-    ) -> web.StreamResponse | None:
-        """The owner's answer when another node owns what ``request`` names, else None."""
-        destination = await destination_of(request, self.limits.max_body_bytes)
-        if destination is None:
-            return None
-        return await forwarder.forward(request, destination)
 
     # --- probes and metrics -----------------------------------------------------------------
 
@@ -435,15 +399,8 @@ class Service:
         # A journaled conversation continues from its journal (after a restart, or on the
         # node that took its partition over), never restarts empty over it.
         await self.runtime.conversations.load(conversation_id)
-        # A message id in the body wins; the Idempotency-Key header serves clients (and
-        # forwarding nodes) that retry without changing the body.
-        message_id, future = self.submit(
-            conversation_id,
-            message.text,
-            message.message_id or (request.headers.get("Idempotency-Key") or "")[:200] or None,
-            "native",
-            images,
-        )
+        key = message.message_id or request.headers.get("Idempotency-Key", "")[:200] or None
+        message_id, future = self.submit(conversation_id, message.text, key, "native", images)
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
             return _json(_accepted(conversation_id, message_id), 202, location)
@@ -504,7 +461,7 @@ class Service:
 
     async def _list_approvals(self, request: web.Request) -> web.Response:
         self._check_flow(request)
-        data = list(self.approvals.pending()) if self.approvals is not None else []
+        data = list(await self.approvals.listing()) if self.approvals is not None else []
         return _json({"object": "list", "data": data})
 
     async def _decide_approval(self, request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ from relaybaton.actors import Runtime
 from relaybaton.cluster._forwarder import ApprovalLocator, ClusterForwarder
 from relaybaton.cluster._partitions import partition_of
 from relaybaton.cluster._tunnel import TunnelClient, TunnelServer
-from relaybaton.service import Service, ServiceLimits, create_service
+from relaybaton.service import Service, ServiceLimits, TokenTable, create_service
 from relaybaton.service._server import ApprovalDesk
 from tests._nats import NATS_URL
 from tests.cluster._split import Split, SplitView
@@ -63,6 +63,7 @@ async def two_nodes(
     locate_approval: ApprovalLocator | None = None,
     owners: dict[int, str | None] | None = None,
     limits: ServiceLimits | None = None,
+    tokens: TokenTable | None = None,
 ) -> AsyncIterator[tuple[Node, Node, Split]]:
     """Nodes "a" and "b"; by default a holds the even partitions and b the odd ones."""
     split = Split(
@@ -91,6 +92,7 @@ async def two_nodes(
                 approvals=approvals,
                 forwarder=forwarder,
                 limits=limits,
+                tokens=tokens,
             )
             runner = web.AppRunner(service.app, access_log=None, shutdown_timeout=1.0)
             await runner.setup()

@@ -4,6 +4,7 @@ answered by the node that does, over a real NATS (two in-process services, a fix
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from contextlib import AsyncExitStack
@@ -19,10 +20,13 @@ from relaybaton.adapters import ModelRequest, ModelResponse
 from relaybaton.cli._conversations import open_store_path
 from relaybaton.cluster._forwarder import approvals_in
 from relaybaton.cluster._partitions import partition_of
+from relaybaton.cluster._tunnel_wire import MAX_CHUNK, rpc_subject
 from relaybaton.flow import load_flow
 from relaybaton.flow._compose import open_flow
 from relaybaton.runtime import Store
+from relaybaton.service import ServiceLimits, TokenTable
 from relaybaton.service._approval_desk import RuntimeApprovals
+from relaybaton.service._auth import ApiToken
 from relaybaton.service._server import ApprovalDesk
 from relaybaton.testing import ScriptedModel
 from tests._nats import require_nats, throwaway_prefix
@@ -313,3 +317,81 @@ async def test_a_client_that_leaves_a_forwarded_stream_stops_it_on_the_owner(
         # The ingress notices at the owner's next sign of life and tells it to stop.
         await asyncio.wait_for(b.server.idle(), 10)
         assert log.readers == 0
+
+
+async def test_a_large_answer_crosses_in_bounded_chunks_unchanged(prefix: str) -> None:
+    limits = ServiceLimits(max_text_chars=40_000)
+    async with two_nodes(prefix, scripted(), flow_name=FLOW, limits=limits) as (a, b, split):
+        cid = conversation_on(split, "b")
+        async with aiohttp.ClientSession() as session:
+            for n in range(3):  # each echoed back: about 4 x 30 000 characters of JSON
+                text = f"{n}" + "x" * 30_000
+                async with session.post(
+                    f"{a.url}/v1/conversations/{cid}/messages", json={"text": text}
+                ) as posted:
+                    assert posted.status == 200
+            async with session.get(f"{a.url}/v1/conversations/{cid}") as through:
+                relayed = await through.read()
+            async with session.get(f"{b.url}/v1/conversations/{cid}") as direct:
+                owned = await direct.read()
+        assert len(relayed) > 2 * MAX_CHUNK  # more than one frame
+        assert relayed == owned
+
+
+async def test_the_owner_checks_the_same_bearer_token_the_ingress_did(prefix: str) -> None:
+    tokens = TokenTable([ApiToken(secret=b"s3cret-token", label="ops")])
+    async with two_nodes(prefix, scripted(), flow_name=FLOW, tokens=tokens) as (a, b, split):
+        cid = conversation_on(split, "b")
+        url = f"{a.url}/v1/conversations/{cid}/messages"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, json={"text": "hello"}) as anonymous:
+                assert anonymous.status == 401
+            good = {"Authorization": "Bearer s3cret-token"}
+            async with session.post(url, json={"text": "hello"}, headers=good) as allowed:
+                assert allowed.status == 200, await allowed.text()
+        assert b.runtime.conversation(cid) is not None
+
+
+async def test_an_owner_that_stays_silent_is_given_up_on_after_ttl_and_a_second(
+    prefix: str,
+) -> None:
+    ttl = 1.0
+    async with two_nodes(prefix, scripted(), flow_name=FLOW, lease_ttl=ttl, frame_timeout=0.5) as (
+        a,
+        b,
+        split,
+    ):
+        cid = conversation_on(split, "b")
+        partition = partition_of(cid, split.partitions)
+        await b.server.close()  # b stops answering; a paused process listens and says nothing
+        mute = await b.nc.subscribe(rpc_subject(prefix, partition))
+        await b.nc.flush()
+        async with aiohttp.ClientSession() as session:
+            started = time.monotonic()
+            async with session.post(
+                f"{a.url}/v1/conversations/{cid}/messages", json={"text": "hello"}
+            ) as refused:
+                waited = time.monotonic() - started
+                assert refused.status == 503
+                assert (await refused.json())["error"]["code"] == "owner_unavailable"
+        assert ttl + 1.0 <= waited <= ttl + 1.0 + 1.0
+        assert mute.delivered >= 2  # asked again, not once
+
+
+async def test_a_body_larger_than_nats_carries_is_a_413_that_says_so(prefix: str) -> None:
+    limits = ServiceLimits(max_body_bytes=4 << 20)
+    async with two_nodes(prefix, scripted(), flow_name=FLOW, limits=limits) as (a, b, split):
+        cid = conversation_on(split, "b")
+        payload = b.nc.max_payload
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{a.url}/v1/conversations/{cid}/messages",
+                data=io.BytesIO(json.dumps({"text": "x" * (payload + 1)}).encode()),
+                headers={"Content-Type": "application/json"},
+            ) as refused,
+        ):
+            assert refused.status == 413
+            error = (await refused.json())["error"]
+        assert error["code"] == "too_large_to_forward"
+        assert "max_payload" in error["message"]

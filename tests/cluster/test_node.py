@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-import anyio
 import pytest
 
 from relaybaton.cluster import ClusterConfig, ClusterNode
 from relaybaton.errors import PartitionNotOwnedError
-from tests._nats import NATS_URL, delete_prefix, require_nats, throwaway_prefix
+from tests._nats import NATS_URL, delete_prefix, require_nats, throwaway_prefix, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -32,15 +30,6 @@ def config(prefix: str, node_id: str) -> ClusterConfig:
     return ClusterConfig(
         nats=NATS_URL, partitions=PARTITIONS, lease_ttl=TTL, node_id=node_id, prefix=prefix
     )
-
-
-async def wait_until(condition: Callable[[], bool], within: float) -> float:
-    """Seconds until ``condition`` held (polled every 20 ms); fails after ``within``."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < within, "condition not reached in time"
-        await anyio.sleep(0.02)
-    return time.monotonic() - started
 
 
 def split(a: ClusterNode, b: ClusterNode) -> bool:

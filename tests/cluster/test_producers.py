@@ -34,7 +34,7 @@ from relaybaton.cluster._streams import ensure_streams
 from relaybaton.cluster._subjects import ProducerSubjects
 from relaybaton.errors import ConfigError, FencedWriteError
 from relaybaton.runtime._message_limits import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
-from tests._nats import delete_prefix, require_nats, throwaway_prefix
+from tests._nats import delete_prefix, require_nats, throwaway_prefix, wait_until
 from tests._postgres import drop_schema, require_postgres
 from tests.cluster._producing import (
     PARTITIONS,
@@ -231,6 +231,8 @@ async def test_a_message_no_node_can_process_is_dead_lettered_with_its_reason(
             await js.publish(subject_of(prefix, "c"), body("c", "fine", "still here"))
             (letter,) = await dead.wait_for(1)
             await out.wait_for(1)
+            # Counted once its publish returned, which can be after the letter arrived here.
+            await wait_until(lambda: consumers.counters.dead_letters == {code: 1}, within=5)
             info = await js.stream_info(subjects.stream)
         assert letter.data == data
         headers = letter.headers or {}
@@ -261,8 +263,9 @@ async def test_an_oversized_message_is_dead_lettered(schema: str, prefix: str) -
             data = body("big", "b-1", "y" * limit)
             await js.publish(subject_of(prefix, "big"), data)
             (letter,) = await dead.wait_for(1)
+            oversized = {RefusalCode.OVERSIZED: 1}
+            await wait_until(lambda: consumers.counters.dead_letters == oversized, within=5)
         assert (letter.headers or {})[DEAD_CODE_HEADER] == "oversized"
-        assert consumers.counters.dead_letters == {RefusalCode.OVERSIZED: 1}
         assert runtime.conversation("big") is None
 
 

@@ -75,6 +75,25 @@ async def test_a_client_of_one_node_is_answered_for_the_conversations_another_ow
                 assert read.status == 200
                 transcript = (await read.json())["transcript"]
             assert [t["text"] for t in transcript if t.get("type") == "user"] == ["Hello"]
+
+            # An approval in B's conversation: listed by A (from the shared store), decided
+            # through A, and the turn finishes on B.
+            refund = _on(held, b.id_prefix, "refund")
+            ask = {"text": "I want a refund of $150 for order CD-5678", "message_id": "r1"}
+            url = f"{a.url}/v1/conversations/{refund}/messages"
+            async with http.post(url, json=ask) as waiting:
+                assert waiting.status == 202, await waiting.text()  # a person decides
+            async with http.get(f"{a.url}/v1/approvals") as listed:
+                [request] = (await listed.json())["data"]
+            assert request["conversation_id"] == refund
+            decision = {"decision": "approve", "reason": "checked"}
+            async with http.post(
+                f"{a.url}/v1/approvals/{request['approval_id']}", json=decision
+            ) as decided:
+                assert decided.status == 200, await decided.text()
+            async with http.post(url, json=ask) as done:  # the same message: its result
+                replies = (await done.json())["replies"]
+            assert "refunded $150.00" in replies[-1]["text"], replies
         async with openai.AsyncOpenAI(
             base_url=f"{a.url}/v1", api_key="unused", max_retries=3
         ) as client:

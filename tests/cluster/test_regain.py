@@ -1,0 +1,148 @@
+"""A node that loses a partition and gains it back acts on what the journal holds then.
+
+Nodes on the real NATS, each with its runtime on one PostgreSQL schema (its store fenced
+by the node's leases, as ``serve --cluster`` wires them). Nothing of the earlier time a
+node held a partition may count after it regains it: not the conversations it had in
+memory (the transcript and the message ids it saw would be stale), and not a refusal its
+journal met meanwhile.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+
+import pytest
+
+from relaybaton import Agent, open_runtime
+from relaybaton.actors import Runtime
+from relaybaton.adapters import ModelAdapter
+from relaybaton.cluster import ClusterConfig, ClusterNode, assignment, partition_of
+from relaybaton.cluster._host import bind_runtime
+from relaybaton.errors import FencedWriteError, PartitionNotOwnedError
+from relaybaton.stores import PostgresStore
+from relaybaton.testing import ScriptedModel
+from tests._nats import NATS_URL, delete_prefix, require_nats, throwaway_prefix, wait_until
+from tests._postgres import PG_DSN, drop_schema, require_postgres
+from tests.cluster._producing import echo, user_texts
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+TTL = 1.0
+PARTITIONS = 8
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    require_nats()
+    name = throwaway_prefix()
+    try:
+        yield name
+    finally:
+        await delete_prefix(name)
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    require_postgres()
+    name = f"rb_regain_{uuid.uuid4().hex[:10]}"
+    yield name
+    drop_schema(name)
+
+
+@asynccontextmanager
+async def cluster_node(
+    prefix: str,
+    schema: str,
+    node_id: str,
+    agent: Agent | None = None,
+    models: Mapping[str, ModelAdapter] | None = None,
+) -> AsyncIterator[tuple[ClusterNode, Runtime]]:
+    """A started node and its runtime, bound as ``serve --cluster`` binds them (by default
+    one agent answering with an echo of the user's message)."""
+    node = ClusterNode(
+        ClusterConfig(
+            nats=NATS_URL, partitions=PARTITIONS, lease_ttl=TTL, node_id=node_id, prefix=prefix
+        )
+    )
+    store = PostgresStore(PG_DSN, schema=schema, application_name=node_id)
+    store.fencing = node.fencing_token
+    node.fence = store.raise_fence
+    await store.connect()
+    try:
+        async with open_runtime(
+            agent or Agent(name="assistant", instructions="Answer.", model="general"),
+            models=models or {"general": ScriptedModel(echo)},
+            store=store,
+            durability="sync",
+            resume=False,
+        ) as runtime:
+            bind_runtime(runtime, node, drain_timeout=5)
+            try:
+                await node.start()
+                yield node, runtime
+            finally:
+                await node.leave()
+                await node.aclose()
+    finally:
+        await store.aclose()
+
+
+async def say(runtime: Runtime, conversation_id: str, text: str, message_id: str) -> None:
+    await (await runtime.accept(conversation_id, text, message_id=message_id))
+
+
+async def test_a_regained_partition_is_read_from_the_journal_the_other_node_wrote(
+    prefix: str, schema: str
+) -> None:
+    a_id, b_id = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
+    moves = next(p for p, n in assignment(PARTITIONS, sorted([a_id, b_id])).items() if n == b_id)
+    cid = next(f"c{i}" for i in range(10_000) if partition_of(f"c{i}", PARTITIONS) == moves)
+    async with cluster_node(prefix, schema, a_id) as (a, on_a):
+        assert moves in a.held()  # alone, it holds everything
+        await say(on_a, cid, "one", "m1")
+        async with cluster_node(prefix, schema, b_id) as (b, on_b):
+            await wait_until(lambda: moves in b.held() and moves not in a.held(), within=5)
+            assert on_a.conversation(cid) is None  # evicted with its partition
+            with pytest.raises(PartitionNotOwnedError):
+                await on_a.accept(cid, "refused", message_id="mx")
+            await say(on_b, cid, "two", "m2")
+            await say(on_b, cid, "three", "m3")
+        # B left: the partition comes back to A, under a newer generation.
+        await wait_until(lambda: moves in a.held(), within=5)
+        await say(on_a, cid, "four", "m4")
+        assert user_texts(on_a, cid) == ["one", "two", "three", "four"]
+        # A message B accepted, delivered again to A: recognized by its id, not processed.
+        before = on_a.conversations.duplicates
+        await say(on_a, cid, "two", "m2")
+        assert on_a.conversations.duplicates == before + 1
+        assert user_texts(on_a, cid) == ["one", "two", "three", "four"]
+
+
+async def test_a_refusal_met_before_a_regain_does_not_refuse_after_it(
+    prefix: str, schema: str
+) -> None:
+    cid = "regained"
+    partition = partition_of(cid, PARTITIONS)
+    async with cluster_node(prefix, schema, f"a-{uuid.uuid4().hex[:6]}") as (a, on_a):
+        await say(on_a, cid, "one", "m1")
+        # A newer holder raises the partition's fence (as one that took it over would):
+        # A's next write there is refused, and A steps down from the partition.
+        newer = PostgresStore(PG_DSN, schema=schema, application_name="newer")
+        await newer.connect()
+        try:
+            await newer.raise_fence(partition, a.held()[partition] + 1)
+        finally:
+            await newer.aclose()
+        with pytest.raises(FencedWriteError):
+            await on_a.accept(cid, "lost", message_id="m2")
+        assert partition not in a.held()
+        # Alone in the cluster, A takes the partition again once its old lease expires,
+        # under a generation above the raised fence.
+        await wait_until(lambda: partition in a.held(), within=TTL + 4)
+        await say(on_a, cid, "two", "m3")
+        assert user_texts(on_a, cid) == ["one", "two"]
+        # The refused message was never journaled: sent again, it is processed.
+        await say(on_a, cid, "lost", "m2")
+        assert user_texts(on_a, cid) == ["one", "two", "lost"]
