@@ -59,6 +59,7 @@ class ClusterSetup:
                 " writes across machines)"
             )
         store.fencing = self.node.fencing_token
+        store.writer = self.node.node_id  # recorded beside each body, for audits
         self.node.fence = store.raise_fence
 
     async def start(self, runtime: object, stack: AsyncExitStack, drain_timeout: float) -> None:

@@ -4,7 +4,8 @@ requests, decide one.
 Each listed request names its conversation, agent and rule. A decision is bound to the
 hash of the arguments the person read (``arguments_hash``; when left out, the request's
 own): if the request changed, or someone else decided first, the answer is a conflict that
-says what happened, so two people deciding at once never both win.
+says what happened, so two people deciding at once never both win. With sync durability the
+answer waits for the decision's journal commit.
 
 Given the store (a cluster node's: the nodes share it), the listing is the store's, so
 that every node lists every node's approvals; otherwise it is this runtime's.
@@ -121,6 +122,11 @@ class RuntimeApprovals:
             raise ConflictError(
                 str(exc), conversation_id=conversation.id, changed=str(exc)
             ) from exc
+        journal = conversations.journal
+        if journal is not None:
+            # Answered only once the decision is on disk (sync durability, as cluster mode
+            # writes): a process killed right after must not lose a decision it confirmed.
+            await journal.flushed(conversation.id)
         return {
             "approval_id": approval_id,
             "decision": decided.decision,

@@ -29,8 +29,9 @@ generation) it writes under, or None when it holds no lease for it.
 Each table gets one statement per batch, rows passed as arrays through ``unnest``: a group
 commit of thousands of records is a handful of round trips. A batch is idempotent (records
 and heads upserted, approvals combined, pruning by seq), so when the connection breaks, the
-operation is run once more on a fresh connection, even if the first commit reached the
-server before the break. A second failure raises ``StoreUnavailableError``.
+operation is run again on a fresh connection, even if the first commit reached the server
+before the break, with backoff for up to ``reconnect_within`` seconds (a server restart);
+then ``StoreUnavailableError``.
 
 Durability: ``sync`` and ``batched`` keep ``synchronous_commit`` on (the group commit
 already spreads the WAL flush over many records, and a server crash is the case a shared
@@ -127,10 +128,12 @@ RETURNING conversation_id
 """
 
 _PUT_RECORDS = """
-INSERT INTO {s}.records (conversation_id, seq, epoch, kind, body)
-SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bytea[])
+INSERT INTO {s}.records (conversation_id, seq, epoch, kind, body, writer, generation)
+SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bytea[],
+                     %s::text[], %s::bigint[])
 ON CONFLICT (conversation_id, seq) DO UPDATE SET
-    epoch = excluded.epoch, kind = excluded.kind, body = excluded.body
+    epoch = excluded.epoch, kind = excluded.kind, body = excluded.body,
+    writer = excluded.writer, generation = excluded.generation
 """
 
 # A decision row carries an empty request: keep the stored one (see combine_approval_rows).
@@ -150,6 +153,15 @@ SELECT approval_id, decision FROM {s}.approvals WHERE approval_id = ANY(%s) FOR 
 _PRUNE = """
 DELETE FROM {s}.records AS r USING unnest(%s::text[], %s::bigint[]) AS p(cid, upto)
 WHERE r.conversation_id = p.cid AND r.seq < p.upto
+"""
+
+# Who wrote each body: the node and the lease generation it wrote under (NULL outside
+# cluster mode). Nothing reads them back; they are there so that a person (or the fault
+# tests' history checker) can prove no two nodes wrote one conversation under one lease.
+# Added in place, like the fence table: older journals gain them without a version change.
+_PROVENANCE = """
+ALTER TABLE {s}.records ADD COLUMN IF NOT EXISTS writer text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS generation bigint
 """
 
 # Not in _SCHEMA: a journal made before cluster mode gains it without a version change.
@@ -212,6 +224,7 @@ class PostgresStore:
         durability: Durability | str = Durability.BATCHED,
         connect_timeout: float = 10.0,
         write_timeout: float = 30.0,
+        reconnect_within: float = 15.0,
         application_name: str = "relaybaton",
         fencing: Fencing | None = None,
     ) -> None:
@@ -225,6 +238,9 @@ class PostgresStore:
             write_timeout: seconds a write may take, retry included, before it fails with
                 ``StoreUnavailableError``.
             application_name: shown in ``pg_stat_activity``.
+            reconnect_within: seconds to keep trying (with backoff) once a connection that
+                worked breaks: a server restarting or failing over comes back in that
+                time; a server that never answered fails at once.
             fencing: a cluster node's partition fencing (see the module's docstring).
 
         Raises:
@@ -237,13 +253,16 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self.write_timeout = write_timeout
         self.application_name = application_name
+        self.reconnect_within = reconnect_within
         self.fencing = fencing
+        # The node id recorded beside each body (``records.writer``); a cluster node sets it.
+        self.writer = ""
         self._s = sql.Identifier(schema)
-        self._writer = PostgresLink(self._open, self)
-        self._reader = PostgresLink(self._open, self)
+        self._writer = PostgresLink(self._open, self, reconnect_within=reconnect_within)
+        self._reader = PostgresLink(self._open, self, reconnect_within=reconnect_within)
         # Its own connection: a takeover's fence must not wait behind a group commit of
         # this node's other partitions (it waits only for the rows it raises).
-        self._writer_for_fences = PostgresLink(self._open, self)
+        self._writer_for_fences = PostgresLink(self._open, self, reconnect_within=reconnect_within)
         self._prepared = False
         self._closed = False
         self.reconnects = 0
@@ -339,6 +358,7 @@ class PostgresStore:
             # Journals older than listings lack it; IF NOT EXISTS makes this cheap.
             await conn.execute(self._sql(HEADS_INDEX.format(s="{s}.")))
             await conn.execute(self._sql(_FENCE_TABLE))
+            await conn.execute(self._sql(_PROVENANCE))
 
     # --- the Store protocol -----------------------------------------------------------------
 
@@ -363,8 +383,9 @@ class PostgresStore:
 
     async def _write_in(self, conn: psycopg.AsyncConnection[Any], batch: WriteBatch) -> None:
         async with conn.transaction(), conn.cursor() as cur:
+            tokens: dict[str, tuple[int, int] | None] = {}
             if self.fencing is not None:
-                await self._check_fences(cur, batch, self.fencing)
+                tokens = await self._check_fences(cur, batch, self.fencing)
             if batch.heads:
                 heads = list(batch.heads.values())
                 await cur.execute(
@@ -392,6 +413,8 @@ class PostgresStore:
                         [r.epoch for r in unique],
                         [r.kind for r in unique],
                         [r.body for r in unique],
+                        [self.writer for _ in unique],
+                        [_generation(tokens.get(r.conversation_id)) for r in unique],
                     ),
                 )
             if batch.approvals:
@@ -416,8 +439,9 @@ class PostgresStore:
 
     async def _check_fences(
         self, cur: psycopg.AsyncCursor[Any], batch: WriteBatch, fencing: Fencing
-    ) -> None:
-        """Refuse the batch if a partition it writes was fenced past the writer's lease."""
+    ) -> dict[str, tuple[int, int] | None]:
+        """Refuse the batch if a partition it writes was fenced past the writer's lease;
+        else each conversation's (partition, generation), to record beside its bodies."""
         conversation_ids = {
             *batch.heads,
             *(r.conversation_id for r in batch.records),
@@ -435,6 +459,7 @@ class PostgresStore:
                 conversation_ids=refused,
                 partitions={t[0] for t in refused.values() if t is not None},
             )
+        return tokens
 
     async def raise_fence(self, partition: int, generation: int) -> None:
         """Raise ``partition``'s fence to ``generation`` (never lower it) before acting.
@@ -532,6 +557,10 @@ class PostgresStore:
             await self._writer.close()
             await self._reader.close()
             await self._writer_for_fences.close()
+
+
+def _generation(token: tuple[int, int] | None) -> int | None:
+    return None if token is None else token[1]
 
 
 async def _noop() -> None:

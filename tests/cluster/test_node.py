@@ -64,6 +64,8 @@ async def test_two_nodes_split_the_partitions_and_refuse_each_others(prefix: str
         conversation = next(
             f"c{i}" for i in range(10_000) if b.fencing_token(f"c{i}") == (theirs, b.held()[theirs])
         )
+        # a learns who holds it from the lease bucket's watcher, a moment after b took it.
+        await wait_until(lambda: a.owner_of(theirs) == "b", within=TTL)
         with pytest.raises(PartitionNotOwnedError) as refused:
             a.check_owner(conversation)
         assert refused.value.partition == theirs
