@@ -30,7 +30,7 @@ from relaybaton.cli._serve_ab_command import add_ab_options, serve_ab_command
 from relaybaton.cli._serve_cluster import cluster_setup
 from relaybaton.cli._serve_forwarding import answer_for_owned, forward_to_owners
 from relaybaton.cli._store_hold import holding
-from relaybaton.errors import ConfigError
+from relaybaton.errors import ConfigError, StoreError
 from relaybaton.flow._compose import open_flow, parse_model_overrides
 from relaybaton.flow._file import FlowFile, load_flow
 from relaybaton.flow._memory import uses_memory
@@ -229,6 +229,7 @@ async def serve(
     node, flow = cluster_setup(flow, cluster, store_path, durability)
     loop = asyncio.get_running_loop()
     finished = False
+    journal_lost: list[BaseException] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
@@ -258,7 +259,13 @@ async def serve(
             )
             forwarder = None
             if node is not None:
-                await node.start(runtime, stack, limits.drain_timeout_s)
+
+                def journal_failed(exc: BaseException) -> None:
+                    journal_lost.append(exc)
+                    log.error("journal_failed_leaving_cluster", error=repr(exc))
+                    stop.set()  # hand the partitions over rather than hold them unjournaled
+
+                await node.start(runtime, stack, limits.drain_timeout_s, journal_failed)
                 forwarder = await forward_to_owners(node.node, store, stack)
             options = None
             if console:
@@ -318,14 +325,27 @@ async def serve(
             await site.stop()
             if node is not None:
                 await node.leave()  # hands each partition over once its turns are done
-            finished = await service.drain(limits.drain_timeout_s)
+            # Turns cannot finish without a journal: waiting for them would only delay the exit.
+            finished = await service.drain(0.0 if journal_lost else limits.drain_timeout_s)
             await runner.cleanup()
             service.close()
             if not finished:
                 log.warning("drain_deadline_passed", turns=len(service.pending))
+    except StoreError as exc:
+        if not journal_lost:
+            raise
+        # Closing the runtime re-raises the journal's failure, logged when it happened.
+        log.debug("journal_failure_at_close", exc_info=exc)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+    if journal_lost:
+        out.write(
+            f"relaybaton: the journal failed ({journal_lost[0]}); left the cluster so other"
+            " nodes take its partitions; exiting 1\n"
+        )
+        out.flush()
+        return 1
     out.write("relaybaton: drained, exiting\n" if finished else "relaybaton: deadline passed\n")
     out.flush()
     return 0 if finished else 1

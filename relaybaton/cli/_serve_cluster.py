@@ -14,6 +14,7 @@ hand is journaled and acked) before the node hands its partitions over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import msgspec
@@ -62,13 +63,28 @@ class ClusterSetup:
         store.writer = self.node.node_id  # recorded beside each body, for audits
         self.node.fence = store.raise_fence
 
-    async def start(self, runtime: object, stack: AsyncExitStack, drain_timeout: float) -> None:
+    async def start(
+        self,
+        runtime: object,
+        stack: AsyncExitStack,
+        drain_timeout: float,
+        on_journal_failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
         """Bind the runtime, join the cluster and consume producers' messages; on exit the
-        consumers stop, then the node leaves and disconnects."""
+        consumers stop, then the node leaves and disconnects.
+
+        ``on_journal_failed`` hears when the journal fails for good (PostgreSQL away past
+        the store's reconnect window): a node that cannot journal must not keep its
+        partitions, so ``serve`` leaves the cluster and exits 1 for its supervisor to
+        restart it once the database is back.
+        """
         from relaybaton.actors import Runtime  # noqa: PLC0415 - typing only at run time
 
         assert isinstance(runtime, Runtime)
         self.host = bind_runtime(runtime, self.node, drain_timeout=drain_timeout)
+        journal = runtime.conversations.journal
+        if journal is not None and on_journal_failed is not None:
+            journal.on_failed = on_journal_failed
         stack.push_async_callback(self.node.aclose)
         await self.node.start()
         self.consumers = await stack.enter_async_context(

@@ -111,6 +111,8 @@ class Journal(Generic[T]):
         self.fenced: dict[str, FencedWriteError] = {}
         #: Told of every fenced refusal (a cluster node steps down from the partitions).
         self.on_fenced: Callable[[FencedWriteError], None] | None = None
+        #: Told once when the journal fails for good (a cluster node leaves the cluster).
+        self.on_failed: Callable[[BaseException], None] | None = None
         self._wake = asyncio.Event()
         self._closed = False
         self.failure: BaseException | None = None
@@ -322,6 +324,8 @@ class Journal(Generic[T]):
                 if not future.done():
                     future.set_exception(exc)
             self._waiters.clear()
+            if self.on_failed is not None:
+                self.on_failed(exc)
             raise
         self.transactions += 1
         self._committed = mark
