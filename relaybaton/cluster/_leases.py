@@ -105,12 +105,14 @@ class LeaseKeeper:
         lease.valid_until = started + self._ttl - self._margin
         return True
 
-    def expired(self) -> list[int]:
-        """Forget and return the leases whose validity ran out (the node must step down)."""
+    def expired(self) -> list[Lease]:
+        """Forget and return the leases whose validity ran out (the node must step down
+        from each, and only from that holding: the partition may be acquired anew while
+        the step-downs run)."""
         now = self._clock()
-        gone = [p for p, lease in self.held.items() if lease.valid_until <= now]
-        for partition in gone:
-            del self.held[partition]
+        gone = [lease for lease in self.held.values() if lease.valid_until <= now]
+        for lease in gone:
+            del self.held[lease.partition]
         return gone
 
     def next_expiry(self) -> float | None:

@@ -299,11 +299,17 @@ class ClusterNode:
             try:
                 if not self._leaving:
                     await membership.announce()
-                held = list(keeper.held)
-                renewed = await asyncio.gather(*(keeper.renew(p) for p in held))
-                for partition, kept in zip(held, renewed, strict=True):
-                    if not kept:
-                        await self._lose(partition, why="lease taken over")
+                held = list(keeper.held.values())
+                renewed = await asyncio.gather(*(keeper.renew(lease.partition) for lease in held))
+                # Only the leases renewed in vain: one may have been acquired anew (after
+                # a step-down) while its renewal was on its way.
+                await asyncio.gather(
+                    *(
+                        self._lose(lease.partition, why="lease taken over", only=lease)
+                        for lease, kept in zip(held, renewed, strict=True)
+                        if not kept
+                    )
+                )
                 self._placement_due.set()
             except Exception as exc:
                 _log.exception("cluster_heartbeat_failed", error=repr(exc))
@@ -315,10 +321,22 @@ class ClusterNode:
             due = keeper.next_expiry()
             timeout = None if due is None else max(0.0, due - self._clock())
             self._guard_wake.clear()
+            # asyncio.timeout, not wait_for: wait_for (3.11) swallows a cancel that lands
+            # as the event is set, and the guard then outlived aclose, which never ended.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._guard_wake.wait(), timeout)
-            for partition in keeper.expired():
-                await self._lose(partition, why="lease not renewed in time")
+                async with asyncio.timeout(timeout):
+                    await self._guard_wake.wait()
+            # All at once: each step-down stops acting at its first line, while telling
+            # the listeners may take seconds (a consumer finishing its message in hand).
+            # One by one, a later partition stayed "held" for those seconds, and a
+            # step-down that came after the partition was acquired anew gave up the new
+            # holding, leaving its lease key unserved until it ran out.
+            await asyncio.gather(
+                *(
+                    self._lose(lease.partition, why="lease not renewed in time", only=lease)
+                    for lease in keeper.expired()
+                )
+            )
 
     async def _placement(self) -> None:
         while True:
@@ -392,9 +410,14 @@ class ClusterNode:
                 _log.exception("partition_host_failed", partition=partition, error=repr(exc))
         await self._tell(partition, generation)
 
-    async def _lose(self, partition: int, *, why: str) -> None:
-        """Step down at once: the lease is gone (or going) without a graceful hand-over."""
+    async def _lose(self, partition: int, *, why: str, only: Lease | None = None) -> None:
+        """Step down at once: the lease is gone (or going) without a graceful hand-over.
+
+        ``only``: step down from that holding only, not from a later one of the partition.
+        """
         assert self._keeper is not None
+        if only is not None and self._newer_than(only):
+            return  # acquired anew since that lease ran out: the new holding stays
         self._keeper.forget(partition)
         draining = self._draining.pop(partition, None)  # its drain writes nothing more
         generation = self._active.pop(partition, None)
@@ -410,6 +433,14 @@ class ClusterNode:
             except Exception as exc:
                 _log.exception("partition_host_failed", partition=partition, error=repr(exc))
         await self._tell(partition, None)
+
+    def _newer_than(self, lease: Lease) -> bool:
+        """Whether the node holds ``lease``'s partition under a later lease than it."""
+        assert self._keeper is not None
+        current = self._keeper.held.get(lease.partition)
+        if current is not None and current is not lease:
+            return True
+        return self._active.get(lease.partition, lease.generation) != lease.generation
 
     async def _release(self, partition: int) -> None:
         """Hand a partition over: stop new work, let the host drain it, delete the lease."""

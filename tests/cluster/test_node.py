@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -106,3 +108,41 @@ async def test_a_dead_node_is_taken_over_within_the_ttl_and_a_second(prefix: str
     finally:
         await a.leave()
         await a.aclose()
+
+
+async def test_a_step_down_behind_a_slow_listener_spares_a_partition_taken_anew(
+    prefix: str,
+) -> None:
+    # The node's clock jumps past its leases (a pause); telling a listener of partition 0's
+    # loss takes a while. Meanwhile the keys run out in NATS and the node acquires the
+    # other partitions anew. Stepping down one by one, the guard would then give up those
+    # new holdings once the slow listener returned.
+    offset = 0.0
+    node = ClusterNode(config(prefix, "a"), clock=lambda: time.monotonic() + offset)
+    slow, untold = asyncio.Event(), asyncio.Event()
+
+    async def listener(partition: int, generation: int | None) -> None:
+        if partition == 0 and generation is None:
+            await slow.wait()
+            untold.set()
+
+    try:
+        await node.start()
+        first = node.held()
+        node.listen(listener)
+        offset = TTL
+        # Every other partition held again under a later lease, partition 0's loss untold.
+        await wait_until(
+            lambda: all((node.held().get(p) or 0) > first[p] for p in range(1, PARTITIONS)),
+            within=4 * TTL,
+        )
+        assert not untold.is_set()
+        again = {p: g for p, g in node.held().items() if p != 0}
+        slow.set()
+        await untold.wait()  # the step-down from partition 0 went on from here at once
+        held = node.held()
+        assert {p: held.get(p) for p in again} == again
+    finally:
+        slow.set()
+        await node.leave()
+        await node.aclose()
