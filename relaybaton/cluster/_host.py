@@ -81,9 +81,9 @@ class RuntimeHost:
         if mine:
             _log.info("partition_recovered", partition=partition, conversations=len(mine))
 
-    async def lost(self, partition: int, *, graceful: bool) -> None:
+    async def lost(self, partition: int, *, graceful: bool, within: float | None = None) -> None:
         if graceful:
-            await self._drain(partition)
+            await self._drain(partition, self.drain_timeout if within is None else within)
         self._evict(partition)
 
     def fenced(self, error: FencedWriteError) -> None:
@@ -98,9 +98,9 @@ class RuntimeHost:
             c for c in self.runtime.conversations.by_id if partition_of(c, partitions) == partition
         ]
 
-    async def _drain(self, partition: int) -> None:
+    async def _drain(self, partition: int, within: float) -> None:
         """Let the partition's turns in flight end (their replies journaled), for a while."""
-        deadline = time.monotonic() + self.drain_timeout
+        deadline = time.monotonic() + within
         conversations = self.runtime.conversations
         while time.monotonic() < deadline:
             busy = [c for c in self._of(partition) if (conv := conversations.get(c)) and conv.busy]

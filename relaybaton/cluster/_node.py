@@ -58,10 +58,10 @@ class PartitionHost(Protocol):
         """The partition is ours under ``generation``, its fence raised: recover its work."""
         ...
 
-    async def lost(self, partition: int, *, graceful: bool) -> None:
+    async def lost(self, partition: int, *, graceful: bool, within: float | None = None) -> None:
         """Stop acting for the partition. ``graceful``: finish or journal the turns in
-        flight first (the lease is still held meanwhile); else stop at once, writing
-        nothing more."""
+        flight first, for up to ``within`` seconds (the host's own drain timeout when None;
+        the lease is still held meanwhile); else stop at once, writing nothing more."""
         ...
 
 
@@ -364,7 +364,11 @@ class ClusterNode:
             desired = assignment(self.config.partitions, self.members())
             for partition in list(self._active):
                 if desired.get(partition) != self.node_id and partition not in self._releasing:
-                    self._spawn(self._release(partition), "release")
+                    # A move while serving: the partition answers nobody while it drains,
+                    # so its turns get one lease TTL, then continue on the new owner from
+                    # the journal (only a leaving node waits its whole drain timeout).
+                    release = self._release(partition, within=self.config.lease_ttl)
+                    self._spawn(release, "release")
             wanted = [
                 p
                 for p, node in desired.items()
@@ -442,8 +446,9 @@ class ClusterNode:
             return True
         return self._active.get(lease.partition, lease.generation) != lease.generation
 
-    async def _release(self, partition: int) -> None:
-        """Hand a partition over: stop new work, let the host drain it, delete the lease."""
+    async def _release(self, partition: int, *, within: float | None = None) -> None:
+        """Hand a partition over: stop new work, let the host drain it (for up to
+        ``within`` seconds), delete the lease."""
         assert self._keeper is not None
         if partition in self._releasing:
             return
@@ -456,7 +461,7 @@ class ClusterNode:
             await self._tell(partition, None)
             if self.host is not None:
                 try:
-                    await self.host.lost(partition, graceful=True)
+                    await self.host.lost(partition, graceful=True, within=within)
                 except Exception as exc:
                     _log.exception("partition_host_failed", partition=partition, error=repr(exc))
             self._draining.pop(partition, None)  # nothing may be written from here on

@@ -155,8 +155,11 @@ class PartitionConsumer:
                     batch = await sub.fetch(
                         context.settings.batch, timeout=context.settings.fetch_wait_s
                     )
-                except nats.errors.TimeoutError:
-                    continue  # nothing arrived during the long poll
+                except (nats.errors.TimeoutError, TimeoutError):
+                    # Nothing arrived during the long poll (the client raises either kind).
+                    if self.stopping:
+                        return
+                    continue
                 # Fetched but not handled when stopping: unacked, so the next holder's
                 # consumer (made afresh) delivers them first, in order.
                 self._handling = True

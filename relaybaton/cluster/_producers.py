@@ -11,7 +11,6 @@ consumer made afresh delivers the refused message first).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import final
@@ -111,8 +110,14 @@ class ProducerConsumers:
             # A message in hand: let its journal commit and its ack finish, for a while.
             await asyncio.wait([task], timeout=self.context.settings.stop_timeout_s)
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Python 3.11's wait_for (inside the NATS client) can swallow a cancel; the loop
+        # then ends at its next check of `stopping`. Wait for either, never for ever: a
+        # hand-over stuck here would hold the partition's lease while nobody serves it.
+        done, _ = await asyncio.wait([task], timeout=self.context.settings.stop_timeout_s)
+        if not done:
+            _log.warning("partition_consumer_stop_slow", partition=partition)
+        elif not task.cancelled() and (error := task.exception()) is not None:
+            _log.warning("partition_consumer_ended_badly", partition=partition, exc_info=error)
 
     async def stop_taking(self) -> None:
         """Take no more messages: each consumer acks the message in hand, then stops.
