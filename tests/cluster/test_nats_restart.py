@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +21,7 @@ import pytest
 
 from relaybaton.adapters import UserMessage
 from relaybaton.cluster import REPLY_TO_HEADER, partition_of
+from tests.cluster._servers import NATS_SERVER, OwnNats
 from tests.cluster.test_serve_cluster import PARTITIONS, TTL
 from tests.cluster.test_serve_cluster_producers import (
     Replies,
@@ -34,44 +33,6 @@ from tests.cluster.test_serve_cluster_producers import (
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class OwnNats:
-    """A nats-server with JetStream on its own port and store directory."""
-
-    def __init__(self, store: Path) -> None:
-        self.port = free_port()
-        self.store = store
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                assert time.monotonic() < deadline, "nats-server did not start"
-                await asyncio.sleep(0.05)
-            else:
-                writer.close()
-                return
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            await self.process.wait()
 
 
 @pytest.fixture

@@ -27,9 +27,11 @@ class GatedStore:
         self.inner = MemoryStore()
         self.hold = False
         self.gate = asyncio.Event()
+        self.parked = asyncio.Event()  # a write is waiting at the gate
 
     async def write(self, batch: WriteBatch) -> None:
         if self.hold:
+            self.parked.set()
             await self.gate.wait()
         await self.inner.write(batch)
 
@@ -53,7 +55,7 @@ async def test_the_answer_to_a_decision_waits_for_its_commit() -> None:
                     request.approval_id, "approve", arguments=None, reason=""
                 )
             )
-            await asyncio.sleep(0.05)  # the journal's writer is parked on the gate by now
+            await asyncio.wait_for(store.parked.wait(), timeout=5)
             assert not deciding.done(), "answered before the decision was on disk"
             assert not any(row.decision for row in store.inner.approval_rows.values())
         finally:
