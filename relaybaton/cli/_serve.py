@@ -212,15 +212,13 @@ async def serve(
     durability: str = "batched",
     console: bool = True,
     eval_reports: Path | None = None,
-    single_process: bool = True,
     cluster: str | None = None,
 ) -> int:
     """Serve ``flow`` until SIGTERM/SIGINT (or ``stop`` is set), then drain; return the status.
 
-    Cancelling it skips the drain: the runtime's own exit cancels turns in flight. With
-    ``single_process`` (the default) and no cluster node, the store is held for
-    this process alone (``cli/_store_hold.py``), and the hold names the address at which
-    it takes decisions made with the CLI.
+    Cancelling it skips the drain: the runtime's own exit cancels turns in flight. Outside
+    cluster mode the store is held for this process alone (``cli/_store_hold.py``), and
+    the hold names the address at which it takes decisions made with the CLI.
     """
     tokens = tokens or TokenTable()
     limits = limits or ServiceLimits()
@@ -241,7 +239,7 @@ async def serve(
                     holding(
                         store_path,
                         f"relaybaton serve ({flow.flow.name})",
-                        exclusive=single_process and node is None,  # nodes share it
+                        exclusive=node is None,  # cluster nodes share it
                     )
                 )
                 store = await stack.enter_async_context(open_store_path(store_path, durability))

@@ -121,7 +121,7 @@ class ClusterNode:
         if partition in self._active:
             return self.node_id
         seen = self._leases.get(lease_key(partition)) if self._leases is not None else None
-        if seen is None or (seen.value == self.node_id and partition not in self._active):
+        if seen is None or seen.value == self.node_id:
             return None  # ours only as a leftover key that is about to expire
         return seen.value
 
@@ -217,15 +217,15 @@ class ClusterNode:
         )
         self._membership = Membership(members_kv, config.node_id)
         self._leases = BucketView(
-            leases_kv, ttl=config.lease_ttl, on_change=self._lease_changed, clock=self._clock
+            leases_kv, ttl=config.lease_ttl, on_change=self._wake_placement, clock=self._clock
         )
         self._members = BucketView(
-            members_kv, ttl=config.lease_ttl, on_change=self._member_changed, clock=self._clock
+            members_kv, ttl=config.lease_ttl, on_change=self._wake_placement, clock=self._clock
         )
         await self._members.start()
         await self._leases.start()
         await self._membership.announce()
-        await self._place(full=True)
+        await self._place()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._heartbeat()),
@@ -351,7 +351,7 @@ class ClusterNode:
                     await self._placement_due.wait()
             self._placement_due.clear()
             try:
-                await self._place(full=True)
+                await self._place()
             except Exception as exc:
                 _log.exception("cluster_placement_failed", error=repr(exc))
 
@@ -366,15 +366,13 @@ class ClusterNode:
         ]
         return None if not ends else max(0.0, min(ends) - self._clock()) + _AFTER_EXPIRY
 
-    def _member_changed(self, _key: str) -> None:
-        self._placement_due.set()
-
-    def _lease_changed(self, _key: str) -> None:
+    def _wake_placement(self, _key: str) -> None:
+        """A member or a lease changed: place again now, not at the next heartbeat."""
         self._placement_due.set()
 
     # --- placement ------------------------------------------------------------------------
 
-    async def _place(self, *, full: bool) -> None:
+    async def _place(self) -> None:
         keeper = self._keeper
         assert keeper is not None
         async with self._placing:
@@ -391,10 +389,7 @@ class ClusterNode:
             wanted = [
                 p
                 for p, node in desired.items()
-                if node == self.node_id
-                and p not in keeper.held
-                and p not in self._releasing
-                and (full or self._leases is None or self._leases.get(lease_key(p)) is None)
+                if node == self.node_id and p not in keeper.held and p not in self._releasing
             ]
             leases = await asyncio.gather(*(self._try_acquire(p) for p in wanted))
             gained = [lease for lease in leases if lease is not None]

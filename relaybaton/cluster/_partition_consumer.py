@@ -103,13 +103,13 @@ class ProducerContext:
     partitions: int
     settings: ConsumerSettings
     counters: ProducerCounters = field(default_factory=ProducerCounters)
-    in_flight: asyncio.Semaphore | None = None
+    #: Bounds the accepted turns not finished yet (``max_turns_in_flight``).
+    in_flight: asyncio.Semaphore = field(init=False)
     #: The replies this node owes (``_replies.py``).
     replies: ReplyPublisher = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.in_flight is None:
-            self.in_flight = asyncio.Semaphore(self.settings.max_turns_in_flight)
+        self.in_flight = asyncio.Semaphore(self.settings.max_turns_in_flight)
         self.replies = ReplyPublisher(self.nc, self.runtime.conversations, self.counters)
 
 
@@ -271,7 +271,6 @@ class PartitionConsumer:
         """Accept the message (durably), within the bound of turns in flight."""
         runtime = self.context.runtime
         in_flight = self.context.in_flight
-        assert in_flight is not None
         conversation = await runtime.conversations.load(conversation_id)
         duplicate = conversation is not None and message_id in conversation.seen
         await in_flight.acquire()

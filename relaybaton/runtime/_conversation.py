@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import final
+from typing import Any, final
 
 import msgspec
 
@@ -224,3 +224,11 @@ class Conversation:
             total.cost_usd += entry.cost_usd
             total.estimated_calls += entry.estimated_calls
         return total
+
+
+def fail_waiters(waiters: Iterable[asyncio.Future[Any]], error: BaseException) -> None:
+    """Give each waiter still waiting ``error`` instead of its answer (a refused or evicted
+    turn: nobody may hear a reply the journal does not hold)."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)

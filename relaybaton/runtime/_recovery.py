@@ -7,11 +7,9 @@ owner, and a turn paused for a person stays parked until the decision.
 
 from __future__ import annotations
 
-import asyncio
-
 from relaybaton.runtime import _transitions as transitions
 from relaybaton.runtime._approvals import Approvals
-from relaybaton.runtime._conversation import Conversation, TurnResult
+from relaybaton.runtime._conversation import Conversation, fail_waiters
 from relaybaton.runtime._journal_events import ToolStarted
 
 __all__ = ["Recovery"]
@@ -88,7 +86,7 @@ class Recovery(Approvals):
         turns = [*([conversation.active] if conversation.active else []), *conversation.inbox]
         for turn in turns:
             waiters, turn.waiters = turn.waiters, []
-            _fail_all(waiters, error)
+            fail_waiters(waiters, error)
         return True
 
     async def resume_all(self) -> int:
@@ -99,11 +97,3 @@ class Recovery(Approvals):
         for head in heads:
             await self.load(head.conversation_id)
         return len(heads)
-
-
-def _fail_all(
-    waiters: list[asyncio.Future[object]] | list[asyncio.Future[TurnResult]], error: Exception
-) -> None:
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_exception(error)

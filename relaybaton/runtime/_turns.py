@@ -15,7 +15,13 @@ import msgspec
 
 from relaybaton.errors import ActorStoppedError, OwnershipError
 from relaybaton.runtime import _transitions as transitions
-from relaybaton.runtime._conversation import Conversation, ConversationStatus, Turn, TurnResult
+from relaybaton.runtime._conversation import (
+    Conversation,
+    ConversationStatus,
+    Turn,
+    TurnResult,
+    fail_waiters,
+)
 from relaybaton.runtime._envelope import Envelope
 from relaybaton.runtime._journal_events import (
     Accepted,
@@ -247,17 +253,9 @@ class Turns(Registry):
             self.journal.after_commit(
                 partial(_answer, waiters, turn.result),
                 conversation_id=conversation.id,
-                refused=partial(_refuse, waiters),
+                refused=partial(fail_waiters, waiters),
             )
         self._dispatch_next(conversation)
-
-
-def _refuse(waiters: list[asyncio.Future[TurnResult]], error: Exception) -> None:
-    """The journal refused the turn's records (a cluster node lost the conversation's
-    partition): nobody hears the reply it could not journal, they hear the error."""
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_exception(error)
 
 
 def _answer(waiters: list[asyncio.Future[TurnResult]], result: TurnResult | None) -> None:

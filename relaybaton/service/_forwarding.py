@@ -13,7 +13,6 @@ service never imports the cluster, nor the cluster the service.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +20,7 @@ from typing import Protocol
 import msgspec
 from aiohttp import web
 
+from relaybaton.runtime._message_limits import CONVERSATION_ID
 from relaybaton.service._limits import read_body
 
 __all__ = [
@@ -38,7 +38,6 @@ CONVERSATION_HEADER = "X-Relaybaton-Conversation-Id"
 _CONVERSATION_ROUTES = "/v1/conversations/{conversation_id}"
 _APPROVAL_ROUTE = "/v1/approvals/{approval_id}"
 _CHAT_ROUTE = "/v1/chat/completions"
-_CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +105,7 @@ async def destination_of(request: web.Request, max_body_bytes: int) -> Destinati
     route = resource.canonical if resource is not None else ""
     if route.startswith(_CONVERSATION_ROUTES):
         conversation_id = request.match_info.get("conversation_id", "")
-        if not _CONVERSATION_ID.fullmatch(conversation_id):
+        if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
         body = await _body(request, max_body_bytes)
         return Destination(conversation_id=conversation_id, body=body)
