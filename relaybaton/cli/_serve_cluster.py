@@ -93,9 +93,10 @@ class ClusterSetup:
                 runtime,
                 self.node,
                 subjects=ProducerSubjects(self.config.prefix),
-                settings=ConsumerSettings(),
+                settings=ConsumerSettings(replies_kept_s=self.config.dead_connection_notice),
                 on_journal_refused=self._journal_refused,
                 events=self.config.events,
+                connection=self.node.connection,
             )
         )
 

@@ -8,6 +8,7 @@ clusters (or tests) share one NATS server without meeting.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -53,6 +54,19 @@ class ClusterConfig:
     def heartbeat(self) -> float:
         """Seconds between renewals: a third of the TTL."""
         return self.lease_ttl / 3
+
+    @property
+    def ping_interval(self) -> int:
+        """Whole seconds between the NATS client's pings: the TTL rounded up. With two pings
+        outstanding the client reconnects at the third, so a silently dead connection (a cut
+        network sends no reset) is noticed within four of these, not nats-py's default of
+        eight minutes."""
+        return max(1, math.ceil(self.lease_ttl))
+
+    @property
+    def dead_connection_notice(self) -> float:
+        """Seconds a dead connection may go unnoticed (what was published meanwhile is lost)."""
+        return 4.0 * self.ping_interval
 
     @property
     def safety_margin(self) -> float:

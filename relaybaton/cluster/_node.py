@@ -37,6 +37,7 @@ from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
 from relaybaton.cluster._config import ClusterConfig
+from relaybaton.cluster._connection import ConnectionWatch
 from relaybaton.cluster._leases import Lease, LeaseKeeper, lease_key
 from relaybaton.cluster._membership import Membership, assignment
 from relaybaton.cluster._partitions import OwnershipListener, partition_of
@@ -91,6 +92,8 @@ class ClusterNode:
         self._draining: dict[int, int] = {}
         self._leaving = False
         self._nc: NatsClient | None = None
+        #: The connection's breaks and returns, for the parts that must act on them.
+        self.connection = ConnectionWatch()
         self._js: JetStreamContext | None = None
         self._keeper: LeaseKeeper | None = None
         self._membership: Membership | None = None
@@ -199,6 +202,10 @@ class ClusterNode:
                 reconnect_time_wait=0.25,
                 max_reconnect_attempts=-1,
                 allow_reconnect=True,
+                ping_interval=config.ping_interval,
+                max_outstanding_pings=2,
+                disconnected_cb=self.connection.disconnected,
+                reconnected_cb=self.connection.reconnected,
             )
         except (nats.errors.Error, OSError) as exc:
             raise ClusterUnavailableError(

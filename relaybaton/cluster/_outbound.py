@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Final, Literal
 
 import msgspec
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -32,8 +31,8 @@ __all__ = [
     "REPLY_TO_HEADER",
     "ReplyBody",
     "ReplyPart",
+    "encode_reply",
     "publish_dead_letter",
-    "publish_outcome",
     "reply_body",
 ]
 
@@ -95,11 +94,9 @@ def reply_body(message_id: str, outcome: TurnResult | Paused) -> ReplyBody:
     )
 
 
-async def publish_outcome(
-    nc: Client, subject: str, message_id: str, outcome: TurnResult | Paused
-) -> None:
-    """Publish a turn's outcome on ``subject`` (core NATS: whoever listens now gets it)."""
-    await nc.publish(subject, _encoder.encode(reply_body(message_id, outcome)))
+def encode_reply(message_id: str, outcome: TurnResult | Paused) -> bytes:
+    """A turn's outcome as the JSON published on the reply subject."""
+    return _encoder.encode(reply_body(message_id, outcome))
 
 
 def _header_text(text: str) -> str:

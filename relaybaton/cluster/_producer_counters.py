@@ -33,6 +33,7 @@ class ProducerCounters:
         retries: attempts at accepting a message that failed and were tried again.
         journal_refusals: partitions stopped because the journal refused a write.
         replies: replies published (a redelivered message's reply is published again).
+        replies_resent: replies published again after NATS came back (``_recent_replies``).
         events: events of producers' turns published (``_events.py``).
         events_dropped: events not published: NATS could not keep up (the bounded queue
             dropped the oldest) or refused the publish.
@@ -47,6 +48,7 @@ class ProducerCounters:
     retries: int = 0
     journal_refusals: int = 0
     replies: int = 0
+    replies_resent: int = 0
     events: int = 0
     events_dropped: int = 0
     events_refused: int = 0
@@ -98,6 +100,11 @@ class ProducerCollector(Collector):
             "relaybaton_nats_replies",
             "Replies published on NATS.",
             value=c.replies,
+        )
+        yield CounterMetricFamily(
+            "relaybaton_nats_replies_resent",
+            "Replies published again on NATS after the node's connection came back.",
+            value=c.replies_resent,
         )
         yield CounterMetricFamily(
             "relaybaton_nats_events",

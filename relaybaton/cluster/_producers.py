@@ -19,6 +19,7 @@ import structlog
 from nats.aio.client import Client
 
 from relaybaton.actors import Runtime
+from relaybaton.cluster._connection import ConnectionWatch
 from relaybaton.cluster._events import EventPublisher
 from relaybaton.cluster._partition_consumer import (
     ConsumerSettings,
@@ -148,6 +149,7 @@ async def start_consumers(
     dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
     on_journal_refused: RefusalListener | None = None,
     events: bool = False,
+    connection: ConnectionWatch | None = None,
 ) -> AsyncIterator[ProducerConsumers]:
     """Consume producers' messages for the partitions ``ownership`` holds, for the block.
 
@@ -164,6 +166,8 @@ async def start_consumers(
         events: publish the events of producers' turns on ``<prefix>.events.<id>``
             (off by default: it cost the producers' path up to a fifth of its throughput
             in ``benchmarks/nats_events.py``).
+        connection: the breaks and returns of ``nc`` (``ClusterNode.connection``): the
+            replies published around a break are published again once it is back.
 
     Raises:
         ConfigError: a stream of the prefix exists with a configuration that cannot work.
@@ -181,6 +185,8 @@ async def start_consumers(
     )
     consumers = ProducerConsumers(context, ownership, on_journal_refused)
     context.replies.start()
+    if connection is not None:
+        context.replies.watch(connection)
     if events:
         consumers.events = EventPublisher(nc, runtime.conversations, subjects, context.counters)
         consumers.events.start()

@@ -10,6 +10,9 @@ reply is published at least once, by whoever finishes the turn.
 
 One task per (conversation, message) at a time: a redelivered message whose turn is
 already owed adds none.
+
+Core NATS loses what is published around a broken connection, so every reply is also
+kept for a while and published again once the connection is back (``_recent_replies.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import final
 import structlog
 from nats.aio.client import Client
 
-from relaybaton.actors import wait_for_turn
-from relaybaton.cluster._outbound import publish_outcome
+from relaybaton.actors import Paused, wait_for_turn
+from relaybaton.cluster._connection import ConnectionWatch
+from relaybaton.cluster._outbound import encode_reply
 from relaybaton.cluster._producer_counters import ProducerCounters
+from relaybaton.cluster._recent_replies import RecentReplies
 from relaybaton.errors import PartitionNotOwnedError
 from relaybaton.runtime import Conversation, Conversations, TurnResult
 
@@ -36,12 +41,22 @@ class ReplyPublisher:
     """The replies a node owes producers, each a task waiting for its turn's end."""
 
     def __init__(
-        self, nc: Client, conversations: Conversations, counters: ProducerCounters
+        self,
+        nc: Client,
+        conversations: Conversations,
+        counters: ProducerCounters,
+        *,
+        kept_s: float = 15.0,
+        resent_after_s: float = 3.0,
     ) -> None:
         self.nc = nc
         self.conversations = conversations
         self.counters = counters
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.recent = RecentReplies(suspect_s=kept_s)
+        self.resent_after_s = resent_after_s
+        self._resend: asyncio.Task[None] | None = None
+        self._watch: ConnectionWatch | None = None
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -51,6 +66,12 @@ class ReplyPublisher:
         self.conversations.restore_listeners.append(self.adopt)
         for conversation in list(self.conversations.by_id.values()):
             self.adopt(conversation)
+
+    def watch(self, connection: ConnectionWatch) -> None:
+        """Publish the kept replies again each time ``connection`` comes back."""
+        self._watch = connection
+        connection.on_disconnected.append(self._disconnected)
+        connection.on_reconnected.append(self._reconnected)
 
     def publish_later(
         self,
@@ -86,6 +107,13 @@ class ReplyPublisher:
         """Let the tasks end (for ``timeout`` seconds), cancel the rest, stop adopting."""
         if self.adopt in self.conversations.restore_listeners:
             self.conversations.restore_listeners.remove(self.adopt)
+        if self._watch is not None:
+            self._watch.on_disconnected.remove(self._disconnected)
+            self._watch.on_reconnected.remove(self._reconnected)
+            self._watch = None
+        if self._resend is not None:
+            self._resend.cancel()
+            await asyncio.gather(self._resend, return_exceptions=True)
         tasks = list(self.tasks.values())
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
@@ -112,11 +140,9 @@ class ReplyPublisher:
         conversation_id, message_id = key
         try:
             outcome = await wait_for_turn(self.conversations, conversation_id, future)
-            await publish_outcome(self.nc, subject, message_id, outcome)
-            self.counters.replies += 1
+            await self._send(subject, message_id, outcome)
             if not isinstance(outcome, TurnResult):  # waiting for a person: then the end
-                await publish_outcome(self.nc, subject, message_id, await future)
-                self.counters.replies += 1
+                await self._send(subject, message_id, await future)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -130,3 +156,40 @@ class ReplyPublisher:
             _log.exception(
                 "nats_reply_not_published", conversation_id=conversation_id, subject=subject
             )
+
+    async def _send(self, subject: str, message_id: str, outcome: TurnResult | Paused) -> None:
+        payload = encode_reply(message_id, outcome)
+        self.recent.record(subject, payload)
+        await self.nc.publish(subject, payload)
+        self.counters.replies += 1
+
+    def _disconnected(self) -> None:
+        self.recent.disconnected()
+        if self._resend is not None:  # down again before the last resend: wait for the next
+            self._resend.cancel()
+            self._resend = None
+
+    def _reconnected(self) -> None:
+        if self.recent.down and self._resend is None:
+            self._resend = asyncio.get_running_loop().create_task(self._publish_again())
+
+    async def _publish_again(self) -> None:
+        try:
+            await asyncio.sleep(self.resent_after_s)  # the producers' clients reconnect too
+            owed = self.recent.take_owed()
+            for subject, payload in owed:
+                await self.nc.publish(subject, payload)
+            self.counters.replies_resent += len(owed)
+            _log.info(
+                "nats_replies_published_again",
+                replies=len(owed),
+                overflowed=self.recent.overflowed,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The replies stay in the journal; only these notices are lost.
+            _log.exception("nats_replies_not_published_again")
+        finally:
+            if self._resend is asyncio.current_task():
+                self._resend = None

@@ -1,6 +1,10 @@
 """A node whose NATS server restarts: it steps down by its own clock while NATS is away
 past the lease TTL, then re-acquires its partitions and consumes again; every message
-the stream acknowledged is processed once.
+the stream acknowledged is processed once, and answered.
+
+The producer's client reconnects as nats-py does by default (2 s between attempts), so
+after the node, which waits a quarter of a second: the replies the node flushed on
+reconnecting reached no inbox, and only publishing them again later gets them there.
 
 The test runs its own nats-server (another port, its own store directory), so restarting
 it disturbs nobody else.
@@ -21,6 +25,7 @@ import pytest
 
 from relaybaton.adapters import UserMessage
 from relaybaton.cluster import REPLY_TO_HEADER, partition_of
+from tests._nats import wait_until
 from tests.cluster._servers import NATS_SERVER, OwnNats
 from tests.cluster.test_serve_cluster import PARTITIONS, TTL
 from tests.cluster.test_serve_cluster_producers import (
@@ -73,7 +78,7 @@ async def test_a_node_carries_on_after_its_nats_server_restarts(
     flow = cluster_flow(tmp_path, prefix)
     log = tmp_path / "node.log"
     node = await start_node(flow, own_nats.url, journal_url, log)
-    nc = await nats.connect(own_nats.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await nats.connect(own_nats.url, max_reconnect_attempts=-1, reconnect_time_wait=2)
     try:
         js = nc.jetstream()
         replies = Replies()
@@ -115,6 +120,8 @@ async def test_a_node_carries_on_after_its_nats_server_restarts(
         await replies.wait_for(first | second, within=40)
         text = log.read_text()
         assert "lease not renewed in time" in text  # stepped down by its own clock
+        # The node publishes what it sent around the break again once it is back.
+        await wait_until(lambda: "nats_replies_published_again" in log.read_text(), within=15)
         assert node.returncode is None
         stored = await journaled(journal_url, conversations)
         for cid, conversation in stored.items():
