@@ -264,8 +264,7 @@ def _decide(args: argparse.Namespace) -> int:
 async def _decide_in_store(args: argparse.Namespace, decision: str, edit: str | None) -> int:
     """No process holds the store (this one does now): journal the decision there."""
     async with open_store_path(args.store, "sync") as store, _journal(store) as journal:
-        rows = {r.approval_id: r for r in await store.approvals(pending_only=False)}
-        row = rows.get(args.approval_id)
+        row = await store.approval(args.approval_id)
         if row is None:
             raise ApprovalError(
                 f"no approval request {args.approval_id!r} in {args.store}; "

@@ -74,14 +74,11 @@ class _Destination(Protocol):
 
 
 def approvals_in(store: Store) -> ApprovalLocator:
-    """Find an approval's conversation in ``store`` (the pending ones first, then all)."""
+    """Find an approval's conversation in ``store``, decided or not (the owner says which)."""
 
     async def locate(approval_id: str) -> str | None:
-        for pending_only in (True, False):
-            for row in await store.approvals(pending_only=pending_only):
-                if row.approval_id == approval_id:
-                    return row.conversation_id
-        return None
+        row = await store.approval(approval_id)
+        return row.conversation_id if row is not None else None
 
     return locate
 

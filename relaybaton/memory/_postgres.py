@@ -57,6 +57,7 @@ from relaybaton.memory._postgres_sql import QUERY, RANK_WEIGHTS, RELATION_SHARE,
 from relaybaton.memory._store import GraphTransaction
 from relaybaton.memory._types import EntityRow, Observation, Provenance, Relation
 from relaybaton.stores._postgres import postgres_location
+from relaybaton.stores._schema_lock import schema_lock
 
 __all__ = ["SCHEMA_VERSION", "PostgresGraphStore", "open_postgres_graph_store"]
 
@@ -424,11 +425,7 @@ class PostgresGraphStore:
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():
-            # Two processes creating one schema at once would collide in the catalog.
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('relaybaton schema ' || %s))",
-                (self.schema,),
-            )
+            conn.execute(schema_lock(self.schema))
             conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {s}"))
             conn.execute(
                 self._sql(

@@ -116,6 +116,13 @@ class Store(Protocol):
         """Approval requests, oldest first."""
         ...
 
+    async def approval(self, approval_id: str) -> ApprovalRow | None:
+        """The approval request with this id, decided or not (None if the store has none).
+
+        One lookup by key, not a listing: deciding one approval must not read them all.
+        """
+        ...
+
     async def list_heads(self, query: HeadQuery) -> HeadPage:
         """One page of heads, newest update first, as ``_listing.select_heads`` gives it."""
         ...
@@ -172,6 +179,9 @@ class MemoryStore:
 
     async def approvals(self, *, pending_only: bool = True) -> list[ApprovalRow]:
         return [a for a in self.approval_rows.values() if not (pending_only and a.decision)]
+
+    async def approval(self, approval_id: str) -> ApprovalRow | None:
+        return self.approval_rows.get(approval_id)
 
     async def list_heads(self, query: HeadQuery) -> HeadPage:
         return select_heads(self.head_rows.values(), query)

@@ -92,9 +92,10 @@ class RuntimeApprovals:
         if conversation_id is None and self.shared is not None:
             # Not in memory here: a conversation of another node (refused with
             # PartitionNotOwnedError, a 503 to retry) or one of ours not loaded yet.
-            rows = await self.shared.approvals(pending_only=True)
-            found = next((r for r in rows if r.approval_id == approval_id), None)
-            if found is not None:
+            # Only a waiting request is worth loading its conversation for: a decided one
+            # not in memory is unknown here, not a journal read to say "decided already".
+            found = await self.shared.approval(approval_id)
+            if found is not None and not found.decision:
                 await conversations.load(found.conversation_id)
                 conversation_id = conversations.approval_index.get(approval_id)
         conversation = conversations.get(conversation_id or "")

@@ -30,6 +30,7 @@ from psycopg import sql
 from relaybaton.errors import StoreInUseError, StoreUnavailableError
 from relaybaton.stores._hold import _RETRY_S, HolderInfo, refusal
 from relaybaton.stores._postgres import postgres_location
+from relaybaton.stores._schema_lock import schema_lock
 
 __all__ = ["PostgresHold", "hold_postgres", "lock_keys", "read_postgres_holder"]
 
@@ -138,12 +139,7 @@ class PostgresHold:
 
     async def _prepare(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction():
-            # The same lock as the journal's migration: catalog changes in one schema, one at
-            # a time.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('relaybaton schema ' || %s))",
-                (self.schema,),
-            )
+            await conn.execute(schema_lock(self.schema))
             await conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {s}"))
             await conn.execute(self._sql(_TABLE))
 

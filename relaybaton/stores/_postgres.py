@@ -70,6 +70,7 @@ from relaybaton.runtime._store import (
 )
 from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
 from relaybaton.stores._postgres_link import PostgresLink
+from relaybaton.stores._schema_lock import schema_lock
 
 __all__ = ["SCHEMA_VERSION", "Fencing", "PostgresStore", "open_postgres_store"]
 
@@ -183,6 +184,7 @@ SELECT partition, generation FROM {s}.partition_fence WHERE partition = ANY(%s) 
 """
 
 _HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
+_APPROVAL_COLUMNS = "approval_id, conversation_id, request, decision"
 
 
 def postgres_location(dsn: str, schema: str) -> str:
@@ -321,11 +323,7 @@ class PostgresStore:
 
     async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction():
-            # Two processes creating one schema at once would collide in the catalog.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('relaybaton schema ' || %s))",
-                (self.schema,),
-            )
+            await conn.execute(schema_lock(self.schema))
             await conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {s}"))
             await conn.execute(
                 self._sql(
@@ -534,14 +532,17 @@ class PostgresStore:
         """Approval requests, oldest first."""
         where = " WHERE decision = ''" if pending_only else ""
         rows = await self._fetch(
-            "SELECT approval_id, conversation_id, request, decision"
-            f" FROM {{s}}.approvals{where} ORDER BY position",
-            (),
+            f"SELECT {_APPROVAL_COLUMNS} FROM {{s}}.approvals{where} ORDER BY position", ()
         )
-        return [
-            ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
-            for a, c, r, d in rows
-        ]
+        return [_approval(row) for row in rows]
+
+    async def approval(self, approval_id: str) -> ApprovalRow | None:
+        """The approval request with this id, decided or not (one lookup by primary key)."""
+        rows = await self._fetch(
+            f"SELECT {_APPROVAL_COLUMNS} FROM {{s}}.approvals WHERE approval_id = %s",
+            (approval_id,),
+        )
+        return _approval(rows[0]) if rows else None
 
     async def _fetch(self, query: str, params: tuple[object, ...]) -> list[Any]:
         async def run(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
@@ -557,6 +558,11 @@ class PostgresStore:
             await self._writer.close()
             await self._reader.close()
             await self._writer_for_fences.close()
+
+
+def _approval(row: tuple[str, str, bytes, str]) -> ApprovalRow:
+    a, c, r, d = row  # _APPROVAL_COLUMNS; the driver may give a memoryview for bytes
+    return ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
 
 
 def _generation(token: tuple[int, int] | None) -> int | None:

@@ -138,6 +138,7 @@ _PUT_APPROVAL = (
     " ELSE approvals.decision END"
 )
 _HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
+_APPROVAL_COLUMNS = "approval_id, conversation_id, request, decision"
 
 
 def _head(row: tuple[str, int, int, str | None, str, int, float]) -> Head:
@@ -151,6 +152,11 @@ def _head(row: tuple[str, int, int, str | None, str, int, float]) -> Head:
         unfinished=bool(unfinished),
         updated_at=updated_at,
     )
+
+
+def _approval(row: tuple[str, str, bytes, str]) -> ApprovalRow:
+    a, c, r, d = row  # _APPROVAL_COLUMNS; the driver may give a memoryview for bytes
+    return ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
 
 
 class _Packed(NamedTuple):
@@ -384,14 +390,16 @@ class SqliteStore:
         """Approval requests, oldest first."""
         where = " WHERE decision = ''" if pending_only else ""
         rows = await self._read(
-            f"SELECT approval_id, conversation_id, request, decision FROM approvals{where}"
-            " ORDER BY rowid",
-            (),
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals{where} ORDER BY rowid", ()
         )
-        return [
-            ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
-            for a, c, r, d in rows
-        ]
+        return [_approval(row) for row in rows]
+
+    async def approval(self, approval_id: str) -> ApprovalRow | None:
+        """The approval request with this id, decided or not (one lookup in its unique index)."""
+        rows = await self._read(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE approval_id = ?", (approval_id,)
+        )
+        return _approval(rows[0]) if rows else None
 
     async def list_heads(self, query: HeadQuery) -> HeadPage:
         """One page of heads, newest update first; see ``relaybaton.runtime``'s listing."""

@@ -356,6 +356,20 @@ async def test_a_request_and_its_decision_in_one_batch_keep_both(store: Store) -
 
 
 @every_store
+async def test_one_approval_is_found_by_its_id_waiting_or_decided(store: Store) -> None:
+    await store.write(WriteBatch(approvals=[request("a1"), request("a2", "c2")]))
+    await store.write(WriteBatch(approvals=[decision("a2", "reject", "c2")]))
+
+    assert await store.approval("a1") == request("a1")
+    decided = await store.approval("a2")
+    assert decided is not None
+    assert (decided.conversation_id, decided.decision) == ("c2", "reject")
+    assert decided.request == request("a2", "c2").request  # the decision kept the request
+    assert await store.approval("a3") is None
+    assert await store.approval("A1") is None  # ids are matched exactly, not by likeness
+
+
+@every_store
 async def test_a_decided_approval_refuses_another_decision_naming_the_first(
     store: Store,
 ) -> None:
