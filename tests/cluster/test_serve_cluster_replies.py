@@ -118,7 +118,7 @@ async def test_replies_of_turns_acked_before_a_sigkill_come_from_the_next_owner(
     b: Node | None = None
     nc = await nats.connect(NATS_URL)
     try:
-        await wait_for_placement(cluster_prefix, all_held_by(a), within=10)
+        await wait_for_placement(cluster_prefix, all_held_by(a), within=30)
         js = nc.jetstream()
         inbox_replies, out_replies = Replies(), Replies()
         inbox = nc.new_inbox()
@@ -142,7 +142,7 @@ async def test_replies_of_turns_acked_before_a_sigkill_come_from_the_next_owner(
         # queue): only the journal knows of them now.
         await wait_until(lambda: len(list(started.iterdir())) == 2, within=15)
         stream = f"{cluster_prefix.upper()}_IN"
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while (await js.stream_info(stream)).state.messages:
             assert time.monotonic() < deadline, "the node never acked the messages"
             await asyncio.sleep(0.05)
@@ -153,9 +153,9 @@ async def test_replies_of_turns_acked_before_a_sigkill_come_from_the_next_owner(
         await a.process.wait()
         b = await start_node_with(flow, journal_url, tmp_path, "b", {})
         await inbox_replies.wait_for({"inv-1.m0"}, within=TTL + 15)
-        await out_replies.wait_for({"inv-2.m0"}, within=10)
+        await out_replies.wait_for({"inv-2.m0"}, within=30)
         # The events of the turn as the new owner finished it (published once journaled).
-        await wait_until(lambda: any(e["kind"] == "reply" for e in events), within=10)
+        await wait_until(lambda: any(e["kind"] == "reply" for e in events), within=30)
         assert {e["message_id"] for e in events} == {"inv-1.m0"}
         kinds = [e["kind"] for e in events]
         # B's model call and the reply (before them, A's first model call if A published it
