@@ -3,7 +3,8 @@
 - **Gained** (the fence already raised): the partition's unfinished conversations are
   loaded from the journal and continue, as a restarted single process continues all of
   them. What the store holds is the truth: nothing of the partition stays in memory from
-  an earlier time this node held it.
+  an earlier time this node held it. The partitions gained together (all of them at a
+  node's start) share one read of the journal's unfinished heads.
 - **Lost** (the lease is gone): its conversations are evicted at once: activations
   terminated without writing, and everyone waiting on one of their turns hears a
   retryable ``PartitionNotOwnedError`` (503 with Retry-After at the HTTP edge); the client
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection, Mapping
 from typing import final
 
 import structlog
@@ -48,36 +50,57 @@ class RuntimeHost:
         """Raise ``PartitionNotOwnedError`` unless this node holds the conversation."""
         self.node.check_owner(conversation_id)
 
-    async def gained(self, partition: int, generation: int) -> None:
+    async def gained(self, holdings: Mapping[int, int]) -> None:
+        """Recover the partitions gained together (partition -> generation, their fences
+        raised): one read of the journal's unfinished heads serves the whole batch."""
         conversations = self.runtime.conversations
         journal = conversations.journal
         if journal is None:
             return
         partitions = self.node.partitions
-        # Nothing of an earlier time this node held the partition may count: writes of
-        # then still in flight end first (refused), then their refusals are forgotten and
-        # anything left in memory is dropped, so every conversation is read from the store.
+        # Nothing of an earlier time this node held a partition may count: writes of then
+        # still in flight end first (refused), then anything left in memory is dropped and
+        # every refusal met there is forgotten (the eviction's own too), so every
+        # conversation is read from the store.
         await journal.flush()
-        journal.forget_fenced(
-            [c for c in journal.fenced if partition_of(c, partitions) == partition]
-        )
-        stale = self._of(partition)
-        if stale:
+        for partition, stale in self._in_memory(holdings).items():
             _log.warning(
                 "partition_stale_state_dropped", partition=partition, conversations=len(stale)
             )
             self._evict(partition)
-            journal.forget_fenced(stale)
-        heads = await journal.store.heads(unfinished_only=True)
-        mine = [
-            h.conversation_id
-            for h in heads
-            if partition_of(h.conversation_id, partitions) == partition
-            and h.conversation_id not in conversations.by_id
-        ]
+        journal.forget_fenced(
+            [c for c in journal.fenced if partition_of(c, partitions) in holdings]
+        )
+        unfinished: dict[int, list[str]] = {partition: [] for partition in holdings}
+        for head in await journal.store.heads(unfinished_only=True):
+            of_partition = unfinished.get(partition_of(head.conversation_id, partitions))
+            if of_partition is not None:
+                of_partition.append(head.conversation_id)
+        outcomes = await asyncio.gather(
+            *(self._recover(p, g, unfinished[p]) for p, g in holdings.items()),
+            return_exceptions=True,
+        )
+        for partition, outcome in zip(holdings, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome  # a cancellation, not a failure of this partition
+                # The other partitions of the batch still recover; this one stays held
+                # and its conversations load on their next message.
+                _log.error(
+                    "partition_host_failed",
+                    partition=partition,
+                    error=repr(outcome),
+                    exc_info=outcome,
+                )
+
+    async def _recover(self, partition: int, generation: int, unfinished: list[str]) -> None:
+        """Load and continue the partition's unfinished conversations not in memory."""
         if self.node.generation(partition) != generation:
             return  # lost again while reading
-        self.recovered += await conversations.recover(mine)
+        conversations = self.runtime.conversations
+        mine = [c for c in unfinished if c not in conversations.by_id]
+        recovered = await conversations.recover(mine)
+        self.recovered += recovered
         if mine:
             _log.info("partition_recovered", partition=partition, conversations=len(mine))
 
@@ -91,6 +114,16 @@ class RuntimeHost:
         for partition in error.partitions:
             self._evict(partition)
             self.node.step_down(partition, "the journal refused its writes (fenced)")
+
+    def _in_memory(self, partitions: Collection[int]) -> dict[int, list[str]]:
+        """The conversations in memory of these partitions, by partition (none: absent)."""
+        count = self.node.partitions
+        found: dict[int, list[str]] = {}
+        for conversation_id in self.runtime.conversations.by_id:
+            partition = partition_of(conversation_id, count)
+            if partition in partitions:
+                found.setdefault(partition, []).append(conversation_id)
+        return found
 
     def _of(self, partition: int) -> list[str]:
         partitions = self.node.partitions

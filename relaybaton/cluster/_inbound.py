@@ -4,7 +4,8 @@ The body is ``{"conversation_id", "message_id", "text", "user"?}``; the ``Nats-M
 header carries the message id too, so the stream's dedup window drops a producer's
 retries. Anything else (not JSON, a missing field, a wrong type, an unknown field, empty
 or too long a text, too many bytes) is refused with a reason, and the consumer
-dead-letters it: the same bounds as the HTTP edge (``runtime/_message_limits.py``).
+dead-letters it: the same bounds and id types as the HTTP edge
+(``runtime/_message_limits.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from typing import Annotated
 
 import msgspec
 
-from relaybaton.runtime._message_limits import CONVERSATION_ID, MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
+from relaybaton.runtime._message_limits import (
+    MAX_MESSAGE_BYTES,
+    MAX_TEXT_CHARS,
+    ConversationId,
+    MessageId,
+)
 
 __all__ = ["InboundLimits", "InboundMessage", "Refusal", "RefusalCode", "decode_inbound"]
 
@@ -23,8 +29,8 @@ __all__ = ["InboundLimits", "InboundMessage", "Refusal", "RefusalCode", "decode_
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One user message from a producer."""
 
-    conversation_id: Annotated[str, msgspec.Meta(pattern=f"^{CONVERSATION_ID.pattern}$")]
-    message_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    conversation_id: ConversationId
+    message_id: MessageId
     text: Annotated[str, msgspec.Meta(min_length=1)]
     user: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 

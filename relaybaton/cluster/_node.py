@@ -11,19 +11,20 @@ Three tasks keep the node's partitions:
   ours and free. It runs every heartbeat and at once when a member comes or goes or a
   lease is released, so a hand-over does not wait for the next beat.
 
-On gaining a partition the node first raises the partition's fence in the journal (so no
+On gaining partitions the node first raises each one's fence in the journal (so no
 earlier holder can write there any more), then tells its host (the runtime, which
-recovers the partition's conversations) and its listeners. On losing one it forgets it at
-once and tells them to stop. A graceful release (placement, or ``leave`` at SIGTERM) stops
-taking new work for the partition, lets the host finish or journal what is in flight, and
-deletes the lease, so the next holder takes it over at once.
+recovers their conversations; the partitions one placement took come as one batch) and
+its listeners. On losing one it forgets it at once and tells them to stop. A graceful
+release (placement, or ``leave`` at SIGTERM) stops taking new work for the partition,
+lets the host finish or journal what is in flight, and deletes the lease, so the next
+holder takes it over at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Protocol, final
 
@@ -58,8 +59,10 @@ Fence = Callable[[int, int], Awaitable[None]]
 class PartitionHost(Protocol):
     """What acts for a partition's conversations on this node (the runtime's binding)."""
 
-    async def gained(self, partition: int, generation: int) -> None:
-        """The partition is ours under ``generation``, its fence raised: recover its work."""
+    async def gained(self, holdings: Mapping[int, int]) -> None:
+        """These partitions (each with its generation) are ours, their fences raised:
+        recover their work. The partitions a placement acquired come together (all of
+        them at a node's start), so the host can read the journal once for the batch."""
         ...
 
     async def lost(self, partition: int, *, graceful: bool, within: float | None = None) -> None:
@@ -402,7 +405,7 @@ class ClusterNode:
             gained = [lease for lease in leases if lease is not None]
             if gained:
                 self._guard_wake.set()
-                await asyncio.gather(*(self._gain(lease) for lease in gained))
+                await self._gain(gained)
 
     async def _try_acquire(self, partition: int) -> Lease | None:
         assert self._keeper is not None
@@ -412,28 +415,44 @@ class ClusterNode:
             _log.warning("lease_acquire_failed", partition=partition, error=repr(exc), exc_info=exc)
             return None
 
-    async def _gain(self, lease: Lease) -> None:
-        partition, generation = lease.partition, lease.generation
+    async def _gain(self, leases: list[Lease]) -> None:
+        """Act for the partitions just acquired: raise their fences, then have the host
+        recover them together, then tell the listeners of each."""
         assert self._keeper is not None
-        if self.fence is not None:
-            try:
-                await self.fence(partition, generation)
-            except Exception as exc:
-                # Without the fence raised the node must not act: give the lease back.
-                _log.exception("partition_fence_failed", partition=partition, error=repr(exc))
-                await self._keeper.release(partition)
-                return
-        if self._keeper.held.get(partition) is not lease:
-            return  # lost while the fence was being raised
-        self._active[partition] = generation
-        self.gains += 1
-        _log.info("partition_gained", partition=partition, generation=generation)
+        raised = await asyncio.gather(*(self._raise_fence(lease) for lease in leases))
+        holdings: dict[int, int] = {}
+        for lease, fence_raised in zip(leases, raised, strict=True):
+            if not fence_raised or self._keeper.held.get(lease.partition) is not lease:
+                continue  # the lease given back, or lost while the fence was being raised
+            partition, generation = lease.partition, lease.generation
+            self._active[partition] = generation
+            holdings[partition] = generation
+            self.gains += 1
+            _log.info("partition_gained", partition=partition, generation=generation)
+        if not holdings:
+            return
         if self.host is not None:
             try:
-                await self.host.gained(partition, generation)
+                await self.host.gained(holdings)
             except Exception as exc:
-                _log.exception("partition_host_failed", partition=partition, error=repr(exc))
-        await self._tell(partition, generation)
+                _log.exception(
+                    "partition_host_failed", partitions=sorted(holdings), error=repr(exc)
+                )
+        await asyncio.gather(*(self._tell(p, g) for p, g in holdings.items()))
+
+    async def _raise_fence(self, lease: Lease) -> bool:
+        """Raise the partition's fence; without it the node must not act: on a failure the
+        lease is given back and False returned."""
+        assert self._keeper is not None
+        if self.fence is None:
+            return True
+        try:
+            await self.fence(lease.partition, lease.generation)
+        except Exception as exc:
+            _log.exception("partition_fence_failed", partition=lease.partition, error=repr(exc))
+            await self._keeper.release(lease.partition)
+            return False
+        return True
 
     async def _lose(self, partition: int, *, why: str, only: Lease | None = None) -> None:
         """Step down at once: the lease is gone (or going) without a graceful hand-over.

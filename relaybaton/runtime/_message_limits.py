@@ -1,15 +1,18 @@
-"""How large a user message may be, and what a conversation id looks like, at every edge.
+"""How large a user message may be, and what its ids look like, at every edge.
 
 The HTTP edge (``service``) and the NATS producers' consumer (``cluster``) refuse the same
-messages; neither imports the other, so the numbers live here, below both.
+messages; neither imports the other, so the numbers and the id types live here, below
+both: one definition, so the two edges cannot drift apart.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Annotated, Final
 
-__all__ = ["CONVERSATION_ID", "MAX_MESSAGE_BYTES", "MAX_TEXT_CHARS"]
+import msgspec
+
+__all__ = ["CONVERSATION_ID", "MAX_MESSAGE_BYTES", "MAX_TEXT_CHARS", "ConversationId", "MessageId"]
 
 MAX_MESSAGE_BYTES: Final = 1 << 20
 """Bytes of one encoded message (an HTTP body, a NATS message's payload)."""
@@ -20,3 +23,12 @@ MAX_TEXT_CHARS: Final = 32_768
 CONVERSATION_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 """1-128 letters, digits and ``. _ : @ -``, starting with a letter or digit: safe in a URL
 path and as the last tokens of a NATS subject."""
+
+ConversationId = Annotated[
+    str, msgspec.Meta(pattern=f"^{CONVERSATION_ID.pattern}$", max_length=128)
+]
+"""A conversation id in a decoded body (``CONVERSATION_ID``; the length is stated too, for
+the OpenAPI document's readers)."""
+
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+"""A message id, the key that makes a message's delivery idempotent: 1-200 characters."""

@@ -59,10 +59,11 @@ class Recovery(Approvals):
 
     async def recover(self, conversation_ids: list[str]) -> int:
         """Load and continue these conversations (a cluster node that gained their
-        partition: what the store holds is the truth, whatever was in memory)."""
+        partition: what the store holds is the truth). The caller has dropped what was in
+        memory of them and forgotten the refusals met for them (``Journal.forget_fenced``),
+        once for the partitions it gained."""
         if self.journal is None:
             return 0
-        self.journal.forget_fenced(conversation_ids)
         for conversation_id in conversation_ids:
             await self.load(conversation_id)
         return len(conversation_ids)

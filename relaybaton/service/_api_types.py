@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from relaybaton.runtime._message_limits import ConversationId, MessageId
+
 __all__ = [
     "Accepted",
     "ApprovalItem",
@@ -33,7 +35,6 @@ __all__ = [
     "ResumeIn",
 ]
 
-MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Epoch = Annotated[int, msgspec.Meta(ge=0, description="the epoch the person saw (fencing)")]
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
 AgentName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -43,9 +44,6 @@ Breakpoint = Annotated[
         pattern=r"^(tool|agent):[^\s]{1,200}$",
         description="tool:<name> or agent:<name>",
     ),
-]
-ConversationId = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$", max_length=128)
 ]
 
 

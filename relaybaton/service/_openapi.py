@@ -15,6 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 from relaybaton.runtime import TurnResult
+from relaybaton.runtime._message_limits import CONVERSATION_ID
 from relaybaton.service._api_types import (
     Accepted,
     ApprovalList,
@@ -373,7 +374,7 @@ def _operation(route: Route, by_type: Mapping[Any, Any]) -> dict[str, Any]:
                 "name": "conversation_id",
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"},
+                "schema": {"type": "string", "pattern": f"^{CONVERSATION_ID.pattern}$"},
             }
         )
     if "{approval_id}" in route.path:

@@ -9,8 +9,9 @@ journal met meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 
 import pytest
@@ -21,10 +22,13 @@ from relaybaton.adapters import ModelAdapter
 from relaybaton.cluster import ClusterConfig, ClusterNode, assignment, partition_of
 from relaybaton.cluster._host import bind_runtime
 from relaybaton.errors import FencedWriteError, PartitionNotOwnedError
+from relaybaton.runtime._journal import Journal
+from relaybaton.runtime._store import Head
 from relaybaton.stores import PostgresStore
 from relaybaton.testing import ScriptedModel
 from tests._nats import NATS_URL, delete_prefix, require_nats, throwaway_prefix, wait_until
 from tests._postgres import PG_DSN, drop_schema, require_postgres
+from tests.actors.test_durable import Ledger, refund_agent, refund_script
 from tests.cluster._producing import echo, user_texts
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -146,3 +150,41 @@ async def test_a_refusal_met_before_a_regain_does_not_refuse_after_it(
         # The refused message was never journaled: sent again, it is processed.
         await say(on_a, cid, "lost", "m2")
         assert user_texts(on_a, cid) == ["one", "two", "lost"]
+
+
+async def test_the_partitions_gained_together_read_the_journal_once(
+    prefix: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, models = refund_agent(Ledger()), {"m": ScriptedModel(refund_script)}
+    cids = [f"w{i}" for i in range(4 * PARTITIONS)]
+    assert len({partition_of(c, PARTITIONS) for c in cids}) > 1
+    async with cluster_node(prefix, schema, "first", agent, models) as (_, on_first):
+        waiting = [on_first.submit(c, "refund 150") for c in cids]
+        await on_first.settle()
+        assert len(on_first.approvals()) == len(cids)  # each one unfinished, in the journal
+    # The first node handed everything over when it left: its waiters heard so.
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(o, PartitionNotOwnedError) for o in outcomes)
+
+    reads: list[bool] = []
+    forgets: list[list[str]] = []
+    heads, forget_fenced = PostgresStore.heads, Journal.forget_fenced
+
+    async def counted_heads(store: PostgresStore, *, unfinished_only: bool = False) -> list[Head]:
+        reads.append(unfinished_only)
+        return await heads(store, unfinished_only=unfinished_only)
+
+    def counted_forget(journal: Journal, conversation_ids: Iterable[str]) -> None:
+        forgets.append(list(conversation_ids))
+        forget_fenced(journal, forgets[-1])
+
+    monkeypatch.setattr(PostgresStore, "heads", counted_heads)
+    monkeypatch.setattr(Journal, "forget_fenced", counted_forget)
+    async with cluster_node(prefix, schema, "second", agent, models) as (second, on_second):
+        # Alone, it took every partition in one placement: one read served them all.
+        assert len(second.held()) == PARTITIONS
+        assert reads == [True]
+        assert len(forgets) == 1
+        # And each partition recovered its own conversations, still waiting for a person.
+        assert sorted(on_second.conversations.by_id) == sorted(cids)
+        assert len(on_second.approvals()) == len(cids)
