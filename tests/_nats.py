@@ -60,7 +60,11 @@ def throwaway_prefix() -> str:
 
 
 async def delete_prefix(prefix: str) -> None:
-    """Delete every stream (KV buckets included) whose name contains ``prefix``."""
+    """Delete every stream (KV buckets included) whose name contains ``prefix``, in any case.
+
+    A cluster names its KV buckets with the prefix as given and its streams with it in
+    upper case: both go.
+    """
     import nats
 
     nc = await nats.connect(NATS_URL)
@@ -68,7 +72,7 @@ async def delete_prefix(prefix: str) -> None:
         js = nc.jetstream()
         for info in await js.streams_info():
             name = info.config.name or ""
-            if prefix in name:
+            if prefix.lower() in name.lower():
                 await js.delete_stream(name)
     finally:
         await nc.close()

@@ -11,13 +11,16 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import msgspec
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from relaybaton import Agent, open_runtime
 from relaybaton.actors import Runtime
 from relaybaton.adapters import ModelRequest, UserMessage
+from relaybaton.cluster._outbound import ReplyBody
 from relaybaton.cluster._partitions import OwnershipListener, partition_of
 from relaybaton.stores import PostgresStore
 from relaybaton.testing import ScriptedModel
@@ -25,6 +28,8 @@ from tests._nats import NATS_URL
 from tests._postgres import PG_DSN
 
 PARTITIONS = 4
+
+_replies = msgspec.json.Decoder(ReplyBody)
 
 
 class HeldPartitions:
@@ -123,3 +128,32 @@ def user_texts(runtime: Runtime, conversation_id: str) -> list[str]:
     conversation = runtime.conversation(conversation_id)
     assert conversation is not None
     return [m.text for m in conversation.transcript if isinstance(m, UserMessage)]
+
+
+class Inbox:
+    """Every message on a subject, and a wait for the n-th."""
+
+    def __init__(self) -> None:
+        self.messages: list[Msg] = []
+        self.changed = asyncio.Event()
+
+    async def take(self, msg: Msg) -> None:
+        self.messages.append(msg)
+        self.changed.set()
+
+    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Msg]:
+        with anyio.fail_after(timeout):
+            while len(self.messages) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.messages
+
+    def replies(self) -> list[ReplyBody]:
+        return [_replies.decode(m.data) for m in self.messages]
+
+
+async def listen(nc: Client, subject: str) -> Inbox:
+    inbox = Inbox()
+    await nc.subscribe(subject, cb=inbox.take)
+    await nc.flush()
+    return inbox

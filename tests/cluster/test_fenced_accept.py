@@ -7,25 +7,13 @@ is not in the journal, so ``accept`` must raise rather than return as if it were
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
 from relaybaton.cluster import partition_of
 from relaybaton.errors import FencedWriteError
-from tests._postgres import drop_schema, require_postgres
 from tests.cluster._producing import PARTITIONS, HeldPartitions, node_runtime, user_texts
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    require_postgres()
-    name = f"rb_fenced_{uuid.uuid4().hex[:10]}"
-    yield name
-    drop_schema(name)
 
 
 async def test_accept_raises_for_a_fenced_conversation_and_journals_nothing(schema: str) -> None:

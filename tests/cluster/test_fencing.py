@@ -3,8 +3,6 @@ refused, whole, and the journal keeps the rest of a batch and fails the refused 
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
 from functools import partial
 
 import pytest
@@ -12,42 +10,13 @@ import pytest
 from relaybaton.cluster import partition_of
 from relaybaton.errors import FencedWriteError
 from relaybaton.runtime import Durability
-from relaybaton.runtime._store import EncodedRecord, Head, WriteBatch
 from relaybaton.stores import PostgresStore
-from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
+from tests._postgres import PG_DSN
+from tests.cluster._records import batch
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 PARTITIONS = 8
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    require_postgres()
-    name = throwaway_schema()
-    try:
-        yield name
-    finally:
-        drop_schema(name)
-
-
-def batch(conversation_id: str, seq: int) -> WriteBatch:
-    return WriteBatch(
-        records=[
-            EncodedRecord(conversation_id=conversation_id, seq=seq, epoch=0, kind="x", body=b"\x90")
-        ],
-        heads={
-            conversation_id: Head(
-                conversation_id=conversation_id,
-                seq=seq,
-                epoch=0,
-                owner="triage",
-                status="active",
-                unfinished=False,
-                updated_at=time.time(),
-            )
-        },
-    )
 
 
 def note_refused(outcomes: dict[str, str], conversation_id: str, _error: Exception) -> None:

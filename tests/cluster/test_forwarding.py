@@ -29,19 +29,12 @@ from relaybaton.service._approval_desk import RuntimeApprovals
 from relaybaton.service._auth import ApiToken
 from relaybaton.service._server import ApprovalDesk
 from relaybaton.testing import ScriptedModel
-from tests._nats import require_nats, throwaway_prefix
 from tests.cluster._forwarding_nodes import conversation_on, two_nodes
 from tests.service._support import FLOW, _answer, agents
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.timeout(60)]
 
 CRASH_FLOW = Path(__file__).resolve().parents[1] / "integration" / "crash_flow" / "flow.toml"
-
-
-@pytest.fixture
-def prefix() -> str:
-    require_nats()
-    return throwaway_prefix()
 
 
 class _Calls(ScriptedModel):

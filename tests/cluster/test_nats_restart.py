@@ -13,8 +13,6 @@ it disturbs nobody else.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,18 +24,10 @@ import pytest
 from relaybaton.adapters import UserMessage
 from relaybaton.cluster import REPLY_TO_HEADER, partition_of
 from tests._nats import wait_until
+from tests.cluster._serve import PARTITIONS, TTL, Replies, cluster_flow, journaled, start_node
 from tests.cluster._servers import NATS_SERVER, OwnNats
-from tests.cluster.test_serve_cluster import PARTITIONS, TTL
-from tests.cluster.test_serve_cluster_producers import (
-    Replies,
-    cluster_flow,
-    journal_url,  # noqa: F401 - a fixture
-    journaled,
-)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -52,32 +42,17 @@ async def own_nats(tmp_path: Path) -> AsyncIterator[OwnNats]:
         await server.stop()
 
 
-async def start_node(
-    flow: Path, nats_url: str, database: str, log: Path
-) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("RELAYBATON_API_TOKENS", None)
-    with log.open("wb") as errors:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "relaybaton", "--log-level", "info", "serve", str(flow),
-            "--port", "0", "--cluster", nats_url, "--store", database, "--drain-timeout", "5",
-            "--no-console", stdout=asyncio.subprocess.PIPE, stderr=errors, env=env,
-        )  # fmt: skip
-    assert process.stdout is not None
-    banner = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-    assert "serving flow" in banner, log.read_text()[-3000:]  # noqa: ASYNC240 - on failure
-    return process
-
-
 async def test_a_node_carries_on_after_its_nats_server_restarts(
     tmp_path: Path,
-    journal_url: str,  # noqa: F811 - the fixture
+    database_url: str,
     own_nats: OwnNats,
 ) -> None:
     prefix = "rbrestart"
     flow = cluster_flow(tmp_path, prefix)
-    log = tmp_path / "node.log"
-    node = await start_node(flow, own_nats.url, journal_url, log)
+    node = await start_node(
+        flow, database_url, tmp_path, "node", nats_url=own_nats.url, log_level="info"
+    )
+    log = node.log
     nc = await nats.connect(own_nats.url, max_reconnect_attempts=-1, reconnect_time_wait=2)
     try:
         js = nc.jetstream()
@@ -122,14 +97,14 @@ async def test_a_node_carries_on_after_its_nats_server_restarts(
         assert "lease not renewed in time" in text  # stepped down by its own clock
         # The node publishes what it sent around the break again once it is back.
         await wait_until(lambda: "nats_replies_published_again" in log.read_text(), within=15)
-        assert node.returncode is None
-        stored = await journaled(journal_url, conversations)
+        assert node.process.returncode is None
+        stored = await journaled(database_url, conversations)
         for cid, conversation in stored.items():
             assert conversation is not None, cid
             users = [m.text for m in conversation.transcript if isinstance(m, UserMessage)]
             assert users == ["Hello 0", "Hello 1"], (cid, users)
     finally:
         await nc.close()
-        if node.returncode is None:
-            node.terminate()
-        await asyncio.wait_for(node.wait(), 20)
+        if node.process.returncode is None:
+            node.process.terminate()
+        await asyncio.wait_for(node.process.wait(), 20)

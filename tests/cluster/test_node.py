@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from relaybaton.cluster import ClusterConfig, ClusterNode
 from relaybaton.errors import PartitionNotOwnedError
-from tests._nats import NATS_URL, delete_prefix, require_nats, throwaway_prefix, wait_until
+from tests._nats import NATS_URL, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 TTL = 2.0
 PARTITIONS = 16
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    require_nats()
-    name = throwaway_prefix()
-    try:
-        yield name
-    finally:
-        await delete_prefix(name)
 
 
 def config(prefix: str, node_id: str) -> ClusterConfig:

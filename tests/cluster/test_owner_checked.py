@@ -9,7 +9,6 @@ partition_moved), and nothing of them reaches the journal; on B the decision is 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -18,45 +17,26 @@ from relaybaton.cluster import assignment, partition_of
 from relaybaton.errors import PartitionNotOwnedError
 from relaybaton.service._approval_desk import RuntimeApprovals
 from relaybaton.testing import ScriptedModel
-from tests._nats import delete_prefix, require_nats, throwaway_prefix, wait_until
-from tests._postgres import drop_schema, require_postgres
+from tests._nats import wait_until
 from tests.actors.test_durable import Ledger, refund_agent, refund_script
 from tests.cluster.test_regain import PARTITIONS, cluster_node
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
-@pytest.fixture
-async def nats_prefix() -> AsyncIterator[str]:
-    require_nats()
-    name = throwaway_prefix()
-    try:
-        yield name
-    finally:
-        await delete_prefix(name)
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    require_postgres()
-    name = f"rb_owner_{uuid.uuid4().hex[:10]}"
-    yield name
-    drop_schema(name)
-
-
 async def test_actions_and_decisions_on_another_nodes_conversation_are_refused(
-    nats_prefix: str, pg_schema: str
+    prefix: str, schema: str
 ) -> None:
     a_id, b_id = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
     moves = next(p for p, n in assignment(PARTITIONS, sorted([a_id, b_id])).items() if n == b_id)
     cid = next(f"r{i}" for i in range(10_000) if partition_of(f"r{i}", PARTITIONS) == moves)
     ledger = Ledger()
     agent, models = refund_agent(ledger), {"m": ScriptedModel(refund_script)}
-    async with cluster_node(nats_prefix, pg_schema, a_id, agent, models) as (a, on_a):
+    async with cluster_node(prefix, schema, a_id, agent, models) as (a, on_a):
         waiting = on_a.submit(cid, "refund 150")
         await on_a.settle()
         [request] = on_a.approvals()
-        async with cluster_node(nats_prefix, pg_schema, b_id, agent, models) as (b, on_b):
+        async with cluster_node(prefix, schema, b_id, agent, models) as (b, on_b):
             await wait_until(lambda: moves in b.held() and moves not in a.held(), within=5)
             with pytest.raises(PartitionNotOwnedError):  # A's waiter hears: ask the owner
                 await waiting

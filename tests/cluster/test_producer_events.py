@@ -3,35 +3,21 @@ subscriber: in order, as JSON, only for turns that came in over NATS, and only w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import msgspec
 import pytest
 
 from relaybaton.cluster._producers import start_consumers
 from relaybaton.cluster._subjects import ProducerSubjects
-from tests._nats import delete_prefix, require_nats, throwaway_prefix
-from tests._postgres import drop_schema, require_postgres
-from tests.cluster._producing import HeldPartitions, body, connected, node_runtime, subject_of
-from tests.cluster.test_producers import listen
+from tests.cluster._producing import (
+    HeldPartitions,
+    body,
+    connected,
+    listen,
+    node_runtime,
+    subject_of,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    require_postgres()
-    name = f"rb_events_{throwaway_prefix()}"
-    yield name
-    drop_schema(name)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    require_nats()
-    name = throwaway_prefix()
-    yield name
-    await delete_prefix(name.upper())
 
 
 async def test_a_producers_turn_has_its_events_published_and_a_direct_turn_has_none(

@@ -10,15 +10,12 @@ import asyncio
 import os
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
 import pytest
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import api
 
 from relaybaton.cluster._inbound import RefusalCode
@@ -34,13 +31,13 @@ from relaybaton.cluster._streams import ensure_streams
 from relaybaton.cluster._subjects import ProducerSubjects
 from relaybaton.errors import ConfigError, FencedWriteError
 from relaybaton.runtime._message_limits import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
-from tests._nats import delete_prefix, require_nats, throwaway_prefix, wait_until
-from tests._postgres import drop_schema, require_postgres
+from tests._nats import wait_until
 from tests.cluster._producing import (
     PARTITIONS,
     HeldPartitions,
     body,
     connected,
+    listen,
     node_runtime,
     subject_of,
     user_texts,
@@ -50,51 +47,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 _replies = msgspec.json.Decoder(ReplyBody)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    require_postgres()
-    name = f"rb_producers_{throwaway_prefix()}"
-    yield name
-    drop_schema(name)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    require_nats()
-    name = throwaway_prefix()
-    yield name
-    await delete_prefix(name.upper())
-
-
-class Inbox:
-    """Every message on a subject, and a wait for the n-th."""
-
-    def __init__(self) -> None:
-        self.messages: list[Msg] = []
-        self.changed = asyncio.Event()
-
-    async def take(self, msg: Msg) -> None:
-        self.messages.append(msg)
-        self.changed.set()
-
-    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Msg]:
-        with anyio.fail_after(timeout):
-            while len(self.messages) < count:
-                self.changed.clear()
-                await self.changed.wait()
-        return self.messages
-
-    def replies(self) -> list[ReplyBody]:
-        return [_replies.decode(m.data) for m in self.messages]
-
-
-async def listen(nc: Client, subject: str) -> Inbox:
-    inbox = Inbox()
-    await nc.subscribe(subject, cb=inbox.take)
-    await nc.flush()
-    return inbox
 
 
 async def test_messages_across_conversations_are_accepted_once_in_order_and_answered(

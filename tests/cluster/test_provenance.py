@@ -3,27 +3,17 @@ so an audit (the fault tests' history checker) can show no two nodes wrote under
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import psycopg
 import pytest
 
 from relaybaton.cluster import partition_of
 from relaybaton.stores import PostgresStore
-from tests._postgres import PG_DSN, drop_schema, require_postgres, throwaway_schema
-from tests.cluster.test_fencing import PARTITIONS, batch
+from tests._postgres import PG_DSN
+from tests.cluster._records import batch
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    require_postgres()
-    name = throwaway_schema()
-    try:
-        yield name
-    finally:
-        drop_schema(name)
+PARTITIONS = 8
 
 
 def provenance(schema: str, conversation_id: str) -> list[tuple[int, str, int | None]]:

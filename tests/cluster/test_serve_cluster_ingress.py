@@ -12,22 +12,17 @@ import openai
 import pytest
 
 from relaybaton.cluster import partition_of
-from tests.cluster.test_serve_cluster import (
+from tests.cluster._serve import (
     PARTITIONS,
-    ROOT,
-    TTL,
     all_held_by,
-    database,
+    cluster_flow,
     holders,
     post_answered,
-    prefix,
     start_node,
-    wait_for,
+    wait_for_placement,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.timeout(90)]
-
-__all__ = ["database", "prefix"]  # the fixtures, imported for pytest to find
 
 
 def _on(held: dict[int, str], id_prefix: str, stem: str) -> str:
@@ -39,19 +34,13 @@ def _on(held: dict[int, str], id_prefix: str, stem: str) -> str:
 
 
 async def test_a_client_of_one_node_is_answered_for_the_conversations_another_owns(
-    tmp_path: Path, database: str, prefix: str
+    tmp_path: Path, database_url: str, prefix: str
 ) -> None:
-    flow = tmp_path / "flow.toml"
-    tools = ROOT / "examples" / "customer_service_tools.py"
-    (tmp_path / tools.name).write_text(tools.read_text())
-    flow.write_text(
-        (ROOT / "examples" / "customer_service.toml").read_text()
-        + f'\n[cluster]\npartitions = {PARTITIONS}\nlease_ttl_s = {TTL}\nprefix = "{prefix}"\n'
-    )
-    a = await start_node(flow, database, tmp_path, "a")
-    b = await start_node(flow, database, tmp_path, "b")
+    flow = cluster_flow(tmp_path, prefix)
+    a = await start_node(flow, database_url, tmp_path, "a")
+    b = await start_node(flow, database_url, tmp_path, "b")
     try:
-        await wait_for(prefix, all_held_by(a, b), within=10)
+        await wait_for_placement(prefix, all_held_by(a, b), within=10)
         held = await holders(prefix)
         conversation = _on(held, b.id_prefix, "conv")
         chat = _on(held, b.id_prefix, "chat")

@@ -10,7 +10,6 @@ producer named in ``Relaybaton-Reply-To``, one on the conversation's out subject
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
@@ -22,18 +21,18 @@ from nats.aio.msg import Msg
 from relaybaton.adapters import UserMessage
 from relaybaton.cluster import REPLY_TO_HEADER, ReplyBody, partition_of
 from tests._nats import NATS_URL, wait_until
-from tests.cluster import test_serve_cluster_producers as producers
-from tests.cluster.test_serve_cluster import PARTITIONS, TTL, Node, all_held_by, start_process
-from tests.cluster.test_serve_cluster import wait_for as wait_for_placement
-from tests.cluster.test_serve_cluster_producers import Replies, journaled
+from tests.cluster._serve import (
+    PARTITIONS,
+    TTL,
+    Node,
+    Replies,
+    all_held_by,
+    journaled,
+    start_node,
+    wait_for_placement,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-# The producers' tests' fixtures: a throwaway database and NATS prefix.
-journal_url = producers.journal_url
-cluster_prefix = producers.cluster_prefix
 
 # A tool that, in a node started with SLOW_TOOL_DIR, leaves a file named after its call and
 # then waits for an hour: the turn is under way (its message acked) when the node is killed.
@@ -88,60 +87,42 @@ events = true
     return flow
 
 
-async def start_node_with(
-    flow: Path, database: str, tmp: Path, name: str, extra: dict[str, str]
-) -> Node:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
-    env.pop("RELAYBATON_API_TOKENS", None)
-    log = tmp / f"{name}.log"
-    with log.open("wb") as errors:
-        process = await start_process(flow, database, errors, env)
-    assert process.stdout is not None
-    try:
-        banner = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-    except TimeoutError:
-        process.kill()
-        raise
-    assert "serving flow" in banner, log.read_text()[-3000:]
-    return Node(process, banner.rsplit(" ", 1)[-1].strip(), log)
-
-
 async def test_replies_of_turns_acked_before_a_sigkill_come_from_the_next_owner(
     tmp_path: Path,
-    journal_url: str,
-    cluster_prefix: str,
+    database_url: str,
+    prefix: str,
 ) -> None:
-    flow = slow_flow(tmp_path, cluster_prefix)
+    flow = slow_flow(tmp_path, prefix)
     started = tmp_path / "started"
     started.mkdir()
-    a = await start_node_with(flow, journal_url, tmp_path, "a", {"SLOW_TOOL_DIR": str(started)})
+    a = await start_node(flow, database_url, tmp_path, "a", env={"SLOW_TOOL_DIR": str(started)})
     b: Node | None = None
     nc = await nats.connect(NATS_URL)
     try:
-        await wait_for_placement(cluster_prefix, all_held_by(a), within=30)
+        await wait_for_placement(prefix, all_held_by(a), within=30)
         js = nc.jetstream()
         inbox_replies, out_replies = Replies(), Replies()
         inbox = nc.new_inbox()
         await nc.subscribe(inbox, cb=inbox_replies.take)
-        await nc.subscribe(f"{cluster_prefix}.out.inv-2", cb=out_replies.take)
+        await nc.subscribe(f"{prefix}.out.inv-2", cb=out_replies.take)
         events: list[dict[str, object]] = []
 
         async def take_event(msg: Msg) -> None:
             events.append(msgspec.json.decode(msg.data))
 
-        await nc.subscribe(f"{cluster_prefix}.events.inv-1", cb=take_event)
+        await nc.subscribe(f"{prefix}.events.inv-1", cb=take_event)
         for cid, headers in (("inv-1", {REPLY_TO_HEADER: inbox}), ("inv-2", {})):
             mid = f"{cid}.m0"
             body = {"conversation_id": cid, "message_id": mid, "text": "Explain my invoice"}
             await js.publish(
-                f"{cluster_prefix}.in.{partition_of(cid, PARTITIONS)}",
+                f"{prefix}.in.{partition_of(cid, PARTITIONS)}",
                 msgspec.json.encode(body),
                 headers={"Nats-Msg-Id": mid, **headers},
             )
         # Both turns wait in the tool, and both messages are acked (gone from the work
         # queue): only the journal knows of them now.
         await wait_until(lambda: len(list(started.iterdir())) == 2, within=15)
-        stream = f"{cluster_prefix.upper()}_IN"
+        stream = f"{prefix.upper()}_IN"
         deadline = time.monotonic() + 30
         while (await js.stream_info(stream)).state.messages:
             assert time.monotonic() < deadline, "the node never acked the messages"
@@ -151,7 +132,7 @@ async def test_replies_of_turns_acked_before_a_sigkill_come_from_the_next_owner(
 
         a.process.kill()
         await a.process.wait()
-        b = await start_node_with(flow, journal_url, tmp_path, "b", {})
+        b = await start_node(flow, database_url, tmp_path, "b")
         await inbox_replies.wait_for({"inv-1.m0"}, within=TTL + 15)
         await out_replies.wait_for({"inv-2.m0"}, within=30)
         # The events of the turn as the new owner finished it (published once journaled).
@@ -167,7 +148,7 @@ async def test_replies_of_turns_acked_before_a_sigkill_come_from_the_next_owner(
             assert all(r.status == "replied" for r in final), final
             assert all(isinstance(r, ReplyBody) and r.text for r in final), final
             assert final[0].conversation_id == mid.split(".")[0]
-        stored = await journaled(journal_url, ["inv-1", "inv-2"])
+        stored = await journaled(database_url, ["inv-1", "inv-2"])
         for cid, conversation in stored.items():
             assert conversation is not None, cid
             users = [m.text for m in conversation.transcript if isinstance(m, UserMessage)]

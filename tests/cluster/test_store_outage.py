@@ -14,8 +14,8 @@ import pytest
 from relaybaton.errors import StoreUnavailableError
 from relaybaton.stores import PostgresStore
 from tests._postgres import require_postgres
+from tests.cluster._records import batch
 from tests.cluster._servers import OwnPostgres
-from tests.cluster.test_fencing import batch
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
