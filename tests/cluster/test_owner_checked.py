@@ -19,7 +19,8 @@ from relaybaton.service._approval_desk import RuntimeApprovals
 from relaybaton.testing import ScriptedModel
 from tests._nats import wait_until
 from tests.actors.test_durable import Ledger, refund_agent, refund_script
-from tests.cluster.test_regain import PARTITIONS, cluster_node
+from tests.cluster._in_process_node import NODE_PARTITIONS as PARTITIONS
+from tests.cluster._in_process_node import cluster_node
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

@@ -11,86 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 
 import pytest
 
-from relaybaton import Agent, open_runtime
 from relaybaton.actors import Runtime
-from relaybaton.adapters import ModelAdapter
-from relaybaton.cluster import ClusterConfig, ClusterNode, assignment, partition_of
-from relaybaton.cluster._host import bind_runtime
+from relaybaton.cluster import assignment, partition_of
 from relaybaton.errors import FencedWriteError, PartitionNotOwnedError
 from relaybaton.runtime._journal import Journal
 from relaybaton.runtime._store import Head
 from relaybaton.stores import PostgresStore
 from relaybaton.testing import ScriptedModel
-from tests._nats import NATS_URL, delete_prefix, require_nats, throwaway_prefix, wait_until
-from tests._postgres import PG_DSN, drop_schema, require_postgres
+from tests._nats import wait_until
+from tests._postgres import PG_DSN
 from tests.actors.test_durable import Ledger, refund_agent, refund_script
-from tests.cluster._producing import echo, user_texts
+from tests.cluster._in_process_node import NODE_PARTITIONS, TTL, cluster_node
+from tests.cluster._producing import user_texts
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
-TTL = 1.0
-PARTITIONS = 8
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    require_nats()
-    name = throwaway_prefix()
-    try:
-        yield name
-    finally:
-        await delete_prefix(name)
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    require_postgres()
-    name = f"rb_regain_{uuid.uuid4().hex[:10]}"
-    yield name
-    drop_schema(name)
-
-
-@asynccontextmanager
-async def cluster_node(
-    prefix: str,
-    schema: str,
-    node_id: str,
-    agent: Agent | None = None,
-    models: Mapping[str, ModelAdapter] | None = None,
-) -> AsyncIterator[tuple[ClusterNode, Runtime]]:
-    """A started node and its runtime, bound as ``serve --cluster`` binds them (by default
-    one agent answering with an echo of the user's message)."""
-    node = ClusterNode(
-        ClusterConfig(
-            nats=NATS_URL, partitions=PARTITIONS, lease_ttl=TTL, node_id=node_id, prefix=prefix
-        )
-    )
-    store = PostgresStore(PG_DSN, schema=schema, application_name=node_id)
-    store.fencing = node.fencing_token
-    node.fence = store.raise_fence
-    await store.connect()
-    try:
-        async with open_runtime(
-            agent or Agent(name="assistant", instructions="Answer.", model="general"),
-            models=models or {"general": ScriptedModel(echo)},
-            store=store,
-            durability="sync",
-            resume=False,
-        ) as runtime:
-            bind_runtime(runtime, node, drain_timeout=5)
-            try:
-                await node.start()
-                yield node, runtime
-            finally:
-                await node.leave()
-                await node.aclose()
-    finally:
-        await store.aclose()
+PARTITIONS = NODE_PARTITIONS
 
 
 async def say(runtime: Runtime, conversation_id: str, text: str, message_id: str) -> None:
