@@ -61,6 +61,9 @@ class ClusterSetup:
             )
         store.fencing = self.node.fencing_token
         store.writer = self.node.node_id  # recorded beside each body, for audits
+        # A node stopped mid-write must not hold a takeover's fence raise past about half
+        # a TTL: the server ends its transaction (a live node's write retries on a new one).
+        store.idle_transaction_limit_s = self.config.lease_ttl / 2
         self.node.fence = store.raise_fence
 
     async def start(

@@ -22,8 +22,10 @@ for the partition (``raise_fence``: only upwards), and each of its writes reads 
 its batch's partitions ``FOR SHARE`` in the same transaction and is refused
 (``FencedWriteError``, nothing written) where a row moved past the writer's generation. The
 share lock makes a takeover's raise wait for a write in progress, so a write either
-committed before the takeover or is refused after it. The store does not know partitions:
-the node gives it ``fencing``, a function from a conversation id to the (partition,
+committed before the takeover or is refused after it. A node that stops inside that
+transaction would make the raise wait until it woke, so a node's sessions carry an
+idle-in-transaction limit (``idle_transaction_limit_s``, half the lease TTL). The store
+does not know partitions: the node gives it ``fencing``, a function from a conversation id to the (partition,
 generation) it writes under, or None when it holds no lease for it.
 
 Each table gets one statement per batch, rows passed as arrays through ``unnest``: a group
@@ -42,6 +44,7 @@ last commits, never reorder them.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar, final
@@ -70,6 +73,20 @@ from relaybaton.runtime._store import (
 )
 from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
 from relaybaton.stores._postgres_link import PostgresLink
+from relaybaton.stores._postgres_sql import (
+    APPROVAL_COLUMNS,
+    DECIDED,
+    FENCE_TABLE,
+    HEAD_COLUMNS,
+    PROVENANCE,
+    PRUNE,
+    PUT_APPROVALS,
+    PUT_HEADS,
+    PUT_RECORDS,
+    RAISE_FENCE,
+    READ_FENCES,
+    SCHEMA_TABLES,
+)
 from relaybaton.stores._schema_lock import schema_lock
 
 __all__ = ["SCHEMA_VERSION", "Fencing", "PostgresStore", "open_postgres_store"]
@@ -88,103 +105,6 @@ T = TypeVar("T")
 SCHEMA_VERSION: Final = 2
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS {s}.records (
-    conversation_id text NOT NULL,
-    seq bigint NOT NULL,
-    epoch bigint NOT NULL,
-    kind text NOT NULL,
-    body bytea NOT NULL,
-    PRIMARY KEY (conversation_id, seq)
-);
-CREATE TABLE IF NOT EXISTS {s}.heads (
-    conversation_id text PRIMARY KEY,
-    seq bigint NOT NULL,
-    epoch bigint NOT NULL,
-    owner text,
-    status text NOT NULL,
-    unfinished boolean NOT NULL,
-    updated_at double precision NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {s}.approvals (
-    position bigserial,
-    approval_id text PRIMARY KEY,
-    conversation_id text NOT NULL,
-    request bytea NOT NULL,
-    decision text NOT NULL DEFAULT ''
-)
-"""
-
-_PUT_HEADS = """
-INSERT INTO {s}.heads AS h
-    (conversation_id, seq, epoch, owner, status, unfinished, updated_at)
-SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
-                     %s::boolean[], %s::float8[])
-ON CONFLICT (conversation_id) DO UPDATE SET
-    seq = excluded.seq, epoch = excluded.epoch, owner = excluded.owner,
-    status = excluded.status, unfinished = excluded.unfinished, updated_at = excluded.updated_at
-WHERE h.epoch <= excluded.epoch
-RETURNING conversation_id
-"""
-
-_PUT_RECORDS = """
-INSERT INTO {s}.records (conversation_id, seq, epoch, kind, body, writer, generation)
-SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bytea[],
-                     %s::text[], %s::bigint[])
-ON CONFLICT (conversation_id, seq) DO UPDATE SET
-    epoch = excluded.epoch, kind = excluded.kind, body = excluded.body,
-    writer = excluded.writer, generation = excluded.generation
-"""
-
-# A decision row carries an empty request: keep the stored one (see combine_approval_rows).
-_PUT_APPROVALS = """
-INSERT INTO {s}.approvals AS a (approval_id, conversation_id, request, decision)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[])
-ON CONFLICT (approval_id) DO UPDATE SET
-    conversation_id = excluded.conversation_id,
-    request = CASE WHEN length(excluded.request) > 0 THEN excluded.request ELSE a.request END,
-    decision = CASE WHEN excluded.decision <> '' THEN excluded.decision ELSE a.decision END
-"""
-
-_DECIDED = """
-SELECT approval_id, decision FROM {s}.approvals WHERE approval_id = ANY(%s) FOR UPDATE
-"""
-
-_PRUNE = """
-DELETE FROM {s}.records AS r USING unnest(%s::text[], %s::bigint[]) AS p(cid, upto)
-WHERE r.conversation_id = p.cid AND r.seq < p.upto
-"""
-
-# Who wrote each body: the node and the lease generation it wrote under (NULL outside
-# cluster mode). Nothing reads them back; they are there so that a person (or the fault
-# tests' history checker) can prove no two nodes wrote one conversation under one lease.
-# Added in place, like the fence table: older journals gain them without a version change.
-_PROVENANCE = """
-ALTER TABLE {s}.records ADD COLUMN IF NOT EXISTS writer text NOT NULL DEFAULT '',
-    ADD COLUMN IF NOT EXISTS generation bigint
-"""
-
-# Not in _SCHEMA: a journal made before cluster mode gains it without a version change.
-_FENCE_TABLE = """
-CREATE TABLE IF NOT EXISTS {s}.partition_fence (
-    partition integer PRIMARY KEY,
-    generation bigint NOT NULL
-)
-"""
-
-_RAISE_FENCE = """
-INSERT INTO {s}.partition_fence AS f (partition, generation) VALUES (%s, %s)
-ON CONFLICT (partition) DO UPDATE SET generation = GREATEST(f.generation, excluded.generation)
-RETURNING generation
-"""
-
-_READ_FENCES = """
-SELECT partition, generation FROM {s}.partition_fence WHERE partition = ANY(%s) FOR SHARE
-"""
-
-_HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
-_APPROVAL_COLUMNS = "approval_id, conversation_id, request, decision"
 
 
 def postgres_location(dsn: str, schema: str) -> str:
@@ -259,6 +179,9 @@ class PostgresStore:
         self.fencing = fencing
         # The node id recorded beside each body (``records.writer``); a cluster node sets it.
         self.writer = ""
+        # A cluster node sets it: see ``_write_in``.
+        self.idle_transaction_limit_s: float | None = None
+        self._idle_limited: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
         self._s = sql.Identifier(schema)
         self._writer = PostgresLink(self._open, self, reconnect_within=reconnect_within)
         self._reader = PostgresLink(self._open, self, reconnect_within=reconnect_within)
@@ -344,7 +267,7 @@ class PostgresStore:
                     store=self.where,
                 )
             if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA_TABLES.split(";"):
                     await conn.execute(self._sql(statement))
                 await conn.execute(
                     self._sql(
@@ -355,8 +278,8 @@ class PostgresStore:
                 )
             # Journals older than listings lack it; IF NOT EXISTS makes this cheap.
             await conn.execute(self._sql(HEADS_INDEX.format(s="{s}.")))
-            await conn.execute(self._sql(_FENCE_TABLE))
-            await conn.execute(self._sql(_PROVENANCE))
+            await conn.execute(self._sql(FENCE_TABLE))
+            await conn.execute(self._sql(PROVENANCE))
 
     # --- the Store protocol -----------------------------------------------------------------
 
@@ -380,6 +303,15 @@ class PostgresStore:
                 ) from exc
 
     async def _write_in(self, conn: psycopg.AsyncConnection[Any], batch: WriteBatch) -> None:
+        limit = self.idle_transaction_limit_s
+        if limit is not None and conn not in self._idle_limited:
+            # A node paused mid-transaction keeps its share locks on the fence rows, and a
+            # takeover's raise would wait for it to wake up: the server ends such a session.
+            await conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{max(1, round(limit * 1000))}ms",),
+            )
+            self._idle_limited.add(conn)
         async with conn.transaction(), conn.cursor() as cur:
             tokens: dict[str, tuple[int, int] | None] = {}
             if self.fencing is not None:
@@ -387,7 +319,7 @@ class PostgresStore:
             if batch.heads:
                 heads = list(batch.heads.values())
                 await cur.execute(
-                    self._sql(_PUT_HEADS),
+                    self._sql(PUT_HEADS),
                     (
                         [h.conversation_id for h in heads],
                         [h.seq for h in heads],
@@ -404,7 +336,7 @@ class PostgresStore:
             if batch.records:
                 unique = {(r.conversation_id, r.seq): r for r in batch.records}.values()
                 await cur.execute(
-                    self._sql(_PUT_RECORDS),
+                    self._sql(PUT_RECORDS),
                     (
                         [r.conversation_id for r in unique],
                         [r.seq for r in unique],
@@ -419,10 +351,10 @@ class PostgresStore:
                 rows = merge_approval_rows(batch.approvals)
                 deciding = [a.approval_id for a in rows if a.decision]
                 if deciding:  # locked till the commit: a racing decision waits, then fails
-                    await cur.execute(self._sql(_DECIDED), (deciding,))
+                    await cur.execute(self._sql(DECIDED), (deciding,))
                     check_decisions(dict(await cur.fetchall()), rows)
                 await cur.execute(
-                    self._sql(_PUT_APPROVALS),
+                    self._sql(PUT_APPROVALS),
                     (
                         [a.approval_id for a in rows],
                         [a.conversation_id for a in rows],
@@ -431,9 +363,7 @@ class PostgresStore:
                     ),
                 )
             if batch.prune:
-                await cur.execute(
-                    self._sql(_PRUNE), (list(batch.prune), list(batch.prune.values()))
-                )
+                await cur.execute(self._sql(PRUNE), (list(batch.prune), list(batch.prune.values())))
 
     async def _check_fences(
         self, cur: psycopg.AsyncCursor[Any], batch: WriteBatch, fencing: Fencing
@@ -448,7 +378,7 @@ class PostgresStore:
         }
         tokens = {c: fencing(c) for c in conversation_ids}
         partitions = sorted({t[0] for t in tokens.values() if t is not None})
-        await cur.execute(self._sql(_READ_FENCES), (partitions,))
+        await cur.execute(self._sql(READ_FENCES), (partitions,))
         fences: dict[int, int] = dict(await cur.fetchall())
         refused = {c: t for c, t in tokens.items() if t is None or fences.get(t[0]) != t[1]}
         if refused:
@@ -469,7 +399,7 @@ class PostgresStore:
         """
 
         async def run(conn: psycopg.AsyncConnection[Any]) -> int:
-            cur = await conn.execute(self._sql(_RAISE_FENCE), (partition, generation))
+            cur = await conn.execute(self._sql(RAISE_FENCE), (partition, generation))
             row = await cur.fetchone()
             assert row is not None
             return int(row[0])
@@ -506,7 +436,7 @@ class PostgresStore:
         """Every conversation's head, least recently updated first."""
         where = " WHERE unfinished" if unfinished_only else ""
         rows = await self._fetch(
-            f"SELECT {_HEAD_COLUMNS} FROM {{s}}.heads{where} ORDER BY updated_at, conversation_id",
+            f"SELECT {HEAD_COLUMNS} FROM {{s}}.heads{where} ORDER BY updated_at, conversation_id",
             (),
         )
         return [
@@ -516,7 +446,7 @@ class PostgresStore:
 
     async def list_heads(self, query: HeadQuery) -> HeadPage:
         """One page of heads, newest update first; see ``relaybaton.runtime``'s listing."""
-        text, params = listing_query(query, _HEAD_COLUMNS, table="{s}.heads", mark="%s")
+        text, params = listing_query(query, HEAD_COLUMNS, table="{s}.heads", mark="%s")
         rows = await self._fetch(text, tuple(params))
         return page_of(
             [
@@ -532,14 +462,14 @@ class PostgresStore:
         """Approval requests, oldest first."""
         where = " WHERE decision = ''" if pending_only else ""
         rows = await self._fetch(
-            f"SELECT {_APPROVAL_COLUMNS} FROM {{s}}.approvals{where} ORDER BY position", ()
+            f"SELECT {APPROVAL_COLUMNS} FROM {{s}}.approvals{where} ORDER BY position", ()
         )
         return [_approval(row) for row in rows]
 
     async def approval(self, approval_id: str) -> ApprovalRow | None:
         """The approval request with this id, decided or not (one lookup by primary key)."""
         rows = await self._fetch(
-            f"SELECT {_APPROVAL_COLUMNS} FROM {{s}}.approvals WHERE approval_id = %s",
+            f"SELECT {APPROVAL_COLUMNS} FROM {{s}}.approvals WHERE approval_id = %s",
             (approval_id,),
         )
         return _approval(rows[0]) if rows else None
@@ -561,7 +491,7 @@ class PostgresStore:
 
 
 def _approval(row: tuple[str, str, bytes, str]) -> ApprovalRow:
-    a, c, r, d = row  # _APPROVAL_COLUMNS; the driver may give a memoryview for bytes
+    a, c, r, d = row  # APPROVAL_COLUMNS; the driver may give a memoryview for bytes
     return ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
 
 

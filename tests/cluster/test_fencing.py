@@ -3,7 +3,10 @@ refused, whole, and the journal keeps the rest of a batch and fails the refused 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -125,3 +128,44 @@ async def test_the_journal_commits_the_rest_and_fails_only_the_fenced_waiters(
         assert await reader.read(lost) == []
     finally:
         await reader.aclose()
+
+
+async def test_a_writer_stalled_mid_transaction_does_not_hold_a_takeover_past_its_limit(
+    schema: str,
+) -> None:
+    # A node stopped (SIGSTOP, a long pause) inside a write transaction keeps the share lock
+    # on its partition's fence row; the next holder's raise would wait until it woke. With
+    # the idle-transaction limit the server ends that session and the raise goes through.
+    old, new = Holder(), Holder()
+    partition = partition_of("c1", PARTITIONS)
+    a = PostgresStore(PG_DSN, schema=schema, fencing=old.token)
+    a.idle_transaction_limit_s = 0.5
+    b = PostgresStore(PG_DSN, schema=schema, fencing=new.token)
+    try:
+        old.held[partition] = 5
+        await a.raise_fence(partition, 5)
+        await a.write(batch("c1", 1))  # a's writing session now carries the limit
+
+        async def stall_holding_the_fence(conn: Any) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    f'SELECT generation FROM "{schema}".partition_fence'
+                    " WHERE partition = %s FOR SHARE",
+                    (partition,),
+                )
+                await asyncio.sleep(3)  # the node is stopped here, idle in its transaction
+
+        stalled = asyncio.create_task(a._writer.run(stall_holding_the_fence))
+        await asyncio.sleep(0.1)  # the share lock is taken
+        new.held[partition] = 9
+        started = time.monotonic()
+        await b.raise_fence(partition, 9)
+        waited = time.monotonic() - started
+        assert waited < 2.5, f"the raise waited {waited:.1f} s for the stalled writer"
+        await stalled  # its session was ended; the link ran the operation again afresh
+        assert a.reconnects == 1
+        with pytest.raises(FencedWriteError):  # and what it writes next is refused
+            await a.write(batch("c1", 2))
+    finally:
+        await a.aclose()
+        await b.aclose()

@@ -64,6 +64,9 @@ async def test_actions_and_decisions_on_another_nodes_conversation_are_refused(
             assert on_a.conversation(cid) is None
             # The owner recovered the conversation from the journal: no pause, no note, no
             # breakpoint of A's reached it; it takes the decision and the refund runs once.
+            # (The partition is B's before B has read it back: a batch of gains recovers
+            # together, after every fence of the batch is raised.)
+            await wait_until(lambda: on_b.conversation(cid) is not None, within=10)
             conversation = on_b.conversation(cid)
             assert conversation is not None
             assert conversation.control is None
