@@ -25,8 +25,8 @@ share lock makes a takeover's raise wait for a write in progress, so a write eit
 committed before the takeover or is refused after it. A node that stops inside that
 transaction would make the raise wait until it woke, so a node's sessions carry an
 idle-in-transaction limit (``idle_transaction_limit_s``, half the lease TTL). The store
-does not know partitions: the node gives it ``fencing``, a function from a conversation id to the (partition,
-generation) it writes under, or None when it holds no lease for it.
+does not know partitions: the node gives it ``fencing``, a function from a conversation id
+to the (partition, generation) it writes under, or None when it holds no lease for it.
 
 Each table gets one statement per batch, rows passed as arrays through ``unnest``: a group
 commit of thousands of records is a handful of round trips. A batch is idempotent (records
