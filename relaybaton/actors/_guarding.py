@@ -33,6 +33,10 @@ __all__ = ["Guards", "Screened", "Where"]
 _log = structlog.get_logger("relaybaton.guardrails")
 
 _CACHE = 256  # user messages whose redaction an agent remembers (its models see them often)
+# Conversations whose redacted history an agent remembers: each model call of a turn sends
+# the whole history, so redacting only what was appended since keeps a call's cost flat in
+# the conversation's length. A conversation that falls out is redacted whole again.
+_HISTORIES = 2048
 
 
 @final
@@ -61,7 +65,15 @@ class Where:
 class Guards:
     """One agent's guardrails by stage."""
 
-    __slots__ = ("_redactions", "input", "output", "redacts_input", "tool_arguments", "tool_result")
+    __slots__ = (
+        "_histories",
+        "_redactions",
+        "input",
+        "output",
+        "redacts_input",
+        "tool_arguments",
+        "tool_result",
+    )
 
     def __init__(self, guardrails: Sequence[Guardrail]) -> None:
         def at(stage: Stage) -> tuple[Guardrail, ...]:
@@ -73,6 +85,10 @@ class Guards:
         self.tool_result = at("tool_result")
         self.redacts_input = tuple(g for g in self.input if g.action == "redact")
         self._redactions: OrderedDict[str, str] = OrderedDict()
+        # By conversation: the history last redacted, and what its redaction gave.
+        self._histories: OrderedDict[str, tuple[list[ChatMessage], list[ChatMessage]]] = (
+            OrderedDict()
+        )
 
     async def screen(
         self, stage: Stage, guardrails: Sequence[Guardrail], text: str, where: Where
@@ -108,26 +124,46 @@ class Guards:
         """The history with each user message as the redacting input guardrails leave it.
 
         What the model sees, not what is journaled: the journal keeps the user's words.
+        The part of ``history`` that equals the history last redacted for the conversation
+        (the same message objects, compared in C) is not redacted again.
         """
-        out: list[ChatMessage] = []
-        for message in history:
+        items = list(history)
+        histories = self._histories
+        key = where.conversation_id
+        known = histories.get(key)
+        start, out = 0, []
+        if known is not None:
+            seen, redacted = known
+            if len(seen) <= len(items) and items[: len(seen)] == seen:
+                start, out = len(seen), list(redacted)
+            histories.move_to_end(key)
+        for message in items[start:] if start else items:
             if isinstance(message, UserMessage):
-                text = self._redactions.get(message.text)
-                if text is None:
-                    text = message.text
-                    context = _context("input", where)
-                    for guardrail in self.redacts_input:
-                        result = await guardrail.run(text, context)
-                        if result.tripped and result.rewritten is not None:
-                            text = result.rewritten
-                    self._redactions[message.text] = text
-                    if len(self._redactions) > _CACHE:
-                        self._redactions.popitem(last=False)
+                text = await self._redacted(message.text, where)
                 if text != message.text:
                     out.append(msgspec.structs.replace(message, text=text))
                     continue
             out.append(message)
+        histories[key] = (items, out)
+        if len(histories) > _HISTORIES:
+            histories.popitem(last=False)
         return tuple(out)
+
+    async def _redacted(self, text: str, where: Where) -> str:
+        """``text`` as the redacting input guardrails leave it (remembered by text)."""
+        found = self._redactions.get(text)
+        if found is not None:
+            return found
+        original = text
+        context = _context("input", where)
+        for guardrail in self.redacts_input:
+            result = await guardrail.run(text, context)
+            if result.tripped and result.rewritten is not None:
+                text = result.rewritten
+        self._redactions[original] = text
+        if len(self._redactions) > _CACHE:
+            self._redactions.popitem(last=False)
+        return text
 
 
 async def _check(

@@ -253,7 +253,7 @@ class Service:
             )
         except OwnershipError as exc:
             raise ApiError(409, str(exc), code="conversation_closed") from exc
-        self.metrics.child(self.metrics.messages_received, api).inc()
+        self.metrics.count(self.metrics.messages_received, api)
         if not future.done():
             self.pending[future] = conversation_id
             future.add_done_callback(lambda done: self.pending.pop(done, None))

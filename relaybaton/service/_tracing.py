@@ -121,6 +121,9 @@ class Tracer:
         # no logger), and this one logs at the end of every turn.
         self.log = structlog.get_logger("relaybaton.service").bind()
         self._turns: dict[str, _Turn] = {}
+        # The conversation whose ring took the last span (the newest in ``by_conversation``).
+        self._last_key = ""
+        self._last_ring: deque[Span] = deque()
         self._ids = itertools.count(1)
         self._id_prefix = secrets.randbits(32)
         self._id_hex = f"{self._id_prefix:08x}"
@@ -153,13 +156,6 @@ class Tracer:
 
     # --- building spans ---------------------------------------------------------------------
 
-    def _span_id(self) -> str:
-        return self._id_hex + format(next(self._ids) & 0xFFFFFFFF, "08x")
-
-    def _wall(self, at: float) -> float:
-        """Unix time of the runtime clock's ``at``."""
-        return self._offset + at
-
     def _open(  # noqa: PLR0917 - private, called with the span's parts in order
         self,
         name: str,
@@ -167,33 +163,39 @@ class Tracer:
         parent: Span | None,
         at: float,
         conversation_id: str,
-        attributes: Mapping[str, Attribute],
+        attributes: dict[str, Attribute],
     ) -> Span:
+        """A span that starts at ``at``; it keeps ``attributes`` (a dict made for it)."""
         return Span(
             name=name,
             trace_id=trace_id,
-            span_id=self._span_id(),
+            span_id=self._id_hex + format(next(self._ids) & 0xFFFFFFFF, "08x"),
             parent_id=parent.span_id if parent else None,
-            start=self._wall(at),
+            start=self._offset + at,
             conversation_id=conversation_id,
-            attributes=dict(attributes),
+            attributes=attributes,
         )
 
     def _close(self, span: Span, at: float, error: str | None = None) -> None:
-        span.end = max(span.start, self._wall(at))
+        span.end = max(span.start, self._offset + at)
         if error:
             span.error = error
             span.attributes["error.type"] = error.split(":", 1)[0][:80]
         self.spans.append(span)
         key = span.conversation_id
         if key:
-            ring = self.by_conversation.get(key)
-            if ring is None:
-                ring = self.by_conversation[key] = deque(maxlen=self.spans_per_conversation)
-                if len(self.by_conversation) > self.max_conversations:
-                    self.by_conversation.popitem(last=False)
+            if key == self._last_key:  # a turn's spans close together: it is the newest
+                ring = self._last_ring
             else:
-                self.by_conversation.move_to_end(key)
+                found = self.by_conversation.get(key)
+                if found is None:
+                    ring = self.by_conversation[key] = deque(maxlen=self.spans_per_conversation)
+                    if len(self.by_conversation) > self.max_conversations:
+                        self.by_conversation.popitem(last=False)
+                else:
+                    ring = found
+                    self.by_conversation.move_to_end(key)
+                self._last_key, self._last_ring = key, ring
             ring.append(span)
         if self.exporter is not None:
             self.exporter.export(span)

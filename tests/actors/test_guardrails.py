@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import msgspec
 import pytest
 
@@ -17,6 +19,7 @@ from relaybaton.actors import (
     open_runtime,
     wait_for_turn,
 )
+from relaybaton.actors._guarding import Guards, Where
 from relaybaton.actors._guardrail_checks import luhn_valid
 from relaybaton.adapters import ChatMessage, ToolResultMessage, UserMessage
 from relaybaton.errors import ConfigError
@@ -247,3 +250,49 @@ async def test_a_person_asked_to_approve_a_call_never_sees_the_card_number_in_it
         [request] = runtime.conversations.pending_approvals()
     assert CARD not in request.arguments
     assert "[card number removed]" in request.arguments
+
+
+async def test_every_model_call_of_a_long_conversation_sees_its_card_numbers_redacted() -> None:
+    model = ScriptedModel(lambda _request: "Noted.")
+    cards = create_guardrail("cards", on=["input"], pii=["card"], action="redact")
+    agent = Agent(name="triage", guardrails=(cards,))
+    async with open_runtime(agent, models=model) as runtime:
+        await runtime.send("c1", f"My card is {CARD}")
+        await runtime.send("c1", "And my name is Ann")
+        await runtime.send("c1", f"Or use {CARD} again")
+    users = [
+        [m.text for m in request.messages if isinstance(m, UserMessage)]
+        for request in model.requests
+    ]
+    removed = "[card number removed]"
+    assert users == [
+        [f"My card is {removed}"],
+        [f"My card is {removed}", "And my name is Ann"],
+        [f"My card is {removed}", "And my name is Ann", f"Or use {removed} again"],
+    ]
+
+
+async def test_a_history_that_is_not_the_last_one_grown_is_redacted_whole() -> None:
+    cards = create_guardrail("cards", on=["input"], pii=["card"], action="redact")
+    guards = Guards([cards])
+    flow = SimpleNamespace(conversations=None)  # no check here asks an agent
+    where = Where(flow, "c1", "triage", None)  # type: ignore[arg-type]
+    first = [UserMessage(text=f"card {CARD}"), UserMessage(text="hello")]
+    assert [m.text for m in await guards.redact_history(first, where)] == [  # type: ignore[attr-defined]
+        "card [card number removed]",
+        "hello",
+    ]
+    # Rewritten (a fork, a filter): the same length, another first message.
+    rewritten = [UserMessage(text="no card"), UserMessage(text="hello")]
+    assert [m.text for m in await guards.redact_history(rewritten, where)] == [  # type: ignore[attr-defined]
+        "no card",
+        "hello",
+    ]
+    # Shorter than the last one, then grown again from it.
+    shorter = rewritten[:1]
+    assert [m.text for m in await guards.redact_history(shorter, where)] == ["no card"]  # type: ignore[attr-defined]
+    grown = [*shorter, UserMessage(text=f"now {CARD}")]
+    assert [m.text for m in await guards.redact_history(grown, where)] == [  # type: ignore[attr-defined]
+        "no card",
+        "now [card number removed]",
+    ]
