@@ -53,12 +53,7 @@ async def wait_for_turn(
     if future.done():
         return future.result()
     changed = asyncio.Event()
-
-    def wake(cid: str, _event: msgspec.Struct) -> None:
-        if cid == conversation_id:
-            changed.set()
-
-    unsubscribe = conversations.subscribe(wake)
+    unsubscribe = conversations.watch(conversation_id, changed.set)
     future.add_done_callback(lambda _: changed.set())
     try:
         while not future.done():

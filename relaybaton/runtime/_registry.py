@@ -60,6 +60,9 @@ class Registry:
         self.edges: dict[str, frozenset[str]] = {}
         self.by_id: dict[str, Conversation] = {}
         self.listeners: list[Callable[[str, msgspec.Struct], None]] = []
+        # ``watch``: called on one conversation's events only, so many waiters (one per
+        # request or reply owed) do not each hear every conversation's events.
+        self.watchers: dict[str, list[Callable[[], None]]] = {}
         # Whether owners stream their answers as text deltas (someone shows them live, like
         # the HTTP service's SSE); otherwise a model's answer is taken whole.
         self.stream_replies = False
@@ -87,7 +90,7 @@ class Registry:
 
     def _update_observed(self) -> None:
         # An attribute, not a property: it is read on every step of every turn.
-        self.observed = self.tracing or bool(self.listeners)
+        self.observed = self.tracing or bool(self.listeners) or bool(self.watchers)
 
     def subscribe(self, listener: Callable[[str, msgspec.Struct], None]) -> Callable[[], None]:
         """Call ``listener(conversation_id, event)`` for every event; return the unsubscribe.
@@ -105,6 +108,25 @@ class Registry:
 
         return unsubscribe
 
+    def watch(self, conversation_id: str, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake()`` on each event of one conversation; return the unwatch.
+
+        For waiters: the cost of an event is one lookup, however many wait elsewhere. Like
+        listeners, ``wake`` runs in the emitting task: set a flag or an event, no more.
+        """
+        self.watchers.setdefault(conversation_id, []).append(wake)
+        self._update_observed()
+
+        def unwatch() -> None:
+            waiting = self.watchers.get(conversation_id)
+            if waiting is not None and wake in waiting:
+                waiting.remove(wake)
+                if not waiting:
+                    del self.watchers[conversation_id]
+            self._update_observed()
+
+        return unwatch
+
     def _emit(self, conversation: Conversation, event: msgspec.Struct) -> None:
         if conversation.events is not None:
             conversation.events.append(event)
@@ -113,6 +135,13 @@ class Registry:
                 listener(conversation.id, event)
             except Exception as exc:  # a broken subscriber must not break a conversation
                 self.system.log.exception("event_listener_failed", error=repr(exc))
+        waiting = self.watchers.get(conversation.id) if self.watchers else None
+        if waiting:
+            for wake in list(waiting):
+                try:
+                    wake()
+                except Exception as exc:
+                    self.system.log.exception("event_watcher_failed", error=repr(exc))
 
     def record(self, conversation_id: str, event: msgspec.Struct) -> None:
         """Keep a trace event when tracing is on (anyone may trace; it changes no state)."""
