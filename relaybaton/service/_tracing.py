@@ -11,6 +11,13 @@ message ids, so logs and spans of a turn agree on it without passing it around.
 Finished spans go to a bounded in-memory ring (read per conversation by
 ``GET /v1/conversations/{id}/trace``) and, when the ``otel`` extra is installed and
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to OpenTelemetry's OTLP exporter with the same ids.
+
+Without an exporter the spans are built when they are read: each event is kept, with the
+turn it belongs to and the clocks of its moment, in a bounded log per conversation, and
+``trace`` builds that conversation's spans from it first. Most traces are never read, and
+building seven spans a turn cost a sixth of the HTTP edge's work per request
+(``benchmarks/http_edge_instructions.py``); a log that overflows drops its oldest turn
+whole, as the span ring would have dropped its spans.
 Message content (reply text, tool arguments and results) is recorded only with
 ``record_content``.
 """
@@ -85,6 +92,11 @@ class SpanExporter(Protocol):
     def shutdown(self) -> None: ...
 
 
+# An event as the tracer keeps it until its spans are built: the event, the message id of
+# the turn it belongs to, the runtime clock's reading and Unix time minus it, at its moment.
+_Kept = tuple[msgspec.Struct, str, float, float]
+
+
 @dataclass(slots=True)
 class _Turn:
     message_id: str
@@ -121,6 +133,9 @@ class Tracer:
         # no logger), and this one logs at the end of every turn.
         self.log = structlog.get_logger("relaybaton.service").bind()
         self._turns: dict[str, _Turn] = {}
+        # Events whose spans are not built yet, by conversation (least recently added first).
+        self._kept: OrderedDict[str, deque[_Kept]] = OrderedDict()
+        self._by_id = runtime.conversations.by_id
         # The conversation whose ring took the last span (the newest in ``by_conversation``).
         self._last_key = ""
         self._last_ring: deque[Span] = deque()
@@ -142,6 +157,8 @@ class Tracer:
         listeners = self.runtime.system.supervision_listeners
         if self._on_supervision in listeners:
             listeners.remove(self._on_supervision)
+        for conversation_id in list(self._kept):
+            self._build(conversation_id)
         now = self._clock.now()
         self._offset = time.time() - now
         for turn in list(self._turns.values()):
@@ -152,7 +169,15 @@ class Tracer:
 
     def trace(self, conversation_id: str) -> list[Span]:
         """The conversation's recent finished spans, oldest first."""
+        self._build(conversation_id)
         return list(self.by_conversation.get(conversation_id, ()))
+
+    def _build(self, conversation_id: str) -> None:
+        """Build the spans of the conversation's kept events."""
+        kept = self._kept.pop(conversation_id, None)
+        if kept:
+            for event, message_id, now, offset in kept:
+                self._apply(conversation_id, event, message_id, now, offset)
 
     # --- building spans ---------------------------------------------------------------------
 
@@ -200,19 +225,15 @@ class Tracer:
         if self.exporter is not None:
             self.exporter.export(span)
 
-    def _turn(self, conversation_id: str, at: float) -> _Turn | None:
-        conversation = self.runtime.conversation(conversation_id)
-        active = conversation.active if conversation is not None else None
-        if active is None:
-            return None
+    def _turn(self, conversation_id: str, message_id: str, at: float) -> _Turn:
         turn = self._turns.get(conversation_id)
-        if turn is not None and turn.message_id == active.message_id:
+        if turn is not None and turn.message_id == message_id:
             return turn
         if turn is not None:  # the previous turn ended without a reply event
             self._end_turn(turn, at, error=None)
         workflow = self._open(
             f"invoke_workflow {self.flow_name}",
-            trace_id_for(conversation_id, active.message_id),
+            trace_id_for(conversation_id, message_id),
             None,
             at,
             conversation_id,
@@ -220,10 +241,10 @@ class Tracer:
                 "gen_ai.operation.name": "invoke_workflow",
                 "gen_ai.workflow.name": self.flow_name,
                 "gen_ai.conversation.id": conversation_id,
-                "relaybaton.message.id": active.message_id,
+                "relaybaton.message.id": message_id,
             },
         )
-        turn = self._turns[conversation_id] = _Turn(active.message_id, workflow)
+        turn = self._turns[conversation_id] = _Turn(message_id, workflow)
         return turn
 
     def _agent(self, turn: _Turn, agent: str, at: float, epoch: int | None = None) -> Span:
@@ -267,13 +288,44 @@ class Tracer:
         )
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
+        conversation = self._by_id.get(conversation_id)
+        active = conversation.active if conversation is not None else None
+        if active is None:  # outside a turn: nothing to trace
+            return
         now = self._clock.now()
-        self._offset = time.time() - now
+        if self.exporter is not None:  # exported as they end: built now
+            self._apply(conversation_id, event, active.message_id, now, time.time() - now)
+            return
+        kept = self._kept.get(conversation_id)
+        if kept is None:
+            kept = self._kept[conversation_id] = deque()
+            if len(self._kept) > self.max_conversations:
+                oldest, _ = self._kept.popitem(last=False)
+                self._turns.pop(oldest, None)
+        elif len(kept) >= self.spans_per_conversation:
+            self._drop_oldest_turn(conversation_id, kept)
+        kept.append((event, active.message_id, now, time.time() - now))
+
+    def _drop_oldest_turn(self, conversation_id: str, kept: deque[_Kept]) -> None:
+        first = kept[0][1]
+        while kept and kept[0][1] == first:
+            kept.popleft()
+        turn = self._turns.get(conversation_id)
+        if turn is not None and turn.message_id == first:
+            del self._turns[conversation_id]
+
+    def _apply(
+        self,
+        conversation_id: str,
+        event: msgspec.Struct,
+        message_id: str,
+        now: float,
+        offset: float,
+    ) -> None:
+        self._offset = offset
         at = getattr(event, "at", None)
         at = now if not isinstance(at, float) else at
-        turn = self._turn(conversation_id, at)
-        if turn is None:
-            return
+        turn = self._turn(conversation_id, message_id, at)
         if isinstance(event, ModelCallEvent):
             self._model_call(turn, event)
         elif isinstance(event, ToolCallEvent):

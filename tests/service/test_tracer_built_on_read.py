@@ -1,0 +1,70 @@
+"""Spans are built when a trace is read (or as turns end, for an exporter), from a bounded
+log of each conversation's events that drops whole turns."""
+
+from __future__ import annotations
+
+import pytest
+
+from relaybaton.actors import Agent, open_runtime
+from relaybaton.service._tracing import Span, Tracer, trace_id_for
+from relaybaton.testing import ScriptedModel
+
+pytestmark = pytest.mark.anyio
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+
+    def export(self, span: Span) -> None:
+        self.spans.append(span)
+
+    def shutdown(self) -> None:
+        pass
+
+
+async def test_spans_are_built_when_the_trace_is_read_and_equal_the_turns() -> None:
+    agent = Agent(name="assistant")
+    async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
+        tracer = Tracer(rt, flow_name="f")
+        for i in range(3):
+            await rt.send("c1", f"Hello {i}", message_id=f"m{i}")
+        assert list(tracer.spans) == []  # nothing read yet: nothing built
+        spans = tracer.trace("c1")
+        tracer.close()
+    workflows = [s for s in spans if s.name == "invoke_workflow f"]
+    assert [s.attributes["relaybaton.message.id"] for s in workflows] == ["m0", "m1", "m2"]
+    for span in spans:  # every span belongs to one of the turns, and each has ended
+        assert span.trace_id in {trace_id_for("c1", f"m{i}") for i in range(3)}
+        assert span.end is not None
+        assert span.end >= span.start
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    assert len(chats) == 3
+
+
+async def test_a_full_log_drops_its_oldest_turns_whole() -> None:
+    agent = Agent(name="assistant")
+    async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
+        tracer = Tracer(rt, flow_name="f", spans_per_conversation=5)
+        for i in range(6):
+            await rt.send("c1", f"Hello {i}", message_id=f"m{i}")
+        spans = tracer.trace("c1")
+        tracer.close()
+    kept = {s.attributes["relaybaton.message.id"] for s in spans if s.name == "invoke_workflow f"}
+    assert kept
+    assert "m5" in kept
+    assert "m0" not in kept
+    for span in spans:  # no span of a turn whose start was dropped
+        assert span.trace_id in {trace_id_for("c1", m) for m in kept}
+
+
+async def test_with_an_exporter_spans_are_built_as_turns_end() -> None:
+    agent = Agent(name="assistant")
+    exporter = Collected()
+    async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
+        tracer = Tracer(rt, flow_name="f", exporter=exporter)
+        await rt.send("c1", "Hello", message_id="m0")
+        names = [s.name for s in exporter.spans]  # before any read
+        tracer.close()
+    assert "invoke_workflow f" in names
+    assert any(n.startswith("chat ") for n in names)
