@@ -12,12 +12,13 @@ Finished spans go to a bounded in-memory ring (read per conversation by
 ``GET /v1/conversations/{id}/trace``) and, when the ``otel`` extra is installed and
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to OpenTelemetry's OTLP exporter with the same ids.
 
-Without an exporter the spans are built when they are read: each event is kept, with the
-turn it belongs to and the clocks of its moment, in a bounded log per conversation, and
-``trace`` builds that conversation's spans from it first. Most traces are never read, and
-building seven spans a turn cost a sixth of the HTTP edge's work per request
-(``benchmarks/http_edge_instructions.py``); a log that overflows drops its oldest turn
-whole, as the span ring would have dropped its spans.
+Without an exporter (or a debug log) the spans are built when they are read: each event
+is kept, with the turn it belongs to and the clocks of its moment, in a bounded log per
+conversation, and ``trace`` builds that conversation's spans from it first. Most traces
+are never read, and building seven spans a turn cost a sixth of the HTTP edge's work per
+request (``benchmarks/http_edge_instructions.py``); a log that overflows drops its oldest
+turn whole, as the span ring would have dropped its spans.
+
 Message content (reply text, tool arguments and results) is recorded only with
 ``record_content``.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import secrets
 import time
@@ -120,6 +122,7 @@ class Tracer:
         spans_per_conversation: int = 512,
         max_conversations: int = 10_000,
         exporter: SpanExporter | None = None,
+        build_as_turns_end: bool | None = None,
     ) -> None:
         self.runtime = runtime
         self.flow_name = flow_name
@@ -132,6 +135,13 @@ class Tracer:
         # Bound once: an unbound logger re-binds on every call (the configuration caches
         # no logger), and this one logs at the end of every turn.
         self.log = structlog.get_logger("relaybaton.service").bind()
+        if build_as_turns_end is None:
+            # An exporter wants spans as they end; so does a debug log, whose
+            # ``turn_finished`` line gives each turn's trace id and duration as it ends.
+            enabled = getattr(self.log, "is_enabled_for", None)
+            debug = enabled is None or bool(enabled(logging.DEBUG))
+            build_as_turns_end = exporter is not None or debug
+        self.build_as_turns_end = build_as_turns_end
         self._turns: dict[str, _Turn] = {}
         # Events whose spans are not built yet, by conversation (least recently added first).
         self._kept: OrderedDict[str, deque[_Kept]] = OrderedDict()
@@ -293,7 +303,7 @@ class Tracer:
         if active is None:  # outside a turn: nothing to trace
             return
         now = self._clock.now()
-        if self.exporter is not None:  # exported as they end: built now
+        if self.build_as_turns_end:
             self._apply(conversation_id, event, active.message_id, now, time.time() - now)
             return
         kept = self._kept.get(conversation_id)

@@ -26,7 +26,7 @@ class Collected:
 async def test_spans_are_built_when_the_trace_is_read_and_equal_the_turns() -> None:
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
-        tracer = Tracer(rt, flow_name="f")
+        tracer = Tracer(rt, flow_name="f", build_as_turns_end=False)
         for i in range(3):
             await rt.send("c1", f"Hello {i}", message_id=f"m{i}")
         assert list(tracer.spans) == []  # nothing read yet: nothing built
@@ -45,7 +45,7 @@ async def test_spans_are_built_when_the_trace_is_read_and_equal_the_turns() -> N
 async def test_a_full_log_drops_its_oldest_turns_whole() -> None:
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
-        tracer = Tracer(rt, flow_name="f", spans_per_conversation=5)
+        tracer = Tracer(rt, flow_name="f", spans_per_conversation=5, build_as_turns_end=False)
         for i in range(6):
             await rt.send("c1", f"Hello {i}", message_id=f"m{i}")
         spans = tracer.trace("c1")
@@ -68,3 +68,13 @@ async def test_with_an_exporter_spans_are_built_as_turns_end() -> None:
         tracer.close()
     assert "invoke_workflow f" in names
     assert any(n.startswith("chat ") for n in names)
+
+
+async def test_a_debug_log_says_each_turn_finished_as_it_ends() -> None:
+    agent = Agent(name="assistant")
+    async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
+        tracer = Tracer(rt, flow_name="f")  # the tests log at debug: built as turns end
+        assert tracer.build_as_turns_end
+        await rt.send("c1", "Hello", message_id="m0")
+        assert any(s.name == "invoke_workflow f" for s in tracer.spans)
+        tracer.close()
