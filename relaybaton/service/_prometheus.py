@@ -89,17 +89,35 @@ class _Tally(Collector):
     first. The registry is read on the event loop, as the increments are made.
     """
 
+    #: Observations held at most, over all histograms: past it they are folded at once, so
+    #: a registry nobody scrapes costs no more memory than this.
+    max_observations = 10_000
+
     def __init__(self) -> None:
         self.pending: dict[Any, float] = {}  # a counter's child -> what to add to it
+        self.observed: list[tuple[Any, float]] = []  # (a histogram's child, a value)
 
     def add(self, child: Any, amount: float = 1.0) -> None:
         pending = self.pending
         pending[child] = pending.get(child, 0.0) + amount
 
+    def observe(self, child: Any, value: float) -> None:
+        """A histogram observation (its lock and bucket search happen at the scrape)."""
+        observed = self.observed
+        observed.append((child, value))
+        if len(observed) >= self.max_observations:
+            self._fold_observations()
+
+    def _fold_observations(self) -> None:
+        observed, self.observed = self.observed, []
+        for child, value in observed:
+            child.observe(value)
+
     def collect(self) -> Iterable[CounterMetricFamily]:
         pending, self.pending = self.pending, {}
         for child, amount in pending.items():
             child.inc(amount)
+        self._fold_observations()
         return ()
 
 
@@ -209,6 +227,7 @@ class ServiceMetrics:
             registry=registry,
         )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._guardrail_children: dict[tuple[str, str, str], Any] = {}
         # By (route, method, status): the request counter's child and the duration's.
         self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._adapters = {name: slot.adapter.name for name, slot in runtime.slots.items()}
@@ -249,14 +268,18 @@ class ServiceMetrics:
                 self.http_duration.labels(route),
             )
         self.tally.add(children[0])
-        children[1].observe(time.perf_counter() - started)
+        self.tally.observe(children[1], time.perf_counter() - started)
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
-        if isinstance(event, ToolCallEvent):
+        if isinstance(event, GuardrailEvent):  # most events of a guarded turn: the short way
+            key = (event.guardrail, event.stage, event.verdict)
+            child = self._guardrail_children.get(key)
+            if child is None:
+                child = self._guardrail_children[key] = self.guardrails.labels(*key)
+            self.tally.add(child)
+        elif isinstance(event, ToolCallEvent):
             outcome = "error" if event.is_error else "ok"
             self.count(self.tool_calls, event.agent, event.tool, event.tool_kind, outcome)
-        elif isinstance(event, GuardrailEvent):
-            self.count(self.guardrails, event.guardrail, event.stage, event.verdict)
         elif isinstance(event, HandoffEvent):
             self.count(self.handoffs, event.action)
         elif isinstance(event, ReplyEvent):
@@ -279,7 +302,7 @@ class ServiceMetrics:
                 return
             labels = (provider, record.model, record.outcome)
             count = self.count
-            self.child(self.model_duration, *labels).observe(record.latency_s)
+            self.tally.observe(self.child(self.model_duration, *labels), record.latency_s)
             usage = record.usage
             if usage.input_tokens:
                 count(self.model_tokens, *labels, "input", amount=usage.input_tokens)

@@ -72,6 +72,8 @@ class EventLog:
 
     def wake(self) -> None:
         """Wake every reader waiting in ``wait``."""
+        if not self.waiters:  # the common case: nobody is reading this conversation now
+            return
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -116,6 +118,7 @@ class EventHub:
         self.replay_events = replay_events
         self.max_conversations = max_conversations
         self.logs: OrderedDict[str, EventLog] = OrderedDict()
+        self._by_id = conversations.by_id
         self.closed = False
         self._unsubscribe: Callable[[], None] | None = conversations.subscribe(self._on_event)
         conversations.stream_replies = True  # SSE clients see answers token by token
@@ -127,9 +130,14 @@ class EventHub:
         return log is not None and log.live > 0
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
-        conversation = self.conversations.get(conversation_id)
+        conversation = self._by_id.get(conversation_id)
         active = conversation.active if conversation is not None else None
-        self.log(conversation_id).append(active.message_id if active else "", event)
+        log = self.logs.get(conversation_id)
+        if log is None:
+            log = self.log(conversation_id)
+        else:
+            self.logs.move_to_end(conversation_id)
+        log.append(active.message_id if active else "", event)
 
     def log(self, conversation_id: str) -> EventLog:
         """The conversation's log, created (and the oldest unwatched one dropped) if new."""
