@@ -26,9 +26,13 @@ class ConnectionWatch:
     def __init__(self) -> None:
         self.on_disconnected: list[ConnectionListener] = []
         self.on_reconnected: list[ConnectionListener] = []
+        #: Set by the node before it closes the connection: that disconnect is no news.
+        self.closing = False
 
     async def disconnected(self) -> None:
-        """The client lost its server (nats-py's ``disconnected_cb``)."""
+        """The client lost its server (nats-py's ``disconnected_cb``, also on a close)."""
+        if self.closing:
+            return
         _log.warning("nats_disconnected")
         _notify(self.on_disconnected, "disconnected")
 

@@ -298,6 +298,7 @@ class ClusterNode:
             if view is not None:
                 await view.aclose()
         if self._nc is not None and not self._nc.is_closed:
+            self.connection.closing = True
             with suppress(Exception):
                 await self._nc.close()
 

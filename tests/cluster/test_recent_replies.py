@@ -78,3 +78,13 @@ async def test_the_watch_tells_every_listener_even_after_one_fails() -> None:
     await watch.disconnected()
     await watch.reconnected()
     assert heard == ["down", "up"]
+
+
+@pytest.mark.anyio
+async def test_the_disconnect_of_a_closing_node_is_no_news() -> None:
+    watch = ConnectionWatch()
+    heard: list[str] = []
+    watch.on_disconnected.append(lambda: heard.append("down"))
+    watch.closing = True
+    await watch.disconnected()
+    assert heard == []
