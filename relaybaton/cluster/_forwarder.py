@@ -116,11 +116,6 @@ class ClusterForwarder:
         partition = partition_of(conversation_id, self.ownership.partitions)
         return partition, self.ownership.generation(partition) is not None
 
-    @property
-    def node_id(self) -> str:
-        """This node's name (the service answers with it in ``X-Relaybaton-Node``)."""
-        return self.ownership.node_id
-
     def new_conversation_id(self) -> str:
         """A fresh ``chat-…`` id in a partition this node holds (any id if it holds none)."""
         ownership = self.ownership

@@ -25,7 +25,6 @@ from relaybaton.service._limits import read_body
 
 __all__ = [
     "CONVERSATION_HEADER",
-    "NODE_HEADER",
     "Destination",
     "RequestForwarder",
     "destination_of",
@@ -35,9 +34,6 @@ __all__ = [
 
 CONVERSATION_HEADER = "X-Relaybaton-Conversation-Id"
 """The OpenAI-compatible endpoint's header naming the conversation a request continues."""
-
-NODE_HEADER = "X-Relaybaton-Node"
-"""The response header naming the node that answered: the owner, for a forwarded request."""
 
 _CONVERSATION_ROUTES = "/v1/conversations/{conversation_id}"
 _APPROVAL_ROUTE = "/v1/approvals/{approval_id}"
@@ -60,11 +56,6 @@ class Destination:
 
 class RequestForwarder(Protocol):
     """Answers the requests that belong to another node."""
-
-    @property
-    def node_id(self) -> str:
-        """This node's name, given to clients in ``NODE_HEADER``."""
-        ...
 
     async def forward(
         self, request: web.Request, destination: Destination

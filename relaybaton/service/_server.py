@@ -43,7 +43,7 @@ from relaybaton.service._approval_desk import ApprovalDesk
 from relaybaton.service._auth import TokenTable, current_token
 from relaybaton.service._errors import ApiError, error_json
 from relaybaton.service._feedback import FeedbackDesk
-from relaybaton.service._forwarding import NODE_HEADER, RequestForwarder, forward
+from relaybaton.service._forwarding import RequestForwarder, forward
 from relaybaton.service._images import images_in
 from relaybaton.service._limits import ServiceLimits, TokenLimiter, check_depth, read_body
 from relaybaton.service._operator_api import OperatorApi, caller
@@ -266,15 +266,6 @@ class Service:
         app = web.Application(
             middlewares=[self._edge], client_max_size=self.limits.max_body_bytes + 1024
         )
-        if self.forwarder is not None:
-            # Behind a load balancer, which node answered; a forwarded answer already names
-            # its owner (the owner's application answered it), and keeps that name.
-            node = self.forwarder.node_id
-
-            async def name_the_node(_: web.Request, response: web.StreamResponse) -> None:
-                response.headers.setdefault(NODE_HEADER, node)
-
-            app.on_response_prepare.append(name_the_node)
         from relaybaton.service._openai_compat import OpenAICompat  # noqa: PLC0415 - cycle
 
         compat = OpenAICompat(self)

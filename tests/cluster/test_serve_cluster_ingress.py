@@ -22,8 +22,6 @@ from tests.cluster._serve import (
     wait_for_placement,
 )
 
-NODE = "X-Relaybaton-Node"
-
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.timeout(90)]
 
 
@@ -52,7 +50,6 @@ async def test_a_client_of_one_node_is_answered_for_the_conversations_another_ow
             base = f"{a.url}/v1/conversations/{conversation}"
             async with http.get(f"{base}/events") as stream:
                 assert stream.status == 200
-                assert stream.headers[NODE].startswith(b.id_prefix)  # the owner answered
                 assert await stream.content.readline() == b"retry: 1000\n"
                 answered = await post_answered(http, f"{base}/messages", "Hello")
                 assert answered["replies"], answered
@@ -65,7 +62,6 @@ async def test_a_client_of_one_node_is_answered_for_the_conversations_another_ow
             assert kinds[-1:] == ["reply"], kinds  # the turn, as B streamed it, through A
             async with http.get(base) as read:
                 assert read.status == 200
-                assert read.headers[NODE].startswith(b.id_prefix)
                 transcript = (await read.json())["transcript"]
             assert [t["text"] for t in transcript if t.get("type") == "user"] == ["Hello"]
 
@@ -77,7 +73,6 @@ async def test_a_client_of_one_node_is_answered_for_the_conversations_another_ow
             async with http.post(url, json=ask) as waiting:
                 assert waiting.status == 202, await waiting.text()  # a person decides
             async with http.get(f"{a.url}/v1/approvals") as listed:
-                assert listed.headers[NODE].startswith(a.id_prefix)  # A's own answer
                 [request] = (await listed.json())["data"]
             assert request["conversation_id"] == refund
             decision = {"decision": "approve", "reason": "checked"}
