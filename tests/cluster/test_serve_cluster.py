@@ -37,7 +37,7 @@ async def test_two_nodes_split_hand_over_on_sigterm_and_take_over_after_sigkill(
     a = await start_node(flow, database_url, tmp_path, "a")
     b = await start_node(flow, database_url, tmp_path, "b")
     try:
-        await wait_for_placement(prefix, all_held_by(a, b), within=10)
+        await wait_for_placement(prefix, all_held_by(a, b), within=30)
         held = await holders(prefix)
         theirs = next(p for p, v in held.items() if v.startswith(b.id_prefix))
         conversation = next(
@@ -71,7 +71,7 @@ async def test_two_nodes_split_hand_over_on_sigterm_and_take_over_after_sigkill(
 
             c = await start_node(flow, database_url, tmp_path, "c")
             try:
-                await wait_for_placement(prefix, all_held_by(a, c), within=10)
+                await wait_for_placement(prefix, all_held_by(a, c), within=30)
                 c.process.kill()
                 killed = time.monotonic()
                 await wait_for_placement(prefix, all_held_by(a), within=TTL + 5)

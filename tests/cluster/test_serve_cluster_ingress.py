@@ -40,7 +40,7 @@ async def test_a_client_of_one_node_is_answered_for_the_conversations_another_ow
     a = await start_node(flow, database_url, tmp_path, "a")
     b = await start_node(flow, database_url, tmp_path, "b")
     try:
-        await wait_for_placement(prefix, all_held_by(a, b), within=10)
+        await wait_for_placement(prefix, all_held_by(a, b), within=30)
         held = await holders(prefix)
         conversation = _on(held, b.id_prefix, "conv")
         chat = _on(held, b.id_prefix, "chat")

@@ -50,7 +50,7 @@ async def test_producers_messages_are_processed_once_across_a_sigterm(
     b = await start_node(flow, database_url, tmp_path, "b")
     nc = await nats.connect(NATS_URL)
     try:
-        await wait_for_placement(prefix, all_held_by(a, b), within=10)
+        await wait_for_placement(prefix, all_held_by(a, b), within=30)
         js = nc.jetstream()
         replies = Replies()
         inbox = nc.new_inbox()
