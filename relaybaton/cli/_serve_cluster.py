@@ -96,7 +96,7 @@ class ClusterSetup:
                 runtime,
                 self.node,
                 subjects=ProducerSubjects(self.config.prefix),
-                settings=ConsumerSettings(replies_kept_s=self.config.dead_connection_notice),
+                settings=ConsumerSettings(),
                 on_journal_refused=self._journal_refused,
                 events=self.config.events,
                 connection=self.node.connection,

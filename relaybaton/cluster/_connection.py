@@ -23,7 +23,9 @@ ConnectionListener = Callable[[], None]
 class ConnectionWatch:
     """Fans a NATS client's disconnect and reconnect out to listeners (plain callables)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unnoticed_s: float) -> None:
+        #: How long the client may go on writing into a dead connection before it notices.
+        self.unnoticed_s = unnoticed_s
         self.on_disconnected: list[ConnectionListener] = []
         self.on_reconnected: list[ConnectionListener] = []
         #: Set by the node before it closes the connection: that disconnect is no news.

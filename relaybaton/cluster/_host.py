@@ -126,10 +126,7 @@ class RuntimeHost:
         return found
 
     def _of(self, partition: int) -> list[str]:
-        partitions = self.node.partitions
-        return [
-            c for c in self.runtime.conversations.by_id if partition_of(c, partitions) == partition
-        ]
+        return self._in_memory((partition,)).get(partition, [])
 
     async def _drain(self, partition: int, within: float) -> None:
         """Let the partition's turns in flight end (their replies journaled), for a while."""

@@ -96,7 +96,7 @@ class ClusterNode:
         self._leaving = False
         self._nc: NatsClient | None = None
         #: The connection's breaks and returns, for the parts that must act on them.
-        self.connection = ConnectionWatch()
+        self.connection = ConnectionWatch(unnoticed_s=config.dead_connection_notice)
         self._js: JetStreamContext | None = None
         self._keeper: LeaseKeeper | None = None
         self._membership: Membership | None = None

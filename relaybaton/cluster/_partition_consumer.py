@@ -79,9 +79,6 @@ class ConsumerSettings:
             before it is cancelled (then the message is delivered again to the next
             holder, which recognizes it if the journal got it).
         inbound: the bounds a message must keep (the HTTP edge's).
-        replies_kept_s: how long a published reply is kept to be published again should
-            the connection turn out to have been dead (``_recent_replies.py``): at least
-            the time the client takes to notice a silently dead connection.
         replies_resent_after_s: how long after reconnecting the kept replies are published
             again, so that producers whose clients reconnect more slowly get them.
     """
@@ -95,7 +92,6 @@ class ConsumerSettings:
     max_turns_in_flight: int = 1000
     stop_timeout_s: float = 5.0
     inbound: InboundLimits = field(default_factory=InboundLimits)
-    replies_kept_s: float = 15.0
     replies_resent_after_s: float = 3.0
 
 
@@ -121,7 +117,6 @@ class ProducerContext:
             self.nc,
             self.runtime.conversations,
             self.counters,
-            kept_s=self.settings.replies_kept_s,
             resent_after_s=self.settings.replies_resent_after_s,
         )
 

@@ -59,9 +59,7 @@ class RecentReplies:
         kept = self._kept
         kept.append((now, subject, payload))
         if self._down_since is None:
-            horizon = now - self.suspect_s
-            while kept and kept[0][0] < horizon:
-                kept.popleft()
+            self._forget_before(now - self.suspect_s)
         while len(kept) > self.max_kept:
             if self._down_since is not None and kept[0][0] >= self._down_since - self.suspect_s:
                 self.overflowed += 1
@@ -82,7 +80,10 @@ class RecentReplies:
         since = self._down_since - self.suspect_s
         self._down_since = None
         owed = [(subject, payload) for t, subject, payload in self._kept if t >= since]
-        horizon = self.clock() - self.suspect_s
-        while self._kept and self._kept[0][0] < horizon:
-            self._kept.popleft()
+        self._forget_before(self.clock() - self.suspect_s)
         return owed
+
+    def _forget_before(self, horizon: float) -> None:
+        kept = self._kept
+        while kept and kept[0][0] < horizon:
+            kept.popleft()

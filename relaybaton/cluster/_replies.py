@@ -46,14 +46,14 @@ class ReplyPublisher:
         conversations: Conversations,
         counters: ProducerCounters,
         *,
-        kept_s: float = 15.0,
-        resent_after_s: float = 3.0,
+        resent_after_s: float,
     ) -> None:
         self.nc = nc
         self.conversations = conversations
         self.counters = counters
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self.recent = RecentReplies(suspect_s=kept_s)
+        #: Kept only while a connection is watched: without one nothing is published again.
+        self.recent: RecentReplies | None = None
         self.resent_after_s = resent_after_s
         self._resend: asyncio.Task[None] | None = None
         self._watch: ConnectionWatch | None = None
@@ -70,6 +70,7 @@ class ReplyPublisher:
     def watch(self, connection: ConnectionWatch) -> None:
         """Publish the kept replies again each time ``connection`` comes back."""
         self._watch = connection
+        self.recent = RecentReplies(suspect_s=connection.unnoticed_s)
         connection.on_disconnected.append(self._disconnected)
         connection.on_reconnected.append(self._reconnected)
 
@@ -159,31 +160,35 @@ class ReplyPublisher:
 
     async def _send(self, subject: str, message_id: str, outcome: TurnResult | Paused) -> None:
         payload = encode_reply(message_id, outcome)
-        self.recent.record(subject, payload)
+        if self.recent is not None:
+            self.recent.record(subject, payload)
         await self.nc.publish(subject, payload)
         self.counters.replies += 1
 
     def _disconnected(self) -> None:
+        assert self.recent is not None  # listening only once watching
         self.recent.disconnected()
         if self._resend is not None:  # down again before the last resend: wait for the next
             self._resend.cancel()
             self._resend = None
 
     def _reconnected(self) -> None:
-        if self.recent.down and self._resend is None:
+        if self.recent is not None and self.recent.down and self._resend is None:
             self._resend = asyncio.get_running_loop().create_task(self._publish_again())
 
     async def _publish_again(self) -> None:
+        recent = self.recent
+        assert recent is not None
         try:
             await asyncio.sleep(self.resent_after_s)  # the producers' clients reconnect too
-            owed = self.recent.take_owed()
+            owed = recent.take_owed()
             for subject, payload in owed:
                 await self.nc.publish(subject, payload)
             self.counters.replies_resent += len(owed)
             _log.info(
                 "nats_replies_published_again",
                 replies=len(owed),
-                overflowed=self.recent.overflowed,
+                overflowed=recent.overflowed,
             )
         except asyncio.CancelledError:
             raise

@@ -312,8 +312,10 @@ class Tracer:
             if len(self._kept) > self.max_conversations:
                 oldest, _ = self._kept.popitem(last=False)
                 self._turns.pop(oldest, None)
-        elif len(kept) >= self.spans_per_conversation:
-            self._drop_oldest_turn(conversation_id, kept)
+        else:
+            self._kept.move_to_end(conversation_id)
+            if len(kept) >= self.spans_per_conversation:
+                self._drop_oldest_turn(conversation_id, kept)
         kept.append((event, active.message_id, now, time.time() - now))
 
     def _drop_oldest_turn(self, conversation_id: str, kept: deque[_Kept]) -> None:

@@ -1,4 +1,5 @@
-"""The listing query (``relaybaton.runtime``'s ``HeadQuery``) in SQL, for SQLite and PostgreSQL.
+"""SQL both journal stores share: the listing query (``relaybaton.runtime``'s ``HeadQuery``)
+and the approvals' columns, for SQLite and PostgreSQL.
 
 Both answer it from the ``heads`` table, newest update first, with keyset pagination on
 (``updated_at``, ``conversation_id``): the cursor's row values bound the page, so the cost
@@ -9,8 +10,19 @@ is created when a store opens (``HEADS_INDEX``), also on journals made before it
 from __future__ import annotations
 
 from relaybaton.runtime._listing import HeadQuery, decode_cursor
+from relaybaton.runtime._store import ApprovalRow
 
-__all__ = ["HEADS_INDEX", "listing_query"]
+__all__ = ["APPROVAL_COLUMNS", "HEADS_INDEX", "approval_row", "listing_query"]
+
+APPROVAL_COLUMNS = "approval_id, conversation_id, request, decision"
+"""The columns ``approval_row`` reads, in its order."""
+
+
+def approval_row(row: tuple[str, str, bytes, str]) -> ApprovalRow:
+    """An approvals row (``APPROVAL_COLUMNS``); the driver may give a memoryview for bytes."""
+    a, c, r, d = row
+    return ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
+
 
 #: Created if missing when a store opens; ``{s}`` is the schema prefix (empty for SQLite).
 HEADS_INDEX = "CREATE INDEX IF NOT EXISTS heads_by_update ON {s}heads (updated_at, conversation_id)"

@@ -71,10 +71,14 @@ from relaybaton.runtime._store import (
     check_fence,
     merge_approval_rows,
 )
-from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
+from relaybaton.stores._listing_sql import (
+    APPROVAL_COLUMNS,
+    HEADS_INDEX,
+    approval_row,
+    listing_query,
+)
 from relaybaton.stores._postgres_link import PostgresLink
 from relaybaton.stores._postgres_sql import (
-    APPROVAL_COLUMNS,
     DECIDED,
     FENCE_TABLE,
     HEAD_COLUMNS,
@@ -464,7 +468,7 @@ class PostgresStore:
         rows = await self._fetch(
             f"SELECT {APPROVAL_COLUMNS} FROM {{s}}.approvals{where} ORDER BY position", ()
         )
-        return [_approval(row) for row in rows]
+        return [approval_row(row) for row in rows]
 
     async def approval(self, approval_id: str) -> ApprovalRow | None:
         """The approval request with this id, decided or not (one lookup by primary key)."""
@@ -472,7 +476,7 @@ class PostgresStore:
             f"SELECT {APPROVAL_COLUMNS} FROM {{s}}.approvals WHERE approval_id = %s",
             (approval_id,),
         )
-        return _approval(rows[0]) if rows else None
+        return approval_row(rows[0]) if rows else None
 
     async def _fetch(self, query: str, params: tuple[object, ...]) -> list[Any]:
         async def run(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
@@ -488,11 +492,6 @@ class PostgresStore:
             await self._writer.close()
             await self._reader.close()
             await self._writer_for_fences.close()
-
-
-def _approval(row: tuple[str, str, bytes, str]) -> ApprovalRow:
-    a, c, r, d = row  # APPROVAL_COLUMNS; the driver may give a memoryview for bytes
-    return ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
 
 
 def _generation(token: tuple[int, int] | None) -> int | None:

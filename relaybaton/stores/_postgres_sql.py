@@ -100,4 +100,3 @@ SELECT partition, generation FROM {s}.partition_fence WHERE partition = ANY(%s) 
 """
 
 HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
-APPROVAL_COLUMNS = "approval_id, conversation_id, request, decision"

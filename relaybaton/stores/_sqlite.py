@@ -44,7 +44,12 @@ from relaybaton.runtime._store import (
     check_decisions,
     merge_approval_rows,
 )
-from relaybaton.stores._listing_sql import HEADS_INDEX, listing_query
+from relaybaton.stores._listing_sql import (
+    APPROVAL_COLUMNS,
+    HEADS_INDEX,
+    approval_row,
+    listing_query,
+)
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -138,7 +143,6 @@ _PUT_APPROVAL = (
     " ELSE approvals.decision END"
 )
 _HEAD_COLUMNS = "conversation_id, seq, epoch, owner, status, unfinished, updated_at"
-_APPROVAL_COLUMNS = "approval_id, conversation_id, request, decision"
 
 
 def _head(row: tuple[str, int, int, str | None, str, int, float]) -> Head:
@@ -152,11 +156,6 @@ def _head(row: tuple[str, int, int, str | None, str, int, float]) -> Head:
         unfinished=bool(unfinished),
         updated_at=updated_at,
     )
-
-
-def _approval(row: tuple[str, str, bytes, str]) -> ApprovalRow:
-    a, c, r, d = row  # _APPROVAL_COLUMNS; the driver may give a memoryview for bytes
-    return ApprovalRow(approval_id=a, conversation_id=c, request=bytes(r), decision=d)
 
 
 class _Packed(NamedTuple):
@@ -390,16 +389,16 @@ class SqliteStore:
         """Approval requests, oldest first."""
         where = " WHERE decision = ''" if pending_only else ""
         rows = await self._read(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals{where} ORDER BY rowid", ()
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals{where} ORDER BY rowid", ()
         )
-        return [_approval(row) for row in rows]
+        return [approval_row(row) for row in rows]
 
     async def approval(self, approval_id: str) -> ApprovalRow | None:
         """The approval request with this id, decided or not (one lookup in its unique index)."""
         rows = await self._read(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE approval_id = ?", (approval_id,)
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE approval_id = ?", (approval_id,)
         )
-        return _approval(rows[0]) if rows else None
+        return approval_row(rows[0]) if rows else None
 
     async def list_heads(self, query: HeadQuery) -> HeadPage:
         """One page of heads, newest update first; see ``relaybaton.runtime``'s listing."""

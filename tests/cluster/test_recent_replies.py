@@ -67,7 +67,7 @@ def test_the_memory_is_bounded_and_an_owed_reply_dropped_is_counted() -> None:
 
 @pytest.mark.anyio
 async def test_the_watch_tells_every_listener_even_after_one_fails() -> None:
-    watch = ConnectionWatch()
+    watch = ConnectionWatch(unnoticed_s=1.0)
     heard: list[str] = []
 
     def broken() -> None:
@@ -82,7 +82,7 @@ async def test_the_watch_tells_every_listener_even_after_one_fails() -> None:
 
 @pytest.mark.anyio
 async def test_the_disconnect_of_a_closing_node_is_no_news() -> None:
-    watch = ConnectionWatch()
+    watch = ConnectionWatch(unnoticed_s=1.0)
     heard: list[str] = []
     watch.on_disconnected.append(lambda: heard.append("down"))
     watch.closing = True
