@@ -121,9 +121,11 @@ class AgentActor(ConversationActor):
         transcript = owner.conversation.transcript
         metadata = RequestMetadata(agent=agent.name, conversation_id=owner.conversation_id)
         guards = self.compiled.guards
+        # Where this turn's screens run: one for the turn, built only if it has guardrails.
+        where = Where(self.flow, owner.conversation_id, agent.name, owner) if guards.any else None
         if guards.input and transcript and type(transcript[-1]) is UserMessage:
             # A fresh user message: its owner screens it before any model sees it.
-            where = Where(self.flow, owner.conversation_id, agent.name, owner)
+            assert where is not None
             text = transcript[-1].text
             screened = await guards.screen("input", guards.input, text, where)
             if screened.blocked is not None:
@@ -144,7 +146,7 @@ class AgentActor(ConversationActor):
                         owner.fail(verdict)
                         return
                 if guards.output:  # before the reply reaches the user, not after
-                    where = Where(self.flow, owner.conversation_id, agent.name, owner)
+                    assert where is not None
                     screened = await guards.screen("output", guards.output, step, where)
                     step = screened.text if screened.blocked is None else screened.blocked
                     if schema is not None and answer_problems(step, schema, "", False):
@@ -195,7 +197,7 @@ class AgentActor(ConversationActor):
                 transcript if history_filter is None else history_filter(transcript)  # type: ignore[arg-type]
             )
             if guards.redacts_input:
-                where = Where(self.flow, owner.conversation_id, agent.name, owner)
+                assert where is not None
                 history = await guards.redact_history(history, where)  # type: ignore[arg-type]
             request = ModelRequest(
                 instructions=agent.instructions,

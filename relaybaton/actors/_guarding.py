@@ -68,6 +68,7 @@ class Guards:
     __slots__ = (
         "_histories",
         "_redactions",
+        "any",
         "input",
         "output",
         "redacts_input",
@@ -84,6 +85,8 @@ class Guards:
         self.tool_arguments = at("tool_arguments")
         self.tool_result = at("tool_result")
         self.redacts_input = tuple(g for g in self.input if g.action == "redact")
+        #: Whether an owner's turn runs any of them (the tool stages run in tool scopes).
+        self.any = bool(self.input or self.output)
         self._redactions: OrderedDict[str, str] = OrderedDict()
         # By conversation: the history last redacted, and what its redaction gave.
         self._histories: OrderedDict[str, tuple[list[ChatMessage], list[ChatMessage]]] = (

@@ -46,6 +46,7 @@ from relaybaton.cluster._tunnel_wire import (
 )
 from relaybaton.errors import ApiError
 from relaybaton.runtime import Store
+from relaybaton.runtime._message_limits import new_message_id
 
 __all__ = ["ApprovalLocator", "ClusterForwarder", "approvals_in"]
 
@@ -156,7 +157,7 @@ class ClusterForwarder:
             and resource.canonical == _NATIVE_MESSAGES
             and "Idempotency-Key" not in request.headers
         ):
-            extra.append(("Idempotency-Key", f"m-{secrets.token_hex(8)}"))
+            extra.append(("Idempotency-Key", new_message_id()))
         tunnelled = TunnelRequest(
             partition=partition,
             method=request.method,

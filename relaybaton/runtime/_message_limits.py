@@ -7,12 +7,20 @@ both: one definition, so the two edges cannot drift apart.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Annotated, Final
 
 import msgspec
 
-__all__ = ["CONVERSATION_ID", "MAX_MESSAGE_BYTES", "MAX_TEXT_CHARS", "ConversationId", "MessageId"]
+__all__ = [
+    "CONVERSATION_ID",
+    "MAX_MESSAGE_BYTES",
+    "MAX_TEXT_CHARS",
+    "ConversationId",
+    "MessageId",
+    "new_message_id",
+]
 
 MAX_MESSAGE_BYTES: Final = 1 << 20
 """Bytes of one encoded message (an HTTP body, a NATS message's payload)."""
@@ -32,3 +40,14 @@ the OpenAPI document's readers)."""
 
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 """A message id, the key that makes a message's delivery idempotent: 1-200 characters."""
+
+
+def new_message_id() -> str:
+    """A message id for a message whose sender gave none: ``m-`` and 16 hex digits.
+
+    It must not repeat within a conversation, and need not be unguessable: it names a
+    message, it grants nothing (a conversation's id and the caller's token do). So it comes
+    from the process's pseudo-random generator (reseeded in a forked child), not from the
+    kernel's: one system call less per message on the edge's hot path.
+    """
+    return f"m-{random.getrandbits(64):016x}"

@@ -26,6 +26,7 @@ from relaybaton.runtime.messages import KernelMessage
 __all__ = ["AgentTable", "Registry"]
 
 AgentTable = ActivationTable[KernelMessage, object]
+Listener = Callable[[str, msgspec.Struct], None]
 
 
 class Registry:
@@ -59,7 +60,11 @@ class Registry:
         self.agents: dict[str, AgentTable] = {}
         self.edges: dict[str, frozenset[str]] = {}
         self.by_id: dict[str, Conversation] = {}
-        self.listeners: list[Callable[[str, msgspec.Struct], None]] = []
+        # Who listens, and to which kinds of event (None: every kind).
+        self.listeners: list[tuple[Listener, tuple[type, ...] | None]] = []
+        # The listeners of each kind of event, worked out on its first event: an event is
+        # handed only to those that asked for its kind, without a test per listener.
+        self._routes: dict[type, tuple[Listener, ...]] = {}
         # ``watch``: called on one conversation's events only, so many waiters (one per
         # request or reply owed) do not each hear every conversation's events.
         self.watchers: dict[str, list[Callable[[], None]]] = {}
@@ -92,21 +97,38 @@ class Registry:
         # An attribute, not a property: it is read on every step of every turn.
         self.observed = self.tracing or bool(self.listeners) or bool(self.watchers)
 
-    def subscribe(self, listener: Callable[[str, msgspec.Struct], None]) -> Callable[[], None]:
+    def subscribe(
+        self, listener: Listener, kinds: Collection[type[msgspec.Struct]] | None = None
+    ) -> Callable[[], None]:
         """Call ``listener(conversation_id, event)`` for every event; return the unsubscribe.
+
+        ``kinds``: only events of these types (or their subclasses); by default, every one.
+        A listener that reads a few kinds says so: most of a turn's events are of kinds it
+        would only test and drop, and each listener called costs every event of a turn.
 
         Listeners run synchronously in the emitting task: keep them short and non-blocking
         (put the event in a bounded queue, say). An exception in one is logged and dropped.
         """
-        self.listeners.append(listener)
+        entry = (listener, None if kinds is None else tuple(kinds))
+        self.listeners.append(entry)
+        self._routes.clear()
         self._update_observed()
 
         def unsubscribe() -> None:
-            if listener in self.listeners:
-                self.listeners.remove(listener)
+            if entry in self.listeners:
+                self.listeners.remove(entry)
+                self._routes.clear()
             self._update_observed()
 
         return unsubscribe
+
+    def _route(self, kind: type) -> tuple[Listener, ...]:
+        route = self._routes[kind] = tuple(
+            listener
+            for listener, kinds in self.listeners
+            if kinds is None or issubclass(kind, kinds)
+        )
+        return route
 
     def watch(self, conversation_id: str, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake()`` on each event of one conversation; return the unwatch.
@@ -130,7 +152,8 @@ class Registry:
     def _emit(self, conversation: Conversation, event: msgspec.Struct) -> None:
         if conversation.events is not None:
             conversation.events.append(event)
-        for listener in self.listeners:
+        route = self._routes.get(type(event))
+        for listener in self._route(type(event)) if route is None else route:
             try:
                 listener(conversation.id, event)
             except Exception as exc:  # a broken subscriber must not break a conversation

@@ -59,7 +59,11 @@ class FlowSplit:
         # The report is one of A's routes, behind A's auth and limits.
         a.app.router.add_get("/v1/ab", self._report)
         for name, service in self.services.items():
-            self._unsubscribe.append(service.runtime.conversations.subscribe(self._listener(name)))
+            self._unsubscribe.append(
+                service.runtime.conversations.subscribe(
+                    self._listener(name), (ModelCallEvent, ReplyEvent)
+                )
+            )
             service.feedback.listeners.append(self._rating(name))
             service.app.freeze()  # served through the front, never by a runner of its own
         self.app = web.Application()

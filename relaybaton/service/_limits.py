@@ -73,7 +73,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     refused without reading it; a chunked one is read only up to the limit. A body read
     once (the edge reads it to see whether to forward the request) is read from memory.
     """
-    kept: bytes | None = request.get(BODY_READ)
+    # ``len`` first: on a request with nothing stored (the common case), ``get`` would
+    # raise and catch a KeyError inside aiohttp's mapping.
+    kept: bytes | None = request.get(BODY_READ) if len(request) else None
     if kept is not None:
         return kept
     declared = request.content_length

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from relaybaton.actors import GuardrailEvent, ModelCallEvent, Runtime, ToolCallEvent
+from relaybaton.actors import GuardrailEvent, Runtime, ToolCallEvent
 from relaybaton.adapters._metrics import ModelCallRecord
 from relaybaton.runtime import SupervisionEvent
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
@@ -231,7 +231,11 @@ class ServiceMetrics:
         # By (route, method, status): the request counter's child and the duration's.
         self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._adapters = {name: slot.adapter.name for name, slot in runtime.slots.items()}
-        self._detach: list[Callable[[], None]] = [runtime.conversations.subscribe(self._on_event)]
+        self._detach: list[Callable[[], None]] = [
+            runtime.conversations.subscribe(
+                self._on_event, (GuardrailEvent, ToolCallEvent, HandoffEvent, ReplyEvent)
+            )
+        ]
         for name, slot in runtime.slots.items():
             listener = self._model_listener(name)
             slot.listeners.append(listener)
@@ -284,8 +288,7 @@ class ServiceMetrics:
             self.count(self.handoffs, event.action)
         elif isinstance(event, ReplyEvent):
             self.count(self.replies, "error" if event.error else "ok")
-        elif isinstance(event, ModelCallEvent):
-            pass  # counted per attempt from the slots' records, retries included
+        # Model calls are counted per attempt from the slots' records, retries included.
 
     def _model_listener(self, slot_name: str) -> Callable[[ModelCallRecord], None]:
         slot = self.runtime.slots[slot_name]

@@ -49,7 +49,9 @@ class QualityWatch(Collector):
         # may have changed since, when the baton went back to a return address).
         self.answered: OrderedDict[str, str] = OrderedDict()
         self.max_answered = 100_000
-        self._unsubscribe = runtime.conversations.subscribe(self._on_event)
+        self._unsubscribe = runtime.conversations.subscribe(
+            self._on_event, (ModelCallEvent, ReplyEvent)
+        )
 
     def close(self) -> None:
         """Stop reading the runtime's events."""

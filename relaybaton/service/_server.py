@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, final
@@ -37,7 +36,7 @@ from relaybaton.errors import (
     PartitionNotOwnedError,
 )
 from relaybaton.runtime import Conversation, TurnResult
-from relaybaton.runtime._message_limits import CONVERSATION_ID
+from relaybaton.runtime._message_limits import CONVERSATION_ID, new_message_id
 from relaybaton.service._api_types import DecisionIn, MessageIn
 from relaybaton.service._approval_desk import ApprovalDesk
 from relaybaton.service._auth import TokenTable, current_token
@@ -51,7 +50,7 @@ from relaybaton.service._paused import paused_body, settle
 from relaybaton.service._prometheus import ServiceMetrics
 from relaybaton.service._sse import EventHub, stream_events
 from relaybaton.service._tracing import SpanExporter, Tracer
-from relaybaton.service._waiting import outcome_within
+from relaybaton.service._waiting import WaitDeadlines, outcome_within
 from relaybaton.service.console._options import ConsoleOptions
 
 if TYPE_CHECKING:
@@ -156,7 +155,11 @@ class Service:
             pending_approvals=(lambda: len(approvals.pending())) if approvals else lambda: 0,
         )
         self.tracer = Tracer(
-            runtime, flow_name=flow_name, record_content=record_content, exporter=exporter
+            runtime,
+            flow_name=flow_name,
+            hub=self.hub,
+            record_content=record_content,
+            exporter=exporter,
         )
         self.limiter = TokenLimiter(
             rate_per_s=limits.rate_per_s, burst=limits.burst, max_concurrent=limits.max_concurrent
@@ -164,6 +167,7 @@ class Service:
         # The service's own waiters of accepted turns, with their conversations: drain waits
         # on them (not on those parked for a person), nothing polls.
         self.pending: dict[asyncio.Future[TurnResult], str] = {}
+        self.deadlines = WaitDeadlines(limits.wait_timeout_s)
         self.app = self._build_app()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -246,7 +250,7 @@ class Service:
                     headers={"Retry-After": "1"},
                 )
         if message_id is None:
-            message_id = f"m-{secrets.token_hex(8)}"
+            message_id = new_message_id()
         try:
             future = self.runtime.submit(
                 conversation_id, text, message_id=message_id, images=images, answer_schema=schema
@@ -404,8 +408,8 @@ class Service:
         location = {"Location": f"/v1/conversations/{conversation_id}"}
         if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
             return _json(_accepted(conversation_id, message_id), 202, location)
-        wait = self.limits.wait_timeout_s  # our own wait: a client going away ends it, not the turn
-        outcome = await outcome_within(self.hub, conversation_id, future, wait)
+        # Our own wait: a client going away ends it, not the turn.
+        outcome = await outcome_within(self.hub, conversation_id, future, self.deadlines)
         if isinstance(outcome, Paused):  # a person decides later: answer now
             return _json(paused_body(outcome, message_id), 202, location)
         if outcome is not None:

@@ -6,14 +6,19 @@ The hub subscribes to the runtime's event stream once and keeps, per conversatio
 get). Logs of at most ``max_conversations`` conversations are kept, least recently written
 first out, skipping those with a reader. Events are encoded when read, not when written, so
 a conversation nobody watches costs a deque append per event.
+
+The log is also the tracer's source (``Tracer`` reads a conversation's entries when its
+trace is read): each entry carries the two clocks of its moment, and a log keeps how far
+the tracer has read it, so one subscriber keeps each event once for both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import NamedTuple, final
+from typing import final
 
 import anyio
 import msgspec
@@ -29,12 +34,19 @@ _log = structlog.get_logger("relaybaton.service")
 _encoder = msgspec.json.Encoder()
 
 
-class LoggedEvent(NamedTuple):
-    """One event of a conversation, numbered, with the user message it belongs to."""
+class LoggedEvent(msgspec.Struct, frozen=True, gc=False):
+    """One event of a conversation, numbered, with the user message it belongs to ("" for
+    an event outside a turn) and the runtime clock's and Unix time at its moment.
+
+    A struct the garbage collector does not track: it refers to its event and nothing
+    refers back, and every logged event would otherwise be one more object per collection.
+    """
 
     id: int
     message_id: str
     event: msgspec.Struct
+    now: float = 0.0
+    wall: float = 0.0
 
     def data(self, conversation_id: str) -> dict[str, object]:
         """The event as JSON-ready data, with its id, conversation and message.
@@ -55,7 +67,7 @@ class LoggedEvent(NamedTuple):
 class EventLog:
     """The recent events of one conversation and the readers waiting for the next."""
 
-    __slots__ = ("closed", "events", "live", "next_id", "readers", "waiters")
+    __slots__ = ("closed", "events", "live", "next_id", "readers", "traced", "waiters")
 
     def __init__(self, capacity: int) -> None:
         self.events: deque[LoggedEvent] = deque(maxlen=capacity)
@@ -64,11 +76,16 @@ class EventLog:
         self.readers = 0  # who keeps the log from being dropped
         self.live = 0  # of those, who shows the answer as it streams
         self.closed = False
+        self.traced = 0  # the id of the last event the tracer built spans from
 
-    def append(self, message_id: str, event: msgspec.Struct) -> None:
-        self.events.append(LoggedEvent(self.next_id, message_id, event))
+    def append(
+        self, message_id: str, event: msgspec.Struct, now: float = 0.0, wall: float = 0.0
+    ) -> None:
+        """Log one event (``now``, ``wall``: its moment by the runtime clock and Unix time)."""
+        self.events.append(LoggedEvent(self.next_id, message_id, event, now, wall))
         self.next_id += 1
-        self.wake()
+        if self.waiters:
+            self.wake()
 
     def wake(self) -> None:
         """Wake every reader waiting in ``wait``."""
@@ -119,6 +136,7 @@ class EventHub:
         self.max_conversations = max_conversations
         self.logs: OrderedDict[str, EventLog] = OrderedDict()
         self._by_id = conversations.by_id
+        self._now = conversations.system.clock.now
         self.closed = False
         self._unsubscribe: Callable[[], None] | None = conversations.subscribe(self._on_event)
         conversations.stream_replies = True  # SSE clients see answers token by token
@@ -130,6 +148,7 @@ class EventHub:
         return log is not None and log.live > 0
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
+        # Every event of every conversation passes here: ``EventLog.append`` written out.
         conversation = self._by_id.get(conversation_id)
         active = conversation.active if conversation is not None else None
         log = self.logs.get(conversation_id)
@@ -137,7 +156,18 @@ class EventHub:
             log = self.log(conversation_id)
         else:
             self.logs.move_to_end(conversation_id)
-        log.append(active.message_id if active else "", event)
+        log.events.append(
+            LoggedEvent(
+                log.next_id,
+                active.message_id if active is not None else "",
+                event,
+                self._now(),
+                time.time(),
+            )
+        )
+        log.next_id += 1
+        if log.waiters:
+            log.wake()
 
     def log(self, conversation_id: str) -> EventLog:
         """The conversation's log, created (and the oldest unwatched one dropped) if new."""

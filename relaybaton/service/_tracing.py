@@ -12,12 +12,14 @@ Finished spans go to a bounded in-memory ring (read per conversation by
 ``GET /v1/conversations/{id}/trace``) and, when the ``otel`` extra is installed and
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to OpenTelemetry's OTLP exporter with the same ids.
 
-Without an exporter (or a debug log) the spans are built when they are read: each event
-is kept, with the turn it belongs to and the clocks of its moment, in a bounded log per
-conversation, and ``trace`` builds that conversation's spans from it first. Most traces
-are never read, and building seven spans a turn cost a sixth of the HTTP edge's work per
-request (``benchmarks/http_edge_instructions.py``); a log that overflows drops its oldest
-turn whole, as the span ring would have dropped its spans.
+Without an exporter (or a debug log) the spans are built when they are read, from the
+event hub's log of the conversation (``EventHub``), which keeps each event with the turn it
+belongs to and the clocks of its moment: ``trace`` builds the spans of what was logged
+since the last read first. Most traces are never read, and building seven spans a turn
+cost a sixth of the HTTP edge's work per request (``benchmarks/http_edge_instructions.py``);
+reading the hub's log rather than keeping one of its own saves the tracer a listener call
+and two clock reads per event. When a log dropped events the tracer never read, the turn
+they belonged to is dropped whole, as the span ring would have dropped its spans.
 
 Message content (reply text, tool arguments and results) is recorded only with
 ``record_content``.
@@ -34,7 +36,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, final
+from typing import TYPE_CHECKING, Protocol, final
 
 import msgspec
 import structlog
@@ -42,6 +44,9 @@ import structlog
 from relaybaton.actors import GuardrailEvent, ModelCallEvent, Runtime, ToolCallEvent
 from relaybaton.runtime import SupervisionEvent
 from relaybaton.runtime.messages import HandoffEvent, ReplyEvent
+
+if TYPE_CHECKING:
+    from relaybaton.service._sse import EventHub
 
 __all__ = ["Span", "SpanExporter", "Tracer", "create_otlp_exporter", "trace_id_for"]
 
@@ -94,11 +99,6 @@ class SpanExporter(Protocol):
     def shutdown(self) -> None: ...
 
 
-# An event as the tracer keeps it until its spans are built: the event, the message id of
-# the turn it belongs to, the runtime clock's reading and Unix time minus it, at its moment.
-_Kept = tuple[msgspec.Struct, str, float, float]
-
-
 @dataclass(slots=True)
 class _Turn:
     message_id: str
@@ -110,13 +110,18 @@ class _Turn:
 
 @final
 class Tracer:
-    """Turns the runtime's events into spans; keeps the last ones, exports them if asked."""
+    """Turns the runtime's events into spans; keeps the last ones, exports them if asked.
+
+    ``hub``: the event hub whose logs the spans are built from when they are read; without
+    one, spans are built as turns end (as with an exporter or a debug log).
+    """
 
     def __init__(
         self,
         runtime: Runtime,
         *,
         flow_name: str,
+        hub: EventHub | None = None,
         record_content: bool = False,
         max_spans: int = 20_000,
         spans_per_conversation: int = 512,
@@ -140,11 +145,13 @@ class Tracer:
             # ``turn_finished`` line gives each turn's trace id and duration as it ends.
             enabled = getattr(self.log, "is_enabled_for", None)
             debug = enabled is None or bool(enabled(logging.DEBUG))
-            build_as_turns_end = exporter is not None or debug
+            build_as_turns_end = exporter is not None or debug or hub is None
+        if not build_as_turns_end and hub is None:
+            raise ValueError("spans built when read come from an event hub's logs: pass hub")
         self.build_as_turns_end = build_as_turns_end
+        self.hub = hub
+        # The turn whose spans are open, by conversation (oldest first, bounded).
         self._turns: dict[str, _Turn] = {}
-        # Events whose spans are not built yet, by conversation (least recently added first).
-        self._kept: OrderedDict[str, deque[_Kept]] = OrderedDict()
         self._by_id = runtime.conversations.by_id
         # The conversation whose ring took the last span (the newest in ``by_conversation``).
         self._last_key = ""
@@ -156,7 +163,9 @@ class Tracer:
         # Unix time minus the runtime clock's, taken once per event (both move together
         # over one event's handling): two clock reads per event instead of per span edge.
         self._offset = time.time() - self._clock.now()
-        self._detach = [runtime.conversations.subscribe(self._on_event)]
+        self._detach = (
+            [runtime.conversations.subscribe(self._on_event)] if build_as_turns_end else []
+        )
         runtime.system.supervision_listeners.append(self._on_supervision)
 
     def close(self) -> None:
@@ -167,8 +176,10 @@ class Tracer:
         listeners = self.runtime.system.supervision_listeners
         if self._on_supervision in listeners:
             listeners.remove(self._on_supervision)
-        for conversation_id in list(self._kept):
-            self._build(conversation_id)
+        if self.hub is not None and not self.build_as_turns_end:
+            for conversation_id, log in list(self.hub.logs.items()):
+                if log.traced < log.next_id - 1:
+                    self._build(conversation_id)
         now = self._clock.now()
         self._offset = time.time() - now
         for turn in list(self._turns.values()):
@@ -183,11 +194,27 @@ class Tracer:
         return list(self.by_conversation.get(conversation_id, ()))
 
     def _build(self, conversation_id: str) -> None:
-        """Build the spans of the conversation's kept events."""
-        kept = self._kept.pop(conversation_id, None)
-        if kept:
-            for event, message_id, now, offset in kept:
-                self._apply(conversation_id, event, message_id, now, offset)
+        """Build the spans of what the hub logged for the conversation since the last read."""
+        log = self.hub.logs.get(conversation_id) if self.hub is not None else None
+        if log is None or self.build_as_turns_end:
+            return
+        entries, missed = log.after(log.traced)
+        if not entries:
+            return
+        log.traced = entries[-1].id
+        skip = ""
+        if missed:  # events never read were dropped: their turns go whole, never in part
+            self._turns.pop(conversation_id, None)
+            skip = entries[0].message_id
+        for entry in entries:
+            if not entry.message_id or entry.message_id == skip:  # no turn, or a partial one
+                continue
+            skip = ""
+            self._apply(
+                conversation_id, entry.event, entry.message_id, entry.now, entry.wall - entry.now
+            )
+        if len(self._turns) > self.max_conversations:  # open turns of logs since dropped
+            del self._turns[next(iter(self._turns))]
 
     # --- building spans ---------------------------------------------------------------------
 
@@ -298,33 +325,13 @@ class Tracer:
         )
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
+        # Building as turns end: each event's spans now.
         conversation = self._by_id.get(conversation_id)
         active = conversation.active if conversation is not None else None
         if active is None:  # outside a turn: nothing to trace
             return
         now = self._clock.now()
-        if self.build_as_turns_end:
-            self._apply(conversation_id, event, active.message_id, now, time.time() - now)
-            return
-        kept = self._kept.get(conversation_id)
-        if kept is None:
-            kept = self._kept[conversation_id] = deque()
-            if len(self._kept) > self.max_conversations:
-                oldest, _ = self._kept.popitem(last=False)
-                self._turns.pop(oldest, None)
-        else:
-            self._kept.move_to_end(conversation_id)
-            if len(kept) >= self.spans_per_conversation:
-                self._drop_oldest_turn(conversation_id, kept)
-        kept.append((event, active.message_id, now, time.time() - now))
-
-    def _drop_oldest_turn(self, conversation_id: str, kept: deque[_Kept]) -> None:
-        first = kept[0][1]
-        while kept and kept[0][1] == first:
-            kept.popleft()
-        turn = self._turns.get(conversation_id)
-        if turn is not None and turn.message_id == first:
-            del self._turns[conversation_id]
+        self._apply(conversation_id, event, active.message_id, now, time.time() - now)
 
     def _apply(
         self,

@@ -1,11 +1,12 @@
-"""Spans are built when a trace is read (or as turns end, for an exporter), from a bounded
-log of each conversation's events that drops whole turns."""
+"""Spans are built when a trace is read (or as turns end, for an exporter), from the event
+hub's bounded log of each conversation's events, dropping whole turns the log lost."""
 
 from __future__ import annotations
 
 import pytest
 
 from relaybaton.actors import Agent, open_runtime
+from relaybaton.service._sse import EventHub
 from relaybaton.service._tracing import Span, Tracer, trace_id_for
 from relaybaton.testing import ScriptedModel
 
@@ -26,7 +27,8 @@ class Collected:
 async def test_spans_are_built_when_the_trace_is_read_and_equal_the_turns() -> None:
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
-        tracer = Tracer(rt, flow_name="f", build_as_turns_end=False)
+        hub = EventHub(rt.conversations)
+        tracer = Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
         for i in range(3):
             await rt.send("c1", f"Hello {i}", message_id=f"m{i}")
         assert list(tracer.spans) == []  # nothing read yet: nothing built
@@ -45,7 +47,8 @@ async def test_spans_are_built_when_the_trace_is_read_and_equal_the_turns() -> N
 async def test_a_full_log_drops_its_oldest_turns_whole() -> None:
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
-        tracer = Tracer(rt, flow_name="f", spans_per_conversation=5, build_as_turns_end=False)
+        hub = EventHub(rt.conversations, replay_events=5)
+        tracer = Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
         for i in range(6):
             await rt.send("c1", f"Hello {i}", message_id=f"m{i}")
         spans = tracer.trace("c1")
@@ -77,4 +80,30 @@ async def test_a_debug_log_says_each_turn_finished_as_it_ends() -> None:
         assert tracer.build_as_turns_end
         await rt.send("c1", "Hello", message_id="m0")
         assert any(s.name == "invoke_workflow f" for s in tracer.spans)
+        tracer.close()
+
+
+async def test_a_second_read_builds_only_what_was_logged_since_the_first() -> None:
+    agent = Agent(name="assistant")
+    async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
+        hub = EventHub(rt.conversations)
+        tracer = Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
+        await rt.send("c1", "Hello", message_id="m0")
+        first = tracer.trace("c1")
+        await rt.send("c1", "Again", message_id="m1")
+        second = tracer.trace("c1")
+        tracer.close()
+    assert second[: len(first)] == first  # the first read's spans, not built twice
+    workflows = [s for s in second if s.name == "invoke_workflow f"]
+    assert [s.attributes["relaybaton.message.id"] for s in workflows] == ["m0", "m1"]
+    assert len(tracer.spans) == len(second)
+
+
+async def test_a_tracer_without_a_hub_builds_as_turns_end() -> None:
+    agent = Agent(name="assistant")
+    async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
+        with pytest.raises(ValueError, match="hub"):
+            Tracer(rt, flow_name="f", build_as_turns_end=False)
+        tracer = Tracer(rt, flow_name="f", hub=None, exporter=None)
+        assert tracer.build_as_turns_end
         tracer.close()

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from relaybaton.service import ServiceLimits
-from relaybaton.service._waiting import answered_within
+from relaybaton.service._waiting import WaitDeadlines, answered_within
 from tests.service._support import serving
 
 pytestmark = pytest.mark.anyio
@@ -37,6 +37,24 @@ async def test_a_client_going_away_ends_the_wait_and_not_the_answer() -> None:
     assert not answer.done()
     answer.set_result("kept")
     assert answer.result() == "kept"
+
+
+async def test_deadlines_expire_in_order_and_a_discarded_one_never_does() -> None:
+    deadlines = WaitDeadlines(0.05)
+    expired: list[str] = []
+    first = deadlines.add(lambda: expired.append("first"))
+    deadlines.add(lambda: expired.append("second"))
+    await asyncio.sleep(0.02)
+    deadlines.add(lambda: expired.append("third"))  # ends 20 ms after the other two
+    deadlines.discard(first)  # the earliest ends in time: its timer moves on to the next
+    await asyncio.sleep(0.04)
+    assert expired == ["second"]
+    await asyncio.sleep(0.03)
+    assert expired == ["second", "third"]
+    assert len(deadlines) == 0
+    deadlines.add(lambda: expired.append("fourth"))  # the timer starts again when needed
+    await asyncio.sleep(0.07)
+    assert expired == ["second", "third", "fourth"]
 
 
 async def test_a_turn_slower_than_the_wait_is_accepted_with_202_and_still_answers() -> None:
