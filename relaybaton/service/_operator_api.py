@@ -10,7 +10,6 @@ conflicting action is a 409 whose message says what changed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar, final
 
@@ -142,21 +141,17 @@ class OperatorApi:
         self.service = service
         self.runtime = service.runtime
         self.operations = Operations(service.runtime)
-        # Without a store, the listing's update times: the last event seen per conversation
-        # (wall clock). With a store its heads carry them, and this stays empty.
+        # Without a store, the listing's update times: the Unix time of the last event of
+        # each conversation, which the event hub notes as it logs it. With a store, its
+        # heads carry them.
         self.touched: dict[str, float] = {}
-        self._detach: Callable[[], None] | None = None
         if self.runtime.conversations.journal is None:
-            self._detach = self.runtime.conversations.subscribe(self._touch)
+            service.hub.touched = self.touched
 
     def close(self) -> None:
-        """Stop listening to the runtime."""
-        if self._detach is not None:
-            self._detach()
-            self._detach = None
-
-    def _touch(self, conversation_id: str, event: object) -> None:
-        self.touched[conversation_id] = time.time()
+        """Stop noting update times."""
+        if self.service.hub.touched is self.touched:
+            self.service.hub.touched = None
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register the routes (before the conversation routes they share a prefix with)."""

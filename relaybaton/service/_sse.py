@@ -135,6 +135,9 @@ class EventHub:
         self.replay_events = replay_events
         self.max_conversations = max_conversations
         self.logs: OrderedDict[str, EventLog] = OrderedDict()
+        #: When set, the Unix time of each conversation's last event is noted here (the
+        #: operator API's listing without a store), by the one listener that has it.
+        self.touched: dict[str, float] | None = None
         self._by_id = conversations.by_id
         self._now = conversations.system.clock.now
         self.closed = False
@@ -156,16 +159,19 @@ class EventHub:
             log = self.log(conversation_id)
         else:
             self.logs.move_to_end(conversation_id)
+        wall = time.time()
         log.events.append(
             LoggedEvent(
                 log.next_id,
                 active.message_id if active is not None else "",
                 event,
                 self._now(),
-                time.time(),
+                wall,
             )
         )
         log.next_id += 1
+        if self.touched is not None:
+            self.touched[conversation_id] = wall
         if log.waiters:
             log.wake()
 
