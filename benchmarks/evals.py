@@ -26,7 +26,7 @@
 
 Timings are medians of ``--repeat`` runs; read the ratios (the machine is shared). Usage:
 ``python benchmarks/evals.py [--data DIR] [--repeat N] [--items N] [--json]``; ``--data``
-defaults to ../shared/data.
+defaults to ``$RELAYBATON_DATA``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import random
 import statistics
 import time
@@ -258,7 +259,12 @@ async def _measure(args: argparse.Namespace) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=os.environ.get("RELAYBATON_DATA"),
+        help="the folder that holds routellm/ (default: $RELAYBATON_DATA)",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--messages", type=int, default=600, help="per round of the edge test")
@@ -269,7 +275,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("warning")  # a debug line per turn would be most of the work measured
     report = asyncio.run(_measure(args))
-    if (args.data / "routellm").is_dir():
+    if args.data is not None and (args.data / "routellm").is_dir():
         report["rollout_on_grades"] = rollout_on_grades(args.data, args.seeds, args.gap)
     else:
         report["rollout_on_grades"] = f"no RouteLLM data under {args.data}; pass --data DIR"

@@ -41,6 +41,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import random
 import statistics
 import sys
@@ -91,10 +92,14 @@ OURS = BreakerPolicy(
 REQUEST = ModelRequest()
 
 
-def arrivals(data: Path, rng: random.Random) -> list[float]:
+def arrivals(data: Path | None, rng: random.Random) -> list[float]:
     """Arrival times (s) of the first 900 s of the conversation trace, or a Poisson stream."""
-    trace = data / "azure_llm_inference_trace_2023" / "AzureLLMInferenceTrace_conv.csv"
-    if trace.exists():
+    trace = (
+        data / "azure_llm_inference_trace_2023" / "AzureLLMInferenceTrace_conv.csv"
+        if data is not None
+        else None
+    )
+    if trace is not None and trace.exists():
         with trace.open() as handle:
             rows = csv.DictReader(handle)
             stamps = [datetime.fromisoformat(r["TIMESTAMP"][:26]) for r in rows]
@@ -558,7 +563,11 @@ def canary(times: list[float], seeds: int = 20) -> dict[str, float | None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+        "--data",
+        type=Path,
+        default=os.environ.get("RELAYBATON_DATA"),
+        help="the folder that holds azure_llm_inference_trace_2023/ (default: $RELAYBATON_DATA;"
+        " without it, a Poisson stream)",
     )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--json", action="store_true")

@@ -25,7 +25,8 @@ the share of strong calls needed to keep 95% of the strong model's quality.
 ``decision_us`` is the time of one classify + route decision (Router.choose with the
 learned policy), measured against a same-run empty loop.
 
-Run: ``python benchmarks/routing.py [--data DIR] [--json] [--scores FILE] [--shuffles N]``.
+Run: ``python benchmarks/routing.py [--data DIR] [--json] [--scores FILE] [--shuffles N]``
+(``--data`` defaults to ``$RELAYBATON_DATA``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import argparse
 import csv
 import itertools
 import json
+import os
 import random
 import statistics
 import sys
@@ -224,7 +226,10 @@ def decision_us(rows: list[Row]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+        "--data",
+        type=Path,
+        default=os.environ.get("RELAYBATON_DATA"),
+        help="the folder that holds routellm/ (default: $RELAYBATON_DATA)",
     )
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument(
@@ -233,10 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--scores", type=Path, help="write dataset,prompt,score CSV here")
     args = parser.parse_args(argv)
-    if not (args.data / "routellm").is_dir():
+    if args.data is None or not (args.data / "routellm").is_dir():
         print(
-            f"routing: no RouteLLM outcomes under {args.data / 'routellm'}; "
-            "pass --data DIR (the folder that holds routellm/)",
+            f"routing: no RouteLLM outcomes under {args.data or 'any folder'}; "
+            "pass --data DIR or set RELAYBATON_DATA (the folder that holds routellm/)",
             file=sys.stderr,
         )
         return 2
