@@ -25,8 +25,10 @@ aiohttp clients, each with its own connection, for a fixed number of requests. F
 - ``p99_ratio``: the edge's p99 over the bare handler's p99 at the same concurrency
   (target at 1,000 clients: ≤ 3).
 
-Read the ratios, not the absolute figures: the machine is shared and noisy, and on a small
-one the client process competes with the server for CPU. ``--console`` also measures the
+Read the ratios, not the absolute figures: the machine is shared and noisy. Where the
+process may run on two CPUs or more, the server keeps to the first and the client process
+to the second, so that neither is moved onto the other's CPU in the middle of a run (on
+two cores, unpinned, the pairs' ratios spread wider). ``--console`` also measures the
 edge with the console served beside the API, as ``relaybaton serve`` does, interleaved with
 the others (``console_cost_ratio``: its per-request cost over the edge's without it; 1.0
 means the console adds nothing to the message path).
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -96,10 +99,24 @@ async def _client(url: str, concurrency: int, requests: int) -> dict[str, float]
     }
 
 
+# The CPU the load client keeps to (None: where it likes); set by ``main`` as it pins itself.
+_client_cpu: int | None = None
+
+
+def _pin_server() -> None:
+    """Keep this process to its first CPU, and the clients it starts to its second."""
+    global _client_cpu  # noqa: PLW0603 - set once, before the loop starts
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+    if len(cpus) >= 2:  # one for the server, one for the client
+        os.sched_setaffinity(0, {cpus[0]})
+        _client_cpu = cpus[1]
+
+
 async def _load(url: str, concurrency: int, requests: int) -> dict[str, float]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", url,
         "--concurrency", str(concurrency), "--requests", str(requests),
+        *(() if _client_cpu is None else ("--cpu", str(_client_cpu))),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await process.communicate()
@@ -223,12 +240,16 @@ def main() -> None:
         "--console", action="store_true", help="serve the console too (as `relaybaton serve`)"
     )
     parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
+        if args.cpu is not None:
+            os.sched_setaffinity(0, {args.cpu})
         print(json.dumps(asyncio.run(_client(args.client, args.concurrency, args.requests))))
         return
     configure_logging("warning")  # as `relaybaton serve` runs by default
+    _pin_server()
     rows = asyncio.run(_measure(args.repeat, args.requests, args.console))
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -98,10 +98,34 @@ class Guards:
     ) -> Screened:
         """Run ``guardrails`` at ``stage`` on ``text``; see the module docstring."""
         context = _context(stage, where)  # one per screen: checks of a stage share it
+        clock = where.flow.clock
+        observed = where.flow.conversations.observed
         for guardrail in guardrails:
             if where.tool and not guardrail.watches(stage, where.tool):
                 continue
-            result, verdict = await _check(guardrail, stage, text, where, context)
+            # The check is called here, not in a coroutine of its own: most are not async,
+            # and a screen runs several on every message.
+            started = clock.now() if observed else 0.0
+            try:
+                result = guardrail.check(text, context)
+                if type(result) is not GuardrailResult:
+                    result = await guardrail.settle(result)
+                verdict = _verdict(guardrail, result)
+            except Exception as exc:  # a check is user code: its failure blocks, and is logged
+                result, verdict = _failed(guardrail, where, exc), "failed"
+            if observed:
+                where.sink.record(  # type: ignore[attr-defined]
+                    GuardrailEvent(
+                        guardrail=guardrail.name,
+                        stage=stage,
+                        agent=where.agent,
+                        verdict=verdict,
+                        reason=result.reason[:300],
+                        tool=where.tool,
+                        latency_s=clock.now() - started,
+                        at=started,
+                    )
+                )
             if verdict == "passed":
                 continue
             _journal(
@@ -169,43 +193,22 @@ class Guards:
         return text
 
 
-async def _check(
-    guardrail: Guardrail, stage: Stage, text: str, where: Where, context: GuardrailContext
-) -> tuple[GuardrailResult, str]:
-    clock = where.flow.clock
-    observed = where.flow.conversations.observed
-    started = clock.now() if observed else 0.0
-    try:
-        result = await guardrail.run(text, context)
-        if not result.tripped:
-            verdict = "passed"
-        elif guardrail.action == "redact" and result.rewritten is not None:
-            verdict = "redacted"
-        else:
-            verdict = "blocked"
-    except Exception as exc:  # a check is user code: its failure blocks, and is logged
-        _log.warning(
-            "guardrail_failed",
-            guardrail=guardrail.name,
-            conversation_id=where.conversation_id,
-            exc_info=exc,
-        )
-        result = GuardrailResult(tripped=True, reason=f"the check failed ({type(exc).__name__})")
-        verdict = "failed"
-    if observed:
-        where.sink.record(  # type: ignore[attr-defined]
-            GuardrailEvent(
-                guardrail=guardrail.name,
-                stage=stage,
-                agent=where.agent,
-                verdict=verdict,
-                reason=result.reason[:300],
-                tool=where.tool,
-                latency_s=clock.now() - started,
-                at=started,
-            )
-        )
-    return result, verdict
+def _verdict(guardrail: Guardrail, result: GuardrailResult) -> str:
+    if not result.tripped:
+        return "passed"
+    if guardrail.action == "redact" and result.rewritten is not None:
+        return "redacted"
+    return "blocked"
+
+
+def _failed(guardrail: Guardrail, where: Where, exc: Exception) -> GuardrailResult:
+    _log.warning(
+        "guardrail_failed",
+        guardrail=guardrail.name,
+        conversation_id=where.conversation_id,
+        exc_info=exc,
+    )
+    return GuardrailResult(tripped=True, reason=f"the check failed ({type(exc).__name__})")
 
 
 def _context(stage: Stage, where: Where) -> GuardrailContext:

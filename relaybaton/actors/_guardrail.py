@@ -138,8 +138,15 @@ class Guardrail:
         result = self.check(text, context)
         if type(result) is GuardrailResult:  # the common case: a check that is not async
             return result
+        return await self.settle(result)
+
+    async def settle(self, result: object) -> GuardrailResult:
+        """What a check returned, awaited if it is awaitable, checked to be a result.
+
+        For callers that call ``check`` themselves, to skip a coroutine when it is not async.
+        """
         if self._async or inspect.isawaitable(result):
-            result = await result
+            result = await result  # type: ignore[misc]
         if not isinstance(result, GuardrailResult):
             raise TypeError(
                 f"guardrail {self.name!r} returned {type(result).__name__}; "
