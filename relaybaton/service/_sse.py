@@ -78,15 +78,6 @@ class EventLog:
         self.closed = False
         self.traced = 0  # the id of the last event the tracer built spans from
 
-    def append(
-        self, message_id: str, event: msgspec.Struct, now: float = 0.0, wall: float = 0.0
-    ) -> None:
-        """Log one event (``now``, ``wall``: its moment by the runtime clock and Unix time)."""
-        self.events.append(LoggedEvent(self.next_id, message_id, event, now, wall))
-        self.next_id += 1
-        if self.waiters:
-            self.wake()
-
     def wake(self) -> None:
         """Wake every reader waiting in ``wait``."""
         if not self.waiters:  # the common case: nobody is reading this conversation now
@@ -151,7 +142,7 @@ class EventHub:
         return log is not None and log.live > 0
 
     def _on_event(self, conversation_id: str, event: msgspec.Struct) -> None:
-        # Every event of every conversation passes here: ``EventLog.append`` written out.
+        # Every event of every conversation passes here: the log's append, written out.
         conversation = self._by_id.get(conversation_id)
         active = conversation.active if conversation is not None else None
         log = self.logs.get(conversation_id)
