@@ -107,8 +107,8 @@ def add_serve_command(commands: Any) -> None:
         type=int,
         default=defaults.replay_events,
         metavar="N",
-        help="events kept per conversation for event-stream replay and the console's "
-        f"timeline ({defaults.replay_events})",
+        help="events kept per conversation for event-stream replay, the console's timeline "
+        f"and spans built when a trace is read ({defaults.replay_events})",
     )
     serve_cmd.add_argument(
         "--eval-reports",
