@@ -100,6 +100,9 @@ def _json(
     )
 
 
+_NO = frozenset({"false", "0", "no"})  # ``?wait=`` values that mean do not wait
+
+
 def _route(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
@@ -406,7 +409,7 @@ class Service:
         key = message.message_id or request.headers.get("Idempotency-Key", "")[:200] or None
         message_id, future = self.submit(conversation_id, message.text, key, "native", images)
         location = {"Location": f"/v1/conversations/{conversation_id}"}
-        if request.query.get("wait", "true").lower() in {"false", "0", "no"}:
+        if request.query_string and request.query.get("wait", "true").lower() in _NO:
             return _json(_accepted(conversation_id, message_id), 202, location)
         # Our own wait: a client going away ends it, not the turn.
         outcome = await outcome_within(self.hub, conversation_id, future, self.deadlines)
