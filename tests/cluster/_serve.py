@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,13 @@ from relaybaton.cluster import ReplyBody
 from relaybaton.runtime import Journal, MonotonicClock
 from relaybaton.stores._factory import open_store
 from tests._nats import NATS_URL
+from tests.cluster._node_ids import split_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 8
+# The ids of the nodes a test starts by these names: any of them live together each hold a
+# share of the partitions (the tag keeps one run's ids apart from another's).
+NODE_IDS = split_ids("a", "b", "c", partitions=PARTITIONS, tag=uuid.uuid4().hex[:6])
 TTL = 2.0
 
 Placement = Callable[[dict[int, str]], bool]
@@ -41,11 +46,14 @@ _reply = msgspec.json.Decoder(ReplyBody)
 class Node:
     """A started ``serve`` process: its URL, its stderr's log, and its lease holder's id."""
 
-    def __init__(self, process: asyncio.subprocess.Process, url: str, log: Path) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, url: str, log: Path, node_id: str | None = None
+    ) -> None:
         self.process = process
         self.url = url
         self.log = log
-        self.id_prefix = f"{socket.gethostname()}-{process.pid}-"
+        # Its id, or the start of the id a node gives itself (host, pid, a random tag).
+        self.id_prefix = node_id or f"{socket.gethostname()}-{process.pid}-"
 
 
 def cluster_flow(tmp: Path, prefix: str) -> Path:
@@ -58,6 +66,18 @@ def cluster_flow(tmp: Path, prefix: str) -> Path:
         + f'\n[cluster]\npartitions = {PARTITIONS}\nlease_ttl_s = {TTL}\nprefix = "{prefix}"\n'
     )
     return flow
+
+
+def _named(flow: Path, tmp: Path, name: str) -> tuple[Path, str | None]:
+    """The node's own copy of ``flow`` whose ``[cluster]`` table (the last) names it, and its
+    id; ``flow`` itself and None for a name or a flow without one."""
+    node_id = NODE_IDS.get(name)
+    text = flow.read_text()
+    if node_id is None or not text.rsplit("\n[", 1)[-1].startswith("cluster]"):
+        return flow, None
+    named = tmp / f"{name}.flow.toml"
+    named.write_text(f'{text}node_id = "{node_id}"\n')
+    return named, node_id
 
 
 async def start_node(
@@ -77,6 +97,7 @@ async def start_node(
     """
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     environment.pop("RELAYBATON_API_TOKENS", None)
+    flow, node_id = _named(flow, tmp, name)
     verbosity = ["--log-level", log_level] if log_level is not None else []
     log = tmp / f"{name}.log"
     with log.open("wb") as errors:
@@ -92,7 +113,7 @@ async def start_node(
         process.kill()
         raise
     assert "serving flow" in banner, log.read_text()[-3000:]
-    return Node(process, banner.rsplit(" ", 1)[-1].strip(), log)
+    return Node(process, banner.rsplit(" ", 1)[-1].strip(), log, node_id)
 
 
 async def holders(prefix: str) -> dict[int, str]:

@@ -21,6 +21,7 @@ from tests._nats import wait_until
 from tests.actors.test_durable import Ledger, refund_agent, refund_script
 from tests.cluster._in_process_node import NODE_PARTITIONS as PARTITIONS
 from tests.cluster._in_process_node import cluster_node
+from tests.cluster._node_ids import split_ids
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -28,7 +29,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 async def test_actions_and_decisions_on_another_nodes_conversation_are_refused(
     prefix: str, schema: str
 ) -> None:
-    a_id, b_id = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
+    ids = split_ids("a", "b", partitions=PARTITIONS, tag=uuid.uuid4().hex[:6])
+    a_id, b_id = ids["a"], ids["b"]  # each holds a share when both are up
     moves = next(p for p, n in assignment(PARTITIONS, sorted([a_id, b_id])).items() if n == b_id)
     cid = next(f"r{i}" for i in range(10_000) if partition_of(f"r{i}", PARTITIONS) == moves)
     ledger = Ledger()

@@ -26,6 +26,7 @@ from tests._nats import wait_until
 from tests._postgres import PG_DSN
 from tests.actors.test_durable import Ledger, refund_agent, refund_script
 from tests.cluster._in_process_node import NODE_PARTITIONS, TTL, cluster_node
+from tests.cluster._node_ids import split_ids
 from tests.cluster._producing import user_texts
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -40,7 +41,8 @@ async def say(runtime: Runtime, conversation_id: str, text: str, message_id: str
 async def test_a_regained_partition_is_read_from_the_journal_the_other_node_wrote(
     prefix: str, schema: str
 ) -> None:
-    a_id, b_id = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
+    ids = split_ids("a", "b", partitions=PARTITIONS, tag=uuid.uuid4().hex[:6])
+    a_id, b_id = ids["a"], ids["b"]  # each holds a share when both are up
     moves = next(p for p, n in assignment(PARTITIONS, sorted([a_id, b_id])).items() if n == b_id)
     cid = next(f"c{i}" for i in range(10_000) if partition_of(f"c{i}", PARTITIONS) == moves)
     async with cluster_node(prefix, schema, a_id) as (a, on_a):
