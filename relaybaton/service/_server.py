@@ -186,7 +186,7 @@ class Service:
         if self.pending:
             self.log.info("draining", turns=len(self.pending), deadline_s=timeout)
             finished = await settle(self.runtime.conversations, self.pending, timeout)
-        self.hub.close()
+        self.hub.end_streams()
         return finished
 
     def close(self) -> None:

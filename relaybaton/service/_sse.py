@@ -183,14 +183,19 @@ class EventHub:
                     break
         return log
 
-    def close(self) -> None:
-        """Stop listening and end every stream (the server is draining)."""
+    def end_streams(self) -> None:
+        """End every stream, now and to come (the server is draining); keep logging, for
+        the spans of turns that run past the drain's deadline."""
         self.closed = True
+        for log in self.logs.values():
+            log.close()
+
+    def close(self) -> None:
+        """End every stream and stop listening (the service is closing)."""
+        self.end_streams()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for log in self.logs.values():
-            log.close()
 
 
 def _frame(event: LoggedEvent, conversation_id: str) -> bytes:

@@ -107,3 +107,19 @@ async def test_a_tracer_without_a_hub_builds_as_turns_end() -> None:
         tracer = Tracer(rt, flow_name="f", hub=None, exporter=None)
         assert tracer.build_as_turns_end
         tracer.close()
+
+
+async def test_a_turn_that_runs_on_after_the_streams_end_is_still_traced() -> None:
+    agent = Agent(name="assistant")
+    async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
+        hub = EventHub(rt.conversations)
+        tracer = Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
+        hub.end_streams()  # the server drains: its streams end, a late turn goes on
+        await rt.send("c1", "Hello", message_id="m0")
+        assert hub.log("c1").closed
+        spans = tracer.trace("c1")
+        hub.close()
+        tracer.close()
+    assert [
+        s.attributes["relaybaton.message.id"] for s in spans if s.name == "invoke_workflow f"
+    ] == ["m0"]
