@@ -59,13 +59,8 @@ def _parse_entry(entry: str, where: str) -> ApiToken:
 @functools.lru_cache(maxsize=1024)  # asked per request, of the same few peers
 def is_loopback(host: str | None) -> bool:
     """Whether ``host`` (a peer address) is this machine."""
-    return _is_loopback_address(host) if host else False
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_loopback_address(host: str) -> bool:
-    # Remembered by address: a server without tokens asks it of every request, and parsing
-    # an address in ``ipaddress`` costs microseconds; the clients are few.
+    if not host:
+        return False
     try:
         return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
     except ValueError:

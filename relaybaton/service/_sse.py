@@ -45,8 +45,8 @@ class LoggedEvent(msgspec.Struct, frozen=True, gc=False):
     id: int
     message_id: str
     event: msgspec.Struct
-    now: float = 0.0
-    wall: float = 0.0
+    now: float
+    wall: float
 
     def data(self, conversation_id: str) -> dict[str, object]:
         """The event as JSON-ready data, with its id, conversation and message.

@@ -3,14 +3,23 @@ hub's bounded log of each conversation's events, dropping whole turns the log lo
 
 from __future__ import annotations
 
-import pytest
+import logging
 
-from relaybaton.actors import Agent, open_runtime
+import pytest
+import structlog
+
+from relaybaton.actors import Agent, Runtime, open_runtime
 from relaybaton.service._sse import EventHub
 from relaybaton.service._tracing import Span, Tracer, trace_id_for
 from relaybaton.testing import ScriptedModel
 
 pytestmark = pytest.mark.anyio
+
+
+def built_on_read(rt: Runtime, replay_events: int = 512) -> Tracer:
+    """A tracer building on read from a new event hub keeping ``replay_events`` each."""
+    hub = EventHub(rt.conversations, replay_events=replay_events)
+    return Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
 
 
 class Collected:
@@ -27,8 +36,7 @@ class Collected:
 async def test_spans_are_built_when_the_trace_is_read_and_equal_the_turns() -> None:
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
-        hub = EventHub(rt.conversations)
-        tracer = Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
+        tracer = built_on_read(rt)
         for i in range(3):
             await rt.send("c1", f"Hello {i}", message_id=f"m{i}")
         assert list(tracer.spans) == []  # nothing read yet: nothing built
@@ -47,8 +55,7 @@ async def test_spans_are_built_when_the_trace_is_read_and_equal_the_turns() -> N
 async def test_a_full_log_drops_its_oldest_turns_whole() -> None:
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
-        hub = EventHub(rt.conversations, replay_events=5)
-        tracer = Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
+        tracer = built_on_read(rt, replay_events=5)
         for i in range(6):
             await rt.send("c1", f"Hello {i}", message_id=f"m{i}")
         spans = tracer.trace("c1")
@@ -86,8 +93,7 @@ async def test_a_debug_log_says_each_turn_finished_as_it_ends() -> None:
 async def test_a_second_read_builds_only_what_was_logged_since_the_first() -> None:
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
-        hub = EventHub(rt.conversations)
-        tracer = Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
+        tracer = built_on_read(rt)
         await rt.send("c1", "Hello", message_id="m0")
         first = tracer.trace("c1")
         await rt.send("c1", "Again", message_id="m1")
@@ -100,20 +106,29 @@ async def test_a_second_read_builds_only_what_was_logged_since_the_first() -> No
 
 
 async def test_a_tracer_without_a_hub_builds_as_turns_end() -> None:
+    # At warning level (as `serve` runs), where a tracer with a hub builds on read.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
         with pytest.raises(ValueError, match="hub"):
             Tracer(rt, flow_name="f", build_as_turns_end=False)
-        tracer = Tracer(rt, flow_name="f", hub=None, exporter=None)
-        assert tracer.build_as_turns_end
-        tracer.close()
+        with_hub = Tracer(rt, flow_name="f", hub=EventHub(rt.conversations))
+        without = Tracer(rt, flow_name="f")
+        await rt.send("c1", "Hello", message_id="m0")
+        assert not with_hub.build_as_turns_end
+        assert list(with_hub.spans) == []
+        assert without.build_as_turns_end
+        assert any(s.name == "invoke_workflow f" for s in without.spans)
+        with_hub.close()
+        without.close()
 
 
 async def test_a_turn_that_runs_on_after_the_streams_end_is_still_traced() -> None:
     agent = Agent(name="assistant")
     async with open_runtime(agent, models=ScriptedModel(lambda _r: "Hi."), tracing=False) as rt:
-        hub = EventHub(rt.conversations)
-        tracer = Tracer(rt, flow_name="f", hub=hub, build_as_turns_end=False)
+        tracer = built_on_read(rt)
+        hub = tracer.hub
+        assert hub is not None
         hub.end_streams()  # the server drains: its streams end, a late turn goes on
         await rt.send("c1", "Hello", message_id="m0")
         assert hub.log("c1").closed
